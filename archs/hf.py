@@ -1,0 +1,241 @@
+"""The one mapping between our models and transformers': config and weights, both directions.
+
+Used by the parity tests and by `llmhist export`. The transformers class is chosen from the
+spec's choices (not its name), and a spec with a choice the class cannot express is refused.
+transformers is imported only inside the functions (it is a test/export extra).
+"""
+
+from __future__ import annotations
+
+from .spec import Arch
+
+
+class NoHFEquivalent(ValueError):
+    pass
+
+
+def model_type(a: Arch) -> str:
+    """The transformers model_type that implements exactly these choices, or NoHFEquivalent."""
+    why = []
+    if a.positions == "t5_bias" and a.is_encoder_decoder and a.mlp == "relu" and a.query_scale == 1.0:
+        return "t5"
+    if a.positions == "learned" and a.norm == "layernorm" and a.bias == "all" and a.tied_embeddings \
+            and not a.parallel_block and a.attn_pattern == ("global",) and a.moe is None and a.kv_heads == a.n_heads:
+        if a.norm_placement == "post" and not a.final_norm and a.mlp == "gelu_tanh" and a.d_ff == 4 * a.d_model:
+            return "openai-gpt"
+        if a.norm_placement == "pre" and a.final_norm and a.mlp == "gelu_tanh":
+            return "gpt2"
+    if a.positions == "rope" and a.norm_placement == "pre" and not a.parallel_block and not a.qk_norm \
+            and a.norm == "rmsnorm" and a.mlp == "swiglu" and a.attn_pattern == ("global",) \
+            and a.query_scale is None and not a.attn_softcap and not a.embed_scale:
+        if a.moe is None and a.bias == "none":
+            return "llama"
+        if a.moe is None and a.bias == "qkv" and a.rope_scaling is None:
+            return "qwen2"
+        if a.moe is not None and a.bias == "none" and a.moe.renormalize and not a.moe.d_ff_shared:
+            return "mixtral"
+        if a.moe is not None and a.bias == "qkv" and a.moe.shared_gate:
+            return "qwen2_moe"
+    if a.norm == "rmsnorm_1p" and a.norm_placement == "sandwich" and a.mlp == "geglu" and a.embed_scale \
+            and a.positions == "rope" and a.tied_embeddings and a.bias == "none" and a.moe is None:
+        return "gemma2"
+    if a.qk_norm:
+        why.append("query/key norm")
+    if a.parallel_block:
+        why.append("parallel block")
+    if a.positions in ("xl_relative", "sinusoidal"):
+        why.append(f"{a.positions} positions")
+    if "local" in a.attn_pattern and a.norm != "rmsnorm_1p":
+        why.append("locally banded attention")
+    raise NoHFEquivalent(
+        f"{a.name}: transformers has no model class with exactly these choices"
+        + (f" ({', '.join(why)})" if why else "")
+        + "; export supports openai-gpt, gpt2, llama, mixtral, gemma2, qwen2, qwen2_moe and t5 layouts"
+    )
+
+
+def hf_config(a: Arch):
+    """A transformers config object for the spec (dropout off)."""
+    import transformers as tf
+
+    t = model_type(a)
+    rope = {"rope_type": "default", "rope_theta": a.rope_theta}
+    if a.rope_scaling is not None:
+        s = a.rope_scaling
+        rope = {"rope_type": "llama3", "rope_theta": a.rope_theta, "factor": s.factor,
+                "low_freq_factor": s.low_freq_factor, "high_freq_factor": s.high_freq_factor,
+                "original_max_position_embeddings": s.original_ctx}
+    common = dict(vocab_size=a.vocab_size, hidden_size=a.d_model, intermediate_size=a.d_ff,
+                  num_hidden_layers=a.n_layers, num_attention_heads=a.n_heads, num_key_value_heads=a.kv_heads,
+                  head_dim=a.d_attn // a.n_heads, max_position_embeddings=a.ctx_len, rms_norm_eps=a.norm_eps,
+                  rope_parameters=rope, tie_word_embeddings=a.tied_embeddings, attention_dropout=0.0)
+    if t == "openai-gpt":
+        return tf.OpenAIGPTConfig(vocab_size=a.vocab_size, n_positions=a.ctx_len, n_embd=a.d_model,
+                                  n_layer=a.n_layers, n_head=a.n_heads, afn="gelu", layer_norm_epsilon=a.norm_eps,
+                                  resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    if t == "gpt2":
+        return tf.GPT2Config(vocab_size=a.vocab_size, n_positions=a.ctx_len, n_embd=a.d_model, n_layer=a.n_layers,
+                             n_head=a.n_heads, n_inner=a.d_ff, activation_function="gelu_new",
+                             layer_norm_epsilon=a.norm_eps, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    if t == "llama":
+        return tf.LlamaConfig(hidden_act="silu", attention_bias=False, mlp_bias=False, **common)
+    if t == "qwen2":
+        return tf.Qwen2Config(hidden_act="silu", use_sliding_window=False, **common)
+    if t == "mixtral":
+        m = a.moe
+        return tf.MixtralConfig(hidden_act="silu", num_local_experts=m.n_experts, num_experts_per_tok=m.top_k,
+                                sliding_window=None, **{**common, "intermediate_size": m.d_ff_expert})
+    if t == "qwen2_moe":
+        m = a.moe
+        return tf.Qwen2MoeConfig(hidden_act="silu", num_experts=m.n_experts, num_experts_per_tok=m.top_k,
+                                 moe_intermediate_size=m.d_ff_expert, shared_expert_intermediate_size=m.d_ff_shared,
+                                 norm_topk_prob=m.renormalize, decoder_sparse_step=1, mlp_only_layers=[],
+                                 use_sliding_window=False, **common)
+    if t == "gemma2":
+        scale = a.query_scale if a.query_scale is not None else (a.d_attn // a.n_heads) ** -0.5
+        return tf.Gemma2Config(hidden_activation="gelu_pytorch_tanh", query_pre_attn_scalar=round(scale**-2),
+                               sliding_window=a.window or 4096, attn_logit_softcapping=a.attn_softcap,
+                               final_logit_softcapping=a.final_softcap, attention_bias=False,
+                               layer_types=["sliding_attention" if a.layer_kind(i) == "local" else "full_attention"
+                                            for i in range(a.n_layers)], **common)
+    if t == "t5":
+        return tf.T5Config(vocab_size=a.vocab_size, d_model=a.d_model, d_kv=a.d_attn // a.n_heads, d_ff=a.d_ff,
+                           num_layers=a.n_enc_layers, num_decoder_layers=a.n_layers, num_heads=a.n_heads,
+                           relative_attention_num_buckets=a.rel_buckets,
+                           relative_attention_max_distance=a.rel_max_distance, dropout_rate=0.0,
+                           layer_norm_epsilon=a.norm_eps, feed_forward_proj="relu", tie_word_embeddings=True)
+    raise AssertionError(t)
+
+
+def hf_model(a: Arch, device: str = "cpu"):
+    """An (uninitialised-weights) transformers model for the spec, eager attention."""
+    import torch
+    import transformers as tf
+
+    cfg = hf_config(a)
+    cfg._attn_implementation = "eager"
+    if hasattr(cfg, "_experts_implementation"):
+        cfg._experts_implementation = "eager"  # the reference loop; grouped_mm needs 16-byte strides
+    cls = tf.T5ForConditionalGeneration if model_type(a) == "t5" else tf.AutoModelForCausalLM
+    with torch.device(device):
+        return cls.from_config(cfg) if cls is tf.AutoModelForCausalLM else cls(cfg)
+
+
+# ----------------------------------------------------------------------------------- weights
+def _pairs(a: Arch) -> list[tuple[str, str]]:
+    """(our name, transformers name) for every plain tensor that maps one-to-one."""
+    t = model_type(a)
+    P: list[tuple[str, str]] = [("tok_emb.weight", "model.embed_tokens.weight")]
+    if t in ("llama", "qwen2", "mixtral", "qwen2_moe", "gemma2"):
+        for i in range(a.n_layers):
+            o, h = f"decoder.blocks.{i}.", f"model.layers.{i}."
+            for p in ("q", "k", "v", "o"):
+                P.append((o + f"attn.{p}.weight", h + f"self_attn.{p}_proj.weight"))
+                if a.bias == "qkv" and p != "o":
+                    P.append((o + f"attn.{p}.bias", h + f"self_attn.{p}_proj.bias"))
+            P.append((o + "attn_norm.weight", h + "input_layernorm.weight"))
+            if t == "gemma2":
+                P += [(o + "post_attn_norm.weight", h + "post_attention_layernorm.weight"),
+                      (o + "mlp_norm.weight", h + "pre_feedforward_layernorm.weight"),
+                      (o + "post_mlp_norm.weight", h + "post_feedforward_layernorm.weight")]
+            else:
+                P.append((o + "mlp_norm.weight", h + "post_attention_layernorm.weight"))
+            if a.moe is None:
+                P += [(o + f"mlp.{p}.weight", h + f"mlp.{p}_proj.weight") for p in ("gate", "up", "down")]
+            else:
+                P += [(o + "mlp.router.weight", h + "mlp.gate.weight"),
+                      (o + "mlp.gate_up", h + "mlp.experts.gate_up_proj"),
+                      (o + "mlp.down", h + "mlp.experts.down_proj")]
+                if a.moe.d_ff_shared:
+                    P += [(o + f"mlp.shared.{p}.weight", h + f"mlp.shared_expert.{p}_proj.weight")
+                          for p in ("gate", "up", "down")]
+                    P.append((o + "mlp.shared_gate.weight", h + "mlp.shared_expert_gate.weight"))
+        P.append(("decoder.final_norm.weight", "model.norm.weight"))
+        if not a.tied_embeddings:
+            P.append(("lm_head.weight", "lm_head.weight"))
+        return P
+    if t == "t5":
+        P = [("tok_emb.weight", "shared.weight")]
+        for stack, n in (("encoder", a.n_enc_layers), ("decoder", a.n_layers)):
+            for i in range(n):
+                o, h = f"{stack}.blocks.{i}.", f"{stack}.block.{i}.layer."
+                P += [(o + f"attn.{p}.weight", h + f"0.SelfAttention.{p}.weight") for p in "qkvo"]
+                P.append((o + "attn_norm.weight", h + "0.layer_norm.weight"))
+                if i == 0:
+                    P.append((o + "attn.rel_bias.weight", h + "0.SelfAttention.relative_attention_bias.weight"))
+                k = 1
+                if stack == "decoder":
+                    P += [(o + f"cross_attn.{p}.weight", h + f"1.EncDecAttention.{p}.weight") for p in "qkvo"]
+                    P.append((o + "cross_norm.weight", h + "1.layer_norm.weight"))
+                    k = 2
+                P += [(o + "mlp.up.weight", h + f"{k}.DenseReluDense.wi.weight"),
+                      (o + "mlp.down.weight", h + f"{k}.DenseReluDense.wo.weight"),
+                      (o + "mlp_norm.weight", h + f"{k}.layer_norm.weight")]
+            P.append((f"{stack}.final_norm.weight", f"{stack}.final_layer_norm.weight"))
+        return P
+    # openai-gpt / gpt2: transformers stores linears as Conv1D (transposed) with fused qkv
+    pre = "transformer."
+    emb = ("tokens_embed", "positions_embed") if t == "openai-gpt" else ("wte", "wpe")
+    P = [("tok_emb.weight", pre + emb[0] + ".weight"), ("pos_emb.weight", pre + emb[1] + ".weight")]
+    for i in range(a.n_layers):
+        o, h = f"decoder.blocks.{i}.", f"{pre}h.{i}."
+        for ours, theirs in (("attn_norm", "ln_1"), ("mlp_norm", "ln_2")):
+            P += [(o + f"{ours}.weight", h + f"{theirs}.weight"), (o + f"{ours}.bias", h + f"{theirs}.bias")]
+        P += [(o + "attn.o.bias", h + "attn.c_proj.bias"), (o + "mlp.up.bias", h + "mlp.c_fc.bias"),
+              (o + "mlp.down.bias", h + "mlp.c_proj.bias")]
+    if a.final_norm:
+        P += [("decoder.final_norm.weight", pre + "ln_f.weight"), ("decoder.final_norm.bias", pre + "ln_f.bias")]
+    return P
+
+
+def _conv1d(a: Arch) -> list[tuple[tuple[str, ...], str]]:
+    """Ours -> transformers' transposed Conv1D weights (qkv fused into c_attn)."""
+    out = []
+    for i in range(a.n_layers):
+        o, h = f"decoder.blocks.{i}.", f"transformer.h.{i}."
+        out += [((o + "attn.q.weight", o + "attn.k.weight", o + "attn.v.weight"), h + "attn.c_attn.weight"),
+                ((o + "attn.q.bias", o + "attn.k.bias", o + "attn.v.bias"), h + "attn.c_attn.bias"),
+                ((o + "attn.o.weight",), h + "attn.c_proj.weight"), ((o + "mlp.up.weight",), h + "mlp.c_fc.weight"),
+                ((o + "mlp.down.weight",), h + "mlp.c_proj.weight")]
+    return out
+
+
+def to_hf(a: Arch, ours: dict) -> dict:
+    """Our state dict -> transformers' (tied weights written once under the embedding's name)."""
+    import torch
+
+    out = {theirs: ours[o] for o, theirs in _pairs(a)}
+    if model_type(a) in ("openai-gpt", "gpt2"):
+        for srcs, theirs in _conv1d(a):
+            ts = [ours[s] for s in srcs]
+            out[theirs] = torch.cat(ts, dim=0).t().contiguous() if ts[0].dim() == 2 else torch.cat(ts)
+    return out
+
+
+def from_hf(a: Arch, theirs: dict) -> dict:
+    """transformers' state dict -> ours (inverse of to_hf)."""
+    out = {o: theirs[t] for o, t in _pairs(a)}
+    if model_type(a) in ("openai-gpt", "gpt2"):
+        for srcs, t in _conv1d(a):
+            w = theirs[t]
+            if w.dim() == 2:
+                w = w.t()
+            sizes = [a.d_attn, a.d_kv, a.d_kv] if len(srcs) == 3 else [w.shape[0]]
+            for s, part in zip(srcs, w.split(sizes, dim=0)):
+                out[s] = part.contiguous()
+    if a.tied_embeddings:
+        out["lm_head.weight"] = out["tok_emb.weight"]
+    return out
+
+
+def load_into_hf(a: Arch, ours_model, hf) -> None:
+    """Copy our module's weights into a transformers module of the same config (strict)."""
+    sd = to_hf(a, ours_model.state_dict())
+    missing, unexpected = hf.load_state_dict(sd, strict=False)
+    # tied copies (lm_head / per-stack embeddings) are the only keys allowed to be missing
+    bad = [k for k in missing if not (k.endswith("embed_tokens.weight") or k == "lm_head.weight")]
+    if bad or unexpected:
+        raise RuntimeError(f"weight mapping incomplete: missing {bad[:5]}, unexpected {list(unexpected)[:5]}")
+    if a.tied_embeddings:
+        hf.tie_weights()
+

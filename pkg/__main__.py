@@ -1,0 +1,3 @@
+from llmhist.cli.main import run
+
+run()

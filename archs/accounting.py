@@ -131,7 +131,7 @@ def _layer_forward_flops(a: Arch, kind: str, T: int, causal_only: bool, cross_T:
     f += 2 * 2 * _attended_keys(a, kind, T, causal_only) * da  # QK^T and AV
     if a.positions == "xl_relative":
         f += 2 * T * da  # (q + v) . W_r R for every distance
-        f += 2 * d * da  # W_r R: T encodings projected once per sequence of T tokens
+        f += 2 * d * da  # W_r R: T encodings projected once per sequence (our model shares it across a batch)
     if cross_T:
         f += 2 * (2 * d * da) + 2 * 2 * cross_T * da  # cross-attn W_q, W_o and scores/values
         f += 2 * (2 * d * dkv)  # W_k, W_v on the encoder output (one encoder token per decoder token here)

@@ -359,8 +359,11 @@ def get(name: str) -> Arch:
     flag = [e for e in ENTRIES if e.family == key and e.flagship]
     if flag:
         return flag[0]
-    pool = list(BY_NAME) + list(ALIASES) + FAMILIES
-    raise UnknownArch(name, difflib.get_close_matches(key, pool, n=4, cutoff=0.5))
+    pool = list(dict.fromkeys(list(BY_NAME) + list(ALIASES) + FAMILIES))
+    matches = difflib.get_close_matches(key, pool, n=8, cutoff=0.5)
+    # show each entry once, under its canonical name
+    canon = list(dict.fromkeys(BY_NAME.get(m, None) and m or ALIASES.get(m, m) for m in matches))
+    raise UnknownArch(name, canon[:4])
 
 
 def template(family_or_name: str) -> Arch:
@@ -388,10 +391,10 @@ def build_spec(
         raise SpecError("give either --size or an explicit shape (--d-model/--n-layers/--n-heads), not both")
     if size:
         if size.lower() in [n.lower() for n in BY_NAME] + list(ALIASES):
-            return get(size).check()
+            return get(size).require_shape()
         return small(template(arch), size.lower(), **kw)
     if any(shape):
         if not all(shape):
             raise SpecError("an explicit shape needs all of --d-model, --n-layers and --n-heads")
         return resize(template(arch), d_model, n_layers, n_heads, **kw)
-    return get(arch).check()
+    return get(arch).require_shape()

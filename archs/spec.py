@@ -140,14 +140,19 @@ class Arch:
     def source_of(self, field_name: str) -> str:
         return dict(self.field_sources).get(field_name, self.source)
 
-    def check(self) -> "Arch":
-        """Raise SpecError if the shape cannot be built; return self."""
+    def require_shape(self) -> "Arch":
+        """Raise SpecError unless the shape was published (enough for accounting); return self."""
         if not self.shape_known:
             raise SpecError(
                 f"{self.name}: its shape was never published ({self.notes or 'no architecture details'}); "
                 "only what is known is listed (`llmhist show " + self.name + "`). "
                 "Pick a published model or give an explicit shape."
             )
+        return self
+
+    def check(self) -> "Arch":
+        """Raise SpecError if the shape cannot be built as a module; return self."""
+        self.require_shape()
         for f in ("d_model", "n_layers", "n_heads", "d_ff", "vocab_size", "ctx_len"):
             v = getattr(self, f)
             if not isinstance(v, int) or v < 1:

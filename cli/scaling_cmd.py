@@ -1,0 +1,69 @@
+"""`llmhist recommend` and `llmhist fit`: thin wrappers over llmhist.scaling."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from .common import console, human, print_json, sci, user_errors
+
+
+def _iv(r: dict, key: str, fmt=human) -> str:
+    v = fmt(r[key])
+    if key + "_interval" in r:
+        lo, hi = r[key + "_interval"]
+        v += f" [{fmt(lo)}, {fmt(hi)}]"
+    return v
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("recommend")
+    def recommend_(
+        flops: Annotated[Optional[float], typer.Option("--flops", help="Training compute C in FLOPs.")] = None,
+        gpu_hours: Annotated[Optional[float], typer.Option("--gpu-hours", help="Budget in GPU-hours (with --gpu, --mfu).")] = None,
+        gpu: Annotated[Optional[str], typer.Option("--gpu", help="h100, a100, h200, ...")] = None,
+        mfu: Annotated[float, typer.Option("--mfu", help="Model FLOPs utilisation for --gpu-hours.")] = 0.4,
+        params_: Annotated[Optional[float], typer.Option("--params", help="Model size N: the budget at which N is optimal.")] = None,
+        tokens: Annotated[Optional[float], typer.Option("--tokens", help="Data D: the budget at which D is optimal.")] = None,
+        law: Annotated[Optional[list[str]], typer.Option("--law", help="Published law(s) to use (default: all).")] = None,
+        fit: Annotated[Optional[list[str]], typer.Option("--fit", help="Fit JSON file(s) written by `llmhist fit`.")] = None,
+        inference_tokens: Annotated[Optional[float], typer.Option("--inference-tokens", help="Tokens the model will serve (Sardana & Frankle 2023).")] = None,
+        as_json: Annotated[bool, typer.Option("--json")] = False,
+    ):
+        """Compute-optimal N, D, tokens/param and predicted loss under each law, side by side."""
+        from llmhist.scaling import laws as L
+        from llmhist.scaling.recommend import budget_from, inference_aware, recommend
+
+        with user_errors():
+            chosen = [L.get(n) for n in (law or L.DEFAULT_LAWS)] + [L.load(f) for f in (fit or [])]
+            C = None
+            if params_ is None and tokens is None:
+                C = budget_from(flops, gpu_hours, gpu, mfu)
+            elif sum(x is not None for x in (flops, gpu_hours, params_, tokens)) > 1:
+                raise ValueError("give one of --flops, --gpu-hours, --params, --tokens")
+            rows = [recommend(l, C=C, N=params_, D=tokens) for l in chosen]
+            inf = None
+            if inference_tokens is not None:
+                if inference_tokens < 0:
+                    raise ValueError("--inference-tokens must be >= 0")
+                inf = [inference_aware(l, r["C"], inference_tokens) for l, r in zip(chosen, rows) if l.kind == "chinchilla"]
+        if as_json:
+            return print_json({"recommendations": rows, "inference_aware": inf})
+        t = Table(title="compute-optimal allocation", header_style="bold")
+        for c in ("law", "C (FLOPs)", "N_opt", "D_opt", "tokens/param", "loss"):
+            t.add_column(c, justify="left" if c == "law" else "right")
+        for r in rows:
+            t.add_row(r["law"], sci(r["C"]), _iv(r, "N_opt"), _iv(r, "D_opt"),
+                      _iv(r, "tokens_per_param", lambda v: f"{v:.1f}"), _iv(r, "loss", lambda v: f"{v:.3f}"))
+        console.print(t)
+        if inf:
+            t = Table(title=f"inference-aware: same loss, serving {human(inference_tokens)} tokens", header_style="bold")
+            for c in ("law", "N", "D_train", "tokens/param", "N vs Chinchilla", "total FLOPs saved"):
+                t.add_column(c, justify="right")
+            for r in inf:
+                saved = 1 - r["total_flops"] / r["chinchilla_total_flops"]
+                t.add_row(r["law"], human(r["N"]), human(r["D_train"]), f"{r['tokens_per_param']:.0f}",
+                          f"{r['N_vs_chinchilla']:.2f}x", f"{saved:.1%}")
+            console.print(t)

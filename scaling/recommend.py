@@ -1,0 +1,131 @@
+"""Compute-optimal recommendations under each law, with intervals from a fit's bootstrap samples.
+
+Pure Python except the inference-aware optimum, which uses scipy's scalar minimiser (imported
+there only).
+"""
+
+from __future__ import annotations
+
+import math
+
+from . import laws
+
+GPU_PEAK_BF16 = {  # dense bf16 peak FLOP/s (vendor datasheets, no sparsity)
+    "a100": 312e12,
+    "h100": 989e12,  # SXM
+    "h200": 989e12,
+    "v100": 125e12,  # fp16 tensor cores
+    "a10g": 125e12,
+    "l4": 121e12,
+    "mi300x": 1307e12,
+    "tpuv4": 275e12,
+    "tpuv5e": 197e12,
+}
+
+
+def budget_from(flops=None, gpu_hours=None, gpu=None, mfu=0.4) -> float:
+    if flops is not None:
+        if flops <= 0 or not math.isfinite(flops):
+            raise ValueError(f"--flops must be a positive finite number, got {flops}")
+        return float(flops)
+    if gpu_hours is not None:
+        key = (gpu or "").lower()
+        if key not in GPU_PEAK_BF16:
+            raise ValueError(f"unknown --gpu {gpu!r}; known: {', '.join(GPU_PEAK_BF16)}")
+        if not 0 < mfu <= 1:
+            raise ValueError(f"--mfu must be in (0, 1], got {mfu}")
+        return gpu_hours * 3600 * GPU_PEAK_BF16[key] * mfu
+    raise ValueError("give a budget: --flops C, or --gpu-hours H --gpu NAME [--mfu 0.4], or --params N, or --tokens D")
+
+
+def _percentiles(values, q=(10, 90)):
+    v = sorted(x for x in values if math.isfinite(x))
+    if not v:
+        return None
+    def pct(p):
+        k = (len(v) - 1) * p / 100
+        lo, hi = math.floor(k), math.ceil(k)
+        return v[lo] + (v[hi] - v[lo]) * (k - lo)
+    return tuple(pct(p) for p in q)
+
+
+def _with_samples(law, fn):
+    """fn(law) for the law and for each bootstrap sample it carries -> (value, (lo, hi) | None)."""
+    val = fn(law)
+    if not law.samples or law.kind != "chinchilla":
+        return val, None
+    vals = []
+    for E, A, B, alpha, beta in law.samples:
+        try:
+            vals.append(fn(laws.Chinchilla("s", E, A, B, alpha, beta)))
+        except (ZeroDivisionError, OverflowError, ValueError):
+            continue
+    return val, _percentiles(vals)
+
+
+def recommend(law, C: float | None = None, N: float | None = None, D: float | None = None) -> dict:
+    """N_opt, D_opt, tokens/param and predicted loss for a budget C (or the C at which N or D is
+    optimal), with bootstrap intervals where the law carries samples."""
+    if C is None:
+        if N is not None:
+            C = law.c_opt_for_n(N) if law.kind == "chinchilla" else _c_for_n_kaplan(law, N)
+        elif D is not None:
+            C = _c_for_d(law, D)
+        else:
+            raise ValueError("need C, N or D")
+    out = {"law": law.name, "C": C, "source": law.source}
+    for key, fn in (("N_opt", lambda l: l.n_opt(C)), ("D_opt", lambda l: l.d_opt(C)),
+                    ("tokens_per_param", lambda l: l.d_opt(C) / l.n_opt(C)),
+                    ("loss", lambda l: l.loss(l.n_opt(C), l.d_opt(C)))):
+        v, iv = _with_samples(law, fn)
+        out[key] = v
+        if iv:
+            out[key + "_interval"] = iv
+    return out
+
+
+def _c_for_n_kaplan(law, N):
+    return laws.PF_DAY * (N / law.n_opt_coef) ** (1 / law.a)
+
+
+def _c_for_d(law, D):
+    # D_opt(C) is increasing in C: bisect in log space
+    lo, hi = 1e10, 1e32
+    for _ in range(200):
+        mid = math.sqrt(lo * hi)
+        if law.d_opt(mid) < D:
+            lo = mid
+        else:
+            hi = mid
+    return math.sqrt(lo * hi)
+
+
+def inference_aware(law, C: float, inference_tokens: float) -> dict:
+    """Sardana & Frankle 2023: the model reaching the loss of the Chinchilla optimum at C that
+    minimises training (6 N D) plus inference (2 N D_inf) FLOPs. Solved numerically over N."""
+    from scipy.optimize import minimize_scalar
+
+    if law.kind != "chinchilla":
+        raise ValueError(f"{law.name}: inference-aware sizing needs a parametric L(N, D) of the Chinchilla form")
+    N0, D0 = law.n_opt(C), law.d_opt(C)
+    target = law.loss(N0, D0)
+
+    def d_for(N):  # tokens needed for N params to reach the target loss
+        gap = target - law.E - law.A / N**law.alpha
+        return (law.B / gap) ** (1 / law.beta) if gap > 0 else math.inf
+
+    def cost(logN):
+        N = math.exp(logN)
+        D = d_for(N)
+        return math.log(6 * N * D + 2 * N * inference_tokens) if math.isfinite(D) else 1e9
+
+    # the smallest N that can reach the target at all: A / N^alpha < target - E
+    n_min = (law.A / (target - law.E)) ** (1 / law.alpha)
+    res = minimize_scalar(cost, bounds=(math.log(n_min * 1.0001), math.log(N0 * 1.5)), method="bounded",
+                          options={"xatol": 1e-6})
+    N = math.exp(res.x)
+    D = d_for(N)
+    return {"law": law.name, "target_loss": target, "N": N, "D_train": D, "tokens_per_param": D / N,
+            "N_vs_chinchilla": N / N0, "D_vs_chinchilla": D / D0,
+            "total_flops": 6 * N * D + 2 * N * inference_tokens,
+            "chinchilla_total_flops": 6 * N0 * D0 + 2 * N0 * inference_tokens}

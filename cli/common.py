@@ -54,5 +54,5 @@ def user_errors():
 
     try:
         yield
-    except (UnknownArch, SpecError, ValueError, FileNotFoundError, KeyError) as e:
+    except (UnknownArch, SpecError, ValueError, FileNotFoundError, KeyError) as e:  # FitError is a ValueError
         fail(str(e).strip("'\""))

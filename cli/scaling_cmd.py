@@ -67,3 +67,41 @@ def register(app: typer.Typer) -> None:
                 t.add_row(r["law"], human(r["N"]), human(r["D_train"]), f"{r['tokens_per_param']:.0f}",
                           f"{r['N_vs_chinchilla']:.2f}x", f"{saved:.1%}")
             console.print(t)
+
+
+    @app.command("fit")
+    def fit_(
+        source: Annotated[str, typer.Argument(help="A CSV or Parquet table of (N, D or C, loss) points.")],
+        law: Annotated[Optional[list[str]], typer.Option("--law", help="chinchilla, isoflop, kaplan (default: all the data supports).")] = None,
+        bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples (0: none).")] = 200,
+        n_col: Annotated[str, typer.Option("--n-col")] = "N",
+        d_col: Annotated[Optional[str], typer.Option("--d-col")] = None,
+        c_col: Annotated[Optional[str], typer.Option("--c-col")] = None,
+        loss_col: Annotated[str, typer.Option("--loss-col")] = "loss",
+        n_convention: Annotated[str, typer.Option("--n-convention", help="What N counts: total, non_embedding, active.")] = "total",
+        seed: Annotated[int, typer.Option("--seed")] = 0,
+        out: Annotated[str, typer.Option("--out", help="Folder for the fit JSON files.")] = "fits",
+        as_json: Annotated[bool, typer.Option("--json")] = False,
+    ):
+        """Fit scaling laws to a table of points, with bootstrap intervals; writes one JSON per law."""
+        from llmhist.scaling.fitting import run_fits
+
+        with user_errors():
+            if bootstrap < 0:
+                raise ValueError("--bootstrap must be >= 0")
+            results = run_fits(source, laws=law, bootstrap=bootstrap, n_col=n_col, d_col=d_col, c_col=c_col,
+                               loss_col=loss_col, n_convention=n_convention, seed=seed, out=out)
+        if as_json:
+            return print_json(results)
+        for r in results:
+            t = Table(title=f"{r['law']} fit ({r['n_points']} points) -> {r['path']}", header_style="bold")
+            for c in ("parameter", "value", "interval (10th-90th pct)"):
+                t.add_column(c, justify="right")
+            for k, v in r["params"].items():
+                iv = r["intervals"].get(k)
+                t.add_row(k, f"{v:.4g}", f"[{iv[0]:.4g}, {iv[1]:.4g}]" if iv else "-")
+            for k, v in r.get("goodness", {}).items():
+                t.add_row(k, f"{v:.4g}", "")
+            console.print(t)
+            for ref in r.get("refused", []):
+                console.print(f"[yellow]budget C={ref['C']:.3g} left out: {ref['reason']}[/]")

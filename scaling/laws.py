@@ -112,9 +112,12 @@ class Kaplan:
     def d_opt(self, C: float) -> float:
         return C / (6 * self.n_opt(C))
 
+    def c_opt_for_n(self, N: float) -> float:
+        """The budget for which N is compute-efficient."""
+        return PF_DAY * (N / self.n_opt_coef) ** (1 / self.a)
+
     def d_opt_for_n(self, N: float) -> float:
-        C = PF_DAY * (N / self.n_opt_coef) ** (1 / self.a)
-        return C / (6 * N)
+        return self.c_opt_for_n(N) / (6 * N)
 
     def optimum(self, C: float) -> dict:
         N, D = self.n_opt(C), self.d_opt(C)

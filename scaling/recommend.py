@@ -68,7 +68,7 @@ def recommend(law, C: float | None = None, N: float | None = None, D: float | No
     optimal), with bootstrap intervals where the law carries samples."""
     if C is None:
         if N is not None:
-            C = law.c_opt_for_n(N) if law.kind == "chinchilla" else _c_for_n_kaplan(law, N)
+            C = law.c_opt_for_n(N)
         elif D is not None:
             C = _c_for_d(law, D)
         else:
@@ -82,10 +82,6 @@ def recommend(law, C: float | None = None, N: float | None = None, D: float | No
         if iv:
             out[key + "_interval"] = iv
     return out
-
-
-def _c_for_n_kaplan(law, N):
-    return laws.PF_DAY * (N / law.n_opt_coef) ** (1 / law.a)
 
 
 def _c_for_d(law, D):

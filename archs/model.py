@@ -12,6 +12,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 
 from .spec import Arch
@@ -278,6 +279,7 @@ class Stack(nn.Module):
         t5 = a.positions == "t5_bias"
         self.blocks = nn.ModuleList(Block(a, i, cross, rel_bias_table=t5 and i == 0) for i in range(n_layers))
         self.final_norm = Norm(a) if a.final_norm else None
+        self.remat = False  # activation checkpointing per block while training (train --remat)
         if a.positions == "rope":
             self.register_buffer("inv_freq", rope_inv_freq(a), persistent=False)
 
@@ -293,7 +295,10 @@ class Stack(nn.Module):
             buckets = t5_bucket(pos[None] - pos[:, None], not causal, a.rel_buckets, a.rel_max_distance)
             bias = self.blocks[0].attn.rel_bias(buckets).permute(2, 0, 1)[None].to(x.dtype)
         for blk in self.blocks:
-            x = blk(x, rope, bias, causal, enc)
+            if self.remat and self.training:  # keep only block inputs; recompute the rest in backward
+                x = torch.utils.checkpoint.checkpoint(blk, x, rope, bias, causal, enc, use_reentrant=False)
+            else:
+                x = blk(x, rope, bias, causal, enc)
         return self.final_norm(x) if self.final_norm is not None else x
 
 
@@ -345,7 +350,7 @@ class Transformer(nn.Module):
             h = self.decoder(self.embed(decoder_idx), causal=True, enc=enc)
         else:
             h = self.decoder(self.embed(idx))
-        if a.output_scale:  # T5: tied head reads h * d^-0.5
+        if a.output_scale:  # T5, PaLM: the tied head reads h * d^-0.5
             h = h * a.d_model**-0.5
         logits = self.lm_head(h)
         if a.final_softcap:  # Gemma 2

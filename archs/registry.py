@@ -161,8 +161,11 @@ _palm = Arch(
     norm="layernorm", norm_bias=False, norm_eps=1e-6,  # no biases anywhere, LayerNorm scale only
     norm_placement="pre", parallel_block=True,  # x + Attn(LN(x)) + MLP(LN(x)), one shared LN
     positions="rope", mlp="swiglu", bias="none", tied_embeddings=True,
+    output_scale=True,  # shared embeddings: pre-softmax logits scaled by 1/sqrt(d) (§5, weight initialization)
     n_kv_heads=1, head_dim=256,  # multi-query attention, head size 256
     train_tokens=780e9, optimizer="Adafactor (no factorisation)", tokenizer="SentencePiece (256k)",
+    field_sources=(("output_scale", "paper §5: input embeddings N(0, 1); since they are shared, the pre-softmax "
+                                    "output logits are scaled by 1/sqrt(n), n the embedding size"),),
 )
 sizes(_palm, [
     ("palm-8b", 4096, 32, 16, 16384, 8.63e9, (), False),

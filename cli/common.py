@@ -42,7 +42,7 @@ def print_json(obj) -> None:
 
 
 def fail(msg: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/] {msg}")
+    err_console.print(f"[bold red]error:[/] {msg}", soft_wrap=True)  # no hard line breaks inside paths
     raise typer.Exit(code)
 
 

@@ -1,0 +1,57 @@
+"""`llmhist export` writes folders transformers loads with from_pretrained, with the same logits;
+`llmhist bench` measures both implementations."""
+
+import json
+
+import pytest
+import torch
+import transformers  # the test extra
+from typer.testing import CliRunner
+
+from llmhist.cli.main import app
+from llmhist.train.export import load_run
+from llmhist.train.loop import TrainConfig, train
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("family", ["gpt1", "gpt2", "llama", "llama3.1", "mixtral", "gemma2", "qwen2", "t5"])
+def test_export_round_trips_through_transformers(family, tmp_path):
+    run = tmp_path / "run"
+    train(TrainConfig(arch=family, size="nano", ctx=32, batch=8, tokens=32 * 8 * 2, data="markov:tokens=20000",
+                      out=str(run)))
+    r = runner.invoke(app, ["export", str(run), str(tmp_path / "hf")])
+    assert r.exit_code == 0, r.output
+    cfg = json.loads((tmp_path / "hf" / "config.json").read_text())
+    assert "hidden_size" in cfg or "n_embd" in cfg or "d_model" in cfg
+    a, ours = load_run(run)
+    x = torch.randint(0, 256, (2, 24))
+    if family == "t5":
+        ref = transformers.AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "hf").eval()
+        dec = torch.randint(0, 256, (2, 10))
+        got, want = ref(input_ids=x, decoder_input_ids=dec).logits, ours(x, dec)
+    else:
+        ref = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "hf").eval()
+        got, want = ref(x).logits, ours(x)
+    assert (got - want).abs().max().item() < 1e-4
+
+
+def test_export_refuses_families_transformers_lacks(tmp_path):
+    run = tmp_path / "run"
+    train(TrainConfig(arch="palm", size="nano", ctx=32, batch=8, tokens=32 * 8 * 2, data="markov:tokens=20000",
+                      out=str(run)))
+    r = runner.invoke(app, ["export", str(run), str(tmp_path / "hf")])
+    assert r.exit_code == 2 and "palm" in r.output.lower() and not (tmp_path / "hf").exists()
+    r = runner.invoke(app, ["export", str(tmp_path / "nothing"), str(tmp_path / "hf")])
+    assert r.exit_code == 2 and "not a run folder" in " ".join(r.output.split())
+
+
+def test_bench_times_both_implementations():
+    r = runner.invoke(app, ["bench", "--arch", "llama", "--d-model", "64", "--n-layers", "2", "--n-heads", "4",
+                            "--ctx", "32", "--batch", "4", "--steps", "2", "--repeats", "1", "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.output[r.output.index("{"):])
+    impls = {x["impl"]: x for x in res["results"]}
+    assert set(impls) == {"llmhist eager", "transformers eager (sdpa)"}
+    assert all(x["tokens_per_s"] > 0 and 0 < x["mfu"] for x in impls.values())
+    assert impls["transformers eager (sdpa)"]["ratio_vs_hf"] == 1.0

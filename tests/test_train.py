@@ -1,0 +1,166 @@
+"""`llmhist train`: every family trains, losses fall, resume is bit-identical, bad input is refused."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from llmhist.cli.main import app
+from llmhist.train import loop
+from llmhist.train.loop import TrainConfig, train
+
+runner = CliRunner()
+FAMILIES = ["gpt1", "gpt2", "gpt3", "jurassic1", "mtnlg", "gopher", "chinchilla", "palm", "llama", "llama2",
+            "llama3", "llama3.1", "mixtral", "gemma2", "qwen2", "afm", "t5"]
+TINY = dict(size="nano", ctx=32, batch=8, data="markov:tokens=20000")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_family_trains_at_toy_size(family, tmp_path):
+    s = train(TrainConfig(arch=family, tokens=32 * 8 * 6, out=str(tmp_path / "r"), **TINY))
+    assert s["status"] == "finished" and s["steps"] == 6
+    assert math.isfinite(s["val_loss"]) and s["val_loss"] < math.log(s["N"])  # sanity: not absurd
+    assert s["val_loss"] < math.log(256 + 100) + 1
+    run = tmp_path / "r"
+    for f in ("config.json", "metrics.csv", "summary.json", "model.safetensors", "checkpoint/state.pt"):
+        assert (run / f).exists(), f
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["arch"]["family"] == family and cfg["data"]["fingerprint"] == s["data_fingerprint"]
+    assert s["objective"] == ("span_corruption" if family == "t5" else "causal_lm")
+    assert s["N_active"] <= s["N"] and s["D"] == 6 * 32 * 8
+    assert s["C"] == 6 * s["N_active"] * s["D"]
+    if family == "mixtral":
+        assert s["N_active"] < s["N"]
+
+
+def test_loss_decreases_on_the_stdlib_corpus(tmp_path):
+    s = train(TrainConfig(arch="llama", size="nano", ctx=64, batch=16, tokens=64 * 16 * 60, out=str(tmp_path / "r")))
+    rows = loop.read_metrics(tmp_path / "r" / "metrics.csv")
+    assert rows[0]["val_loss"] > s["val_loss"] + 0.5, (rows[0]["val_loss"], s["val_loss"])
+    assert s["val_loss"] < 3.3 and s["val_bpb"] == pytest.approx(s["val_loss"] / math.log(2))
+
+
+def test_synthetic_loss_approaches_the_known_entropy(tmp_path):
+    spec = "markov:order=1,alphabet=16,tokens=200000"
+    s = train(TrainConfig(arch="llama", size="nano", ctx=64, batch=32, tokens=64 * 32 * 150, data=spec,
+                          out=str(tmp_path / "r")))
+    H = s["entropy_nats_per_token"]
+    assert H == pytest.approx(2.3589, abs=1e-3)
+    assert abs(s["val_loss"] - H) < 0.05, (s["val_loss"], H)  # the floor is reached, not beaten
+
+
+def _cli(*args, out):
+    return [sys.executable, "-m", "llmhist", "train", *args, "--out", str(out)]
+
+
+def test_resume_after_sigkill_is_bit_identical(tmp_path):
+    args = ["--arch", "gpt2", "--size", "nano", "--ctx", "64", "--batch", "16", "--tokens", str(64 * 16 * 120),
+            "--eval-every", "5", "--json"]
+    ref = subprocess.run(_cli(*args, out=tmp_path / "ref"), capture_output=True, text=True, check=True)
+    proc = subprocess.Popen(_cli(*args, out=tmp_path / "killed"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = tmp_path / "killed" / "checkpoint" / "state.pt"
+    deadline = time.time() + 60
+    while time.time() < deadline and not state.exists():
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "killed" / "summary.json").exists(), "killed too late to test resuming"
+    done = subprocess.run(_cli(*args, out=tmp_path / "killed"), capture_output=True, text=True, check=True)
+    a, b = json.loads(ref.stdout), json.loads(done.stdout)
+    for k in ("val_loss", "train_loss", "train_loss_smoothed", "D", "steps"):
+        assert a[k] == b[k], k
+    ra = loop.read_metrics(tmp_path / "ref" / "metrics.csv")
+    rb = loop.read_metrics(tmp_path / "killed" / "metrics.csv")
+    assert [(r["step"], r["train_loss"], r["val_loss"], r["lr"]) for r in ra] == \
+           [(r["step"], r["train_loss"], r["val_loss"], r["lr"]) for r in rb]
+    again = runner.invoke(app, ["train", *args[:-1], "--out", str(tmp_path / "killed")])
+    assert again.exit_code == 0 and "nothing to do" in again.output
+
+
+def test_wsd_and_cosine_schedules():
+    peak, steps = 1e-3, 100
+    cos = [loop.lr_at(s, steps, peak, 10, "cosine", 0.1, 0.2) for s in range(steps)]
+    assert cos[9] == pytest.approx(peak) and cos[-1] == pytest.approx(0.1 * peak)
+    assert all(x >= y for x, y in zip(cos[10:], cos[11:]))
+    wsd = [loop.lr_at(s, steps, peak, 10, "wsd", 0.0, 0.2) for s in range(steps)]
+    assert wsd[50] == wsd[79] == peak and wsd[-1] == pytest.approx(0.0) and wsd[85] < peak
+
+
+def test_gradient_accumulation_matches_one_big_batch(tmp_path):
+    base = dict(arch="llama", size="nano", ctx=32, batch=8, tokens=32 * 8 * 4, data="markov:tokens=20000")
+    a = train(TrainConfig(out=str(tmp_path / "a"), **base))
+    b = train(TrainConfig(out=str(tmp_path / "b"), micro_batch=2, **base))
+    assert b["val_loss"] == pytest.approx(a["val_loss"], abs=1e-4)
+
+
+def test_remat_gives_the_same_numbers(tmp_path):
+    base = dict(arch="gpt2", size="nano", ctx=32, batch=8, tokens=32 * 8 * 3, data="markov:tokens=20000")
+    a = train(TrainConfig(out=str(tmp_path / "a"), **base))
+    b = train(TrainConfig(out=str(tmp_path / "b"), remat=True, **base))
+    assert b["val_loss"] == pytest.approx(a["val_loss"], abs=1e-5)
+
+
+def test_divergence_stops_keeps_checkpoint_and_marks_the_run(tmp_path):
+    out = tmp_path / "r"
+    r = runner.invoke(app, ["train", "--arch", "gpt2", "--size", "nano", "--ctx", "32", "--batch", "8", "--tokens",
+                            str(32 * 8 * 40), "--data", "markov:tokens=20000", "--lr", "1e4", "--warmup", "0",
+                            "--eval-every", "1", "--out", str(out)])
+    assert r.exit_code == 3, r.output
+    assert "diverged" in r.output
+    s = json.loads((out / "summary.json").read_text())
+    assert s["status"] == "diverged" and "lower --lr" in s["error"]
+
+
+def test_bad_input_is_refused_cleanly(tmp_path):
+    base = ["train", "--arch", "llama", "--size", "nano", "--ctx", "32", "--batch", "8", "--tokens", "2000"]
+    r = runner.invoke(app, base + ["--data", str(tmp_path / "nope"), "--out", str(tmp_path / "a")])
+    assert r.exit_code == 2 and "no such file" in r.output and not (tmp_path / "a").exists()
+    small = tmp_path / "small.txt"
+    small.write_text("tiny")
+    r = runner.invoke(app, base + ["--data", str(small), "--out", str(tmp_path / "b")])
+    assert r.exit_code == 2 and "fewer than one sequence" in r.output
+    r = runner.invoke(app, ["train", "--arch", "gpt2", "--d-model", "96", "--n-layers", "2", "--n-heads", "5",
+                            "--out", str(tmp_path / "c")])
+    assert r.exit_code == 2 and "divisible" in r.output
+    r = runner.invoke(app, ["train", "--arch", "gpt4", "--out", str(tmp_path / "d")])
+    assert r.exit_code == 2 and "never published" in r.output
+    # an output folder holding a different run is never touched
+    ok = runner.invoke(app, base + ["--data", "markov:tokens=20000", "--out", str(tmp_path / "e")])
+    assert ok.exit_code == 0, ok.output
+    before = (tmp_path / "e" / "summary.json").read_bytes()
+    r = runner.invoke(app, base + ["--data", "markov:tokens=20000", "--seed", "7", "--out", str(tmp_path / "e")])
+    assert r.exit_code == 2 and "different run" in r.output and "seed" in r.output
+    assert (tmp_path / "e" / "summary.json").read_bytes() == before
+    (tmp_path / "f").mkdir()
+    (tmp_path / "f" / "notes.txt").write_text("mine")
+    r = runner.invoke(app, base + ["--out", str(tmp_path / "f")])
+    assert r.exit_code == 2 and "other files" in r.output
+
+
+def test_atomic_write_keeps_the_old_file_when_the_disk_is_full(tmp_path, monkeypatch):
+    p = tmp_path / "summary.json"
+    loop.write_json(p, {"a": 1})
+
+    def full(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(OSError):
+        loop.write_json(p, {"a": 2})
+    assert json.loads(p.read_text()) == {"a": 1}
+    assert [f.name for f in tmp_path.iterdir()] == ["summary.json"]  # no temporary left behind
+
+
+def test_checkpoints_are_loaded_without_unpickling_code(tmp_path):
+    train(TrainConfig(arch="llama", tokens=32 * 8 * 2, out=str(tmp_path / "r"), **TINY))
+    state = torch.load(tmp_path / "r" / "checkpoint" / "state.pt", weights_only=True)
+    assert state["step"] == 2 and "optimizer" in state

@@ -1,0 +1,114 @@
+"""`llmhist bench`: training-step throughput of our model and of transformers' implementation of
+the same architecture, measured the same way (shapes, batch, context, AdamW, dtype, threads),
+interleaved so that drift in the machine's speed affects both alike. The median of the
+repetitions is reported, with MFU against the device's dense peak (train/device.py).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from llmhist.archs import accounting
+from llmhist.archs.registry import build_spec
+
+from . import device as devmod
+
+
+def _step_fn(model, opt, x, y, amp, hf: bool):
+    def step():
+        with amp:
+            out = model(x)
+            logits = out.logits if hf else out
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return loss
+
+    return step
+
+
+def _sync(dev):
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def bench(arch: str, size=None, d_model=128, n_layers=4, n_heads=4, ctx=128, batch=16, steps=10, repeats=3,
+          device="auto", compile=False, hf=True, peak_flops=None, vocab_size=256, threads=None) -> dict:
+    dev = devmod.pick(device)
+    dtype = devmod.setup(dev, threads)
+    a = build_spec(arch, size, d_model=d_model, n_layers=n_layers, n_heads=n_heads, vocab_size=vocab_size,
+                   ctx_len=ctx) if not size else build_spec(arch, size)
+    if a.is_encoder_decoder:
+        raise ValueError(f"{a.name}: bench times decoder-only language models; T5 is an encoder-decoder")
+    from llmhist.archs.model import build
+
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, a.vocab_size, (batch, ctx + 1), generator=g).to(dev)
+    x, y = x[:, :-1], x[:, 1:]
+    amp = (torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else torch.autocast("cpu", enabled=False))
+    fused = {"fused": True} if dev.type == "cuda" else {}
+    impls: dict[str, callable] = {}
+
+    ours = build(a, dev)
+    impls["llmhist eager"] = _step_fn(ours, torch.optim.AdamW(ours.parameters(), lr=1e-4, **fused), x, y, amp, False)
+    if compile:
+        ours_c = build(a, dev)
+        impls["llmhist compiled"] = _step_fn(torch.compile(ours_c), torch.optim.AdamW(ours_c.parameters(), lr=1e-4, **fused),
+                                             x, y, amp, False)
+    skipped = None
+    if hf:
+        try:
+            from llmhist.archs import hf as hfmap
+
+            ref = hfmap.hf_model(a, str(dev))
+            ref.config._attn_implementation = "sdpa"
+            ref.train()
+            impls["transformers eager (sdpa)"] = _step_fn(
+                ref, torch.optim.AdamW(ref.parameters(), lr=1e-4, **fused), x, y, amp, True)
+            if compile:
+                ref_c = hfmap.hf_model(a, str(dev))
+                ref_c.config._attn_implementation = "sdpa"
+                ref_c.train()
+                impls["transformers compiled"] = _step_fn(
+                    torch.compile(ref_c), torch.optim.AdamW(ref_c.parameters(), lr=1e-4, **fused), x, y, amp, True)
+        except ImportError:
+            skipped = "transformers is not installed (pip install 'llmhist[test]')"
+        except ValueError as e:  # NoHFEquivalent
+            skipped = str(e)
+    for fn in impls.values():  # warm up (and compile)
+        for _ in range(3):
+            fn()
+    _sync(dev)
+    times = {k: [] for k in impls}
+    for _ in range(repeats):
+        for k, fn in impls.items():
+            _sync(dev)
+            t = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            _sync(dev)
+            times[k].append((time.perf_counter() - t) / steps)
+    fpt = accounting.flops_per_token(a, "palm", ctx)
+    peak = devmod.peak_flops(dev, dtype, peak_flops)
+    res = []
+    hf_tps = None
+    for k, ts in times.items():
+        s = statistics.median(ts)
+        tps = batch * ctx / s
+        if k.startswith("transformers eager"):
+            hf_tps = tps
+        res.append({"impl": k, "ms_per_step": 1e3 * s, "tokens_per_s": tps,
+                    "mfu": tps * fpt / peak if peak else None, "all_ms": [1e3 * t for t in ts]})
+    for r in res:
+        r["ratio_vs_hf"] = r["tokens_per_s"] / hf_tps if hf_tps else None
+    return {"arch": a.name, "d_model": a.d_model, "n_layers": a.n_layers, "n_heads": a.n_heads, "ctx": ctx,
+            "batch": batch, "device": str(dev), "device_name": devmod.device_name(dev), "dtype": dtype,
+            "flops_per_token": fpt, "peak_flops": peak,
+            "peak_source": "override" if peak_flops else ("measured matmul probe" if dev.type == "cpu" else "datasheet"),
+            "results": res, "hf_skipped": skipped, "torch": torch.__version__}

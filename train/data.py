@@ -1,0 +1,439 @@
+"""Training data: where tokens come from, how they are split, tokenised and sampled.
+
+Sources (`--data`):
+- ``stdlib`` (default): the running Python's standard library sources (tests excluded), real
+  human-written code, comments and docstrings found via sysconfig, no download.
+- a text file or a folder of text files;
+- pre-tokenised token files as nanoGPT writes them (``train.bin``/``val.bin`` of uint16 or uint32,
+  or one ``.bin`` file), memory-mapped and never loaded whole;
+- ``markov[:k=v,...]``: a synthetic Zipf-weighted order-k Markov chain whose entropy rate is known
+  exactly, so a model's loss (and a fitted E) can be checked against the truth.
+
+Every source yields a `Corpus`: train and validation token arrays, a vocabulary size, bytes per
+token (for bits per byte) and a fingerprint that runs record. Batches are a pure function of
+(seed, step), so a resumed run sees exactly the data an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import sysconfig
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+VAL_EVERY = 20  # 1 file in 20 (by a hash of its path) goes to validation: a deterministic ~5% split
+TEXT_SUFFIXES = {".txt", ".md", ".py", ".rst", ".json", ".csv", ".tex", ".html", ".c", ".h", ".js", ".toml", ".yaml", ".yml"}
+SKIP_DIRS = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__", ".git"}
+SEPARATOR = b"\n\n"
+
+
+class DataError(ValueError):
+    """Unusable data: the message says which path or option and how to fix it."""
+
+
+@dataclass
+class Corpus:
+    name: str
+    train: np.ndarray  # 1-D token ids (may be a np.memmap)
+    val: np.ndarray
+    vocab_size: int
+    fingerprint: str  # sha256 over the source (bytes or token files) and the split rule
+    bytes_per_token: float | None  # for bits per byte; None when unknown (pre-tokenised files)
+    tokenizer: str = "bytes"
+    entropy_nats: float | None = None  # exact entropy rate per token, synthetic sources only
+    meta: dict = field(default_factory=dict)
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "tokenizer": self.tokenizer,
+            "vocab_size": self.vocab_size,
+            "train_tokens": int(len(self.train)),
+            "val_tokens": int(len(self.val)),
+            "bytes_per_token": self.bytes_per_token,
+            "fingerprint": self.fingerprint,
+            "entropy_nats_per_token": self.entropy_nats,
+            **self.meta,
+        }
+
+
+def bits_per_byte(loss_nats_per_token: float, bytes_per_token: float | None) -> float | None:
+    if bytes_per_token is None or loss_nats_per_token is None or not math.isfinite(loss_nats_per_token):
+        return None
+    return loss_nats_per_token / math.log(2) / bytes_per_token
+
+
+# --------------------------------------------------------------------------- text sources
+
+
+def stdlib_root() -> Path:
+    # sysconfig, not sys.prefix: inside a venv sys.prefix is the venv, which has no stdlib sources
+    return Path(sysconfig.get_paths()["stdlib"])
+
+
+def text_files(root: Path, suffixes: set[str] | None = None) -> list[Path]:
+    """Sorted text files under root (test suites and caches skipped)."""
+    if root.is_file():
+        return [root]
+    out = []
+    for dirpath, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("."))
+        for f in sorted(files):
+            p = Path(dirpath) / f
+            if suffixes is None or p.suffix.lower() in suffixes:
+                out.append(p)
+    return out
+
+
+def _is_val(rel: str) -> bool:
+    return int(hashlib.sha1(rel.encode()).hexdigest(), 16) % VAL_EVERY == 0
+
+
+def split_text(root: Path, files: list[Path]) -> tuple[bytes, bytes]:
+    """Concatenate files into train and validation byte strings, split by file (a hash of the
+    relative path), so no document straddles the split and the split never changes."""
+    train, val = [], []
+    for p in files:
+        rel = p.name if root.is_file() else str(p.relative_to(root))
+        b = p.read_bytes()
+        if not b.strip():
+            continue
+        (val if _is_val(rel) else train).append(b)
+    if root.is_file() or not val:  # one file (or too few files): its last 5% is validation
+        allb = SEPARATOR.join(train + val)
+        cut = len(allb) - max(1, len(allb) // VAL_EVERY)
+        return allb[:cut], allb[cut:]
+    return SEPARATOR.join(train), SEPARATOR.join(val)
+
+
+# ----------------------------------------------------------------------------- tokenisers
+
+
+class ByteTokenizer:
+    """Raw UTF-8 bytes: vocabulary 256, nothing to train, one byte per token."""
+
+    name = "bytes"
+    vocab_size = 256
+
+    def encode(self, b: bytes) -> np.ndarray:
+        return np.frombuffer(b, dtype=np.uint8).astype(np.uint16)
+
+    def decode(self, ids) -> str:
+        return bytes(int(i) for i in ids if i < 256).decode("utf-8", errors="replace")
+
+
+class BPETokenizer:
+    """Byte-level BPE trained locally on the training split with the `tokenizers` library
+    (its Rust trainer is far faster than anything we would write), cached by corpus fingerprint."""
+
+    def __init__(self, vocab_size: int, train_bytes: bytes, cache: Path):
+        try:
+            from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+        except ImportError as e:
+            raise DataError("the BPE tokenizer needs the `tokenizers` package: pip install 'llmhist[bpe]'") from e
+        self.name, self.vocab_size = f"bpe{vocab_size}", vocab_size
+        if cache.exists():
+            self.tok = Tokenizer.from_file(str(cache))
+        else:
+            tok = Tokenizer(models.BPE())
+            tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+            tok.decoder = decoders.ByteLevel()
+            trainer = trainers.BpeTrainer(
+                vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+            )
+            text = train_bytes.decode("utf-8", errors="replace")
+            chunks = (text[i : i + 1 << 20] for i in range(0, len(text), 1 << 20))
+            tok.train_from_iterator(chunks, trainer=trainer)
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+            tok.save(str(tmp))
+            os.replace(tmp, cache)
+            self.tok = tok
+
+    def encode(self, b: bytes) -> np.ndarray:
+        text = b.decode("utf-8", errors="replace")
+        lines = text.splitlines(keepends=True)
+        ids = []
+        for enc in self.tok.encode_batch(["".join(lines[i : i + 256]) for i in range(0, len(lines), 256)]):
+            ids.extend(enc.ids)
+        return np.asarray(ids, dtype=np.uint16 if self.vocab_size <= 65536 else np.uint32)
+
+    def decode(self, ids) -> str:
+        return self.tok.decode([int(i) for i in ids])
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("LLMHIST_CACHE", Path.home() / ".cache" / "llmhist"))
+
+
+def _text_corpus(name: str, root: Path, tokenizer: str, suffixes: set[str] | None) -> Corpus:
+    files = text_files(root, suffixes)
+    if not files:
+        raise DataError(f"{root}: no text files found (looked for {', '.join(sorted(suffixes or ['any']))}); "
+                        "give a text file, a folder of text files, or token files (.bin)")
+    train_b, val_b = split_text(root, files)
+    if len(train_b) == 0 or len(val_b) == 0:
+        raise DataError(f"{root}: the data is empty; give a non-empty text file or folder")
+    h = hashlib.sha256()
+    h.update(f"split:file-hash-mod-{VAL_EVERY}\n".encode())
+    h.update(hashlib.sha256(train_b).digest())
+    h.update(hashlib.sha256(val_b).digest())
+    fp = h.hexdigest()
+    if tokenizer == "bytes":
+        tok = ByteTokenizer()
+    elif tokenizer.startswith("bpe"):
+        size = int(tokenizer[3:] or 4096)
+        if not 257 <= size <= 1 << 20:
+            raise DataError(f"--tokenizer {tokenizer}: a BPE vocabulary must be between 257 and 1048576")
+        tok = BPETokenizer(size, train_b, cache_dir() / "tokenizers" / f"{fp[:16]}-{tok_name(size)}.json")
+    else:
+        raise DataError(f"--tokenizer {tokenizer!r}: use 'bytes' or 'bpe[VOCAB]' (e.g. bpe4096)")
+    if tokenizer == "bytes":
+        train, val = tok.encode(train_b), tok.encode(val_b)
+    else:
+        train, val = _cached_tokens(fp, tok, train_b, val_b)
+    return Corpus(
+        name=name, train=train, val=val, vocab_size=tok.vocab_size, fingerprint=fp,
+        bytes_per_token=len(val_b) / max(1, len(val)), tokenizer=tok.name,
+        meta={"files": len(files), "train_bytes": len(train_b), "val_bytes": len(val_b), "root": str(root)},
+    )
+
+
+def tok_name(size: int) -> str:
+    return f"bpe{size}"
+
+
+def _cached_tokens(fp: str, tok, train_b: bytes, val_b: bytes) -> tuple[np.ndarray, np.ndarray]:
+    d = cache_dir() / "tokens" / f"{fp[:16]}-{tok.name}"
+    out = []
+    for split, b in (("train", train_b), ("val", val_b)):
+        p = d / f"{split}.npy"
+        if not p.exists():
+            d.mkdir(parents=True, exist_ok=True)
+            tmp = d / f".{split}.{os.getpid()}.npy"
+            np.save(tmp, tok.encode(b))
+            os.replace(tmp, p)
+        out.append(np.load(p, mmap_mode="r"))
+    return out[0], out[1]
+
+
+# ------------------------------------------------------------------------- token files
+
+
+def _token_dtype(name: str) -> np.dtype:
+    if name not in ("uint16", "uint32"):
+        raise DataError(f"--token-dtype {name!r}: token files are uint16 or uint32 (as nanoGPT writes them)")
+    return np.dtype(name)
+
+
+def _max_token(a: np.ndarray, chunk: int = 1 << 24) -> int:
+    return max(int(a[i : i + chunk].max()) for i in range(0, len(a), chunk))
+
+
+def _fingerprint_file(p: Path) -> str:
+    """sha256 of size + first and last MiB + 64 spread samples: reads kilobytes, not gigabytes."""
+    h = hashlib.sha256(str(p.stat().st_size).encode())
+    with open(p, "rb") as f:
+        size = p.stat().st_size
+        for off in [0, max(0, size - (1 << 20))] + [size * i // 64 for i in range(64)]:
+            f.seek(off)
+            h.update(f.read(1 << 20 if off in (0, max(0, size - (1 << 20))) else 4096))
+    return h.hexdigest()
+
+
+def token_corpus(path: Path, dtype: str = "uint16", vocab_size: int | None = None) -> Corpus:
+    dt = _token_dtype(dtype)
+    if path.is_dir():
+        tr, va = path / "train.bin", path / "val.bin"
+        if not tr.exists():
+            raise DataError(f"{path}: a token folder needs train.bin (and val.bin), as nanoGPT's prepare.py writes")
+        files = [tr] + ([va] if va.exists() else [])
+    else:
+        files = [path]
+    arrays = []
+    for p in files:
+        if p.stat().st_size == 0 or p.stat().st_size % dt.itemsize:
+            raise DataError(f"{p}: size {p.stat().st_size} B is empty or not a whole number of {dtype} tokens; "
+                            "check --token-dtype")
+        arrays.append(np.memmap(p, dtype=dt, mode="r"))
+    if len(arrays) == 2:
+        train, val = arrays
+    else:
+        a = arrays[0]
+        cut = len(a) - max(1, len(a) // VAL_EVERY)
+        train, val = a[:cut], a[cut:]
+    top = max(_max_token(train), _max_token(val)) + 1
+    if vocab_size is None:
+        meta = path / "meta.json" if path.is_dir() else path.with_name("meta.json")
+        vocab_size = json.loads(meta.read_text()).get("vocab_size") if meta.exists() else None
+        vocab_size = vocab_size or top
+    if top > vocab_size:
+        raise DataError(f"{path}: token id {top - 1} is outside --vocab-size {vocab_size}")
+    fp = hashlib.sha256("".join(_fingerprint_file(p) for p in files).encode()).hexdigest()
+    return Corpus(name=str(path), train=train, val=val, vocab_size=int(vocab_size), fingerprint=fp,
+                  bytes_per_token=None, tokenizer=f"pre-tokenised ({dtype})")
+
+
+# --------------------------------------------------------------------- synthetic source
+
+
+@dataclass(frozen=True)
+class Markov:
+    """An order-k Markov chain over `alphabet` symbols. Every context's next-symbol distribution is
+    the same Zipf law (p_r proportional to r^-s), applied to a context-specific random permutation
+    of the symbols. Because every context has the same distribution up to relabelling, the entropy
+    rate is exactly H(Zipf) whatever the stationary distribution: the best achievable loss."""
+
+    order: int = 2
+    alphabet: int = 16
+    zipf: float = 1.0
+    tokens: int = 2_000_000
+    seed: int = 0
+
+    def probs(self) -> np.ndarray:
+        r = np.arange(1, self.alphabet + 1, dtype=np.float64)
+        p = r ** -self.zipf
+        return p / p.sum()
+
+    @property
+    def entropy_nats(self) -> float:
+        p = self.probs()
+        return float(-(p * np.log(p)).sum())
+
+    def generate(self) -> np.ndarray:
+        A, k = self.alphabet, self.order
+        rng = np.random.default_rng([self.seed, 0x4D41524B])
+        n_ctx = A**k
+        table = np.argsort(rng.random((n_ctx, A)), axis=1).astype(np.int64)  # rank -> symbol per context
+        ranks = rng.choice(A, size=self.tokens, p=self.probs())
+        flat = (table * 1).ravel().tolist()
+        ranks_l = ranks.tolist()
+        out = [0] * self.tokens
+        ctx = 0
+        for t in range(self.tokens):  # inherently sequential; ~0.3 s per million tokens
+            x = flat[ctx * A + ranks_l[t]]
+            out[t] = x
+            ctx = (ctx * A + x) % n_ctx
+        # symbols shown as printable bytes ('A'..), so decoded samples are readable
+        return (np.asarray(out, dtype=np.uint16) + 65) if A <= 190 else np.asarray(out, dtype=np.uint16)
+
+
+def markov_corpus(spec: str) -> Corpus:
+    kw = {}
+    body = spec.partition(":")[2]
+    for item in filter(None, body.split(",")):
+        k, _, v = item.partition("=")
+        if k not in Markov.__dataclass_fields__ or not v:
+            raise DataError(f"--data {spec!r}: unknown or empty setting {item!r}; "
+                            f"settings are {', '.join(Markov.__dataclass_fields__)} (e.g. markov:order=2,alphabet=16)")
+        kw[k] = float(v) if k == "zipf" else int(float(v))
+    m = Markov(**kw)
+    if m.alphabet < 2 or m.order < 1 or m.tokens < 1000 or m.alphabet**m.order > 1 << 22:
+        raise DataError(f"--data {spec!r}: need alphabet >= 2, order >= 1, tokens >= 1000 and alphabet^order <= 4M")
+    fp = hashlib.sha256(json.dumps(m.__dict__, sort_keys=True).encode() + b"markov-v1").hexdigest()
+    path = cache_dir() / "markov" / f"{fp[:16]}.npy"
+    if path.exists():
+        seq = np.load(path, mmap_mode="r")
+    else:
+        seq = m.generate()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+        np.save(tmp, seq)
+        os.replace(tmp, path)
+    cut = len(seq) - len(seq) // 10
+    return Corpus(name=f"markov(order={m.order},alphabet={m.alphabet},zipf={m.zipf},tokens={m.tokens},seed={m.seed})",
+                  train=seq[:cut], val=seq[cut:], vocab_size=256, fingerprint=fp, bytes_per_token=1.0,
+                  entropy_nats=m.entropy_nats, meta={"markov": dict(m.__dict__)})
+
+
+# ------------------------------------------------------------------------------ loading
+
+
+def load(data: str = "stdlib", tokenizer: str = "bytes", token_dtype: str = "uint16",
+         vocab_size: int | None = None) -> Corpus:
+    """Resolve a --data value to a Corpus."""
+    if data == "stdlib":
+        root = stdlib_root()
+        if not root.is_dir():
+            raise DataError(f"the standard library sources were not found at {root}; give --data PATH")
+        return _text_corpus("stdlib", root, tokenizer, {".py"})
+    if data == "markov" or data.startswith("markov:"):
+        if tokenizer != "bytes":
+            raise DataError("the synthetic markov source is already tokenised: leave --tokenizer as bytes")
+        return markov_corpus(data)
+    p = Path(data).expanduser()
+    if not p.exists():
+        raise DataError(f"--data {data}: no such file or folder (use 'stdlib', 'markov', a text file/folder, "
+                        "or token files)")
+    if p.suffix == ".bin" or (p.is_dir() and (p / "train.bin").exists()):
+        if tokenizer != "bytes":
+            raise DataError(f"--data {data} is pre-tokenised: leave --tokenizer as bytes")
+        return token_corpus(p, token_dtype, vocab_size)
+    return _text_corpus(str(p), p, tokenizer, None if p.is_file() else TEXT_SUFFIXES)
+
+
+# ------------------------------------------------------------------------------ batches
+
+
+def batch_windows(n_tokens: int, T: int, B: int, seed: int, step: int, micro: int = 0) -> np.ndarray:
+    """Start offsets of B random windows of T+1 tokens for (seed, step, micro): a pure function,
+    so resuming at any step reproduces the data exactly, and DDP ranks can take slices of the
+    same global batch."""
+    if n_tokens < T + 1:
+        raise DataError(f"the training split has {n_tokens} tokens, fewer than one sequence of {T + 1}; "
+                        "give more data or a shorter --ctx")
+    rng = np.random.default_rng([seed, step, micro, 0x5EED])
+    return rng.integers(0, n_tokens - T, size=B)
+
+
+def gather(tokens: np.ndarray, starts: np.ndarray, T: int) -> np.ndarray:
+    """(B, T+1) int64 windows, read from a memmap slice by slice."""
+    return np.stack([np.asarray(tokens[s : s + T + 1], dtype=np.int64) for s in starts])
+
+
+def val_windows(n_tokens: int, T: int, n: int) -> np.ndarray:
+    """n evenly spaced validation windows (fixed for the run; the same for every run on the data)."""
+    if n_tokens < T + 1:
+        raise DataError(f"the validation split has {n_tokens} tokens, fewer than one sequence of {T + 1}; "
+                        "give more data or a shorter --ctx")
+    n = max(1, min(n, (n_tokens - 1) // T))
+    return np.linspace(0, n_tokens - T - 1, n).astype(np.int64)
+
+
+# ------------------------------------------------------------------- T5 span corruption
+
+
+def span_lengths(T: int, noise: float = 0.15, mean_span: float = 3.0) -> tuple[int, int]:
+    """T5's fixed counts: noise tokens round(T * 0.15), spans round(noise / mean span)."""
+    n_noise = max(1, min(T - 1, round(T * noise)))
+    n_spans = max(1, round(n_noise / mean_span))
+    return n_noise, n_spans
+
+
+def span_corrupt(x: np.ndarray, rng: np.random.Generator, sentinel0: int, noise=0.15, mean_span=3.0):
+    """T5's span corruption (Raffel et al. 2020, §3.1.4) on a batch (B, T): random spans (about 15%
+    of tokens, mean length 3) are replaced by one sentinel each in the input; the target lists each
+    sentinel followed by its span. Sentinels count down from sentinel0 as T5's extra ids do.
+    Input and target lengths are fixed for a given T, so batches stack."""
+    B, T = x.shape
+    n_noise, n_spans = span_lengths(T, noise, mean_span)
+    n_keep = T - n_noise
+    ins, tgs = [], []
+    for row in x:
+        # split noise and kept tokens into n_spans segments each (random partition, >= 1 per segment)
+        def seg(total):
+            cuts = np.sort(rng.choice(np.arange(1, total), size=n_spans - 1, replace=False)) if n_spans > 1 else []
+            return np.diff(np.concatenate([[0], cuts, [total]])).astype(int)
+        noise_len, keep_len = seg(n_noise), seg(n_keep)
+        inp, tgt, pos = [], [], 0
+        for s in range(n_spans):
+            inp.extend(row[pos : pos + keep_len[s]]); pos += keep_len[s]
+            inp.append(sentinel0 - s); tgt.append(sentinel0 - s)
+            tgt.extend(row[pos : pos + noise_len[s]]); pos += noise_len[s]
+        ins.append(inp); tgs.append(tgt + [sentinel0 - n_spans])  # a closing sentinel ends the target
+    return np.asarray(ins, dtype=np.int64), np.asarray(tgs, dtype=np.int64)

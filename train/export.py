@@ -1,0 +1,68 @@
+"""`llmhist export RUN OUT`: a folder transformers' from_pretrained loads, with the same logits.
+
+The weight mapping is archs/hf.py's (written once, tested for logit parity); this only reads a
+run folder (JSON + safetensors, never a pickle) and writes transformers' files atomically: the
+folder is written beside OUT and renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from llmhist.archs import hf
+from llmhist.archs.spec import Arch
+
+
+def load_run(run_dir: str | Path):
+    """(spec, model) of a run folder's final weights."""
+    from safetensors.torch import load_model
+
+    from llmhist.archs.model import build
+
+    run_dir = Path(run_dir)
+    cfg, weights = run_dir / "config.json", run_dir / "model.safetensors"
+    if not cfg.exists():
+        raise FileNotFoundError(f"{run_dir}: not a run folder (no config.json); give a folder `llmhist train` wrote")
+    if not weights.exists():
+        raise FileNotFoundError(f"{run_dir}: the run has no final weights (model.safetensors); "
+                                "finish it first (run the same train command again)")
+    a = Arch.from_dict(json.loads(cfg.read_text())["arch"])
+    model = build(a)
+    load_model(model, str(weights))
+    return a, model.eval()
+
+
+def export(run_dir: str | Path, out_dir: str | Path) -> dict:
+    a, model = load_run(run_dir)
+    mt = hf.model_type(a)  # raises NoHFEquivalent (a ValueError) with the reason for other families
+    try:
+        import transformers  # noqa: F401
+    except ImportError as e:
+        raise ValueError("export needs transformers: pip install 'llmhist[export]'") from e
+    ref = hf.hf_model(a)
+    hf.load_into_hf(a, model, ref)
+    ref.config._attn_implementation = "sdpa"
+    for key in ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id"):
+        v = getattr(ref.config, key, None)  # GPT-2's 50256 is outside a byte vocabulary
+        if isinstance(v, int) and v >= a.vocab_size:
+            setattr(ref.config, key, None)
+            if getattr(ref, "generation_config", None) is not None:
+                setattr(ref.generation_config, key, None)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise ValueError(f"{out_dir}: exists and is not empty; give a new folder")
+    tmp = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        ref.save_pretrained(tmp, safe_serialization=True)
+        (tmp / "llmhist.json").write_text(json.dumps({"run": str(Path(run_dir).resolve()), "arch": a.name}, indent=2))
+        if out_dir.exists():
+            out_dir.rmdir()
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {"model_type": mt, "params": sum(p.numel() for p in model.parameters()), "out": str(out_dir)}

@@ -71,29 +71,49 @@ def register(app: typer.Typer) -> None:
 
     @app.command("fit")
     def fit_(
-        source: Annotated[str, typer.Argument(help="A CSV or Parquet table of (N, D or C, loss) points.")],
-        law: Annotated[Optional[list[str]], typer.Option("--law", help="chinchilla, isoflop, kaplan (default: all the data supports).")] = None,
+        source: Annotated[str, typer.Argument(help="A runs folder (any depth) or a CSV/Parquet table of (N, D or C, loss).")],
+        law: Annotated[Optional[list[str]], typer.Option("--law", help="chinchilla, isoflop, kaplan, envelope (default: all the data supports).")] = None,
         bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples (0: none).")] = 200,
         n_col: Annotated[str, typer.Option("--n-col")] = "N",
         d_col: Annotated[Optional[str], typer.Option("--d-col")] = None,
         c_col: Annotated[Optional[str], typer.Option("--c-col")] = None,
         loss_col: Annotated[str, typer.Option("--loss-col")] = "loss",
         n_convention: Annotated[str, typer.Option("--n-convention", help="What N counts: total, non_embedding, active.")] = "total",
+        c_convention: Annotated[str, typer.Option("--c-convention", help="runs: C as 6ND or the counted FLOPs.")] = "6ND",
+        loss: Annotated[str, typer.Option("--loss", help="runs: final validation loss or smoothed training loss.")] = "final",
+        holdout: Annotated[float, typer.Option("--holdout", help="Fraction of largest-C points held out to measure extrapolation error.")] = 0.0,
         seed: Annotated[int, typer.Option("--seed")] = 0,
-        out: Annotated[str, typer.Option("--out", help="Folder for the fit JSON files.")] = "fits",
+        out: Annotated[str, typer.Option("--out", help="Folder for the fit JSON files and plots.")] = "fits",
+        plot: Annotated[str, typer.Option("--plot", help="files (PNG + SVG), terminal (also draws the main plot here), or none.")] = "files",
         as_json: Annotated[bool, typer.Option("--json")] = False,
     ):
-        """Fit scaling laws to a table of points, with bootstrap intervals; writes one JSON per law."""
+        """Fit scaling laws to runs or a table, with bootstrap intervals; writes one JSON per law and plots."""
         from llmhist.scaling.fitting import run_fits
 
         with user_errors():
             if bootstrap < 0:
                 raise ValueError("--bootstrap must be >= 0")
-            results = run_fits(source, laws=law, bootstrap=bootstrap, n_col=n_col, d_col=d_col, c_col=c_col,
-                               loss_col=loss_col, n_convention=n_convention, seed=seed, out=out)
+            if plot not in ("files", "terminal", "none"):
+                raise ValueError(f"--plot {plot!r}: files, terminal or none")
+            results, pts = run_fits(source, laws=law, bootstrap=bootstrap, n_col=n_col, d_col=d_col, c_col=c_col,
+                                    loss_col=loss_col, n_convention=n_convention, c_convention=c_convention,
+                                    loss=loss, seed=seed, out=out, holdout=holdout)
+        plots = []
+        if plot != "none":
+            from llmhist.scaling.plots import write_plots
+
+            plots = write_plots(results, pts, out)
         if as_json:
-            return print_json(results)
+            return print_json({"fits": [{k: v for k, v in r.items() if k not in ("bootstrap_samples", "residuals")}
+                                        for r in results], "left_out": pts["left_out"], "plots": plots})
+        console.print(f"{pts['n_rows']} points from {pts['source']} (N: {n_convention}, C: {c_convention}"
+                      + (f", loss: {loss}" if pts["curves"] else "") + ")")
+        for x in pts["left_out"]:
+            console.print(f"[yellow]left out[/] {x['run']}: {x['reason']}")
         for r in results:
+            if "skipped" in r:
+                console.print(f"[yellow]{r['law']} not fitted:[/] {r['skipped']}")
+                continue
             t = Table(title=f"{r['law']} fit ({r['n_points']} points) -> {r['path']}", header_style="bold")
             for c in ("parameter", "value", "interval (10th-90th pct)"):
                 t.add_column(c, justify="right")
@@ -102,6 +122,16 @@ def register(app: typer.Typer) -> None:
                 t.add_row(k, f"{v:.4g}", f"[{iv[0]:.4g}, {iv[1]:.4g}]" if iv else "-")
             for k, v in r.get("goodness", {}).items():
                 t.add_row(k, f"{v:.4g}", "")
+            for k, v in r.get("held_out", {}).items():
+                t.add_row(f"held-out {k}", f"{v:.4g}", "")
             console.print(t)
             for ref in r.get("refused", []):
                 console.print(f"[yellow]budget C={ref['C']:.3g} left out: {ref['reason']}[/]")
+        if plot == "terminal":
+            from llmhist.scaling.plots import terminal_plot
+
+            import sys
+
+            sys.stdout.write(terminal_plot(results, pts) + "\n")  # plotext's own layout; rich would re-wrap it
+        if plots:
+            console.print("plots: " + ", ".join(p for p in plots if p.endswith(".png")) + " (and .svg)")

@@ -110,6 +110,7 @@ def bench(
     compile: Annotated[bool, typer.Option("--compile/--no-compile", help="also time torch.compile variants")] = False,
     hf: Annotated[bool, typer.Option("--hf/--no-hf", help="also time transformers' implementation")] = True,
     peak_flops: Annotated[Optional[float], typer.Option(help="override the MFU denominator (FLOP/s)")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads (default: all usable cores)")] = None,
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Training-step tokens/s and MFU here, against transformers' implementation of the same model."""
@@ -119,7 +120,8 @@ def bench(
         d_model = n_layers = n_heads = None
     with user_errors():
         res = do_bench(arch, size=size, d_model=d_model, n_layers=n_layers, n_heads=n_heads, ctx=ctx, batch=batch,
-                       steps=steps, repeats=repeats, device=device, compile=compile, hf=hf, peak_flops=peak_flops)
+                       steps=steps, repeats=repeats, device=device, compile=compile, hf=hf, peak_flops=peak_flops,
+                       threads=threads)
     if json_out:
         print_json(res)
         return

@@ -29,7 +29,7 @@ def test_fit_writes_json_that_recommend_reads(tmp_path):
     r = runner.invoke(app, ["fit", str(p), "--n-col", "params", "--c-col", "flops", "--loss-col", "final_loss",
                             "--bootstrap", "20", "--out", str(tmp_path / "fits"), "--json"])
     assert r.exit_code == 0, r.output
-    res = {x["law"]: x for x in json.loads(r.output)}
+    res = {x["law"]: x for x in json.loads(r.output)["fits"]}
     assert set(res) == {"chinchilla", "isoflop", "kaplan"}
     ch = res["chinchilla"]
     assert abs(ch["params"]["a"] - TRUE.a) < 0.05 and ch["intervals"]["alpha"][0] < ch["intervals"]["alpha"][1]

@@ -564,7 +564,7 @@ class Trainer:
         raise Diverged(msg)
 
     def _progress(self, **kw) -> None:
-        kw.update(pid=os.getpid(), updated=time.time())
+        kw.update(pid=os.getpid(), host=os.uname().nodename, updated=time.time())
         write_json(self.out / "progress.json", kw)
 
 

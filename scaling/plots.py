@@ -1,0 +1,192 @@
+"""Plots of fits: matplotlib PNG + SVG files, and the main plot in the terminal with plotext.
+
+matplotlib is imported here only (Agg backend, no display needed), so `llmhist fit` without
+plots never pays for it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from . import laws as L
+
+
+def _registry_points() -> list[tuple[str, float, float]]:
+    """(name, N, D) of the registry's flagship models with published N and D."""
+    from llmhist.archs.accounting import params
+    from llmhist.archs.registry import ENTRIES
+
+    out = []
+    for a in ENTRIES:
+        if a.train_tokens and a.flagship:
+            N = a.published_params or (params(a).total if a.shape_known else None)
+            if N:
+                out.append((a.name, float(N), float(a.train_tokens)))
+    return out
+
+
+def _law_from(result: dict):
+    p = result["params"]
+    return L.Chinchilla("fit", p["E"], p["A"], p["B"], p["alpha"], p["beta"],
+                        samples=tuple(tuple(r) for r in result.get("bootstrap_samples", ())))
+
+
+def _save(fig, out: Path, name: str) -> list[str]:
+    paths = []
+    for ext in ("png", "svg"):
+        p = out / f"{name}.{ext}"
+        tmp = out / f".{name}.tmp.{ext}"
+        fig.savefig(tmp, dpi=130, bbox_inches="tight")
+        tmp.replace(p)
+        paths.append(str(p))
+    return paths
+
+
+def write_plots(results: list[dict], pts: dict, out: str | Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    by = {r["law"]: r for r in results if "params" in r}
+    N, D, Lo = pts["N"], pts["D"], pts["loss"]
+    C = 6 * N * D
+    written = []
+    chin = _law_from(by["chinchilla"]) if "chinchilla" in by else None
+
+    # 1. isoFLOP curves with their parabolas and minima
+    if "isoflop" in by:
+        from .fit import group_budgets
+
+        fig, ax = plt.subplots(figsize=(6.5, 4.5))
+        labels = group_budgets(C)
+        cmap = plt.get_cmap("viridis")
+        groups = np.unique(labels)
+        minima = {round(np.log10(m["C"]), 2): m for m in by["isoflop"]["minima"]}
+        for i, g in enumerate(groups):
+            sel = labels == g
+            col = cmap(i / max(1, len(groups) - 1))
+            Cg = float(np.exp(np.log(C[sel]).mean()))
+            ax.scatter(N[sel], Lo[sel], color=col, s=18, label=f"C = {Cg:.2g}")
+            m = minima.get(round(np.log10(Cg), 2))
+            if m:
+                xs = np.linspace(np.log(N[sel].min()), np.log(N[sel].max()), 100)
+                c2, c1, c0 = m["parabola"]
+                ax.plot(np.exp(xs), c2 * xs**2 + c1 * xs + c0, color=col, lw=1)
+                ax.scatter([m["N_opt"]], [m["loss_min"]], color=col, marker="*", s=120, edgecolor="k", zorder=3)
+        ax.set_xscale("log")
+        ax.set(xlabel="parameters N", ylabel="loss (nats/token)", title="isoFLOP curves (Approach 2): minima starred")
+        ax.legend(fontsize=7)
+        written += _save(fig, out, "isoflop")
+        plt.close(fig)
+
+    # 2. loss against compute, with the fitted frontier and its bootstrap band
+    if chin is not None:
+        fig, ax = plt.subplots(figsize=(6.5, 4.5))
+        ax.scatter(C, Lo, s=14, color="0.5", label="runs")
+        cg = np.geomspace(C.min() / 3, C.max() * 30, 80)
+        ax.plot(cg, [chin.optimum(c)["loss"] for c in cg], color="C3", label="Approach 3 frontier L(N_opt, D_opt)")
+        if chin.samples:
+            sm = np.array([[L.Chinchilla("s", *s).optimum(c)["loss"] for c in cg] for s in chin.samples[:300]])
+            lo, hi = np.percentile(sm, [10, 90], axis=0)
+            ax.fill_between(cg, lo, hi, color="C3", alpha=0.2, label="10-90% bootstrap band")
+        ax.axhline(chin.E, color="k", ls=":", lw=1, label=f"E = {chin.E:.3f}")
+        ent = pts.get("entropy")
+        if ent:
+            ax.axhline(ent, color="C2", ls="--", lw=1, label="true entropy")
+        ax.set_xscale("log")
+        ax.set(xlabel="compute C = 6ND (FLOPs)", ylabel="loss (nats/token)", title="loss against compute")
+        ax.legend(fontsize=7)
+        written += _save(fig, out, "frontier")
+        plt.close(fig)
+
+    # 3. N_opt and D_opt against C, with the registry's historical models placed on it
+    if by:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+        reg = _registry_points()
+        cmin = min(C.min(), 1e10)
+        cg = np.geomspace(cmin, 1e26, 100)
+        for ax, key, idx, ylab in ((axes[0], "N_opt", 1, "parameters N"), (axes[1], "D_opt", 2, "tokens D")):
+            for name, law in (("Hoffmann et al. 2022", L.get("hoffmann2022")), ("Epoch AI 2024", L.get("epoch2024"))):
+                ax.plot(cg, [law.optimum(c)[key] for c in cg], lw=1, ls="--", label=name)
+            if chin is not None:
+                ax.plot(cg, [chin.optimum(c)[key] for c in cg], color="C3", lw=2, label="this fit (Approach 3)")
+            for law_name, colour in (("isoflop", "C4"), ("envelope", "C5")):
+                if law_name in by:
+                    p = by[law_name]["params"]
+                    e, k = (p["a"], p["k_N"]) if key == "N_opt" else (p["b"], p["k_D"])
+                    ax.plot(cg, k * cg**e, color=colour, lw=1.5, label=f"this fit ({law_name})")
+            if "isoflop" in by:
+                ms = by["isoflop"]["minima"]
+                ax.scatter([m["C"] for m in ms], [m[key] for m in ms], marker="*", s=80, color="C4", zorder=3)
+            for name, Nr, Dr in reg:
+                v = (Nr, Nr, Dr)[idx]
+                ax.scatter([6 * Nr * Dr], [v], s=12, color="k", zorder=3)
+                ax.annotate(name, (6 * Nr * Dr, v), fontsize=6, xytext=(3, 2), textcoords="offset points")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set(xlabel="compute C (FLOPs)", ylabel=ylab, title=f"{key} against compute")
+        axes[0].legend(fontsize=7)
+        written += _save(fig, out, "optimal")
+        plt.close(fig)
+
+    # 4. Approach 3 loss contours over (N, D), the compute-optimal line and isoFLOP lines
+    if chin is not None:
+        fig, ax = plt.subplots(figsize=(6.5, 4.5))
+        n = np.geomspace(N.min() / 4, N.max() * 4, 120)
+        d = np.geomspace(D.min() / 4, D.max() * 4, 120)
+        NN, DD = np.meshgrid(n, d)
+        cs = ax.contour(NN, DD, chin.loss(NN, DD), levels=14, cmap="magma", linewidths=0.8)
+        ax.clabel(cs, fontsize=6)
+        cg = np.geomspace(6 * n.min() * d.min(), 6 * n.max() * d.max(), 50)
+        ax.plot([chin.n_opt(c) for c in cg], [chin.d_opt(c) for c in cg], color="C0", lw=2, label="compute-optimal")
+        ax.scatter(N, D, s=10, color="0.3", label="runs")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(n.min(), n.max())
+        ax.set_ylim(d.min(), d.max())
+        ax.set(xlabel="parameters N", ylabel="tokens D", title="Approach 3: loss contours")
+        ax.legend(fontsize=7)
+        written += _save(fig, out, "contours")
+        plt.close(fig)
+    return written
+
+
+def terminal_plot(results: list[dict], pts: dict) -> str:
+    """The main plot drawn in the terminal: isoFLOP curves if fitted, else loss against compute."""
+    import plotext as plt
+
+    plt.clear_figure()
+    plt.theme("clear")  # no background colours: readable on any terminal and in logs
+    plt.plotsize(80, 22)
+    N, D, Lo = pts["N"], pts["D"], pts["loss"]
+    C = 6 * N * D
+    by = {r["law"]: r for r in results if "params" in r}
+    plt.xscale("log")
+    if "isoflop" in by:
+        from .fit import group_budgets
+
+        labels = group_budgets(C)
+        for g in np.unique(labels):
+            sel = labels == g
+            order = np.argsort(N[sel])
+            plt.plot(N[sel][order].tolist(), Lo[sel][order].tolist(), marker="dot",
+                     label=f"C={np.exp(np.log(C[sel]).mean()):.2g}")
+        ms = by["isoflop"]["minima"]
+        plt.scatter([m["N_opt"] for m in ms], [m["loss_min"] for m in ms], marker="x", label="minima")
+        plt.title("isoFLOP curves: loss against N (log)")
+        plt.xlabel("N")
+    else:
+        plt.scatter(C.tolist(), Lo.tolist(), label="runs")
+        if "chinchilla" in by:
+            law = _law_from(by["chinchilla"])
+            cg = np.geomspace(C.min(), C.max(), 40)
+            plt.plot(cg.tolist(), [law.optimum(c)["loss"] for c in cg], label="frontier")
+        plt.title("loss against compute C (log)")
+        plt.xlabel("C")
+    plt.ylabel("loss")
+    return plt.build()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from typing import Annotated, Optional
 
 import typer
@@ -174,6 +176,7 @@ def register(app: typer.Typer) -> None:
     @app.command("compare")
     def compare(
         names: Annotated[list[str], typer.Argument(help="Two or more registry names or families.")],
+        fit: Annotated[Optional[list[str]], typer.Option("--fit", help="Also judge optimality under a fit JSON from `llmhist fit`.")] = None,
         as_json: JSON = False,
     ):
         """Side by side: shapes, choices, parameters, FLOPs, memory, KV cache, tokens, optimality."""
@@ -181,7 +184,7 @@ def register(app: typer.Typer) -> None:
             if len(names) < 2:
                 raise ValueError("compare needs at least two models, e.g. `llmhist compare gpt3 chinchilla`")
             specs = [resolve(n) for n in names]
-            rows = compare_rows(specs)
+            rows = compare_rows(specs, fit or [])
         if as_json:
             return print_json({"models": [a.name for a in specs], "rows": rows})
         t = Table(title="compare (differences highlighted)", header_style="bold")
@@ -199,7 +202,7 @@ def register(app: typer.Typer) -> None:
         console.print(t)
 
 
-def compare_rows(specs) -> list[dict]:
+def compare_rows(specs, fits: list[str] = ()) -> list[dict]:
     """Rows for `compare`: raw values (for --json) and formatted ones."""
     from llmhist.archs.accounting import activation_bytes_per_token, flops_per_token, kv_cache_bytes_per_token, params, weight_bytes
     from llmhist.scaling import laws
@@ -237,8 +240,8 @@ def compare_rows(specs) -> list[dict]:
     add("training", "compute C = 6ND", [6 * p.active * d if d else None for p, d in zip(ps, D)], sci)
     add("training", "tokens / parameter", [d / p.active if d else None for p, d in zip(ps, D)],
         lambda v: "n/a" if v is None else f"{v:.1f}")
-    for name in LAWS:
-        law = laws.PUBLISHED[name]
+    chosen = [(n, laws.PUBLISHED[n]) for n in LAWS] + [(Path(f).stem, laws.load(f)) for f in fits]
+    for name, law in chosen:
         opt = [laws.compute_optimality(p.active, d, law) if d else None for p, d in zip(ps, D)]
         add(f"compute-optimal ({name})", "N_opt at its C", [o and o["N_opt"] for o in opt], human)
         add(f"compute-optimal ({name})", "D_opt at its C", [o and o["D_opt"] for o in opt], human)

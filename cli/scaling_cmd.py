@@ -11,6 +11,8 @@ from .common import console, human, print_json, sci, user_errors
 
 
 def _iv(r: dict, key: str, fmt=human) -> str:
+    if r.get(key) is None:
+        return "n/a"
     v = fmt(r[key])
     if key + "_interval" in r:
         lo, hi = r[key + "_interval"]
@@ -53,7 +55,7 @@ def register(app: typer.Typer) -> None:
             return print_json({"recommendations": rows, "inference_aware": inf})
         t = Table(title="compute-optimal allocation", header_style="bold")
         for c in ("law", "C (FLOPs)", "N_opt", "D_opt", "tokens/param", "loss"):
-            t.add_column(c, justify="left" if c == "law" else "right")
+            t.add_column(c, justify="left" if c == "law" else "right", no_wrap=c in ("law", "C (FLOPs)"))
         for r in rows:
             t.add_row(r["law"], sci(r["C"]), _iv(r, "N_opt"), _iv(r, "D_opt"),
                       _iv(r, "tokens_per_param", lambda v: f"{v:.1f}"), _iv(r, "loss", lambda v: f"{v:.3f}"))
@@ -134,4 +136,4 @@ def register(app: typer.Typer) -> None:
 
             sys.stdout.write(terminal_plot(results, pts) + "\n")  # plotext's own layout; rich would re-wrap it
         if plots:
-            console.print("plots: " + ", ".join(p for p in plots if p.endswith(".png")) + " (and .svg)")
+            console.print("plots: " + ", ".join(p for p in plots if p.endswith(".png")) + " (and .svg)", soft_wrap=True)

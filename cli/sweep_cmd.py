@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -23,8 +24,9 @@ def _floats(s: str | None, what: str) -> list[float]:
 
 
 def estimate_seconds(plan) -> tuple[list[float], str]:
-    """Estimated wall time per run on this machine: the device's peak (the CPU's measured matmul
-    probe) at 45% MFU, as llmhist's CPU runs reach at d_model 128 (see `llmhist bench`)."""
+    """Estimated wall time per run on one device: the device's peak (the CPU's measured matmul probe)
+    at 45% MFU, as llmhist's CPU runs reach at d_model 128 (see `llmhist bench`), plus a fixed cost
+    per step that dominates the tiniest models (5 ms, measured on a 2-core CPU)."""
     from llmhist.archs import accounting
     from llmhist.archs.registry import build_spec
     from llmhist.train import device as devmod
@@ -35,11 +37,13 @@ def estimate_seconds(plan) -> tuple[list[float], str]:
     if not peak:
         return [float("nan")] * len(plan.runs), "n/a (no known peak for this device)"
     out = []
-    ctx = int(plan.common.get("ctx", 128))
+    ctx, batch = int(plan.common.get("ctx", 128)), int(plan.common.get("batch", 16))
+    step_s = 0.005 if dev.type == "cpu" else 0.02  # fixed cost per optimizer step (python, launch, eval share)
     for r in plan.runs:
         a = build_spec(r.arch, d_model=r.d_model, n_layers=r.n_layers, n_heads=r.n_heads, ctx_len=ctx)
-        out.append(r.tokens * accounting.flops_per_token(a, "palm", ctx) / (0.45 * peak))
-    return out, f"{peak:.3g} FLOP/s peak x 45% MFU"
+        steps = math.ceil(r.tokens / (ctx * batch))
+        out.append(steps * step_s + r.tokens * accounting.flops_per_token(a, "palm", ctx) / (0.45 * peak))
+    return out, f"{peak:.3g} FLOP/s peak x 45% MFU + {1e3 * step_s:.0f} ms/step"
 
 
 def _plan_table(plan, secs, how):

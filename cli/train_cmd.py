@@ -75,6 +75,10 @@ def train(
         fail(str(e), code=3)
     except OSError as e:  # e.g. no space left: the atomic writes left the previous state intact
         fail(f"{cfg.out}: {e.strerror or e}; the run's last checkpoint is intact, free space and run the same command")
+    import os
+
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
+        return
     if json_out:
         print_json(summary)
     elif not summary.get("already"):

@@ -128,6 +128,47 @@ class Kaplan:
                 "a": self.a, "b": self.b}
 
 
+@dataclass(frozen=True)
+class PowerLaw:
+    """Chinchilla Approaches 1 and 2: N_opt = k_N C^a and D_opt = k_D C^b, fitted directly. They
+    say how to split a budget but predict no loss (loss is None)."""
+
+    name: str
+    a: float
+    k_N: float
+    b: float
+    k_D: float
+    method: str = "isoflop"
+    source: str = ""
+    n_convention: str = "total"
+    intervals: dict = field(default_factory=dict, compare=False)
+    samples: tuple = field(default=(), compare=False)  # bootstrap (a, b, k_N, k_D) rows
+
+    kind = "power"
+
+    def n_opt(self, C: float) -> float:
+        return self.k_N * C**self.a
+
+    def d_opt(self, C: float) -> float:
+        return self.k_D * C**self.b
+
+    def loss(self, N: float, D: float) -> None:
+        return None
+
+    def c_opt_for_n(self, N: float) -> float:
+        return (N / self.k_N) ** (1 / self.a)
+
+    def d_opt_for_n(self, N: float) -> float:
+        return self.d_opt(self.c_opt_for_n(N))
+
+    def optimum(self, C: float) -> dict:
+        N, D = self.n_opt(C), self.d_opt(C)
+        return {"N_opt": N, "D_opt": D, "tokens_per_param": D / N, "loss": None, "C": C}
+
+    def params(self) -> dict:
+        return {"a": self.a, "k_N": self.k_N, "b": self.b, "k_D": self.k_D}
+
+
 PUBLISHED = {
     "hoffmann2022": Chinchilla(
         "hoffmann2022", E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28,
@@ -183,9 +224,13 @@ def load(path: str | Path):
             return Kaplan(name, p["alpha_N"], p["alpha_D"], p["N_c"], p["D_c"], source=str(path),
                           n_opt_coef=p.get("n_opt_coef", 1.3e9), a=p.get("a", 0.73), n_convention=conv,
                           intervals=iv, samples=samples)
+        if law in ("isoflop", "envelope"):
+            rows = tuple(tuple(r) for r in d.get("bootstrap_samples", ()) if len(r) == 4)
+            return PowerLaw(name, p["a"], p["k_N"], p["b"], p["k_D"], method=law, source=str(path),
+                            n_convention=conv, intervals=iv, samples=rows)
     except KeyError as e:
         raise ValueError(f"{path}: fit file lacks parameter {e}") from e
-    raise ValueError(f"{path}: law {law!r} has no parametric form to recommend from (need chinchilla or kaplan)")
+    raise ValueError(f"{path}: law {law!r} is not one recommend can use (chinchilla, kaplan, isoflop, envelope)")
 
 
 def compute_optimality(N: float, D: float, law) -> dict:

@@ -52,15 +52,17 @@ def _percentiles(values, q=(10, 90)):
 def _with_samples(law, fn):
     """fn(law) for the law and for each bootstrap sample it carries -> (value, (lo, hi) | None)."""
     val = fn(law)
-    if not law.samples or law.kind != "chinchilla":
+    if val is None or not law.samples or law.kind not in ("chinchilla", "power"):
         return val, None
     vals = []
-    for E, A, B, alpha, beta in law.samples:
+    for row in law.samples:
         try:
-            vals.append(fn(laws.Chinchilla("s", E, A, B, alpha, beta)))
-        except (ZeroDivisionError, OverflowError, ValueError):
+            s = (laws.Chinchilla("s", *row) if law.kind == "chinchilla"
+                 else laws.PowerLaw("s", row[0], row[2], row[1], row[3]))
+            vals.append(fn(s))
+        except (ZeroDivisionError, OverflowError, ValueError, TypeError):
             continue
-    return val, _percentiles(vals)
+    return val, _percentiles([v for v in vals if v is not None])
 
 
 def recommend(law, C: float | None = None, N: float | None = None, D: float | None = None) -> dict:

@@ -372,7 +372,9 @@ class Trainer:
         if dist:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
-            run_model = DDP(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+            # MoE: an expert no token chose this step has no gradient, which DDP must be told to expect
+            run_model = DDP(model, device_ids=[dev.index] if dev.type == "cuda" else None,
+                            find_unused_parameters=a.moe is not None)
         use_compile = cfg.compile if cfg.compile is not None else dev.type == "cuda"
         fwd = torch.compile(run_model) if use_compile else run_model
         amp = (torch.autocast("cuda", dtype=torch.bfloat16 if dtype_name == "bf16" else torch.float16)

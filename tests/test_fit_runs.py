@@ -1,0 +1,134 @@
+"""`llmhist fit RUNS/`: runs folders at any depth, conventions, held-out error, plots; `recommend`
+and `compare` reading the fit files; `llmhist study` end to end."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from llmhist.cli.main import app
+from llmhist.scaling import laws
+
+runner = CliRunner()
+TRUE = laws.Chinchilla("true", E=1.9, A=400.0, B=1200.0, alpha=0.33, beta=0.30)
+
+
+def write_run(folder, N, D, loss, status="finished", objective="causal_lm", evals=8):
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"train": {}, "arch": {}}))
+    rows = ["step,tokens,flops,train_loss,val_loss,val_bpb,lr,tokens_per_s,mfu,wall_s"]
+    for i in range(1, evals + 1):
+        d = D * i / evals
+        rows.append(f"{i},{d},{6 * N * d},{TRUE.loss(N, d)},{TRUE.loss(N, d)},,0.001,1000,,1")
+    (folder / "metrics.csv").write_text("\n".join(rows) + "\n")
+    if status is None:
+        return
+    (folder / "summary.json").write_text(json.dumps({
+        "status": status, "N": N, "N_non_embedding": 0.8 * N, "N_active": N, "D": D, "C": 6 * N * D,
+        "C_counted": 1.25 * 6 * N * D, "val_loss": loss, "train_loss_smoothed": loss + 0.01,
+        "objective": objective, "data_fingerprint": "abc"}))
+
+
+def make_runs(root, noise=0.003):
+    rng = np.random.default_rng(0)
+    for C in np.geomspace(1e17, 1e20, 4):
+        for j, n in enumerate(np.geomspace(TRUE.n_opt(C) / 5, TRUE.n_opt(C) * 5, 7)):
+            d = C / (6 * n)
+            write_run(root / f"C{C:.0e}" / f"n{j}", n, d, TRUE.loss(n, d) * math.exp(rng.normal(0, noise)))
+    write_run(root / "bad" / "diverged", 1e8, 1e9, float("nan"), status="diverged")
+    write_run(root / "bad" / "unfinished", 1e8, 1e9, 3.0, status=None)
+
+
+def test_fit_runs_folder_fits_every_law_lists_left_out_runs_and_plots(tmp_path):
+    make_runs(tmp_path / "runs")
+    out = tmp_path / "fits"
+    r = runner.invoke(app, ["fit", str(tmp_path / "runs"), "--bootstrap", "30", "--out", str(out), "--json",
+                            "--holdout", "0.2"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.output)
+    fits = {f["law"]: f for f in res["fits"]}
+    assert set(fits) == {"chinchilla", "isoflop", "envelope", "kaplan"}
+    reasons = {x["run"].split("/")[-1]: x["reason"] for x in res["left_out"]}
+    assert reasons["diverged"] == "diverged" and "unfinished" in reasons["unfinished"]
+    ch = fits["chinchilla"]
+    assert ch["n_points"] == 28 and abs(ch["params"]["a"] - TRUE.a) < 0.05
+    lo, hi = ch["intervals"]["a"]
+    assert lo - 0.02 <= TRUE.a <= hi + 0.02
+    assert ch["held_out"]["held_out_points"] == 6 and ch["held_out"]["mae_loss"] < 0.05
+    assert abs(fits["isoflop"]["params"]["a"] - TRUE.a) < 0.05
+    assert abs(fits["envelope"]["params"]["a"] - TRUE.a) < 0.1  # curves end on their own budget
+    for name in ("isoflop", "frontier", "optimal", "contours"):
+        for ext in ("png", "svg"):
+            assert (out / f"{name}.{ext}").stat().st_size > 1000
+    saved = json.loads((out / "runs-chinchilla.json").read_text())
+    assert saved["conventions"] == {"N": "total", "C": "6ND", "loss": "final"}
+
+
+def test_conventions_are_applied_and_recorded(tmp_path):
+    make_runs(tmp_path / "runs")
+    base = ["fit", str(tmp_path / "runs"), "--bootstrap", "0", "--plot", "none", "--law", "chinchilla", "--json"]
+    ref = json.loads(runner.invoke(app, base + ["--out", str(tmp_path / "a")]).output)["fits"][0]
+    ne = json.loads(runner.invoke(app, base + ["--out", str(tmp_path / "b"), "--n-convention", "non_embedding"]).output)
+    ne = ne["fits"][0]
+    assert ne["conventions"]["N"] == "non_embedding"
+    # N scaled by 0.8 everywhere: the same exponents, a smaller N_opt coefficient
+    assert ne["params"]["alpha"] == pytest.approx(ref["params"]["alpha"], rel=0.05)
+    cc = json.loads(runner.invoke(app, base + ["--out", str(tmp_path / "c"), "--c-convention", "counted"]).output)
+    assert cc["fits"][0]["conventions"]["C"] == "counted"
+    sm = json.loads(runner.invoke(app, base + ["--out", str(tmp_path / "d"), "--loss", "smoothed"]).output)
+    assert sm["fits"][0]["params"]["E"] == pytest.approx(ref["params"]["E"] + 0.01, abs=0.05)
+    r = runner.invoke(app, base + ["--n-convention", "embedding"])
+    assert r.exit_code == 2 and "non_embedding" in r.output
+
+
+def test_recommend_and_compare_read_every_kind_of_fit_file(tmp_path):
+    make_runs(tmp_path / "runs")
+    out = tmp_path / "fits"
+    assert runner.invoke(app, ["fit", str(tmp_path / "runs"), "--bootstrap", "20", "--out", str(out),
+                               "--plot", "none"]).exit_code == 0
+    files = [str(out / f"runs-{k}.json") for k in ("chinchilla", "isoflop", "envelope")]
+    r = runner.invoke(app, ["recommend", "--flops", "1e21", "--law", "hoffmann2022", "--json",
+                            *[x for f in files for x in ("--fit", f)]])
+    assert r.exit_code == 0, r.output
+    rows = {x["law"]: x for x in json.loads(r.output)["recommendations"]}
+    iso = rows["runs-isoflop"]
+    assert iso["loss"] is None and "N_opt_interval" in iso
+    assert iso["N_opt"] == pytest.approx(TRUE.n_opt(1e21), rel=0.3)
+    assert rows["runs-chinchilla"]["N_opt"] == pytest.approx(TRUE.n_opt(1e21), rel=0.3)
+    r = runner.invoke(app, ["recommend", "--flops", "1e21"] + [x for f in files for x in ("--fit", f)])
+    assert r.exit_code == 0 and "n/a" in r.output
+    r = runner.invoke(app, ["compare", "gpt3", "chinchilla", "--fit", files[0], "--json"])
+    assert r.exit_code == 0
+    labels = {row["section"] for row in json.loads(r.output)["rows"]}
+    assert "compute-optimal (runs-chinchilla)" in labels
+
+
+def test_terminal_plot_and_bad_runs_folders(tmp_path):
+    make_runs(tmp_path / "runs")
+    r = runner.invoke(app, ["fit", str(tmp_path / "runs"), "--bootstrap", "0", "--out", str(tmp_path / "f"),
+                            "--plot", "terminal"])
+    assert r.exit_code == 0 and "isoFLOP curves" in r.output and "minima" in r.output
+    (tmp_path / "empty").mkdir()
+    r = runner.invoke(app, ["fit", str(tmp_path / "empty")])
+    assert r.exit_code == 2 and "no finished runs" in r.output
+    write_run(tmp_path / "mixed" / "a", 1e6, 1e7, 3.0)
+    write_run(tmp_path / "mixed" / "b", 1e6, 1e7, 3.0, objective="span_corruption")
+    r = runner.invoke(app, ["fit", str(tmp_path / "mixed")])
+    assert r.exit_code == 2 and "different objectives" in r.output
+    r = runner.invoke(app, ["fit", str(tmp_path / "runs"), "--law", "chinchilla", "--holdout", "0.7"])
+    assert r.exit_code == 2 and "--holdout" in r.output
+
+
+def test_study_runs_sweep_fit_recommend_and_plots_end_to_end(tmp_path):
+    out = tmp_path / "study"
+    r = runner.invoke(app, ["study", "--budgets", "3e10,1e11", "--points", "3", "--ctx", "32", "--batch", "16",
+                            "--data", "markov:order=2,alphabet=16,tokens=400000", "--bootstrap", "10",
+                            "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    summaries = list(out.rglob("summary.json"))
+    assert len(summaries) >= 5 and all(json.loads(p.read_text())["status"] == "finished" for p in summaries)
+    assert (out / "fits" / "study-chinchilla.json").exists()
+    assert (out / "fits" / "frontier.png").exists() and "plots:" in r.output and "frontier.png" in r.output
+    assert "compute-optimal allocation" in r.output

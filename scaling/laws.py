@@ -21,8 +21,19 @@ from pathlib import Path
 PF_DAY = 8.64e19  # FLOPs in one petaflop/s-day
 
 
+class _Allocation:
+    """What every law shares once it says N_opt(C), D_opt(C) and the C at which N is optimal."""
+
+    def d_opt_for_n(self, N: float) -> float:
+        return self.d_opt(self.c_opt_for_n(N))
+
+    def optimum(self, C: float) -> dict:
+        N, D = self.n_opt(C), self.d_opt(C)
+        return {"N_opt": N, "D_opt": D, "tokens_per_param": D / N, "loss": self.loss(N, D), "C": C}
+
+
 @dataclass(frozen=True)
-class Chinchilla:
+class Chinchilla(_Allocation):
     name: str
     E: float
     A: float
@@ -61,19 +72,12 @@ class Chinchilla:
         """The budget for which N is compute-optimal."""
         return 6 * (N / self.G) ** (1 / self.a)
 
-    def d_opt_for_n(self, N: float) -> float:
-        return self.c_opt_for_n(N) / (6 * N)
-
-    def optimum(self, C: float) -> dict:
-        N, D = self.n_opt(C), self.d_opt(C)
-        return {"N_opt": N, "D_opt": D, "tokens_per_param": D / N, "loss": self.loss(N, D), "C": C}
-
     def params(self) -> dict:
         return {"E": self.E, "A": self.A, "B": self.B, "alpha": self.alpha, "beta": self.beta, "a": self.a, "b": self.b}
 
 
 @dataclass(frozen=True)
-class Kaplan:
+class Kaplan(_Allocation):
     name: str
     alpha_N: float
     alpha_D: float
@@ -116,20 +120,13 @@ class Kaplan:
         """The budget for which N is compute-efficient."""
         return PF_DAY * (N / self.n_opt_coef) ** (1 / self.a)
 
-    def d_opt_for_n(self, N: float) -> float:
-        return self.c_opt_for_n(N) / (6 * N)
-
-    def optimum(self, C: float) -> dict:
-        N, D = self.n_opt(C), self.d_opt(C)
-        return {"N_opt": N, "D_opt": D, "tokens_per_param": D / N, "loss": self.loss(N, D), "C": C}
-
     def params(self) -> dict:
         return {"alpha_N": self.alpha_N, "alpha_D": self.alpha_D, "N_c": self.N_c, "D_c": self.D_c,
                 "a": self.a, "b": self.b}
 
 
 @dataclass(frozen=True)
-class PowerLaw:
+class PowerLaw(_Allocation):
     """Chinchilla Approaches 1 and 2: N_opt = k_N C^a and D_opt = k_D C^b, fitted directly. They
     say how to split a budget but predict no loss (loss is None)."""
 
@@ -157,13 +154,6 @@ class PowerLaw:
 
     def c_opt_for_n(self, N: float) -> float:
         return (N / self.k_N) ** (1 / self.a)
-
-    def d_opt_for_n(self, N: float) -> float:
-        return self.d_opt(self.c_opt_for_n(N))
-
-    def optimum(self, C: float) -> dict:
-        N, D = self.n_opt(C), self.d_opt(C)
-        return {"N_opt": N, "D_opt": D, "tokens_per_param": D / N, "loss": None, "C": C}
 
     def params(self) -> dict:
         return {"a": self.a, "k_N": self.k_N, "b": self.b, "k_D": self.k_D}

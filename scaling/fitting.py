@@ -130,11 +130,12 @@ def run_fits(source, laws=None, bootstrap=200, n_col="N", d_col=None, c_col=None
                     pick = [curves[i] for i in rng.integers(0, len(curves), len(curves))]
                     try:
                         s = F.fit_envelope(pick)
-                        samples.append([s["a"], s["b"]])
+                        samples.append([s["a"], s["b"], s["k_N"], s["k_D"]])
                     except F.FitError:
                         continue
                 if samples:
-                    r["intervals"] = _intervals(np.array(samples), ["a", "b"])
+                    r["intervals"] = _intervals(np.array(samples), ["a", "b", "k_N", "k_D"])
+                    r["bootstrap_samples"] = samples
             return r
         attempt("envelope", env)
     if "kaplan" in wanted:

@@ -94,3 +94,21 @@ def test_fast_commands_do_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_fit_imports_neither_torch_nor_matplotlib_without_plots(tmp_path):
+    rows = ["N,D,loss"] + [f"{n},{c / (6 * n)},{1.9 + 400 / n**0.33 + 1200 / (c / (6 * n))**0.3}"
+                           for c in (1e17, 1e18, 1e19) for n in (1e7, 3e7, 1e8, 3e8, 1e9)]
+    (tmp_path / "p.csv").write_text("\n".join(rows) + "\n")
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from llmhist.cli.main import app\n"
+        f"res = CliRunner().invoke(app, ['fit', {str(tmp_path / 'p.csv')!r}, '--bootstrap', '0', '--plot', 'none',"
+        f" '--out', {str(tmp_path / 'f')!r}])\n"
+        "assert res.exit_code == 0, res.output\n"
+        "print([m for m in ('torch', 'matplotlib') if m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

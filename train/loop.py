@@ -514,8 +514,9 @@ class Trainer:
                     t_ckpt = time.monotonic()
                 if self.main:
                     mfu_now = rows[-1]["mfu"] if rows else None
+                    tps_now = rows[-1]["tokens_per_s"] if rows else None
                     prog.update(task, completed=done, info=f"loss {loss:.3f} val {last_val or float('nan'):.3f} "
-                                f"MFU {'n/a' if mfu_now is None else f'{mfu_now:.0%}'}")
+                                f"{(tps_now or 0):,.0f} tok/s MFU {'n/a' if mfu_now is None else f'{mfu_now:.0%}'}")
         summary = self._summary("finished", rows, plan, corpus, env, t_start, wall_before, ema)
         if self.main:
             from safetensors.torch import save_model

@@ -53,7 +53,10 @@ def _plan_table(plan, secs, how):
     for c in ("run", "group", "N", "D", "C", "tokens/param", "est. time"):
         t.add_column(c, justify="left" if c in ("run", "group") else "right", no_wrap=c == "run")
     for r, s in zip(plan.runs, secs):
-        t.add_row(r.name, r.group, human(r.N), human(r.tokens), f"{r.C:.3g}", f"{r.tokens_per_param:.1f}",
+        tpp = f"{r.tokens_per_param:.1f}"
+        if r.branches:  # WSD decay branches end at these fractions of the run's tokens
+            tpp += " (+" + ", ".join(f"{float(f) * r.tokens_per_param:.3g}" for f in r.branches.split(",")) + ")"
+        t.add_row(r.name, r.group, human(r.N), human(r.tokens), f"{r.C:.3g}", tpp,
                   "n/a" if s != s else f"{s:.0f} s")
     return t
 
@@ -89,6 +92,8 @@ def sweep(
     spread: Annotated[float, typer.Option(help="largest/smallest N per budget, centred on N ~ sqrt(C/120)")] = 16.0,
     sizes: Annotated[Optional[str], typer.Option(help="ladder (Approach 1): target N values, e.g. 2e5,8e5,3e6")] = None,
     tokens_per_param: Annotated[str, typer.Option(help="ladder horizons in tokens per parameter")] = "20",
+    schedule: Annotated[str, typer.Option(help="ladder: cosine (a run per horizon) or wsd (one run per size, "
+                                               "shorter horizons as decay branches)")] = "cosine",
     grid: Annotated[Optional[Path], typer.Option(help="TOML file of arbitrary runs ([defaults] + [[run]])")] = None,
     ctx: Annotated[int, typer.Option(help="sequence length")] = 128,
     batch: Annotated[int, typer.Option(help="sequences per step")] = 16,
@@ -123,7 +128,7 @@ def sweep(
             plan = S.plan_grid(grid, common)
         elif sizes:
             plan = S.plan_ladder(archs, _floats(sizes, "--sizes"), _floats(tokens_per_param, "--tokens-per-param"),
-                                 ctx, batch, common=common)
+                                 ctx, batch, schedule=schedule, common=common)
         else:
             plan = S.plan_isoflop(archs, _floats(budgets, "--budgets") or [1e13, 3e13, 1e14], points, spread, ctx,
                                   batch, common=common)

@@ -43,6 +43,8 @@ def train(
     warmup: Annotated[float, typer.Option(help="warmup as a fraction of steps")] = 0.02,
     schedule: Annotated[str, typer.Option(help="cosine (length = the run), wsd (warmup-stable-decay) or constant")] = "cosine",
     decay: Annotated[float, typer.Option(help="wsd: fraction of steps in the final decay")] = 0.2,
+    branches: Annotated[Optional[str], typer.Option(help="wsd: also end at these fractions of the budget (e.g. "
+                                                         "0.25,0.5), each a decay branch from the stable phase")] = None,
     seed: Annotated[int, typer.Option(help="the one seed every other is derived from")] = 0,
     eval_every: Annotated[Optional[int], typer.Option(help="steps between evaluations (default: 20 per run)")] = None,
     eval_batches: Annotated[int, typer.Option(help="validation windows = this x batch")] = 4,
@@ -62,7 +64,7 @@ def train(
         arch=arch, size=size, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
         tokens=int(tokens) if tokens is not None else None, flops=flops, data=data, tokenizer=tokenizer,
         token_dtype=token_dtype, vocab_size=vocab_size, ctx=ctx, batch=batch, micro_batch=micro_batch, lr=lr,
-        warmup=warmup, schedule=schedule, decay=decay, seed=seed, eval_every=eval_every, eval_batches=eval_batches,
+        warmup=warmup, schedule=schedule, decay=decay, branches=branches, seed=seed, eval_every=eval_every, eval_batches=eval_batches,
         device=device, threads=threads, compile=compile, remat=remat, peak_flops=peak_flops,
         out=str(out or Path("runs") / name),
     )

@@ -164,3 +164,23 @@ def test_checkpoints_are_loaded_without_unpickling_code(tmp_path):
     train(TrainConfig(arch="llama", tokens=32 * 8 * 2, out=str(tmp_path / "r"), **TINY))
     state = torch.load(tmp_path / "r" / "checkpoint" / "state.pt", weights_only=True)
     assert state["step"] == 2 and "optimizer" in state
+
+
+def test_wsd_branch_equals_a_fresh_run_of_its_horizon(tmp_path):
+    """One WSD run yields several D: the branch that leaves the stable phase and decays over its own
+    last 20% is bit-identical to a fresh WSD run of that horizon (same seed, same warmup steps)."""
+    base = dict(arch="llama", size="nano", ctx=32, batch=8, data="markov:tokens=20000", schedule="wsd", eval_every=4)
+    main = train(TrainConfig(tokens=32 * 8 * 40, warmup=0.05, branches="0.5", out=str(tmp_path / "main"), **base))
+    fresh = train(TrainConfig(tokens=32 * 8 * 20, warmup=0.1, out=str(tmp_path / "fresh"), **base))
+    br = main["branches"][0]
+    assert main["steps"] == 40 and br["steps"] == fresh["steps"] == 20
+    assert br["val_loss"] == fresh["val_loss"] and br["D"] == fresh["D"]
+    a = loop.read_metrics(tmp_path / "main" / "wsd-0.5" / "metrics.csv")
+    b = loop.read_metrics(tmp_path / "fresh" / "metrics.csv")
+    assert [(r["step"], r["train_loss"], r["val_loss"], r["lr"]) for r in a] == \
+           [(r["step"], r["train_loss"], r["val_loss"], r["lr"]) for r in b]
+    cfg = json.loads((tmp_path / "main" / "wsd-0.5" / "config.json").read_text())
+    assert cfg["branch_of"]["step"] == 16
+    with pytest.raises(loop.RunError, match="needs --schedule wsd"):
+        train(TrainConfig(tokens=32 * 8 * 40, branches="0.5", out=str(tmp_path / "x"),
+                          **{**base, "schedule": "cosine"}))

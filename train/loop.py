@@ -59,6 +59,7 @@ class TrainConfig:
     warmup: float = 0.02  # fraction of steps
     schedule: str = "cosine"  # cosine | wsd | constant
     decay: float = 0.2  # wsd: fraction of steps in the final decay
+    branches: str | None = None  # wsd: extra horizons as fractions of the budget, e.g. "0.25,0.5"
     seed: int = 0
     eval_every: int | None = None  # steps; None = about 20 evaluations per run
     eval_batches: int = 4  # validation windows = eval_batches * batch
@@ -249,10 +250,11 @@ def plan_run(cfg: TrainConfig, corpus: datamod.Corpus, world: int = 1) -> Plan:
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, console=None):
+    def __init__(self, cfg: TrainConfig, console=None, init_from: Path | None = None, branch_of: dict | None = None):
         self.cfg = cfg
         self.out = Path(cfg.out)
         self.console = console
+        self.init_from, self.branch_of = init_from, branch_of  # a WSD branch starts from a stable-phase snapshot
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.main = self.rank == 0
@@ -287,10 +289,10 @@ class Trainer:
             self.console.print(msg)
 
     # ---------------------------------------------------------------- checkpoints
-    def save_checkpoint(self, model, opt, step: int, rows: list[dict], extra: dict) -> None:
+    def save_checkpoint(self, model, opt, step: int, rows: list[dict], extra: dict, dest: Path | None = None) -> None:
         from safetensors.torch import save_model
 
-        ck = self.out / "checkpoint"
+        ck = dest or self.out / "checkpoint"
         tmp = self.out / f".checkpoint.{os.getpid()}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -301,35 +303,77 @@ class Trainer:
             for f in tmp.iterdir():
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
-            old = self.out / "checkpoint.old"
+            old = ck.with_name(ck.name + ".old")
             shutil.rmtree(old, ignore_errors=True)
+            ck.parent.mkdir(parents=True, exist_ok=True)
             if ck.exists():
                 os.replace(ck, old)
             os.replace(tmp, ck)
             shutil.rmtree(old, ignore_errors=True)
-            atomic_write(self.out / "metrics.csv", metrics_csv(rows))
+            if dest is None:
+                atomic_write(self.out / "metrics.csv", metrics_csv(rows))
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 
-    def load_checkpoint(self, model, opt) -> tuple[int, list[dict], dict] | None:
+    def load_checkpoint(self, model, opt, ck: Path | None = None, metrics: Path | None = None):
         from safetensors.torch import load_model
 
-        ck = self.out / "checkpoint"
-        if not (ck / "state.pt").exists() and (self.out / "checkpoint.old" / "state.pt").exists():
-            ck = self.out / "checkpoint.old"  # killed between the two renames of a save
+        ck = ck or self.out / "checkpoint"
+        if not (ck / "state.pt").exists() and (ck.with_name(ck.name + ".old") / "state.pt").exists():
+            ck = ck.with_name(ck.name + ".old")  # killed between the two renames of a save
         if not (ck / "state.pt").exists():
             return None
         state = torch.load(ck / "state.pt", weights_only=True, map_location="cpu")
         load_model(_unwrap(model), str(ck / "model.safetensors"))
         opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
-        rows = read_metrics(self.out / "metrics.csv")
+        rows = read_metrics(metrics or self.out / "metrics.csv")
         rows = [r for r in rows if r["step"] <= state["step"]][: state["metrics_rows"]]
         return state["step"], rows, state
 
     # ---------------------------------------------------------------- the loop
     def run(self) -> dict:
+        summary = self._run_main()
+        if self.cfg.branches and summary.get("status") == "finished":
+            summary["branches"] = self._run_branches()
+        return summary
+
+    def _branch_points(self, steps: int, warmup: int) -> list[tuple[float, int, int]]:
+        """(fraction, horizon steps S_f, branch step b_f) per WSD branch: the branch leaves the stable
+        phase at b_f and decays over the last `decay` of its own horizon S_f."""
+        cfg, out = self.cfg, []
+        if not cfg.branches:
+            return out
+        if cfg.schedule != "wsd":
+            raise RunError("--branches needs --schedule wsd (branches leave the stable phase of one run)")
+        try:
+            fracs = sorted({float(x) for x in cfg.branches.split(",") if x.strip()})
+        except ValueError:
+            raise RunError(f"--branches {cfg.branches!r}: give fractions of the budget, e.g. 0.25,0.5") from None
+        for f in fracs:
+            S = round(f * steps)
+            b = S - max(1, round(cfg.decay * S))
+            if not 0 < f < 1 or b < max(1, warmup):
+                raise RunError(f"--branches {f:g}: a branch must be a fraction in (0, 1) whose decay starts after "
+                               f"the warmup ({warmup} steps); this one would start at step {b}")
+            out.append((f, S, b))
+        return out
+
+    def _run_branches(self) -> list[dict]:
+        from dataclasses import replace as dc_replace
+
+        doc = json.loads((self.out / "config.json").read_text())["plan"]
+        results = []
+        for f, S, b in self._branch_points(doc["steps"], doc["warmup_steps"]):
+            bcfg = dc_replace(self.cfg, tokens=S * doc["tokens_per_step"], flops=None, branches=None,
+                              warmup=doc["warmup_steps"] / S, out=str(self.out / f"wsd-{f:g}"))
+            snap = self.out / "branches" / f"step-{b}"
+            results.append(Trainer(bcfg, self.console, init_from=snap,
+                                   branch_of={"run": str(self.out), "step": b, "fraction": f}).run())
+        return results
+
+    def _run_main(self) -> dict:
         cfg = self.cfg
         status = self.existing()
         if status in ("finished", "diverged"):
@@ -388,6 +432,17 @@ class Trainer:
                           "micro_batch": plan.micro, "grad_accum": plan.n_micro, "world_size": self.world,
                           "warmup_steps": plan.warmup, "peak_lr": plan.lr, "eval_every": plan.eval_every}}
         start_step, rows, ema = 0, [], None
+        branch_at = {b: f for f, _, b in self._branch_points(plan.steps, plan.warmup)}
+        if self.branch_of:
+            config_doc["branch_of"] = self.branch_of
+        if status is None and self.init_from is not None:  # a WSD branch: the main run's state at b_f
+            got = self.load_checkpoint(model, opt, self.init_from, self.init_from.parent.parent / "metrics.csv")
+            if got is None:
+                raise RunError(f"{self.init_from}: the branch snapshot is missing; run the main run again")
+            start_step, rows, st = got
+            ema = st.get("ema")
+            if self.main:
+                write_json(self.out / "config.json", config_doc)
         if status == "resume":
             got = self.load_checkpoint(model, opt)
             if got is not None:
@@ -395,7 +450,7 @@ class Trainer:
                 ema = st.get("ema")
                 self.log(f"[cyan]resuming {self.out} at step {start_step}/{plan.steps}[/]")
         if self.main:
-            if start_step == 0:
+            if start_step == 0 or not (self.out / "config.json").exists():
                 write_json(self.out / "config.json", config_doc)
             self._progress(status="running", step=start_step, steps=plan.steps)
 
@@ -512,6 +567,9 @@ class Trainer:
                 elif self.main and time.monotonic() - t_ckpt > cfg.ckpt_seconds:
                     self.save_checkpoint(model, opt, done, rows, {"ema": ema})
                     t_ckpt = time.monotonic()
+                if done in branch_at and self.main:  # the stable-phase state a WSD branch decays from
+                    self.save_checkpoint(model, opt, done, rows, {"ema": ema},
+                                         dest=self.out / "branches" / f"step-{done}")
                 if self.main:
                     mfu_now = rows[-1]["mfu"] if rows else None
                     tps_now = rows[-1]["tokens_per_s"] if rows else None

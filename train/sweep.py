@@ -41,6 +41,7 @@ class RunSpec:
     C: float  # 6 N D, the budget this run belongs to
     group: str = ""  # budget label (isoFLOP) or size label (ladder)
     schedule: str = "cosine"
+    branches: str = ""  # wsd: extra horizons (fractions of tokens), each a decay branch of this run
 
     @property
     def tokens_per_param(self) -> float:
@@ -151,20 +152,31 @@ def plan_ladder(archs: list[str], sizes_N: list[float], tokens_per_param: list[f
                 vocab=256, schedule="cosine", common: dict | None = None) -> SweepPlan:
     """Approach 1: several N, each trained for each horizon (tokens per parameter). With
     schedule=cosine each horizon is its own run (the Chinchilla correction: the cosine matches the
-    horizon); the training curves of all runs feed the envelope fit."""
+    horizon); with schedule=wsd one run per N reaches the longest horizon and the shorter ones are
+    decay branches from its stable phase (Hägele et al. 2024), so one run yields several D. The
+    training curves of all runs feed the envelope fit."""
     if len(sizes_N) < 2:
         raise RunError("a ladder needs at least two model sizes (--sizes)")
+    if schedule not in ("cosine", "wsd"):
+        raise RunError(f"--schedule {schedule!r}: a ladder uses cosine or wsd")
+    horizons = sorted(tokens_per_param)
+    if not horizons or horizons[0] <= 0:
+        raise RunError("--tokens-per-param: give positive horizons, e.g. 10,20,40")
     runs = []
     for arch in archs:
         ladder = shape_ladder(arch, vocab, ctx)
         for target in sizes_N:
             d, L, h, N = _nearest(ladder, target)
-            for tpp in tokens_per_param:
+            per_run = [[t] for t in horizons] if schedule == "cosine" else [horizons]
+            for group in per_run:
+                tpp = group[-1]
                 D = int(tpp * N)
-                if D < 4 * ctx * batch:
-                    raise RunError(f"{arch} N={N:,} at {tpp} tokens/param is {D} tokens, fewer than 4 steps")
+                if D * group[0] / tpp < 4 * ctx * batch:
+                    raise RunError(f"{arch} N={N:,} at {group[0]} tokens/param is {int(group[0] * N)} tokens, "
+                                   "fewer than 4 steps")
                 runs.append(RunSpec(name=f"{arch}-d{d}-l{L}-x{tpp:g}", arch=arch, d_model=d, n_layers=L, n_heads=h,
-                                    tokens=D, N=N, C=6 * N * D, group=f"N={N:,}", schedule=schedule))
+                                    tokens=D, N=N, C=6 * N * D, group=f"N={N:,}", schedule=schedule,
+                                    branches=",".join(f"{t / tpp:.6g}" for t in group[:-1])))
     return SweepPlan("ladder", runs, {"ctx": ctx, "batch": batch, **(common or {})})
 
 
@@ -224,6 +236,8 @@ def plan_grid(path: str | Path, common: dict | None = None) -> SweepPlan:
 def train_args(r: RunSpec, common: dict, out: Path, threads: int | None = None) -> list[str]:
     args = ["train", "--arch", r.arch, "--d-model", str(r.d_model), "--n-layers", str(r.n_layers),
             "--n-heads", str(r.n_heads), "--tokens", str(r.tokens), "--schedule", r.schedule, "--out", str(out)]
+    if r.branches:
+        args += ["--branches", r.branches]
     for k, v in common.items():
         if v is None or k in ("vocab",):
             continue

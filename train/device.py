@@ -84,8 +84,9 @@ def device_name(dev: torch.device) -> str:
 
 
 def cpu_matmul_peak(threads: int | None = None, refresh: bool = False) -> float:
-    """The CPU's float32 matmul FLOP/s with `threads` threads: the best of a few 1024^3 products
-    (the denominator of CPU MFU), measured once per (CPU, threads, torch) and cached."""
+    """The CPU's float32 matmul FLOP/s with `threads` threads: the best of repeated 1024^3 and 2048^3
+    products (the denominator of CPU MFU), measured once per (CPU, threads, torch) and cached in
+    ~/.cache/llmhist/cpu_peak.json (delete it to measure again)."""
     threads = threads or torch.get_num_threads()
     key = f"{device_name(torch.device('cpu')).split(' (')[0]}|{threads}|{torch.__version__}"
     path = cache_dir() / "cpu_peak.json"
@@ -99,16 +100,16 @@ def cpu_matmul_peak(threads: int | None = None, refresh: bool = False) -> float:
         return float(cache[key])
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
-    n = 1024
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    for _ in range(3):
-        a @ b
     best = 0.0
-    for _ in range(5):
-        t = time.perf_counter()
-        for _ in range(4):
-            a @ b
-        best = max(best, 4 * 2 * n**3 / (time.perf_counter() - t))
+    for n in (1024, 2048):  # the best of several sizes and repetitions: a peak, robust to a busy moment
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        reps = max(1, int(4e9 / (2 * n**3)))
+        a @ b
+        for _ in range(6):
+            t = time.perf_counter()
+            for _ in range(reps):
+                a @ b
+            best = max(best, reps * 2 * n**3 / (time.perf_counter() - t))
     torch.set_num_threads(old)
     cache[key] = best
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,7 @@ def train(
     n_heads: NHeads = None,
     tokens: Annotated[Optional[float], typer.Option(help="training tokens D (default: 20 per parameter)")] = None,
     flops: Annotated[Optional[float], typer.Option(help="compute budget C; D = C / 6N")] = None,
-    data: Annotated[str, typer.Option(help="stdlib (default), markov[:order=2,alphabet=16,...], a text file/folder, "
+    data: Annotated[str, typer.Option(help="stdlib (default), prose (extra 'prose'), markov[:order=2,alphabet=16,...], a text file/folder, "
                                            "or token files (train.bin/val.bin)")] = "stdlib",
     tokenizer: Annotated[str, typer.Option(help="bytes, or bpeN (BPE with N tokens trained on the data)")] = "bytes",
     token_dtype: Annotated[str, typer.Option(help="dtype of .bin token files: uint16 or uint32")] = "uint16",

@@ -111,3 +111,11 @@ def test_bpe_tokenizer_trained_locally_reports_bytes_per_token(tmp_path):
     assert int(np.max(c.train)) < 300
     with pytest.raises(data.DataError, match="bytes' or 'bpe"):
         data.load(str(tmp_path), tokenizer="wordpiece")
+
+
+def test_prose_corpus_is_english_from_gensims_wheel():
+    c = data.load("prose")
+    assert len(c.train) > 5_000_000 and len(c.val) > 100_000 and c.meta["documents"] > 300
+    text = bytes(np.asarray(c.val[:50_000], dtype=np.uint8)).decode("utf-8", errors="replace")
+    assert text.count(" the ") > 100
+    assert data.load("prose").fingerprint == c.fingerprint

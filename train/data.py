@@ -3,6 +3,8 @@
 Sources (`--data`):
 - ``stdlib`` (default): the running Python's standard library sources (tests excluded), real
   human-written code, comments and docstrings found via sysconfig, no download.
+- ``prose``: English prose from gensim's wheel (news articles and a Wikipedia extract), when the
+  optional extra ``prose`` is installed;
 - a text file or a folder of text files;
 - pre-tokenised token files as nanoGPT writes them (``train.bin``/``val.bin`` of uint16 or uint32,
   or one ``.bin`` file), memory-mapped and never loaded whole;
@@ -351,6 +353,67 @@ def markov_corpus(spec: str) -> Corpus:
                   entropy_nats=m.entropy_nats, meta={"markov": dict(m.__dict__)})
 
 
+# ------------------------------------------------------------------------- English prose
+
+
+def prose_files() -> tuple[Path, Path]:
+    """English prose shipped inside gensim's wheel (its test data): the Lee news corpus and a
+    shortened Wikipedia dump. Found without importing gensim (slow, and not needed)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("gensim")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("--data prose reads English text shipped in gensim's wheel: pip install 'llmhist[prose]' "
+                        "(or use --data stdlib, the default)")
+    d = Path(list(spec.submodule_search_locations)[0]) / "test" / "test_data"
+    lee = d / "lee_background.cor"
+    wiki = d / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+    if not lee.exists() or not wiki.exists():
+        raise DataError(f"{d}: this gensim wheel lacks its test data (lee_background.cor, the enwiki extract)")
+    return lee, wiki
+
+
+def prose_documents() -> list[tuple[str, bytes]]:
+    """(name, text) per document: 300 news articles and each Wikipedia article's wikitext."""
+    import bz2
+    import xml.etree.ElementTree as ET
+
+    lee, wiki = prose_files()
+    docs = [(f"lee/{i}", line.strip().encode()) for i, line in enumerate(lee.read_text(errors="replace").splitlines())
+            if line.strip()]
+    title = None
+    with bz2.open(wiki) as f:
+        for _, el in ET.iterparse(f):
+            tag = el.tag.rsplit("}", 1)[-1]
+            if tag == "title":
+                title = el.text
+            elif tag == "text" and el.text and not el.text.lstrip().lower().startswith("#redirect"):
+                docs.append((f"wiki/{title}", el.text.encode()))
+            if tag == "page":
+                el.clear()
+    return docs
+
+
+def prose_corpus(tokenizer: str) -> Corpus:
+    docs = prose_documents()
+    train_b = SEPARATOR.join(b for n, b in docs if not _is_val(n))
+    val_b = SEPARATOR.join(b for n, b in docs if _is_val(n))
+    fp = hashlib.sha256(b"prose-v1" + hashlib.sha256(train_b).digest() + hashlib.sha256(val_b).digest()).hexdigest()
+    if tokenizer == "bytes":
+        tok = ByteTokenizer()
+        train, val = tok.encode(train_b), tok.encode(val_b)
+    else:
+        size = int(tokenizer[3:] or 4096) if tokenizer.startswith("bpe") else 0
+        if not size:
+            raise DataError(f"--tokenizer {tokenizer!r}: use 'bytes' or 'bpe[VOCAB]' (e.g. bpe4096)")
+        tok = BPETokenizer(size, train_b, cache_dir() / "tokenizers" / f"{fp[:16]}-{tok_name(size)}.json")
+        train, val = _cached_tokens(fp, tok, train_b, val_b)
+    return Corpus(name="prose (gensim test data: Lee news corpus + Wikipedia extract)", train=train, val=val,
+                  vocab_size=tok.vocab_size, fingerprint=fp, bytes_per_token=len(val_b) / max(1, len(val)),
+                  tokenizer=tok.name, meta={"documents": len(docs), "train_bytes": len(train_b),
+                                            "val_bytes": len(val_b)})
+
+
 # ------------------------------------------------------------------------------ loading
 
 
@@ -362,13 +425,15 @@ def load(data: str = "stdlib", tokenizer: str = "bytes", token_dtype: str = "uin
         if not root.is_dir():
             raise DataError(f"the standard library sources were not found at {root}; give --data PATH")
         return _text_corpus("stdlib", root, tokenizer, {".py"})
+    if data == "prose":
+        return prose_corpus(tokenizer)
     if data == "markov" or data.startswith("markov:"):
         if tokenizer != "bytes":
             raise DataError("the synthetic markov source is already tokenised: leave --tokenizer as bytes")
         return markov_corpus(data)
     p = Path(data).expanduser()
     if not p.exists():
-        raise DataError(f"--data {data}: no such file or folder (use 'stdlib', 'markov', a text file/folder, "
+        raise DataError(f"--data {data}: no such file or folder (use 'stdlib', 'prose', 'markov', a text file/folder, "
                         "or token files)")
     if p.suffix == ".bin" or (p.is_dir() and (p / "train.bin").exists()):
         if tokenizer != "bytes":

@@ -8,7 +8,7 @@ This module imports no torch: accounting and the CLI's fast commands read specs 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Literal
 
 Norm = Literal["layernorm", "rmsnorm", "rmsnorm_1p"]  # rmsnorm_1p: Gemma's x * (1 + w)

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import console, fail, human, print_json, user_errors
+from .common import console, human, print_json, user_errors
 
 sweep_app = typer.Typer(help="Plan and run sweeps (isoFLOP grids, size ladders, TOML grids); see `sweep status`.",
                         invoke_without_command=True, no_args_is_help=False)

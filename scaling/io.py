@@ -4,27 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write via a temporary file in the same folder and rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+from llmhist.files import write_json
 
 
 def load_table(path: str | Path, n_col="N", d_col=None, c_col=None, loss_col="loss") -> dict:
@@ -63,7 +47,7 @@ def load_table(path: str | Path, n_col="N", d_col=None, c_col=None, loss_col="lo
 
 
 def save_fit(path: str | Path, fit: dict) -> None:
-    atomic_write_text(path, json.dumps(fit, indent=2, default=float) + "\n")
+    write_json(path, fit)
 
 
 N_CONVENTIONS = {"total": "N", "non_embedding": "N_non_embedding", "active": "N_active"}

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from llmhist.files import atomic_path
+
 from . import laws as L
 
 
@@ -37,9 +39,8 @@ def _save(fig, out: Path, name: str) -> list[str]:
     paths = []
     for ext in ("png", "svg"):
         p = out / f"{name}.{ext}"
-        tmp = out / f".{name}.tmp.{ext}"
-        fig.savefig(tmp, dpi=130, bbox_inches="tight")
-        tmp.replace(p)
+        with atomic_path(p) as tmp:  # the temporary keeps the suffix matplotlib reads the format from
+            fig.savefig(tmp, dpi=130, bbox_inches="tight")
         paths.append(str(p))
     return paths
 

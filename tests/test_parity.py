@@ -9,7 +9,7 @@ from llmhist.archs import ENTRIES, build_spec, params
 from llmhist.archs import hf
 from llmhist.archs.model import build
 
-import transformers  # noqa: E402  (the test extra: pip install -e ".[test]")
+import transformers  # noqa: E402, F401  (the test extra: pip install -e ".[test]"; fail loudly without it)
 
 PARITY = ["gpt1", "gpt2", "llama", "llama2", "llama3", "llama3.1", "mixtral", "gemma2", "qwen2",
           "qwen2-57b-a14b", "t5", "jurassic1"]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from llmhist.archs import ENTRIES, SpecError, UnknownArch, build_spec, get, params, resize
+from llmhist.archs import ENTRIES, SpecError, UnknownArch, build_spec, get, params
 from llmhist.archs.registry import BY_NAME
 
 HF_FREE_FAMILIES = {"gpt3", "jurassic1", "mtnlg", "gopher", "chinchilla", "palm"}

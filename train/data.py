@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from llmhist.files import atomic_path
+
 VAL_EVERY = 20  # 1 file in 20 (by a hash of its path) goes to validation: a deterministic ~5% split
 TEXT_SUFFIXES = {".txt", ".md", ".py", ".rst", ".json", ".csv", ".tex", ".html", ".c", ".h", ".js", ".toml", ".yaml", ".yml"}
 SKIP_DIRS = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__", ".git"}
@@ -151,10 +153,8 @@ class BPETokenizer:
             text = train_bytes.decode("utf-8", errors="replace")
             chunks = (text[i : i + 1 << 20] for i in range(0, len(text), 1 << 20))
             tok.train_from_iterator(chunks, trainer=trainer)
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-            tok.save(str(tmp))
-            os.replace(tmp, cache)
+            with atomic_path(cache) as tmp:
+                tok.save(str(tmp))
             self.tok = tok
 
     def encode(self, b: bytes) -> np.ndarray:
@@ -216,10 +216,8 @@ def _cached_tokens(fp: str, tok, train_b: bytes, val_b: bytes) -> tuple[np.ndarr
     for split, b in (("train", train_b), ("val", val_b)):
         p = d / f"{split}.npy"
         if not p.exists():
-            d.mkdir(parents=True, exist_ok=True)
-            tmp = d / f".{split}.{os.getpid()}.npy"
-            np.save(tmp, tok.encode(b))
-            os.replace(tmp, p)
+            with atomic_path(p) as tmp:
+                np.save(tmp, tok.encode(b))
         out.append(np.load(p, mmap_mode="r"))
     return out[0], out[1]
 
@@ -343,10 +341,8 @@ def markov_corpus(spec: str) -> Corpus:
         seq = np.load(path, mmap_mode="r")
     else:
         seq = m.generate()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
-        np.save(tmp, seq)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            np.save(tmp, seq)
     cut = len(seq) - len(seq) // 10
     return Corpus(name=f"markov(order={m.order},alphabet={m.alphabet},zipf={m.zipf},tokens={m.tokens},seed={m.seed})",
                   train=seq[:cut], val=seq[cut:], vocab_size=256, fingerprint=fp, bytes_per_token=1.0,

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from llmhist.files import write_json
+
 from .data import cache_dir
 
 # dense peak FLOP/s by (device name fragment, dtype); datasheets, no structured sparsity
@@ -112,10 +114,7 @@ def cpu_matmul_peak(threads: int | None = None, refresh: bool = False) -> float:
             best = max(best, reps * 2 * n**3 / (time.perf_counter() - t))
     torch.set_num_threads(old)
     cache[key] = best
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(cache, indent=1))
-    os.replace(tmp, path)
+    write_json(path, cache)
     return best
 
 

@@ -24,7 +24,8 @@ import torch.nn.functional as F
 
 from llmhist.archs import accounting
 from llmhist.archs.registry import build_spec
-from llmhist.archs.spec import Arch, SpecError
+from llmhist.archs.spec import Arch
+from llmhist.files import atomic_path, atomic_write, write_json
 
 from . import data as datamod
 from . import device as devmod
@@ -79,34 +80,6 @@ class TrainConfig:
 
 
 # ------------------------------------------------------------------------------ helpers
-
-
-def atomic_write(path: Path, payload: bytes | str) -> None:
-    """Temporary file in the same folder, fsync, rename: a reader never sees half a file, and a
-    full disk raises without touching the old file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(payload.encode() if isinstance(payload, str) else payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: Path, obj) -> None:
-    atomic_write(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    return str(o)
 
 
 def metrics_csv(rows: list[dict]) -> str:
@@ -579,9 +552,8 @@ class Trainer:
         if self.main:
             from safetensors.torch import save_model
 
-            tmp = self.out / f".model.{os.getpid()}.tmp"
-            save_model(model, str(tmp), metadata={"step": str(plan.steps)})
-            os.replace(tmp, self.out / "model.safetensors")
+            with atomic_path(self.out / "model.safetensors") as tmp:
+                save_model(model, str(tmp), metadata={"step": str(plan.steps)})
             atomic_write(self.out / "metrics.csv", metrics_csv(rows))
             write_json(self.out / "summary.json", summary)
             self._progress(status="finished", step=plan.steps, steps=plan.steps, val_loss=summary["val_loss"])

@@ -341,7 +341,6 @@ def best_split(cores: int, probe_args: list[str], seconds: float = 3.0) -> tuple
     best = max(measured, key=measured.get)
     p, t = map(int, best.split("x"))
     cache[key] = {"best": [p, t], "measured": measured}
-    path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, cache)
     return p, t, measured
 

@@ -19,6 +19,25 @@ def _intervals(samples: np.ndarray, names, q=(10, 90)) -> dict:
             for i, n in enumerate(names)}
 
 
+POWER_PARAMS = ("a", "k_N", "b", "k_D")  # N_opt = k_N C^a, D_opt = k_D C^b (Approaches 1 and 2)
+POWER_SAMPLE = ("a", "b", "k_N", "k_D")  # column order of saved samples, which laws.load reads
+
+
+def _bootstrap_power(r: dict, n: int, refit, errors) -> None:
+    """Intervals and samples of a power-law fit from n refits on resampled data; a resample the
+    method cannot fit (e.g. a budget left without an interior minimum) is skipped."""
+    samples = []
+    for _ in range(n):
+        try:
+            s = refit()
+        except errors:
+            continue
+        samples.append([s[k] for k in POWER_SAMPLE])
+    if samples:
+        r["intervals"] = _intervals(np.array(samples), POWER_SAMPLE)
+        r["bootstrap_samples"] = samples
+
+
 def load_points(source, n_col="N", d_col=None, c_col=None, loss_col="loss", n_convention="total",
                 c_convention="6ND", loss="final") -> dict:
     if Path(source).is_dir():
@@ -97,45 +116,28 @@ def run_fits(source, laws=None, bootstrap=200, n_col="N", d_col=None, c_col=None
     if "isoflop" in wanted:
         def iso():
             fit = F.fit_isoflop(N, D, L)
-            r = {**base, "law": "isoflop",
-                 "params": {"a": fit["a"], "k_N": fit["k_N"], "b": fit["b"], "k_D": fit["k_D"]},
+            r = {**base, "law": "isoflop", "params": {k: fit[k] for k in POWER_PARAMS},
                  "minima": fit["minima"], "refused": fit["refused"], "intervals": {}}
-            if bootstrap:
-                labels = F.group_budgets(6 * N * D)
-                samples = []
-                for _ in range(bootstrap):
-                    idx = np.concatenate([rng.choice(np.flatnonzero(labels == g), (labels == g).sum())
-                                          for g in np.unique(labels)])
-                    try:
-                        with warnings.catch_warnings():  # resamples repeat points: a parabola may be exact
-                            warnings.simplefilter("ignore", np.exceptions.RankWarning)
-                            s = F.fit_isoflop(N[idx], D[idx], L[idx])
-                        samples.append([s["a"], s["b"], s["k_N"], s["k_D"]])
-                    except (F.FitError, np.linalg.LinAlgError):
-                        continue
-                if samples:
-                    r["intervals"] = _intervals(np.array(samples), ["a", "b", "k_N", "k_D"])
-                    r["bootstrap_samples"] = samples
+            labels = F.group_budgets(6 * N * D)
+
+            def refit():  # resample within each budget, so every budget keeps its points
+                idx = np.concatenate([rng.choice(np.flatnonzero(labels == g), (labels == g).sum())
+                                      for g in np.unique(labels)])
+                with warnings.catch_warnings():  # resamples repeat points: a parabola may be exact
+                    warnings.simplefilter("ignore", np.exceptions.RankWarning)
+                    return F.fit_isoflop(N[idx], D[idx], L[idx])
+
+            _bootstrap_power(r, bootstrap, refit, (F.FitError, np.linalg.LinAlgError))
             return r
         attempt("isoflop", iso)
     if "envelope" in wanted:
         def env():
             e = F.fit_envelope(pts["curves"])
-            r = {**base, "law": "envelope", "params": {k: e[k] for k in ("a", "k_N", "b", "k_D")},
+            r = {**base, "law": "envelope", "params": {k: e[k] for k in POWER_PARAMS},
                  "frontier": e["frontier"][:: max(1, len(e["frontier"]) // 200)].tolist(), "intervals": {}}
-            if bootstrap:
-                samples = []
-                curves = pts["curves"]
-                for _ in range(bootstrap):
-                    pick = [curves[i] for i in rng.integers(0, len(curves), len(curves))]
-                    try:
-                        s = F.fit_envelope(pick)
-                        samples.append([s["a"], s["b"], s["k_N"], s["k_D"]])
-                    except F.FitError:
-                        continue
-                if samples:
-                    r["intervals"] = _intervals(np.array(samples), ["a", "b", "k_N", "k_D"])
-                    r["bootstrap_samples"] = samples
+            curves = pts["curves"]
+            _bootstrap_power(r, bootstrap, lambda: F.fit_envelope(
+                [curves[i] for i in rng.integers(0, len(curves), len(curves))]), F.FitError)
             return r
         attempt("envelope", env)
     if "kaplan" in wanted:

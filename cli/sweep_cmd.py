@@ -70,14 +70,7 @@ def _status_table(rows, title):
     colour = {"finished": "green", "running": "cyan", "diverged": "red", "failed": "red", "interrupted": "yellow"}
     for r in rows:
         prog = f"{r['step'] or 0}/{r['steps']}" if r["steps"] else "-"
-        err = (r["error"] or "")
-        if err.startswith("{"):
-            import json
-
-            try:
-                err = json.loads(err).get("log_tail", "").strip().splitlines()[-1]
-            except (ValueError, IndexError):
-                pass
+        err = r["error"] or ""
         t.add_row(r["run"], human(r["N"]), human(r["D"]), f"[{colour.get(r['state'], 'white')}]{r['state']}[/]", prog,
                   "-" if r["val_loss"] is None else f"{r['val_loss']:.4f}", err[:60])
     return t

@@ -57,7 +57,7 @@ def train(
     json_out: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
     """Train one model with its family's recipe; resumable (the same command continues a killed run)."""
-    from llmhist.train.loop import Diverged, TrainConfig, train as run_train
+    from llmhist.train.loop import EXIT_DIVERGED, Diverged, TrainConfig, train as run_train
 
     name = f"{arch}-{size or (f'd{d_model}-l{n_layers}-h{n_heads}' if d_model else 'micro')}-s{seed}"
     cfg = TrainConfig(
@@ -74,7 +74,7 @@ def train(
         with user_errors():
             summary = run_train(cfg, console=None if json_out else console)
     except Diverged as e:
-        fail(str(e), code=3)
+        fail(str(e), code=EXIT_DIVERGED)
     except OSError as e:  # e.g. no space left: the atomic writes left the previous state intact
         fail(f"{cfg.out}: {e.strerror or e}; the run's last checkpoint is intact, free space and run the same command")
     import os

@@ -144,6 +144,12 @@ def test_sweep_status_reports_failures_and_divergence(tmp_path):
     assert rows["r1"]["state"] == "diverged"
     r = runner.invoke(app, ["sweep", "status", str(out)])
     assert r.exit_code == 0 and "MemoryError" in r.output and "diverged" in r.output
+    # a long log keeps its last line as the error; failed runs relaunch only when asked, on any launcher
+    (out / "logs" / "r0.failed").write_text(json.dumps({"exit": 1, "log_tail": "x" * 3000 + "\nOSError: disk"}))
+    assert S.run_state(out / "r0")["error"] == "OSError: disk"
+    assert S.runs_to_launch(out, plan) == []
+    assert [r.name for r in S.runs_to_launch(out, plan, retry_failed=True)] == ["r0"]
+    assert not (out / "logs" / "r0.failed").exists()
 
 
 def test_torchrun_ddp_matches_one_process(tmp_path):

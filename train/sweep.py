@@ -23,7 +23,9 @@ from llmhist.archs import accounting
 from llmhist.archs.registry import build_spec, template
 from llmhist.archs.spec import SpecError
 
-from .loop import RunError, write_json
+from llmhist.files import write_json
+
+from .loop import EXIT_DIVERGED, RunError
 
 PLAN_VERSION = 1
 MIN_LAYERS, MAX_LAYERS = 1, 48
@@ -267,8 +269,25 @@ def run_state(run_dir: Path) -> dict:
         alive = _alive(p.get("pid")) and p.get("host", os.uname().nodename) == os.uname().nodename
         out["state"] = "running" if (p.get("status") == "running" and alive) else "interrupted"
     if fail.exists():
-        out.update(state="failed", error=fail.read_text().strip()[-500:])
+        try:  # the runner's marker: exit code and the tail of the run's log; its last line says why
+            tail = json.loads(fail.read_text()).get("log_tail", "").strip().splitlines()
+            out.update(state="failed", error=tail[-1] if tail else "failed (no output)")
+        except json.JSONDecodeError:
+            out.update(state="failed", error=fail.read_text().strip()[-500:])
     return out
+
+
+def runs_to_launch(folder: Path, plan: SweepPlan, retry_failed: bool = False) -> list[RunSpec]:
+    """What either launcher starts: runs not finished, diverged or running elsewhere; failed runs
+    only when asked (their marker is cleared then). Interrupted runs resume from their checkpoint."""
+    todo = []
+    for r in plan.runs:
+        state = run_state(folder / r.name)["state"]
+        if state in ("finished", "diverged", "running") or (state == "failed" and not retry_failed):
+            continue
+        (folder / "logs" / f"{r.name}.failed").unlink(missing_ok=True)
+        todo.append(r)
+    return todo
 
 
 def _alive(pid) -> bool:
@@ -313,7 +332,7 @@ def status(folder: Path) -> list[dict]:
 # ------------------------------------------------------------------------- local runner
 
 
-def best_split(cores: int, probe_args: list[str], seconds: float = 3.0) -> tuple[int, int, dict]:
+def best_split(cores: int, probe_args: list[str]) -> tuple[int, int, dict]:
     """Processes x threads that gives the most total tokens/s on this CPU, measured: for each split,
     that many concurrent `llmhist bench` processes of the sweep's median model. Cached per machine."""
     from .data import cache_dir
@@ -349,16 +368,7 @@ def run_local(folder: Path, plan: SweepPlan, workers: int, threads: int | None, 
               on_tick=None, gpus: list[int] | None = None) -> list[dict]:
     """A queue of `llmhist train` processes, `workers` at a time. Each run's stdout/stderr go to
     logs/RUN.log; a run that exits non-zero without a summary is marked logs/RUN.failed."""
-    queue = []
-    for r in plan.runs:
-        st = run_state(folder / r.name)
-        if st["state"] in ("finished", "diverged"):
-            continue
-        if st["state"] == "failed":
-            if not retry_failed:
-                continue
-            (folder / "logs" / f"{r.name}.failed").unlink(missing_ok=True)
-        queue.append(r)
+    queue = runs_to_launch(folder, plan, retry_failed)
     active: dict = {}
     free_gpus = list(gpus or [])
     while queue or active:
@@ -380,7 +390,7 @@ def run_local(folder: Path, plan: SweepPlan, workers: int, threads: int | None, 
             log.close()
             if gpu is not None:
                 free_gpus.append(gpu)
-            if proc.returncode not in (0, 3) and not (folder / r.name / "summary.json").exists():
+            if proc.returncode not in (0, EXIT_DIVERGED) and not (folder / r.name / "summary.json").exists():
                 tail = (folder / "logs" / f"{r.name}.log").read_text(errors="replace")[-2000:]
                 write_json(folder / "logs" / f"{r.name}.failed", {"exit": proc.returncode, "log_tail": tail})
         if on_tick:
@@ -411,8 +421,7 @@ def submit_slurm(folder: Path, plan: SweepPlan, partition: str | None, time_min:
         import submitit
     except ImportError as e:
         raise RunError("--launcher slurm needs submitit: pip install 'llmhist[slurm]'") from e
-    todo = [r for r in plan.runs if run_state(folder / r.name)["state"] not in ("finished", "diverged", "running")
-            or (retry_failed and run_state(folder / r.name)["state"] == "failed")]
+    todo = runs_to_launch(folder, plan, retry_failed)
     if not todo:
         return []
     ex = submitit.AutoExecutor(folder=str(folder / "slurm" / "%j"), cluster="slurm")

@@ -34,6 +34,9 @@ VAL_EVERY = 20  # 1 file in 20 (by a hash of its path) goes to validation: a det
 TEXT_SUFFIXES = {".txt", ".md", ".py", ".rst", ".json", ".csv", ".tex", ".html", ".c", ".h", ".js", ".toml", ".yaml", ".yml"}
 SKIP_DIRS = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__", ".git"}
 SEPARATOR = b"\n\n"
+# bumped when BPE training changes, so caches of tokenizers (and their token arrays) from an older
+# trainer are not reused: v2 stopped feeding the trainer overlapping copies of the text
+BPE_CACHE_VERSION = 2
 
 
 class DataError(ValueError):
@@ -151,7 +154,7 @@ class BPETokenizer:
                 vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
             )
             text = train_bytes.decode("utf-8", errors="replace")
-            chunks = (text[i : i + 1 << 20] for i in range(0, len(text), 1 << 20))
+            chunks = (text[i : i + (1 << 20)] for i in range(0, len(text), 1 << 20))
             tok.train_from_iterator(chunks, trainer=trainer)
             with atomic_path(cache) as tmp:
                 tok.save(str(tmp))
@@ -181,24 +184,8 @@ def _text_corpus(name: str, root: Path, tokenizer: str, suffixes: set[str] | Non
     train_b, val_b = split_text(root, files)
     if len(train_b) == 0 or len(val_b) == 0:
         raise DataError(f"{root}: the data is empty; give a non-empty text file or folder")
-    h = hashlib.sha256()
-    h.update(f"split:file-hash-mod-{VAL_EVERY}\n".encode())
-    h.update(hashlib.sha256(train_b).digest())
-    h.update(hashlib.sha256(val_b).digest())
-    fp = h.hexdigest()
-    if tokenizer == "bytes":
-        tok = ByteTokenizer()
-    elif tokenizer.startswith("bpe"):
-        size = int(tokenizer[3:] or 4096)
-        if not 257 <= size <= 1 << 20:
-            raise DataError(f"--tokenizer {tokenizer}: a BPE vocabulary must be between 257 and 1048576")
-        tok = BPETokenizer(size, train_b, cache_dir() / "tokenizers" / f"{fp[:16]}-{tok_name(size)}.json")
-    else:
-        raise DataError(f"--tokenizer {tokenizer!r}: use 'bytes' or 'bpe[VOCAB]' (e.g. bpe4096)")
-    if tokenizer == "bytes":
-        train, val = tok.encode(train_b), tok.encode(val_b)
-    else:
-        train, val = _cached_tokens(fp, tok, train_b, val_b)
+    fp = _fingerprint(f"split:file-hash-mod-{VAL_EVERY}\n".encode(), train_b, val_b)
+    tok, train, val = tokenize(tokenizer, fp, train_b, val_b)
     return Corpus(
         name=name, train=train, val=val, vocab_size=tok.vocab_size, fingerprint=fp,
         bytes_per_token=len(val_b) / max(1, len(val)), tokenizer=tok.name,
@@ -206,12 +193,27 @@ def _text_corpus(name: str, root: Path, tokenizer: str, suffixes: set[str] | Non
     )
 
 
-def tok_name(size: int) -> str:
-    return f"bpe{size}"
+def _fingerprint(tag: bytes, train_b: bytes, val_b: bytes) -> str:
+    return hashlib.sha256(tag + hashlib.sha256(train_b).digest() + hashlib.sha256(val_b).digest()).hexdigest()
+
+
+def tokenize(tokenizer: str, fp: str, train_b: bytes, val_b: bytes):
+    """(tokenizer, train ids, val ids) for a --tokenizer value: bytes, or a BPE trained on the
+    training split and cached with its token arrays under the corpus fingerprint."""
+    if tokenizer == "bytes":
+        tok = ByteTokenizer()
+        return tok, tok.encode(train_b), tok.encode(val_b)
+    if not tokenizer.startswith("bpe"):
+        raise DataError(f"--tokenizer {tokenizer!r}: use 'bytes' or 'bpe[VOCAB]' (e.g. bpe4096)")
+    size = int(tokenizer[3:] or 4096)
+    if not 257 <= size <= 1 << 20:
+        raise DataError(f"--tokenizer {tokenizer}: a BPE vocabulary must be between 257 and 1048576")
+    tok = BPETokenizer(size, train_b, cache_dir() / "tokenizers" / f"{fp[:16]}-bpe{size}-v{BPE_CACHE_VERSION}.json")
+    return (tok, *_cached_tokens(fp, tok, train_b, val_b))
 
 
 def _cached_tokens(fp: str, tok, train_b: bytes, val_b: bytes) -> tuple[np.ndarray, np.ndarray]:
-    d = cache_dir() / "tokens" / f"{fp[:16]}-{tok.name}"
+    d = cache_dir() / "tokens" / f"{fp[:16]}-{tok.name}-v{BPE_CACHE_VERSION}"
     out = []
     for split, b in (("train", train_b), ("val", val_b)):
         p = d / f"{split}.npy"
@@ -311,7 +313,7 @@ class Markov:
         n_ctx = A**k
         table = np.argsort(rng.random((n_ctx, A)), axis=1).astype(np.int64)  # rank -> symbol per context
         ranks = rng.choice(A, size=self.tokens, p=self.probs())
-        flat = (table * 1).ravel().tolist()
+        flat = table.ravel().tolist()
         ranks_l = ranks.tolist()
         out = [0] * self.tokens
         ctx = 0
@@ -394,16 +396,8 @@ def prose_corpus(tokenizer: str) -> Corpus:
     docs = prose_documents()
     train_b = SEPARATOR.join(b for n, b in docs if not _is_val(n))
     val_b = SEPARATOR.join(b for n, b in docs if _is_val(n))
-    fp = hashlib.sha256(b"prose-v1" + hashlib.sha256(train_b).digest() + hashlib.sha256(val_b).digest()).hexdigest()
-    if tokenizer == "bytes":
-        tok = ByteTokenizer()
-        train, val = tok.encode(train_b), tok.encode(val_b)
-    else:
-        size = int(tokenizer[3:] or 4096) if tokenizer.startswith("bpe") else 0
-        if not size:
-            raise DataError(f"--tokenizer {tokenizer!r}: use 'bytes' or 'bpe[VOCAB]' (e.g. bpe4096)")
-        tok = BPETokenizer(size, train_b, cache_dir() / "tokenizers" / f"{fp[:16]}-{tok_name(size)}.json")
-        train, val = _cached_tokens(fp, tok, train_b, val_b)
+    fp = _fingerprint(b"prose-v1", train_b, val_b)
+    tok, train, val = tokenize(tokenizer, fp, train_b, val_b)
     return Corpus(name="prose (gensim test data: Lee news corpus + Wikipedia extract)", train=train, val=val,
                   vocab_size=tok.vocab_size, fingerprint=fp, bytes_per_token=len(val_b) / max(1, len(val)),
                   tokenizer=tok.name, meta={"documents": len(docs), "train_bytes": len(train_b),

@@ -206,3 +206,14 @@ def test_slurm_launcher_runs_a_sweep_through_submitit(slurm, tmp_path):
     # resubmitting a finished sweep submits nothing
     r = runner.invoke(app, ["sweep", "--grid", str(grid), "--out", str(out), "--yes", "--launcher", "slurm"])
     assert r.exit_code == 0 and "submitted 0 runs" in r.output
+
+
+def test_a_killed_process_not_yet_reaped_counts_as_dead():
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.time() + 10
+    while time.time() < deadline and Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        time.sleep(0.05)  # exited but not waited for: a zombie
+    assert not S._alive(p.pid)
+    assert S._alive(os.getpid())
+    p.wait()
+    assert not S._alive(p.pid)

@@ -291,13 +291,18 @@ def runs_to_launch(folder: Path, plan: SweepPlan, retry_failed: bool = False) ->
 
 
 def _alive(pid) -> bool:
+    """Whether the process is running. A killed process whose parent died stays a zombie until
+    init reaps it; it answers signals but runs nothing, so it counts as dead."""
     if not pid:
         return False
     try:
         os.kill(int(pid), 0)
     except (OSError, ValueError):
         return False
-    return True
+    try:
+        return Path(f"/proc/{int(pid)}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc (macOS): the signal check is all there is
 
 
 def prepare(folder: Path, plan: SweepPlan) -> dict:

@@ -63,7 +63,7 @@ def load_runs(folder: str | Path, n_convention="total", c_convention="6ND", loss
     c_convention "counted", D is replaced by C_counted / 6N so that 6ND equals the counted FLOPs
     (every law is then in counted compute). T5's span-corruption runs are kept apart: their loss
     is per target token of another objective, so mixing them with causal-LM runs is refused."""
-    import csv
+    from llmhist.train.metrics import read_metrics
 
     folder = Path(folder)
     if not folder.exists():
@@ -101,11 +101,8 @@ def load_runs(folder: str | Path, n_convention="total", c_convention="6ND", loss
         objectives.add(s.get("objective", "causal_lm"))
         fps.add(s.get("data_fingerprint", ""))
         scale = D / float(s["D"])  # 1 for 6ND; counted / 6ND otherwise
-        curve = []
-        with open(run / "metrics.csv") as f:
-            for r in csv.DictReader(f):
-                if r.get("val_loss"):
-                    curve.append((float(r["tokens"]) * scale, float(r["val_loss"])))
+        curve = [(r["tokens"] * scale, r["val_loss"]) for r in read_metrics(run / "metrics.csv")
+                 if r.get("val_loss") is not None]
         if len(curve) >= 2:
             curves.append({"run": str(run), "N": N, "D": np.array([c[0] for c in curve]),
                            "loss": np.array([c[1] for c in curve])})

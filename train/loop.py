@@ -8,18 +8,18 @@ from its last checkpoint and ends bit-identical on CPU to an uninterrupted run.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, fields
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as tdist
 import torch.nn.functional as F
 
 from llmhist.archs import accounting
@@ -29,9 +29,9 @@ from llmhist.files import atomic_path, atomic_write, write_json
 
 from . import data as datamod
 from . import device as devmod
-from .recipes import peak_lr, recipe_for
+from .metrics import metrics_csv, read_metrics
+from .recipes import Recipe, peak_lr, recipe_for
 
-METRIC_COLUMNS = ["step", "tokens", "flops", "train_loss", "val_loss", "val_bpb", "lr", "tokens_per_s", "mfu", "wall_s"]
 T5_SENTINELS = 100  # T5's extra ids
 EXIT_DIVERGED = 3
 
@@ -80,25 +80,6 @@ class TrainConfig:
 
 
 # ------------------------------------------------------------------------------ helpers
-
-
-def metrics_csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: ("" if r.get(k) is None else r[k]) for k in METRIC_COLUMNS})
-    return buf.getvalue()
-
-
-def read_metrics(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    out = []
-    with open(path) as f:
-        for r in csv.DictReader(f):
-            out.append({k: (None if v == "" else (int(v) if k in ("step", "tokens") else float(v))) for k, v in r.items()})
-    return out
 
 
 def lr_at(step: int, steps: int, peak: float, warmup: int, schedule: str, min_ratio: float, decay: float) -> float:
@@ -183,13 +164,14 @@ class Plan:
     flops_per_token_6n: float
     flops_per_token_counted: float
     flops_per_token_mfu: float
-    extra: dict = field(default_factory=dict)
+    recipe: Recipe
 
 
 def plan_run(cfg: TrainConfig, corpus: datamod.Corpus, world: int = 1) -> Plan:
     vocab = corpus.vocab_size
     a0 = resolve_spec(cfg, vocab)
-    if recipe_for(a0.family, a0.moe is not None).objective == "span_corruption":
+    recipe = recipe_for(a0.family, a0.moe is not None)
+    if recipe.objective == "span_corruption":
         vocab += T5_SENTINELS
     a = resolve_spec(cfg, vocab) if vocab != a0.vocab_size else a0
     p = accounting.params(a)
@@ -208,17 +190,17 @@ def plan_run(cfg: TrainConfig, corpus: datamod.Corpus, world: int = 1) -> Plan:
     micro = cfg.micro_batch or per_rank
     if per_rank % micro:
         raise RunError(f"--micro-batch {micro} must divide the per-process batch {per_rank}")
-    tps = cfg.batch * cfg.ctx
-    steps = max(1, math.ceil(D / tps))
     if D <= 0 or not math.isfinite(D):
         raise RunError(f"the token budget must be positive, got {D}")
+    tps = cfg.batch * cfg.ctx
+    steps = max(1, math.ceil(D / tps))
     return Plan(
         spec=a, steps=steps, tokens_per_step=tps, tokens=steps * tps, n_micro=per_rank // micro, micro=micro,
         warmup=max(1, round(cfg.warmup * steps)) if cfg.warmup > 0 else 0,
-        lr=cfg.lr or (1e-2 if recipe_for(a.family, a.moe is not None).optimizer == "adafactor" else peak_lr(a.d_model)),
+        lr=cfg.lr or (1e-2 if recipe.optimizer == "adafactor" else peak_lr(a.d_model)),
         eval_every=cfg.eval_every or max(1, steps // 20), params=p, flops_per_token_6n=f6,
         flops_per_token_counted=accounting.flops_per_token(a, "counted", cfg.ctx),
-        flops_per_token_mfu=accounting.flops_per_token(a, "palm", cfg.ctx),
+        flops_per_token_mfu=accounting.flops_per_token(a, "palm", cfg.ctx), recipe=recipe,
     )
 
 
@@ -357,8 +339,6 @@ class Trainer:
             return summ
         dist = self.world > 1
         if dist:
-            import torch.distributed as tdist
-
             dev = devmod.pick(cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
             if dev.type == "cuda":
                 dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -370,8 +350,7 @@ class Trainer:
         dtype_name = devmod.setup(dev, cfg.threads)
         corpus = datamod.load(cfg.data, cfg.tokenizer, cfg.token_dtype, cfg.vocab_size)
         plan = plan_run(cfg, corpus, self.world)
-        a = plan.spec
-        recipe = recipe_for(a.family, a.moe is not None)
+        a, recipe = plan.spec, plan.recipe
         span = recipe.objective == "span_corruption"
         datamod.batch_windows(len(corpus.train), cfg.ctx, 1, 0, 0)  # raises if the data is too small
         vw = datamod.val_windows(len(corpus.val), cfg.ctx, cfg.eval_batches * cfg.batch)
@@ -414,8 +393,6 @@ class Trainer:
                 raise RunError(f"{self.init_from}: the branch snapshot is missing; run the main run again")
             start_step, rows, st = got
             ema = st.get("ema")
-            if self.main:
-                write_json(self.out / "config.json", config_doc)
         if status == "resume":
             got = self.load_checkpoint(model, opt)
             if got is not None:
@@ -479,7 +456,6 @@ class Trainer:
                         console=self.console, disable=not (self.main and self.console is not None
                                                           and self.console.is_terminal))
         task = prog.add_task(a.name, total=plan.steps, completed=start_step, info="")
-        step = start_step
         last_val = rows[-1]["val_loss"] if rows else None
         with prog:
             for step in range(start_step, plan.steps):
@@ -492,7 +468,7 @@ class Trainer:
                 for m in range(plan.n_micro):
                     chunk = xy[m * plan.micro : (m + 1) * plan.micro]
                     sync = (m == plan.n_micro - 1) or not dist
-                    ctx_mgr = run_model.no_sync() if (dist and not sync) else _null()
+                    ctx_mgr = run_model.no_sync() if (dist and not sync) else nullcontext()
                     with ctx_mgr:
                         ce, extra = loss_on(chunk, rng)
                         ((ce + extra) / plan.n_micro).backward()
@@ -500,13 +476,11 @@ class Trainer:
                 if recipe.grad_clip:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
                 if dist:
-                    import torch.distributed as tdist
-
                     tdist.all_reduce(loss_sum)
                     loss_sum /= self.world
                 loss = loss_sum.item()
                 if not math.isfinite(loss):
-                    return self._diverged(step, loss, rows, plan, corpus, env, config_doc, t_start, wall_before)
+                    return self._diverged(step, loss, rows, plan, corpus, env, t_start, wall_before)
                 opt.step()
                 opt.zero_grad(set_to_none=True)
                 ema = loss if ema is None else 0.9 * ema + 0.1 * loss
@@ -526,9 +500,9 @@ class Trainer:
                         "wall_s": wall_before + time.time() - t_start,
                     })
                     if not math.isfinite(val):
-                        return self._diverged(done, val, rows, plan, corpus, env, config_doc, t_start, wall_before)
+                        return self._diverged(done, val, rows, plan, corpus, env, t_start, wall_before)
                     if self.main:
-                        if not prog.live.is_started or prog.disable:
+                        if prog.disable:  # no live bar (not a terminal): a line per evaluation
                             mfu = rows[-1]["mfu"]
                             self.log(f"step {done}/{plan.steps}  loss {loss:.4f}  val {val:.4f}  "
                                      f"{(tps or 0):,.0f} tok/s  MFU {'n/a' if mfu is None else f'{mfu:.1%}'}")
@@ -558,8 +532,6 @@ class Trainer:
             write_json(self.out / "summary.json", summary)
             self._progress(status="finished", step=plan.steps, steps=plan.steps, val_loss=summary["val_loss"])
         if dist:
-            import torch.distributed as tdist
-
             tdist.barrier()
         return summary
 
@@ -572,7 +544,7 @@ class Trainer:
         mfus = [r["mfu"] for r in rows if r.get("mfu")]
         return {
             "status": status, "arch": plan.spec.name, "family": plan.spec.family,
-            "objective": recipe_for(plan.spec.family, plan.spec.moe is not None).objective,
+            "objective": plan.recipe.objective,
             "d_model": plan.spec.d_model, "n_layers": plan.spec.n_layers, "n_heads": plan.spec.n_heads,
             "N": p.total, "N_non_embedding": p.non_embedding, "N_active": p.active,
             "D": D, "C": 6 * p.active * D, "C_counted": plan.flops_per_token_counted * D,
@@ -584,14 +556,12 @@ class Trainer:
             "tokenizer": corpus.tokenizer, "seed": self.cfg.seed, "environment": env,
         }
 
-    def _diverged(self, step, loss, rows, plan, corpus, env, config_doc, t_start, wall_before) -> dict:
+    def _diverged(self, step, loss, rows, plan, corpus, env, t_start, wall_before) -> dict:
         msg = (f"loss became {loss} at step {step}: the run diverged. The last good checkpoint is kept in "
                f"{self.out / 'checkpoint'}; try a lower --lr (it was {plan.lr:.3g}) or a longer --warmup")
         summary = self._summary("diverged", rows, plan, corpus, env, t_start, wall_before, None)
         summary["error"] = msg
         if self.main:
-            if not (self.out / "config.json").exists():
-                write_json(self.out / "config.json", config_doc)
             write_json(self.out / "summary.json", summary)
             self._progress(status="diverged", step=step, steps=plan.steps, error=msg)
         raise Diverged(msg)
@@ -603,14 +573,6 @@ class Trainer:
 
 class Diverged(RuntimeError):
     pass
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
 
 
 def _unwrap(m):

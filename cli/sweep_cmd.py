@@ -146,17 +146,15 @@ def sweep(
             console.print(f"submitted {len(ids)} runs as a Slurm job array ({', '.join(ids[:3])}"
                           f"{'...' if len(ids) > 3 else ''}); watch with `llmhist sweep status {folder}`")
             return
+        from llmhist.train.device import usable_cores
+
         gpus = _gpus()
         if gpus:
             w, t = len(gpus), None
         elif workers or threads:
-            from llmhist.train.device import usable_cores
-
             w = workers or max(1, usable_cores() // (threads or usable_cores()))
             t = threads or max(1, usable_cores() // w)
         else:
-            from llmhist.train.device import usable_cores
-
             mid = plan.runs[len(plan.runs) // 2]
             probe = ["--arch", mid.arch, "--d-model", str(mid.d_model), "--n-layers", str(mid.n_layers), "--n-heads",
                      str(mid.n_heads), "--ctx", str(plan.common["ctx"]), "--batch", str(plan.common["batch"]),

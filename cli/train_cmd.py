@@ -10,7 +10,8 @@ import typer
 from .common import console, fail, print_json, user_errors
 
 Arch_ = Annotated[str, typer.Option("--arch", "-a", help="family or registry name (llama, gpt2, mixtral, t5, ...)")]
-Size = Annotated[Optional[str], typer.Option(help="named size: nano, micro, mini, small, base (or a registry name)")]
+Size = Annotated[Optional[str], typer.Option(help="named size: nano (train's default), micro, mini, small, base, "
+                                                 "or a registry name")]
 DModel = Annotated[Optional[int], typer.Option("--d-model", help="explicit width (with --n-layers, --n-heads)")]
 NLayers = Annotated[Optional[int], typer.Option("--n-layers", help="explicit depth")]
 NHeads = Annotated[Optional[int], typer.Option("--n-heads", help="explicit head count")]
@@ -57,9 +58,9 @@ def train(
     json_out: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
     """Train one model with its family's recipe; resumable (the same command continues a killed run)."""
-    from llmhist.train.loop import EXIT_DIVERGED, Diverged, TrainConfig, train as run_train
+    from llmhist.train.loop import DEFAULT_SIZE, EXIT_DIVERGED, Diverged, TrainConfig, train as run_train
 
-    name = f"{arch}-{size or (f'd{d_model}-l{n_layers}-h{n_heads}' if d_model else 'micro')}-s{seed}"
+    name = f"{arch}-{size or (f'd{d_model}-l{n_layers}-h{n_heads}' if d_model else DEFAULT_SIZE)}-s{seed}"
     cfg = TrainConfig(
         arch=arch, size=size, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
         tokens=int(tokens) if tokens is not None else None, flops=flops, data=data, tokenizer=tokenizer,

@@ -33,6 +33,9 @@ from .metrics import metrics_csv, read_metrics
 from .recipes import Recipe, peak_lr, recipe_for
 
 T5_SENTINELS = 100  # T5's extra ids
+# without --size or a shape: the smallest named size, whose 20-tokens-per-parameter run takes
+# about a minute on a laptop CPU (micro's takes about 20)
+DEFAULT_SIZE = "nano"
 EXIT_DIVERGED = 3
 
 
@@ -105,7 +108,7 @@ def lr_at(step: int, steps: int, peak: float, warmup: int, schedule: str, min_ra
 def resolve_spec(cfg: TrainConfig, vocab_size: int) -> Arch:
     if cfg.ctx < 8:
         raise RunError(f"--ctx {cfg.ctx}: use at least 8 tokens of context")
-    a = build_spec(cfg.arch, cfg.size if (cfg.size or cfg.d_model) else "micro", d_model=cfg.d_model,
+    a = build_spec(cfg.arch, cfg.size if (cfg.size or cfg.d_model) else DEFAULT_SIZE, d_model=cfg.d_model,
                    n_layers=cfg.n_layers, n_heads=cfg.n_heads, vocab_size=vocab_size, ctx_len=cfg.ctx)
     if a.ctx_len < cfg.ctx:
         raise RunError(f"{a.name} has a context of {a.ctx_len} tokens; --ctx {cfg.ctx} is longer")
@@ -399,6 +402,9 @@ class Trainer:
                 start_step, rows, st = got
                 ema = st.get("ema")
                 self.log(f"[cyan]resuming {self.out} at step {start_step}/{plan.steps}[/]")
+        self.log(f"{a.name}: N {plan.params.total:,} parameters, D {plan.tokens:,} tokens "
+                 f"({plan.tokens / plan.params.total:.1f} per parameter), {plan.steps:,} steps of "
+                 f"{plan.tokens_per_step:,} tokens on {devmod.device_name(dev)} -> {self.out}")
         if self.main:
             if start_step == 0 or not (self.out / "config.json").exists():
                 write_json(self.out / "config.json", config_doc)

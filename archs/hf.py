@@ -7,10 +7,12 @@ transformers is imported only inside the functions (it is a test/export extra).
 
 from __future__ import annotations
 
+from llmhist.errors import UserError
+
 from .spec import Arch
 
 
-class NoHFEquivalent(ValueError):
+class NoHFEquivalent(UserError, ValueError):
     pass
 
 

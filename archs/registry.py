@@ -8,6 +8,8 @@ are commented where they bite.
 
 from __future__ import annotations
 
+from llmhist.errors import UserError
+
 import difflib
 from dataclasses import replace
 
@@ -342,7 +344,7 @@ FAMILIES: list[str] = list(dict.fromkeys(e.family for e in ENTRIES))
 TEMPLATE = {"t5": "t5-base", "palm": "palm-8b"}
 
 
-class UnknownArch(KeyError):
+class UnknownArch(UserError, KeyError):
     def __init__(self, name: str, suggestions: list[str]):
         self.name, self.suggestions = name, suggestions
         hint = f"; did you mean {', '.join(suggestions)}?" if suggestions else ""

@@ -7,6 +7,8 @@ This module imports no torch: accounting and the CLI's fast commands read specs 
 
 from __future__ import annotations
 
+from llmhist.errors import UserError
+
 import math
 from dataclasses import dataclass, fields, replace
 from typing import Literal
@@ -19,7 +21,7 @@ Bias = Literal["none", "all", "qkv"]  # which linears carry a bias (LM head neve
 AttnLayer = Literal["global", "local"]  # local: causal band of `window` keys (sliding window / banded)
 
 
-class SpecError(ValueError):
+class SpecError(UserError, ValueError):
     """A shape or choice that the family cannot take; the message says what and how to fix it."""
 
 

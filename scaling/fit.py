@@ -17,6 +17,8 @@ refit, and report percentile intervals for every parameter and derived quantity.
 
 from __future__ import annotations
 
+from llmhist.errors import UserError
+
 import math
 from dataclasses import dataclass, field
 
@@ -25,7 +27,7 @@ import numpy as np
 HUBER_DELTA = 1e-3
 
 
-class FitError(ValueError):
+class FitError(UserError, ValueError):
     """The data cannot support the fit; the message names the cause."""
 
 

@@ -18,6 +18,8 @@ token (for bits per byte) and a fingerprint that runs record. Batches are a pure
 
 from __future__ import annotations
 
+from llmhist.errors import UserError
+
 import hashlib
 import json
 import math
@@ -39,7 +41,7 @@ SEPARATOR = b"\n\n"
 BPE_CACHE_VERSION = 2
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """Unusable data: the message says which path or option and how to fix it."""
 
 

@@ -8,13 +8,15 @@ from its last checkpoint and ends bit-identical on CPU to an uninterrupted run.
 
 from __future__ import annotations
 
+from llmhist.errors import UserError
+
 import json
 import math
 import os
 import shutil
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +30,7 @@ from llmhist.archs.spec import Arch
 from llmhist.files import atomic_path, atomic_write, write_json
 
 from . import data as datamod
+from .config import TrainConfig  # noqa: F401  (re-exported: the run's one config)
 from . import device as devmod
 from .metrics import metrics_csv, read_metrics
 from .recipes import Recipe, peak_lr, recipe_for
@@ -39,47 +42,8 @@ DEFAULT_SIZE = "nano"
 EXIT_DIVERGED = 3
 
 
-class RunError(ValueError):
+class RunError(UserError, ValueError):
     """A run that cannot start or continue; the message says why and what to do."""
-
-
-@dataclass
-class TrainConfig:
-    arch: str = "llama"
-    size: str | None = None
-    d_model: int | None = None
-    n_layers: int | None = None
-    n_heads: int | None = None
-    tokens: int | None = None  # D; default 20 tokens per parameter (Chinchilla's rule of thumb)
-    flops: float | None = None  # C; D = C / (6 N)
-    data: str = "stdlib"
-    tokenizer: str = "bytes"
-    token_dtype: str = "uint16"
-    vocab_size: int | None = None
-    ctx: int = 128
-    batch: int = 16  # sequences per optimizer step (global, across DDP ranks)
-    micro_batch: int | None = None  # sequences per forward/backward on one rank; None = all at once
-    lr: float | None = None  # peak; None = recipes.peak_lr(d_model)
-    warmup: float = 0.02  # fraction of steps
-    schedule: str = "cosine"  # cosine | wsd | constant
-    decay: float = 0.2  # wsd: fraction of steps in the final decay
-    branches: str | None = None  # wsd: extra horizons as fractions of the budget, e.g. "0.25,0.5"
-    seed: int = 0
-    eval_every: int | None = None  # steps; None = about 20 evaluations per run
-    eval_batches: int = 4  # validation windows = eval_batches * batch
-    device: str = "auto"
-    threads: int | None = None
-    compile: bool | None = None  # None = on for CUDA, off elsewhere
-    remat: bool = False
-    ckpt_seconds: float = 60.0
-    peak_flops: float | None = None
-    out: str = "runs/default"
-
-    # fields that do not change the numbers a run produces (so may differ on resume)
-    RUNTIME = ("device", "threads", "compile", "ckpt_seconds", "peak_flops", "out", "eval_every")
-
-    def identity(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in self.RUNTIME}
 
 
 # ------------------------------------------------------------------------------ helpers

@@ -1,0 +1,95 @@
+"""The package is what the tests test: the wheel holds every tracked module under its llmhist.*
+name, a new subpackage lands in it without an edit, and no code imports a top-level folder by its
+bare name (that gives a second copy of a module, so `except SpecError` could silently miss)."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FOLDERS = {"pkg": "llmhist", "cli": "llmhist/cli", "archs": "llmhist/archs", "scaling": "llmhist/scaling",
+           "train": "llmhist/train"}
+BARE = {"pkg", "cli", "archs", "scaling", "train", "tests"}
+
+
+def _tracked() -> list[str]:
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout: the tracked file list is unknown")
+    out = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return [p for p in out.splitlines() if (ROOT / p).exists()]
+
+
+def _build_wheel(src: Path, dest: Path) -> set[str]:
+    """Build the wheel from `src` with the installed setuptools (no download, no isolation)."""
+    code = ("import sys; from setuptools import build_meta; "
+            f"print(build_meta.build_wheel({str(dest)!r}))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=src, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (whl,) = dest.glob("*.whl")
+    with zipfile.ZipFile(whl) as z:
+        return {n for n in z.namelist() if n.endswith(".py")}
+
+
+def _copy_tracked(dest: Path) -> None:
+    for p in _tracked():
+        (dest / p).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / p, dest / p)
+
+
+def _expected(files) -> set[str]:
+    want = set()
+    for p in files:
+        folder, _, rest = p.partition("/")
+        if folder in FOLDERS and p.endswith(".py"):
+            want.add(f"{FOLDERS[folder]}/{rest}")
+    return want
+
+
+def test_wheel_holds_exactly_the_tracked_modules(tmp_path):
+    src = tmp_path / "src"
+    _copy_tracked(src)
+    got = _build_wheel(src, tmp_path / "dist")
+    assert got == _expected(_tracked())
+
+
+def test_a_new_subpackage_reaches_the_wheel_without_an_edit(tmp_path):
+    src = tmp_path / "src"
+    _copy_tracked(src)
+    planted = src / "train" / "planted"
+    planted.mkdir()
+    (planted / "__init__.py").write_text("")
+    (planted / "mod.py").write_text("X = 1\n")
+    got = _build_wheel(src, tmp_path / "dist")
+    assert {"llmhist/train/planted/__init__.py", "llmhist/train/planted/mod.py"} <= got
+
+
+def _bare_imports(path: Path, root: Path = ROOT) -> list[str]:
+    bad = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        bad += [f"{path.relative_to(root)}:{node.lineno}: import {n}" for n in names if n.split(".")[0] in BARE]
+    return bad
+
+
+def test_no_bare_imports_of_the_top_level_folders():
+    files = [ROOT / p for p in _tracked() if p.endswith(".py")]
+    assert files
+    bad = [b for f in files for b in _bare_imports(f)]
+    assert not bad, "import these as llmhist.<folder> instead:\n" + "\n".join(bad)
+
+
+def test_the_bare_import_check_finds_one(tmp_path):
+    f = tmp_path / "planted.py"
+    f.write_text("from archs.spec import Arch\nimport llmhist.archs\nimport cli\n")
+    assert _bare_imports(f, tmp_path) == ["planted.py:1: import archs.spec", "planted.py:3: import cli"]

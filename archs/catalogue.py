@@ -179,15 +179,21 @@ DEPENDS: dict[str, tuple[str, ...]] = {
     "params": ("d_model", "n_layers", "n_heads", "n_kv_heads", "head_dim", "d_ff", "vocab_size", "n_enc_layers",
                "norm", "norm_bias", "norm_placement", "final_norm", "qk_norm", "parallel_block", "positions",
                "attn_width", "mlp", "bias", "lm_head_bias", "tied_embeddings", "moe"),
-    "flops": ("train_ctx_len", "window", "attn_pattern"),  # on top of params
+    "flops": ("train_ctx_len",),  # on top of params: conventions with an attention term at the training length
+    "flops_useful": ("train_ctx_len", "window", "attn_pattern"),  # attention only over the keys a query sees
     "kv_cache": ("n_layers", "n_kv_heads", "head_dim", "attn_width", "window", "attn_pattern", "ctx_len"),
     "activations": ("d_model", "n_layers", "d_ff", "mlp", "moe", "n_heads", "n_enc_layers"),
     "tokens": ("train_tokens",),
 }
 
 
+# which DEPENDS entry each FLOP convention's number rests on
+FLOPS_RESTS = {"6N": "params", "kaplan": "flops", "palm": "flops", "chinchilla": "flops", "counted": "flops",
+               "useful": "flops_useful"}
+
+
 def rests_on_assumed(e: Entry, quantity: str) -> dict[str, str]:
     """{field: source} of the assumed values a derived quantity ('params', 'flops', ...) rests on."""
-    keys = set(DEPENDS[quantity]) | (set(DEPENDS["params"]) if quantity in ("flops", "tokens") else set())
+    keys = set(DEPENDS[quantity]) | (set(DEPENDS["params"]) if quantity.startswith(("flops", "tokens")) else set())
     shown = e.shown()
     return e.assumed([k for k in keys if k in shown])

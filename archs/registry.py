@@ -145,9 +145,9 @@ def _inherit(r: Recipe, why: str, **changes) -> Recipe:
 _gpt1 = Family(
     "gpt1", 2018, "Radford et al. 2018, Improving Language Understanding by Generative Pre-Training",
     arch={"norm": "layernorm", "norm_bias": True, "norm_eps": 1e-5, "norm_placement": "post", "final_norm": False,
-              "positions": "learned", "mlp": "gelu_tanh", "bias": "all", "tied_embeddings": True},
+          "positions": "learned", "mlp": "gelu_tanh", "bias": "all", "tied_embeddings": True},
     cat={"optimizer": "Adam", "tokenizer": "BPE (40k merges, ftfy/spaCy pre-tokenised)", "train_ctx_len": 512,
-             "notes": "BooksCorpus, 100 epochs of 64x512-token minibatches; no token count was reported."},
+         "notes": "BooksCorpus, 100 epochs of 64x512-token minibatches; no token count was reported."},
     src=S({"d_model n_layers n_heads d_ff ctx_len": "GPT-1 §4.1: 12 layers, 768-d states, 12 heads, 3072-d "
                                                     "inner states, 512-token sequences",
            "n_kv_heads head_dim": "GPT-1 §4.1: 12 masked self-attention heads of 768 / 12 (multi-head)",
@@ -313,13 +313,13 @@ add(_mtnlg, "mtnlg-530b", d_model=20480, n_layers=105, n_heads=128, d_ff=81920, 
 _gopher = Family(
     "gopher", 2021, "Rae et al. 2021, Scaling Language Models: Methods, Analysis & Insights from Training Gopher",
     arch={"vocab_size": 32000, "ctx_len": 2048, "norm": "rmsnorm", "norm_bias": False, "norm_eps": 1e-6, "norm_placement": "pre",
-              "final_norm": True,
-              # Transformer-XL relative positions: a projection W_r of the sinusoidal relative encodings per
-              # layer (+ biases u, v): ~13 d^2 per layer instead of 12 d^2. Needed to reproduce Table 1.
-              "positions": "xl_relative", "mlp": "gelu", "bias": "all", "tied_embeddings": True},
+          "final_norm": True,
+          # Transformer-XL relative positions: a projection W_r of the sinusoidal relative encodings per
+          # layer (+ biases u, v): ~13 d^2 per layer instead of 12 d^2. Needed to reproduce Table 1.
+          "positions": "xl_relative", "mlp": "gelu", "bias": "all", "tied_embeddings": True},
     cat={"train_tokens": 300e9, "train_ctx_len": 2048, "optimizer": "Adam", "tokenizer": "SentencePiece (32k)",
-             "notes": "MLP activation, biases and tied embeddings are not stated in the paper (Transformer-XL's "
-                   "GELU and biases and GPT-2's tied output assumed); they reproduce Table 1's sizes."},
+         "notes": "MLP activation, biases and tied embeddings are not stated in the paper (Transformer-XL's "
+                  "GELU and biases and GPT-2's tied output assumed); they reproduce Table 1's sizes."},
     src=S({"d_model n_layers n_heads head_dim": "Gopher Table 1 (layers, heads, key/value size, d_model)",
            "n_kv_heads": "Gopher §3: multi-head attention (Table 1 heads)",
            "d_ff": "Gopher §3: 'the feed-forward size is 4 x d_model'",
@@ -375,10 +375,10 @@ add(_chinchilla, "chinchilla-70b", d_model=8192, n_layers=80, n_heads=64, head_d
 _palm = Family(
     "palm", 2022, "Chowdhery et al. 2022, PaLM: Scaling Language Modeling with Pathways",
     arch={"vocab_size": 256000, "ctx_len": 2048, "norm": "layernorm", "norm_bias": False, "norm_eps": 1e-6,
-              "norm_placement": "pre", "parallel_block": True, "positions": "rope", "rope_theta": 10000.0, "rope_interleaved": True,
-              "mlp": "swiglu", "bias": "none", "tied_embeddings": True, "output_scale": True},
+          "norm_placement": "pre", "parallel_block": True, "positions": "rope", "rope_theta": 10000.0, "rope_interleaved": True,
+          "mlp": "swiglu", "bias": "none", "tied_embeddings": True, "output_scale": True},
     cat={"train_tokens": 780e9, "train_ctx_len": 2048, "optimizer": "Adafactor (no factorisation)",
-             "tokenizer": "SentencePiece (256k)"},
+         "tokenizer": "SentencePiece (256k)"},
     src=S({"d_model n_layers n_heads head_dim": "PaLM Table 1 (layers, heads, d_model; head size 256)",
            "n_kv_heads": "PaLM §2: multi-query attention (keys and values shared across heads)",
            "d_ff": "PaLM §2 / Table 1: SwiGLU with feed-forward size 4 d_model",
@@ -424,8 +424,8 @@ add(_palm, name="palm-540b", d_model=18432, n_layers=118, n_heads=48, n_kv_heads
 _llama = Family(
     "llama", 2023, "Touvron et al. 2023, LLaMA: Open and Efficient Foundation Language Models",
     arch={"vocab_size": 32000, "ctx_len": 2048, "norm": "rmsnorm", "norm_bias": False, "norm_eps": 1e-6, "norm_placement": "pre",
-              "final_norm": True, "positions": "rope", "rope_theta": 10000.0, "mlp": "swiglu", "bias": "none",
-              "tied_embeddings": False},
+          "final_norm": True, "positions": "rope", "rope_theta": 10000.0, "mlp": "swiglu", "bias": "none",
+          "tied_embeddings": False},
     cat={"train_ctx_len": 2048, "optimizer": "AdamW (0.9, 0.95, wd 0.1)", "tokenizer": "SentencePiece BPE (32k)"},
     src=S({"d_model n_layers n_heads": "LLaMA Table 2 (dimension, n heads, n layers)",
            "n_kv_heads head_dim": "LLaMA §2.2: multi-head attention, d_model / n_heads",
@@ -517,7 +517,8 @@ add(_llama31, name="llama3.1-405b", d_model=16384, n_layers=126, n_heads=128, n_
     train_tokens=15.6e12, published_params=405e9, aliases=("llama3.1", "llama-3.1"), flagship=True,
     src={"train_tokens": "Llama 3 §1 / Table 1: the flagship pre-trained on 15.6T tokens"})
 _llama32 = _llama31.derive(
-    "llama3.2", paper="Meta 2024, Llama 3.2 model card (meta-llama/Llama-3.2-1B)", tied_embeddings=True, rope_scaling=RopeScaling(32.0, 1.0, 4.0, 8192), train_tokens=9e12,
+    "llama3.2", paper="Meta 2024, Llama 3.2 model card (meta-llama/Llama-3.2-1B)", tied_embeddings=True,
+    rope_scaling=RopeScaling(32.0, 1.0, 4.0, 8192), train_tokens=9e12,
     src=S({"d_model n_layers n_heads n_kv_heads head_dim d_ff vocab_size ctx_len norm_eps rope_theta rope_scaling "
            "bias tied_embeddings": "HF meta-llama/Llama-3.2-{1B,3B} config.json (tie_word_embeddings true, "
                                    "llama3 rope scaling factor 32)",
@@ -552,7 +553,7 @@ _mixtral = _llama2.derive(
            "train_ctx_len": "Mixtral §1: pre-trained with a context size of 32k tokens",
            "tokenizer": "HF mistralai/Mixtral-8x7B-v0.1 tokenizer.json (SentencePiece BPE, 32,000)",
            "optimizer": "Mixtral: not published",
-           "published_params": "Mixtral §1: 47B total (HF model card 46.7B)"}),
+           "published_params": "Mixtral §1: 47B parameters, 13B active per token"}),
     tokenizer="SentencePiece BPE (32k)",
     recipe=_inherit(LLAMA_RECIPE, "Mixtral publishes no recipe; Llama 2's AdamW", aux_loss=0.02,
                     sources={"aux_loss": "HF mistralai/Mixtral-8x7B-v0.1 config.json router_aux_loss_coef 0.02 "
@@ -561,7 +562,7 @@ _mixtral = _llama2.derive(
 )
 add(_mixtral, "mixtral-8x7b", d_model=4096, n_layers=32, n_heads=32, n_kv_heads=8, d_ff=14336,
     # every layer MoE: softmax over 8 experts -> top-2 -> renormalise; no sliding window
-    moe=MoE(n_experts=8, top_k=2, d_ff_expert=14336, renormalize=True), published_params=46.7e9,
+    moe=MoE(n_experts=8, top_k=2, d_ff_expert=14336, renormalize=True), published_params=47e9,
     aliases=("mixtral",), flagship=True)
 add(_mixtral, "mixtral-8x22b", d_model=6144, n_layers=56, n_heads=48, n_kv_heads=8, d_ff=16384, ctx_len=65536,
     vocab_size=32000, train_ctx_len=65536, moe=MoE(n_experts=8, top_k=2, d_ff_expert=16384, renormalize=True),
@@ -579,12 +580,12 @@ add(_mixtral, "mixtral-8x22b", d_model=6144, n_layers=56, n_heads=48, n_kv_heads
 _gemma2 = Family(
     "gemma2", 2024, "Gemma Team 2024, Gemma 2: Improving Open Language Models at a Practical Size",
     arch={"vocab_size": 256000, "ctx_len": 8192, "norm": "rmsnorm_1p", "norm_bias": False, "norm_eps": 1e-6,
-              "norm_placement": "sandwich", "final_norm": True, "positions": "rope", "rope_theta": 10000.0,
-              "attn_pattern": ("local", "global"), "window": 4096, "attn_softcap": 50.0, "final_softcap": 30.0, "mlp": "geglu",
-              "bias": "none", "tied_embeddings": True, "embed_scale": True},
+          "norm_placement": "sandwich", "final_norm": True, "positions": "rope", "rope_theta": 10000.0,
+          "attn_pattern": ("local", "global"), "window": 4096, "attn_softcap": 50.0, "final_softcap": 30.0,
+          "mlp": "geglu", "bias": "none", "tied_embeddings": True, "embed_scale": True},
     cat={"train_ctx_len": 8192, "tokenizer": "SentencePiece (256k)",
-             "notes": "The paper's 'feedforward dim' is twice the per-branch GeGLU width written here; its 256,128 "
-                   "vocabulary is 256,000 rows in the checkpoints."},
+         "notes": "The paper's 'feedforward dim' is twice the per-branch GeGLU width written here; its 256,128 "
+                  "vocabulary is 256,000 rows in the checkpoints."},
     src=S({"d_model n_layers n_heads n_kv_heads head_dim": "Gemma 2 Table 1; HF google/gemma-2-{2b,9b,27b} config.json",
            "d_ff": "HF google/gemma-2-* config.json intermediate_size (Table 1's feedforward dim is 2x)",
            "vocab_size": "HF google/gemma-2-* config.json (256,000 rows; Table 1 says 256,128)",
@@ -627,7 +628,7 @@ _qwen2 = _llama.derive(
                                                                 "head size, intermediate size)",
            "tied_embeddings": "Qwen2 Table 1 (embedding tying: 0.5B and 1.5B only)",
            "vocab_size": f"{_QWEN_CFG} (151,936 or 152,064 rows; the tokenizer has 151,646)",
-           "ctx_len": f"{_QWEN_CFG} max_position_embeddings 32768 (Qwen2 §3.2: context extended to 32,768)",
+           "ctx_len": "Qwen2 §3.2: context length extended from 4,096 to 32,768 tokens in the final pre-training phase",
            "train_ctx_len": "Qwen2 §3.2: pre-trained at 4,096 tokens, extended to 32,768 in the final phase",
            "norm norm_bias norm_placement final_norm positions mlp": "Qwen2 §2.2.1: SwiGLU, RoPE, RMSNorm and "
                                                                     "pre-normalization",
@@ -684,7 +685,7 @@ _afm = _llama3.derive(
            "train_tokens": "AFM §3: 6.3T core + 1T continued + 100B context-lengthening tokens",
            "optimizer": "AFM §3: decoupled AdamW-style optimizer (0.9, 0.95)",
            "tokenizer": "AFM §2: BPE, 49k vocabulary (100k for the server model)",
-           "published_params": "AFM §2: ~3B on-device (2.58B non-embedding + 0.15B embedding)"}),
+           "published_params": "AFM §2 table: 2.58B non-embedding + 0.15B embedding parameters (their sum)"}),
     recipe=_inherit(LLAMA_RECIPE, "AFM §3 gives a decoupled AdamW-like optimizer only", weight_decay=0.0,
                     sources=S({"optimizer betas": "AFM §3: 'decoupled weight decay' AdamW-like, (0.9, 0.95)",
                                "weight_decay": A("0: AFM's decay value is not comparable at this scale")})),
@@ -704,13 +705,13 @@ _t5 = Family(
     "t5", 2019,
     "Raffel et al. 2019 (JMLR 2020), Exploring the Limits of Transfer Learning with a Unified Text-to-Text Transformer",
     arch={"vocab_size": 32128, "ctx_len": 512, "norm": "rmsnorm", "norm_bias": False, "norm_eps": 1e-6, "norm_placement": "pre",
-              "final_norm": True, "positions": "t5_bias", "rel_buckets": 32, "rel_max_distance": 128, "query_scale": 1.0,
-              "mlp": "relu", "bias": "none", "tied_embeddings": True, "output_scale": True},
+          "final_norm": True, "positions": "t5_bias", "rel_buckets": 32, "rel_max_distance": 128, "query_scale": 1.0,
+          "mlp": "relu", "bias": "none", "tied_embeddings": True, "output_scale": True},
     # §3.7: "1 million steps on a batch size of 2^11 sequences of length 512" (not §3.1's 2^35 baseline)
     cat={"train_tokens": 1e6 * 2**11 * 512, "train_ctx_len": 512, "optimizer": "AdaFactor",
-             "tokenizer": "SentencePiece (32k)",
-             "notes": "Encoder-decoder pre-trained with span corruption. The released models saw ~1T tokens (§3.7), "
-                   "32x the 2^35-token baseline of the paper's ablations (§3.1)."},
+         "tokenizer": "SentencePiece (32k)",
+         "notes": "Encoder-decoder pre-trained with span corruption. The released models saw ~1T tokens (§3.7), "
+                  "32x the 2^35-token baseline of the paper's ablations (§3.1)."},
     src=S({"d_model n_layers n_heads head_dim d_ff n_enc_layers": "T5 §3.7 (model sizes); HF google-t5/t5-{small,"
                                                                   "base,large,3b,11b} config.json",
            "n_kv_heads": "T5 §3.1.1: the original Transformer's multi-head attention",
@@ -757,8 +758,8 @@ add(_t5, name="t5-11b", d_model=1024, n_layers=24, n_enc_layers=24, n_heads=128,
 _gptj = Family(
     "gptj", 2021, "Wang & Komatsuzaki 2021, GPT-J-6B: A 6 Billion Parameter Autoregressive Language Model",
     arch={"vocab_size": 50400, "ctx_len": 2048, "norm": "layernorm", "norm_bias": True, "norm_eps": 1e-5, "norm_placement": "pre",
-              "final_norm": True, "parallel_block": True, "positions": "rope", "rope_theta": 10000.0, "rotary_dim": 64,
-              "rope_interleaved": True, "mlp": "gelu_tanh", "bias": "mlp", "lm_head_bias": True, "tied_embeddings": False},
+          "final_norm": True, "parallel_block": True, "positions": "rope", "rope_theta": 10000.0, "rotary_dim": 64,
+          "rope_interleaved": True, "mlp": "gelu_tanh", "bias": "mlp", "lm_head_bias": True, "tied_embeddings": False},
     cat={"train_tokens": 402e9, "train_ctx_len": 2048, "optimizer": "AdamW", "tokenizer": "GPT-2 BPE (50,257; 50,400 rows)"},
     src=S({"d_model n_layers n_heads head_dim d_ff ctx_len": "GPT-J model card table (n_layers 28, d_model 4096, "
                                                              "d_ff 16384, n_heads 16, d_head 256, n_ctx 2048)",

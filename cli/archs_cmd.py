@@ -166,7 +166,7 @@ def register(app: typer.Typer) -> None:
     ):
         """Everything about one model, with the source of each value (assumed values and the
         numbers resting on them are marked *)."""
-        from llmhist.archs.catalogue import is_assumed
+        from llmhist.archs.catalogue import FLOPS_RESTS, is_assumed
 
         with user_errors():
             e = resolve(name, size, d_model, n_layers, n_heads, need_shape=False)
@@ -198,7 +198,7 @@ def register(app: typer.Typer) -> None:
         for k, v in s["params"].items():
             t.add_row(f"params {k}", f"{v:,}{m('params')}")
         for k, v in s["flops_per_token"].items():
-            t.add_row(f"training FLOPs/token ({k}, T = {s['train_ctx_len']:,})", sci(v) + m("flops"))
+            t.add_row(f"training FLOPs/token ({k}, T = {s['train_ctx_len']:,})", sci(v) + m(FLOPS_RESTS[k]))
         t.add_row("weights bf16", nbytes(s["weight_bytes"]["bf16"]) + m("params"))
         t.add_row("training state (16 B/param)", nbytes(16 * s["params"]["total"]) + m("params"))
         t.add_row("activations/token (no / full remat)",
@@ -264,7 +264,7 @@ def compare_rows(entries, fits: list[str] = ()) -> list[dict]:
         params,
         weight_bytes,
     )
-    from llmhist.archs.catalogue import rests_on_assumed
+    from llmhist.archs.catalogue import FLOPS_RESTS, rests_on_assumed
     from llmhist.scaling import laws
 
     rows = []
@@ -298,7 +298,7 @@ def compare_rows(entries, fits: list[str] = ()) -> list[dict]:
     add("parameters", "published", [e.published_params for e in entries], human)
     for conv in ("6N", "chinchilla", "kaplan", "palm"):
         add("FLOPs / token (train, at train_ctx_len)", conv, [flops_per_token(a, conv, t) for a, t in zip(specs, T)],
-            sci, rests="flops")
+            sci, rests=FLOPS_RESTS[conv])
     add("memory", "weights bf16", [weight_bytes(a)["bf16"] for a in specs], nbytes, rests="params")
     add("memory", "training state 16 B/param", [16 * p.total for p in ps], nbytes, rests="params")
     add("memory", "activations / token", [activation_bytes_per_token(a, T=t) for a, t in zip(specs, T)], nbytes,

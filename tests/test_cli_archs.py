@@ -61,7 +61,8 @@ def test_show_uses_the_pretraining_length_and_marks_assumptions():
     assert d["spec"]["ctx_len"] == 131072
     d = json.loads(invoke("show", "gpt3-175b", "--json").output)
     assert "window" in d["assumed"] and "window" in d["rests_on_assumed"]["kv_cache"]
-    assert d["rests_on_assumed"]["params"] == []
+    assert d["rests_on_assumed"]["params"] == [] and d["rests_on_assumed"]["flops"] == []
+    assert "window" in d["rests_on_assumed"]["flops_useful"]  # only attention over the band depends on it
     r = invoke("show", "gpt3-175b")
     kv = next(line for line in r.output.splitlines() if "KV cache per token" in line)
     assert "*" in kv and "window = 256: assumed" in r.output.replace("\n", " ")

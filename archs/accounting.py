@@ -252,26 +252,30 @@ def weight_bytes(a: Arch) -> dict[str, float]:
 
 
 # ------------------------------------------------------------------------------- compute & data
-def training_run(a: Arch) -> dict:
-    """The published run: D, C = 6 N D (N = active params), tokens per parameter."""
+def training_run(a: Arch, train_tokens: float | None) -> dict:
+    """The published run: D, C = 6 N D (N = active params), tokens per parameter (None without D)."""
     p = params(a)
-    D = a.train_tokens
+    D = train_tokens
     if D is None:
         return {"D": None, "C_6ND": None, "tokens_per_param": None}
     return {"D": D, "C_6ND": 6 * p.active * D, "tokens_per_param": D / p.active}
 
 
-def summary(a: Arch) -> dict:
-    """Everything the CLI prints for one shaped entry."""
+def summary(a: Arch, train_tokens: float | None = None, train_ctx_len: int | None = None) -> dict:
+    """Everything the CLI prints for one shaped entry. Training FLOPs per token are taken at the
+    pre-training sequence length (train_ctx_len; the maximum context ctx_len when not given), the
+    KV cache at the maximum context."""
     p = params(a)
+    T = train_ctx_len or a.ctx_len
     out = {
         "params": p.as_dict(),
-        "flops_per_token": {c: flops_per_token(a, c) for c in FLOP_CONVENTIONS},
+        "train_ctx_len": T,
+        "flops_per_token": {c: flops_per_token(a, c, T) for c in FLOP_CONVENTIONS},
         "weight_bytes": weight_bytes(a),
         "kv_cache_bytes_per_token_bf16": kv_cache_bytes_per_token(a),
         "training_bytes_per_param": 16,
-        "activation_bytes_per_token": activation_bytes_per_token(a),
-        "activation_bytes_per_token_recompute": activation_bytes_per_token(a, recompute=True),
+        "activation_bytes_per_token": activation_bytes_per_token(a, T=T),
+        "activation_bytes_per_token_recompute": activation_bytes_per_token(a, recompute=True, T=T),
     }
-    out.update(training_run(a))
+    out.update(training_run(a, train_tokens))
     return out

@@ -7,17 +7,18 @@ This module imports no torch: accounting and the CLI's fast commands read specs 
 
 from __future__ import annotations
 
-from llmhist.errors import UserError
-
 import math
 from dataclasses import dataclass, fields, replace
 from typing import Literal
+
+from llmhist.errors import UserError
 
 Norm = Literal["layernorm", "rmsnorm", "rmsnorm_1p"]  # rmsnorm_1p: Gemma's x * (1 + w)
 NormPlacement = Literal["post", "pre", "sandwich"]  # post: LN(x + f(x)); sandwich: pre + post norm
 Positions = Literal["learned", "sinusoidal", "rope", "xl_relative", "t5_bias", "none"]
 Mlp = Literal["gelu", "gelu_tanh", "relu", "swiglu", "geglu"]
-Bias = Literal["none", "all", "qkv"]  # which linears carry a bias (LM head never does here)
+Bias = Literal["none", "all", "qkv", "mlp"]  # which linears carry a bias (mlp: MLP linears only, GPT-J)
+AttnWidth = Literal["heads", "d_model"]
 AttnLayer = Literal["global", "local"]  # local: causal band of `window` keys (sliding window / banded)
 
 
@@ -47,22 +48,24 @@ class RopeScaling:
 
 @dataclass(frozen=True)
 class Arch:
-    # identity and provenance
+    """A buildable architecture: its shape and choices, every value concrete.
+
+    What is known about the published model (year, paper, sources per value, published figures,
+    training run, recipe) lives in the catalogue record (catalogue.Entry), not here.
+    """
+
     name: str
     family: str
-    year: int
-    paper: str
-    source: str  # where the shape values come from: paper table or released config.json
 
-    # shape (None only where the entry's shape was never published: shape_known False)
-    d_model: int | None
-    n_layers: int | None  # decoder layers (T5: per stack; see n_enc_layers)
-    n_heads: int | None
-    d_ff: int | None  # explicit hidden width of the MLP (per branch for gated MLPs)
-    vocab_size: int | None  # rows of the checkpoint's embedding, not the tokenizer's size
-    ctx_len: int | None
-    n_kv_heads: int | None = None  # None = n_heads (MHA); 1 = MQA; else GQA
-    head_dim: int | None = None  # None = d_model // n_heads
+    # shape
+    d_model: int
+    n_layers: int  # decoder layers (T5: per stack; see n_enc_layers)
+    n_heads: int
+    n_kv_heads: int  # = n_heads: MHA; 1: MQA; else GQA
+    head_dim: int  # width of each query/key/value head (d_model / n_heads unless decoupled)
+    d_ff: int  # explicit hidden width of the MLP (per branch for gated MLPs)
+    vocab_size: int  # rows of the checkpoint's embedding, not the tokenizer's size
+    ctx_len: int  # the maximum context (KV cache, position table); pre-training length is in the catalogue
     n_enc_layers: int = 0  # encoder-decoder models only (T5)
 
     # choices
@@ -72,56 +75,47 @@ class Arch:
     norm_placement: NormPlacement = "pre"
     final_norm: bool = True
     qk_norm: bool = False  # RMSNorm on each head's queries and keys (AFM)
-    parallel_block: bool = False  # x + Attn(LN(x)) + MLP(LN(x)) with ONE shared norm (PaLM)
+    parallel_block: bool = False  # x + Attn(LN(x)) + MLP(LN(x)) with ONE shared norm (PaLM, GPT-J)
     positions: Positions = "learned"
     rope_theta: float = 10000.0
     rope_scaling: RopeScaling | None = None
+    rotary_dim: int | None = None  # rotate only the first rotary_dim dims of each head (GPT-J); None = all
+    rope_interleaved: bool = False  # rotate pairs (0,1),(2,3).. (GPT-J, PaLM), not the two halves
     rel_buckets: int = 32  # T5 bucketed bias
     rel_max_distance: int = 128
     attn_pattern: tuple[AttnLayer, ...] = ("global",)  # cycled over layers; layer 0 takes element 0
-    window: int | None = None  # keys a local layer sees (itself included)
-    window_published: bool = True
+    window: int | None = None  # keys a local layer sees (itself included); None without local layers
+    # "d_model": attention width d_model although n_heads * head_dim differs (GPT-3 Table 2.1's XL and
+    # 13B rows, whose heads do not divide d_model: only this width reproduces their published sizes)
+    attn_width: AttnWidth = "heads"
     query_scale: float | None = None  # None = head_dim ** -0.5; T5 uses 1.0
     attn_softcap: float | None = None  # cap * tanh(score / cap)
     final_softcap: float | None = None
     mlp: Mlp = "gelu"
     bias: Bias = "all"
+    lm_head_bias: bool = False  # a bias on the output projection (GPT-J)
     tied_embeddings: bool = True
     embed_scale: bool = False  # multiply token embeddings by sqrt(d_model) (Gemma)
     output_scale: bool = False  # multiply the final hidden state by d_model ** -0.5 before a tied head (T5)
     moe: MoE | None = None
 
-    # the published training run
-    train_tokens: float | None = None
-    optimizer: str = "Adam"
-    tokenizer: str = "BPE"
-    published_params: float | None = None  # the paper's own headline figure, for comparison
-    shape_known: bool = True
-    notes: str = ""
-    aliases: tuple[str, ...] = ()
-    flagship: bool = False
-    # value sources that differ from `source`, per field: (("d_ff", "paper §2"), ...)
-    field_sources: tuple[tuple[str, str], ...] = ()
-
     # ------------------------------------------------------------------ derived shape
     @property
     def kv_heads(self) -> int:
-        return self.n_kv_heads if self.n_kv_heads is not None else self.n_heads
+        return self.n_kv_heads
 
     @property
     def d_head(self) -> int:
-        if self.head_dim is not None:
-            return self.head_dim
-        return self.d_model // self.n_heads
+        if self.attn_width == "d_model":
+            return self.d_model // self.n_heads
+        return self.head_dim
 
     @property
     def d_attn(self) -> int:
-        """Width of the concatenated heads (queries): n_heads * d_head."""
-        if self.head_dim is None and self.d_model % self.n_heads:
-            # GPT-3 Table 2.1 lists head counts that do not divide d_model; its published sizes
-            # are only reproduced with an attention width equal to d_model.
+        """Width of the concatenated heads (queries): n_heads * head_dim (d_model for GPT-3's XL/13B rows)."""
+        if self.attn_width == "d_model":
             return self.d_model
-        return self.n_heads * self.d_head
+        return self.n_heads * self.head_dim
 
     @property
     def d_kv(self) -> int:
@@ -139,27 +133,13 @@ class Arch:
     def layer_kind(self, i: int) -> AttnLayer:
         return self.attn_pattern[i % len(self.attn_pattern)]
 
-    def source_of(self, field_name: str) -> str:
-        return dict(self.field_sources).get(field_name, self.source)
-
-    def require_shape(self) -> "Arch":
-        """Raise SpecError unless the shape was published (enough for accounting); return self."""
-        if not self.shape_known:
-            raise SpecError(
-                f"{self.name}: its shape was never published ({self.notes or 'no architecture details'}); "
-                "only what is known is listed (`llmhist show " + self.name + "`). "
-                "Pick a published model or give an explicit shape."
-            )
-        return self
-
-    def check(self) -> "Arch":
+    def check(self) -> Arch:
         """Raise SpecError if the shape cannot be built as a module; return self."""
-        self.require_shape()
-        for f in ("d_model", "n_layers", "n_heads", "d_ff", "vocab_size", "ctx_len"):
+        for f in ("d_model", "n_layers", "n_heads", "n_kv_heads", "head_dim", "d_ff", "vocab_size", "ctx_len"):
             v = getattr(self, f)
             if not isinstance(v, int) or v < 1:
                 raise SpecError(f"{self.name}: {f} must be a positive integer, got {v!r}")
-        if self.head_dim is None and self.d_model % self.n_heads:
+        if self.attn_width == "d_model" and self.d_model % self.n_heads:
             raise SpecError(
                 f"{self.name}: d_model {self.d_model} is not divisible by n_heads {self.n_heads}, so heads "
                 f"have no integer width; choose n_heads dividing {self.d_model} or set head_dim explicitly"
@@ -169,8 +149,10 @@ class Arch:
                 f"{self.name}: n_heads {self.n_heads} is not a multiple of n_kv_heads {self.kv_heads}; "
                 "grouped-query attention shares each KV head among an equal number of query heads"
             )
-        if self.positions == "rope" and self.d_head % 2:
-            raise SpecError(f"{self.name}: RoPE needs an even head width, got {self.d_head}")
+        rot = self.rotary_dim if self.rotary_dim is not None else self.d_head
+        if self.positions == "rope" and (rot % 2 or rot > self.d_head or rot < 2):
+            raise SpecError(f"{self.name}: RoPE needs an even rotary width of at most the head width "
+                            f"{self.d_head}, got {rot}")
         if "local" in self.attn_pattern and not self.window:
             raise SpecError(f"{self.name}: local attention layers need a window (--window)")
         if self.moe is not None and not 1 <= self.moe.top_k <= self.moe.n_experts:
@@ -186,27 +168,45 @@ class Arch:
             if isinstance(v, (MoE, RopeScaling)):
                 v = {g.name: getattr(v, g.name) for g in fields(v)}
             elif isinstance(v, tuple):
-                v = [list(x) if isinstance(x, tuple) else x for x in v]
+                v = list(v)
             out[f.name] = v
         return out
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Arch":
-        d = dict(d)
+    def from_dict(cls, d: dict) -> Arch:
+        """Read a spec written by to_dict; also the older form that mixed in catalogue facts
+        (year, paper, train_tokens, ...: dropped) and left n_kv_heads/head_dim as None."""
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names - LEGACY_KEYS
+        if unknown:
+            raise SpecError(f"architecture fields {', '.join(sorted(unknown))} are not known to this version of "
+                            "llmhist; the spec was written by another version")
+        d = {k: v for k, v in d.items() if k in names}
         if d.get("moe"):
             d["moe"] = MoE(**d["moe"])
         if d.get("rope_scaling"):
             d["rope_scaling"] = RopeScaling(**d["rope_scaling"])
-        for k in ("attn_pattern", "aliases"):
-            if k in d:
-                d[k] = tuple(d[k])
-        d["field_sources"] = tuple(tuple(x) for x in d.get("field_sources", ()))
+        if "attn_pattern" in d:
+            d["attn_pattern"] = tuple(d["attn_pattern"])
+        if d.get("n_kv_heads") is None:
+            d["n_kv_heads"] = d["n_heads"]
+        if d.get("head_dim") is None:
+            if d["d_model"] % d["n_heads"]:
+                d["attn_width"] = "d_model"
+            d["head_dim"] = max(1, d["d_model"] // d["n_heads"])
         return cls(**d)
 
 
+# keys older config.json files carry in "arch" that now belong to the catalogue record
+LEGACY_KEYS = frozenset({"year", "paper", "source", "train_tokens", "optimizer", "tokenizer", "published_params",
+                         "shape_known", "notes", "aliases", "flagship", "field_sources", "window_published"})
+
+
 # ---------------------------------------------------------------------------- any size
-# Named small sizes shared by every family: (d_model, n_layers, n_heads). Non-embedding
-# parameters of a plain GPT block stack are ~12 L d^2: ~100k, ~0.8M, ~4.7M, ~25M, ~85M.
+# Named small sizes shared by every family: (d_model, n_layers, n_heads) for multi-head attention.
+# Non-embedding parameters of a plain GPT block stack are ~12 L d^2: ~100k, ~0.8M, ~4.7M, ~25M, ~85M.
+# A family with grouped-query attention keeps its ratio with at least two KV heads, which may need
+# more heads and a wider model (see small()).
 SMALL_SIZES: dict[str, tuple[int, int, int]] = {
     "nano": (64, 2, 4),
     "micro": (128, 4, 4),
@@ -214,12 +214,26 @@ SMALL_SIZES: dict[str, tuple[int, int, int]] = {
     "small": (512, 8, 8),
     "base": (768, 12, 12),
 }
+MIN_HEAD_WIDTH = 16  # the narrowest head a named size gives (nano's d_model / n_heads)
 TOY_VOCAB = 256  # the byte vocabulary llmhist trains with by default
 TOY_CTX = 256
 
 
 def _round_up(x: float, multiple: int) -> int:
     return int(multiple * math.ceil(x / multiple))
+
+
+def _even(x: float) -> int:
+    return max(2, 2 * round(x / 2))
+
+
+def attention_kind(a: Arch) -> str:
+    """MHA, MQA or GQA r:1 (r query heads per KV head)."""
+    if a.kv_heads == a.n_heads:
+        return "MHA"
+    if a.kv_heads == 1:
+        return "MQA"
+    return f"GQA {a.n_heads // a.kv_heads}:1"
 
 
 def resize(
@@ -237,33 +251,46 @@ def resize(
 ) -> Arch:
     """The family's choices at another shape.
 
-    Kept from the family: every choice flag, the query/KV head ratio (GQA) or MQA, the MLP width as
-    a ratio of d_model (rounded up to a multiple of 32), the MoE layout (experts, top-k, expert and
-    shared widths as ratios of d_model), the local/global pattern and the window as a fraction of
-    the context. head_dim becomes d_model / n_heads unless the family's heads are wider than that
-    in the same ratio. Shapes that break the family's choices raise SpecError.
+    Kept from the template `arch`: every choice flag; the attention kind (MHA stays MHA, MQA stays
+    MQA, GQA keeps its query/KV ratio with at least two KV heads); the head width as a ratio of
+    d_model / n_heads (Gemma 2's and T5-3B's decoupled heads stay decoupled); the query scale rule
+    (a scale width kept in proportion to d_model / n_heads, so Gemma-2-27B's (d_model/n_heads)^-0.5
+    stays that; T5's 1.0 stays 1.0); the MLP width as a ratio of d_model (rounded up to a multiple
+    of 32); the MoE layout (experts, top-k, expert and shared widths as ratios of d_model); partial
+    rotary as a fraction of the head; the local/global pattern and the window as a fraction of the
+    context. Shapes that break the family's choices raise SpecError saying how to fix them.
     """
     base = arch
-    if not base.shape_known:
-        base.check()
+    kind = attention_kind(base)
     if n_kv_heads is None:
-        if base.kv_heads == 1:
-            n_kv_heads = 1  # MQA stays MQA
-        elif base.kv_heads == base.n_heads:
+        if kind == "MQA":
+            n_kv_heads = 1
+        elif kind == "MHA":
             n_kv_heads = n_heads
         else:
             ratio = base.n_heads // base.kv_heads
-            if n_heads % ratio:
+            if n_heads % ratio or n_heads < 2 * ratio:
                 raise SpecError(
-                    f"{base.family}: keeps {ratio} query heads per KV head (GQA {base.n_heads}/{base.kv_heads}); "
-                    f"n_heads {n_heads} is not a multiple of {ratio}. Use n_heads in multiples of {ratio} "
-                    "or pass --n-kv-heads explicitly"
+                    f"{base.name}: keeps {kind} ({base.n_heads} query heads / {base.kv_heads} KV heads) with at "
+                    f"least two KV heads, so n_heads must be a multiple of {ratio} and at least {2 * ratio}; "
+                    f"got {n_heads}. Use --n-heads {2 * ratio} (or a larger multiple of {ratio}), or pass "
+                    "--n-kv-heads explicitly"
                 )
             n_kv_heads = n_heads // ratio
     if d_model % n_heads:
         raise SpecError(
-            f"{base.family}: d_model {d_model} is not divisible by n_heads {n_heads}; pick n_heads dividing d_model"
+            f"{base.name}: d_model {d_model} is not divisible by n_heads {n_heads}; pick n_heads dividing d_model"
         )
+    per_head = d_model // n_heads
+    base_per_head = base.d_model / base.n_heads
+    head_dim = per_head if base.head_dim == base_per_head or base.attn_width == "d_model" else \
+        _even(base.head_dim / base_per_head * per_head)
+    rotary_dim = None
+    if base.rotary_dim is not None:
+        rotary_dim = min(head_dim, _even(base.rotary_dim / base.head_dim * head_dim))
+    qs = base.query_scale
+    if qs is not None and qs != 1.0:  # keep the scale's width in proportion to d_model / n_heads
+        qs = (qs**-2 / base_per_head * per_head) ** -0.5
     ratio_ff = base.d_ff / base.d_model
     if d_ff is None:
         d_ff = _round_up(ratio_ff * d_model, 32)
@@ -277,18 +304,17 @@ def resize(
     ctx = ctx_len or min(base.ctx_len, TOY_CTX)
     if window is None and base.window:
         window = max(1, round(base.window / base.ctx_len * ctx))
-    # Gemma 2 scales queries by head_dim^-0.5 (2B/9B) or (d_model/n_heads)^-0.5 (27B); at a custom
-    # size head_dim = d_model/n_heads, so both rules give the default. T5's "no scaling" (1.0) stays.
-    qs = 1.0 if base.query_scale == 1.0 else None
     return replace(
         base,
-        name=name or f"{base.family}@d{d_model}-l{n_layers}-h{n_heads}",
+        name=name or f"{base.name}@d{d_model}-l{n_layers}-h{n_heads}",
         d_model=d_model,
         n_layers=n_layers,
         n_enc_layers=n_layers if base.is_encoder_decoder else 0,
         n_heads=n_heads,
-        n_kv_heads=n_kv_heads if n_kv_heads != n_heads else None,
-        head_dim=None,
+        n_kv_heads=n_kv_heads,
+        head_dim=head_dim,
+        attn_width="heads",
+        rotary_dim=rotary_dim,
         d_ff=d_ff,
         vocab_size=vocab_size or TOY_VOCAB,
         ctx_len=ctx,
@@ -298,22 +324,26 @@ def resize(
         rope_scaling=(
             replace(base.rope_scaling, original_ctx=max(1, ctx // 2)) if base.rope_scaling else None
         ),
-        train_tokens=None,
-        published_params=None,
-        aliases=(),
-        flagship=False,
-        notes=f"{base.family} choices at a custom size (from {base.name})",
     ).check()
 
 
-def small(arch: Arch, size: str, **kw) -> Arch:
+def small_shape(arch: Arch, size: str) -> tuple[int, int, int]:
+    """(d_model, n_layers, n_heads) of a named size for this template: the size's own shape, except
+    that grouped-query attention keeps its ratio r with at least two KV heads (n_heads a multiple of
+    r, at least 2r) and every head stays at least MIN_HEAD_WIDTH wide and even, widening d_model
+    where needed."""
     if size not in SMALL_SIZES:
         raise SpecError(f"unknown size {size!r}; named sizes are {', '.join(SMALL_SIZES)}")
     d, n_layers, h = SMALL_SIZES[size]
-    ratio = arch.n_heads // arch.kv_heads if arch.shape_known else 1
-    if ratio > 1 and h % ratio:
-        # keep the family's GQA ratio: round the head count to it, and d_model to whole, even heads
-        h = ratio * max(1, round(h / ratio))
-        if d % h:
-            d = h * max(2, 2 * round(d / h / 2))
-    return resize(arch, d, n_layers, h, name=f"{arch.family}-{size}", **kw)
+    if attention_kind(arch).startswith("GQA"):
+        r = arch.n_heads // arch.kv_heads
+        h = r * max(2, round(h / r))
+    width = d // h if d % h == 0 else 0
+    if width < MIN_HEAD_WIDTH or width % 2:
+        d = h * max(MIN_HEAD_WIDTH, 8 * round(d / h / 8))  # whole heads, at least 16 wide, a multiple of 8
+    return d, n_layers, h
+
+
+def small(arch: Arch, size: str, **kw) -> Arch:
+    d, n_layers, h = small_shape(arch, size)
+    return resize(arch, d, n_layers, h, name=f"{arch.name}-{size}", **kw)

@@ -21,11 +21,11 @@ def _registry_points() -> list[tuple[str, float, float]]:
     from llmhist.archs.registry import ENTRIES
 
     out = []
-    for a in ENTRIES:
-        if a.train_tokens and a.flagship:
-            N = a.published_params or (params(a).total if a.shape_known else None)
+    for e in ENTRIES:  # catalogue entries: published figures, and .arch (None where unpublished)
+        if e.train_tokens and e.flagship:
+            N = e.published_params or (params(e.arch).total if e.arch is not None else None)
             if N:
-                out.append((a.name, float(N), float(a.train_tokens)))
+                out.append((e.name, float(N), float(e.train_tokens)))
     return out
 
 

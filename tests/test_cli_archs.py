@@ -4,9 +4,8 @@ import json
 import subprocess
 import sys
 
-from typer.testing import CliRunner
-
 from llmhist.cli.main import app
+from typer.testing import CliRunner
 
 runner = CliRunner()
 
@@ -52,6 +51,25 @@ def test_show_json_and_sources():
     assert r.exit_code == 0 and "never published" in r.output
     r = invoke("show", "gemma2", "--size", "micro", "--json")
     assert r.exit_code == 0 and json.loads(r.output)["spec"]["d_model"] == 128
+    d = json.loads(r.output)
+    assert all(d["sources"].values())  # a custom size sources every value too (choices: its template's)
+
+
+def test_show_uses_the_pretraining_length_and_marks_assumptions():
+    d = json.loads(invoke("show", "llama3.1-405b", "--json").output)
+    assert d["accounting"]["train_ctx_len"] == 8192 and d["catalogue"]["train_ctx_len"] == 8192
+    assert d["spec"]["ctx_len"] == 131072
+    d = json.loads(invoke("show", "gpt3-175b", "--json").output)
+    assert "window" in d["assumed"] and "window" in d["rests_on_assumed"]["kv_cache"]
+    assert d["rests_on_assumed"]["params"] == [] and d["rests_on_assumed"]["flops"] == []
+    assert "window" in d["rests_on_assumed"]["flops_useful"]  # only attention over the band depends on it
+    r = invoke("show", "gpt3-175b")
+    kv = next(line for line in r.output.splitlines() if "KV cache per token" in line)
+    assert "*" in kv and "window = 256: assumed" in r.output.replace("\n", " ")
+    params_line = next(line for line in r.output.splitlines() if "params total" in line)
+    assert "*" not in params_line
+    d = json.loads(invoke("show", "llama3", "--d-model", "256", "--n-layers", "4", "--n-heads", "8", "--json").output)
+    assert d["spec"]["n_kv_heads"] == 2  # the README's command keeps Llama 3's 4:1 GQA
 
 
 def test_compare_gpt3_chinchilla():
@@ -64,8 +82,10 @@ def test_compare_gpt3_chinchilla():
     assert tpp[0] < 2 and 19 < tpp[1] < 21  # GPT-3 1.7 tokens/param; Chinchilla 20
     over = rows[("compute-optimal (epoch2024)", "N / N_opt (>1 undertrained)")]
     assert over[0] > 2 and 0.8 < over[1] < 1.25  # GPT-3 far too big for its compute; Chinchilla near optimal
+    kv = next(x for x in d["rows"] if x["label"] == "KV cache / token bf16")
+    assert "window" in kv["assumed"][0] and kv["assumed"][1] == []  # GPT-3's band width is an assumption
     r = invoke("compare", "gpt3", "chinchilla")
-    assert r.exit_code == 0 and "N_opt" in r.output
+    assert r.exit_code == 0 and "N_opt" in r.output and "window = 256: assumed" in r.output
 
 
 def test_bad_input_exits_2_with_suggestions():
@@ -77,6 +97,8 @@ def test_bad_input_exits_2_with_suggestions():
     assert r.exit_code == 2 and "at least two" in r.output
     r = invoke("show", "llama2-70b", "--d-model", "384", "--n-layers", "2", "--n-heads", "12")
     assert r.exit_code == 2 and "multiple of 8" in r.output
+    r = invoke("show", "llama", "--size", "gpt2-124m")
+    assert r.exit_code == 2 and "not a member" in r.output
 
 
 def test_fast_commands_do_not_import_torch():

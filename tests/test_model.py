@@ -103,7 +103,7 @@ def test_useful_flops_count_windows_and_causality():
 def test_chinchilla_appendix_f_close_to_6n():
     # Hoffmann et al. App. F: the detailed count is 0.99-1.10 x 6ND; attention's share (and so the
     # ratio) shrinks as models grow at a fixed 2048-token context
-    ratios = [flops_per_token(get(n), "chinchilla") / flops_per_token(get(n), "6N")
+    ratios = [flops_per_token(get(n).arch, "chinchilla") / flops_per_token(get(n).arch, "6N")
               for n in ("gopher-417m", "gopher-1.4b", "gopher-7.1b", "chinchilla-70b")]
     assert ratios == sorted(ratios, reverse=True)
     # App. F counts no FLOPs for the relative-position projection W_r that N includes (~1 of 13 d^2

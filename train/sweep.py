@@ -83,9 +83,9 @@ def shape_ladder(arch: str, vocab: int = 256, ctx: int = 128) -> list[tuple[int,
         if d % hd:
             continue
         h = d // hd
-        if ratio > 1:
-            h = ratio * max(1, h // ratio)
-            if d % h or (d // h) % 2:
+        if ratio > 1:  # keep GQA r:1 with at least two KV heads (one would be MQA), heads >= 8 wide
+            h = ratio * max(2, h // ratio)
+            if d % h or (d // h) % 2 or d // h < 8:
                 continue
         for L in range(max(MIN_LAYERS, math.ceil(d / 64)), min(MAX_LAYERS, d // 16) + 1):
             if (d, L, h) in seen:

@@ -359,7 +359,12 @@ class Trainer:
             shown = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in list(diff.items())[:4])
             raise RunError(f"{self.out} holds a different run ({shown}); use another --out or the same settings")
         summary = rf.read_summary(self.out)
-        return summary.get("status", "finished") if summary is not None else "resume"
+        if summary is None:
+            return "resume"
+        status = summary.get("status", "finished")
+        if status == "finished" and not (self.out / rf.WEIGHTS).exists():
+            return "resume"  # the final weights were lost: rewritten from the last checkpoint
+        return status
 
     def log(self, msg: str) -> None:
         if self.main and self.console is not None:

@@ -329,8 +329,10 @@ class Trainer:
                     held.enter_context(exclusive_lock(self.out, "llmhist train"))
                     status = self.folder_status()
                 if self.main:
-                    rf.remove_stale(self.out)
+                    rf.remove_stale(self.out, old=False)  # checkpoint.old/ may be the one to resume from
                 self.resume(st, status)
+                if self.main:
+                    rf.remove_stale(self.out)
                 try:
                     summary = self.train_loop(st)
                 except KeyboardInterrupt:
@@ -579,11 +581,13 @@ class Trainer:
                 if st.step % plan.eval_every == 0 or st.step == plan.steps:
                     self.on_evaluation(st, loss, lr, window)
                     window = [time.perf_counter(), 0]
+                # the stable-phase state a WSD branch decays from; before the checkpoint of the same
+                # step, so a run resumed after step b always has it
+                if st.step in st.branch_at and self.main:
+                    self.save_checkpoint(st, dest=self.out / rf.BRANCHES / f"step-{st.step}")
                 if self.main and st.step < plan.steps and time.monotonic() - t_ckpt >= cfg.ckpt_seconds:
                     self.save_checkpoint(st)  # by time, not by step count: tiny runs checkpoint only at the end
                     t_ckpt = time.monotonic()
-                if st.step in st.branch_at and self.main:  # the stable-phase state a WSD branch decays from
-                    self.save_checkpoint(st, dest=self.out / rf.BRANCHES / f"step-{st.step}")
                 fault("loop/after_step")
                 if self.main:
                     last = st.rows[-1] if st.rows else {}

@@ -237,10 +237,12 @@ def comparable_summary(summary: dict) -> dict:
 # ------------------------------------------------------------------------------ leftovers
 
 
-def stale_temporaries(run_dir: str | Path) -> list[Path]:
+def stale_temporaries(run_dir: str | Path, old: bool = True) -> list[Path]:
     """Temporary files and folders a killed writer left behind: `.checkpoint.PID.tmp/`,
-    `.NAME.PID.tmp.SUFFIX` (llmhist.files.atomic_path), and `checkpoint.old/` when `checkpoint/` is
-    whole. Only call this while holding the folder's lock (then no live process owns them)."""
+    `.NAME.PID.tmp.SUFFIX` (llmhist.files.atomic_path), and (old=True) `checkpoint.old/` when
+    `checkpoint/` exists (call that only once the checkpoint has been loaded or superseded: a damaged
+    checkpoint falls back to it). Only call this while holding the folder's lock (then no live
+    process owns them)."""
     run_dir = Path(run_dir)
     out: list[Path] = []
     for base in (run_dir, run_dir / BRANCHES):
@@ -252,13 +254,13 @@ def stale_temporaries(run_dir: str | Path) -> list[Path]:
                 parts = n[1:].split(".")
                 if any(x.isdigit() for x in parts) and any(x.startswith("tmp") for x in parts):
                     out.append(p)
-            elif n.endswith(".old") and (base / n[: -len(".old")] / STATE).exists():
+            elif old and n.endswith(".old") and (base / n[: -len(".old")] / STATE).exists():
                 out.append(p)
     return out
 
 
-def remove_stale(run_dir: str | Path) -> list[Path]:
-    gone = stale_temporaries(run_dir)
+def remove_stale(run_dir: str | Path, old: bool = True) -> list[Path]:
+    gone = stale_temporaries(run_dir, old)
     for p in gone:
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p, ignore_errors=True)

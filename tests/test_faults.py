@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from llmhist.files import Locked, exclusive_lock
 from llmhist.train import data as datamod
 from llmhist.train import loop
@@ -63,6 +62,10 @@ def _threads():
     before = torch.get_num_threads()
     yield
     torch.set_num_threads(before)
+
+
+def _config(out: Path, **kw) -> TrainConfig:
+    return TrainConfig(**{**BASE, **kw, "out": str(out)})
 
 
 def _child(cfg: dict, env: dict) -> None:
@@ -313,9 +316,8 @@ def test_a_full_disk_in_safetensors_or_torch_is_an_enospc_oserror(tmp_path, monk
                 train(_config(out, branches=None, schedule="cosine", tokens=32 * 8 * 3))
             assert e.value.errno == errno.ENOSPC
             assert not [p for p in out.iterdir() if ".tmp" in p.name]
-    from typer.testing import CliRunner
-
     from llmhist.cli.main import app
+    from typer.testing import CliRunner
 
     monkeypatch.setattr(safetensors.torch, "save_model", st_full)
     r = CliRunner().invoke(app, ["train", "--size", "nano", "--ctx", "32", "--batch", "8", "--tokens", "768",

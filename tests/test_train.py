@@ -9,11 +9,10 @@ import sys
 
 import pytest
 import torch
-from typer.testing import CliRunner
-
 from llmhist.cli.main import app
 from llmhist.train import loop
 from llmhist.train.loop import TrainConfig, train
+from typer.testing import CliRunner
 
 runner = CliRunner()
 FAMILIES = ["gpt1", "gpt2", "gpt3", "jurassic1", "mtnlg", "gopher", "chinchilla", "palm", "llama", "llama2",
@@ -178,3 +177,12 @@ def test_wsd_branch_equals_a_fresh_run_of_its_horizon(tmp_path):
     with pytest.raises(loop.RunError, match="needs --schedule wsd"):
         train(TrainConfig(tokens=32 * 8 * 40, branches="0.5", out=str(tmp_path / "x"),
                           **{**base, "schedule": "cosine"}))
+
+
+def test_the_runs_readme_shows_the_run_folder_schema():
+    from pathlib import Path
+
+    from llmhist.train import runfolder
+
+    readme = (Path(__file__).parent.parent / "runs" / "README.md").read_text()
+    assert runfolder.readme_table() in readme

@@ -263,13 +263,16 @@ def available_memory_bytes() -> int | None:
 
 
 def resume_command() -> str:
+    """The command line that started this process, as a user would type it again."""
     argv = sys.argv[:]
-    if not argv or not argv[0]:
+    if not argv or not argv[0] or argv[0] == "-c":
         return "the same command"
-    name = Path(argv[0]).name
-    if name == "__main__.py" or name.startswith("llmhist"):
-        argv[0] = "llmhist" if name != "__main__.py" or "llmhist" in argv[0] else argv[0]
-    return shlex.join(argv)
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None and spec.name:  # python -m MODULE
+        head = ["python", "-m", spec.name.removesuffix(".__main__")]
+    else:
+        head = [Path(argv[0]).name if Path(argv[0]).name == "llmhist" else argv[0]]
+    return shlex.join(head + argv[1:])
 
 
 @dataclass
@@ -349,6 +352,8 @@ class Trainer:
         """'finished' / 'diverged' / 'resume' / None (fresh). Refuses a folder of another run."""
         if not self.out.exists():
             return None
+        if not self.out.is_dir():
+            raise RunError(f"--out {self.out}: a file, not a folder; give a new or empty folder")
         if not (self.out / rf.CONFIG).exists():
             if any(p for p in self.out.iterdir() if not p.name.startswith(".") and p.name not in rf.KNOWN):
                 raise RunError(f"{self.out}: the folder exists and holds other files but no run; "
@@ -452,6 +457,9 @@ class Trainer:
         a, plan = st.plan.spec, st.plan
         if source == "checkpoint":
             self.log(f"[cyan]resuming {self.out} at step {st.step}/{plan.steps}[/]")
+        elif status == "resume":
+            self.log(f"[cyan]{self.out}: no checkpoint yet (they are written every {self.cfg.ckpt_seconds:g} s); "
+                     "starting again from step 0[/]")
         self.log(f"{a.name}: N {plan.params.total:,} parameters, D {plan.tokens:,} tokens "
                  f"({plan.tokens / plan.params.total:.1f} per parameter), {plan.steps:,} steps of "
                  f"{plan.tokens_per_step:,} tokens on {devmod.device_name(st.dev)} -> {self.out}")

@@ -246,6 +246,10 @@ class Block(nn.Module):
         if cross:
             self.cross_norm, self.cross_attn = Norm(a), Attention(a, layer, cross=True)
         self.mlp = MoE(a) if a.moe is not None else MLP(a, a.d_ff)
+        # the projections that write into the residual stream (GPT-2 scales their init by 1/sqrt(2L))
+        self.attn.o.residual_out = True
+        if isinstance(self.mlp, MLP):
+            self.mlp.down.residual_out = True
         if not a.parallel_block:
             self.mlp_norm = Norm(a)
         if a.norm_placement == "sandwich":

@@ -52,7 +52,9 @@ def user_errors():
     from llmhist.archs.registry import UnknownArch
     from llmhist.archs.spec import SpecError
 
+    from llmhist.errors import UserError
+
     try:
         yield
-    except (UnknownArch, SpecError, ValueError, FileNotFoundError, KeyError) as e:  # FitError is a ValueError
-        fail(str(e).strip("'\""))
+    except (UserError, UnknownArch, SpecError, ValueError, FileNotFoundError, KeyError) as e:  # FitError is a ValueError
+        fail(str(e).strip("'\""), code=getattr(e, "exit_code", 2))

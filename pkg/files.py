@@ -11,26 +11,67 @@ from pathlib import Path
 from llmhist.errors import UserError
 
 
+def fault(event: str) -> None:
+    """A named point where a test may kill this process: with LLMHIST_FAULT=EVENT[:N] in the
+    environment, the N-th (default first) time EVENT is reached the process SIGKILLs itself, as a
+    power cut or an OOM kill would. Costs one dictionary lookup when the variable is unset.
+    Events: see tests/test_faults.py (e.g. `metrics.csv/before_rename`, `checkpoint/between_renames`)."""
+    want = os.environ.get("LLMHIST_FAULT")
+    if not want:
+        return
+    name, _, nth = want.rpartition(":") if want.rpartition(":")[2].isdigit() else (want, "", "1")
+    if name != event:
+        return
+    _FAULT_HITS[event] = _FAULT_HITS.get(event, 0) + 1
+    if _FAULT_HITS[event] == int(nth):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+_FAULT_HITS: dict[str, int] = {}
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()  # what open() gives a new file here (0644 under the usual umask 022)
+
+
+def fsync_path(path: str | Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
 @contextmanager
-def atomic_path(path: str | Path):
+def atomic_path(path: str | Path, durable: bool = True):
     """Yield a temporary path beside `path` (same folder, same suffix, so tools that infer a format
-    from the name still work); when the block succeeds, fsync it and rename it over `path`. On any
-    failure (a full disk included) the temporary is removed and the old file is left untouched."""
+    from the name still work); when the block succeeds, give it the usual file mode (some writers,
+    e.g. safetensors, create 0600 files), fsync it (unless durable=False: a file rewritten often
+    that nothing depends on) and rename it over `path`. On any failure (a full disk included) the
+    temporary is removed and the old file is left untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
     try:
         yield tmp
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
+        os.chmod(tmp, FILE_MODE)
+        if durable:
+            fault(f"{path.name}/before_fsync")
+            fsync_path(tmp)
+        fault(f"{path.name}/before_rename")
         os.replace(tmp, path)
+        fault(f"{path.name}/after_rename")
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
-def atomic_write(path: str | Path, payload: bytes | str) -> None:
-    with atomic_path(path) as tmp:
+def atomic_write(path: str | Path, payload: bytes | str, durable: bool = True) -> None:
+    with atomic_path(path, durable=durable) as tmp:
         tmp.write_bytes(payload.encode() if isinstance(payload, str) else payload)
 
 

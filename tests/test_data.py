@@ -119,3 +119,48 @@ def test_prose_corpus_is_english_from_gensims_wheel():
     text = bytes(np.asarray(c.val[:50_000], dtype=np.uint8)).decode("utf-8", errors="replace")
     assert text.count(" the ") > 100
     assert data.load("prose").fingerprint == c.fingerprint
+
+
+def test_only_regular_files_are_read(tmp_path):
+    import os
+
+    (tmp_path / "a.txt").write_text("some text " * 500)
+    os.mkfifo(tmp_path / "pipe.txt")  # opening it would block for ever
+    assert data.text_files(tmp_path, data.TEXT_SUFFIXES) == [tmp_path / "a.txt"]
+    c = data.load(str(tmp_path))
+    assert len(c.train) + len(c.val) > 4000
+    with pytest.raises(data.DataError, match="not a regular file"):
+        data.load(str(tmp_path / "pipe.txt"))
+
+
+def test_the_corpus_is_loaded_once_per_process(tmp_path):
+    (tmp_path / "a.txt").write_text("some text " * 500)
+    a, b = data.load(str(tmp_path / "a.txt")), data.load(str(tmp_path / "a.txt"))
+    assert a is b
+    (tmp_path / "a.txt").write_text("other text " * 600)  # a changed file is read again
+    assert data.load(str(tmp_path / "a.txt")).fingerprint != a.fingerprint
+
+
+def test_damaged_caches_are_rebuilt(tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog\n" * 400)
+    c = data.load(str(text), tokenizer="bpe300")
+    train_ids, val_ids = np.array(c.train), np.array(c.val)  # c maps the cache files
+    tok_files = list((data.cache_dir() / "tokenizers").glob("*bpe300*"))
+    arrays = list((data.cache_dir() / "tokens").rglob("*.npy"))
+    assert tok_files and arrays
+    for p in tok_files:
+        p.write_text("{not json")
+    for p in arrays:  # a new file in its place (writing into a mapped file would crash the mapping)
+        b = p.read_bytes()[:50]
+        p.unlink()
+        p.write_bytes(b)
+    data._LOADED.clear()
+    again = data.load(str(text), tokenizer="bpe300")
+    assert np.array_equal(again.train, train_ids) and np.array_equal(again.val, val_ids)
+    m = np.array(data.load("markov:tokens=5000").train)
+    for p in (data.cache_dir() / "markov").glob("*.npy"):
+        p.unlink()
+        p.write_bytes(b"garbage")
+    data._LOADED.clear()
+    assert np.array_equal(data.load("markov:tokens=5000").train, m)

@@ -55,3 +55,24 @@ def test_bench_times_both_implementations():
     assert set(impls) == {"llmhist eager", "transformers eager (sdpa)"}
     assert all(x["tokens_per_s"] > 0 and 0 < x["mfu"] for x in impls.values())
     assert impls["transformers eager (sdpa)"]["ratio_vs_hf"] == 1.0
+
+
+def test_export_into_an_unwritable_place_is_a_clear_error(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    run = tmp_path / "run"
+    train(TrainConfig(arch="gpt2", size="nano", ctx=32, batch=8, tokens=32 * 8 * 2, data="markov:tokens=20000",
+                      out=str(run)))
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full)
+    r = runner.invoke(app, ["export", str(run), str(tmp_path / "hf")])
+    assert r.exit_code == 2 and "free space" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "hf").exists() and not list(tmp_path.glob(".hf*"))
+    monkeypatch.undo()
+    (run / "model.safetensors").write_bytes(b"garbage")
+    r = runner.invoke(app, ["export", str(run), str(tmp_path / "hf")])
+    assert r.exit_code == 2 and "model.safetensors" in r.output and "damaged" in r.output

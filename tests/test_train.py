@@ -6,15 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
-from typer.testing import CliRunner
-
 from llmhist.cli.main import app
 from llmhist.train import loop
 from llmhist.train.loop import TrainConfig, train
+from typer.testing import CliRunner
 
 runner = CliRunner()
 FAMILIES = ["gpt1", "gpt2", "gpt3", "jurassic1", "mtnlg", "gopher", "chinchilla", "palm", "llama", "llama2",
@@ -61,18 +59,14 @@ def _cli(*args, out):
 
 
 def test_resume_after_sigkill_is_bit_identical(tmp_path):
-    args = ["--arch", "gpt2", "--size", "nano", "--ctx", "64", "--batch", "16", "--tokens", str(64 * 16 * 120),
+    """The CLI end to end; tests/test_faults.py kills at every named event with checkpoints."""
+    args = ["--arch", "gpt2", "--size", "nano", "--ctx", "64", "--batch", "16", "--tokens", str(64 * 16 * 40),
             "--eval-every", "5", "--json"]
     ref = subprocess.run(_cli(*args, out=tmp_path / "ref"), capture_output=True, text=True, check=True)
-    proc = subprocess.Popen(_cli(*args, out=tmp_path / "killed"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    state = tmp_path / "killed" / "checkpoint" / "state.pt"
-    deadline = time.time() + 60
-    while time.time() < deadline and not state.exists():
-        time.sleep(0.05)
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (tmp_path / "killed" / "summary.json").exists(), "killed too late to test resuming"
+    killed = subprocess.run(_cli(*args, out=tmp_path / "killed"), capture_output=True, text=True,
+                            env={**os.environ, "LLMHIST_FAULT": "loop/after_step:23"})
+    assert killed.returncode == -signal.SIGKILL
+    assert not (tmp_path / "killed" / "summary.json").exists()
     done = subprocess.run(_cli(*args, out=tmp_path / "killed"), capture_output=True, text=True, check=True)
     a, b = json.loads(ref.stdout), json.loads(done.stdout)
     for k in ("val_loss", "train_loss", "train_loss_smoothed", "D", "steps"):
@@ -183,3 +177,12 @@ def test_wsd_branch_equals_a_fresh_run_of_its_horizon(tmp_path):
     with pytest.raises(loop.RunError, match="needs --schedule wsd"):
         train(TrainConfig(tokens=32 * 8 * 40, branches="0.5", out=str(tmp_path / "x"),
                           **{**base, "schedule": "cosine"}))
+
+
+def test_the_runs_readme_shows_the_run_folder_schema():
+    from pathlib import Path
+
+    from llmhist.train import runfolder
+
+    readme = (Path(__file__).parent.parent / "runs" / "README.md").read_text()
+    assert runfolder.readme_table() in readme

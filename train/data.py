@@ -18,8 +18,6 @@ token (for bits per byte) and a fingerprint that runs record. Batches are a pure
 
 from __future__ import annotations
 
-from llmhist.errors import UserError
-
 import hashlib
 import json
 import math
@@ -29,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-from llmhist.files import atomic_path
+from llmhist.errors import UserError
+from llmhist.files import atomic_path, fault
 
 VAL_EVERY = 20  # 1 file in 20 (by a hash of its path) goes to validation: a deterministic ~5% split
 TEXT_SUFFIXES = {".txt", ".md", ".py", ".rst", ".json", ".csv", ".tex", ".html", ".c", ".h", ".js", ".toml", ".yaml", ".yml"}
@@ -62,8 +60,8 @@ class Corpus:
             "name": self.name,
             "tokenizer": self.tokenizer,
             "vocab_size": self.vocab_size,
-            "train_tokens": int(len(self.train)),
-            "val_tokens": int(len(self.val)),
+            "train_tokens": len(self.train),
+            "val_tokens": len(self.val),
             "bytes_per_token": self.bytes_per_token,
             "fingerprint": self.fingerprint,
             "entropy_nats_per_token": self.entropy_nats,
@@ -89,12 +87,14 @@ def text_files(root: Path, suffixes: set[str] | None = None) -> list[Path]:
     """Sorted text files under root (test suites and caches skipped)."""
     if root.is_file():
         return [root]
+    if not root.is_dir():  # a FIFO, socket or device would block or never end
+        raise DataError(f"{root}: not a regular file or a folder; give a text file or a folder of text files")
     out = []
     for dirpath, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("."))
         for f in sorted(files):
             p = Path(dirpath) / f
-            if suffixes is None or p.suffix.lower() in suffixes:
+            if (suffixes is None or p.suffix.lower() in suffixes) and p.is_file():  # regular files only
                 out.append(p)
     return out
 
@@ -146,9 +146,13 @@ class BPETokenizer:
         except ImportError as e:
             raise DataError("the BPE tokenizer needs the `tokenizers` package: pip install 'llmhist[bpe]'") from e
         self.name, self.vocab_size = f"bpe{vocab_size}", vocab_size
+        self.tok = None
         if cache.exists():
-            self.tok = Tokenizer.from_file(str(cache))
-        else:
+            try:
+                self.tok = Tokenizer.from_file(str(cache))
+            except Exception:  # noqa: BLE001  (a damaged cache, only a cache: train it again)
+                cache.unlink(missing_ok=True)
+        if self.tok is None:
             tok = Tokenizer(models.BPE())
             tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
             tok.decoder = decoders.ByteLevel()
@@ -158,6 +162,7 @@ class BPETokenizer:
             text = train_bytes.decode("utf-8", errors="replace")
             chunks = (text[i : i + (1 << 20)] for i in range(0, len(text), 1 << 20))
             tok.train_from_iterator(chunks, trainer=trainer)
+            fault("data/bpe_trained")
             with atomic_path(cache) as tmp:
                 tok.save(str(tmp))
             self.tok = tok
@@ -219,11 +224,25 @@ def _cached_tokens(fp: str, tok, train_b: bytes, val_b: bytes) -> tuple[np.ndarr
     out = []
     for split, b in (("train", train_b), ("val", val_b)):
         p = d / f"{split}.npy"
-        if not p.exists():
+        arr = _load_cached(p)
+        if arr is None:
+            fault("data/bpe_encode")
             with atomic_path(p) as tmp:
                 np.save(tmp, tok.encode(b))
-        out.append(np.load(p, mmap_mode="r"))
+            arr = np.load(p, mmap_mode="r")
+        out.append(arr)
     return out[0], out[1]
+
+
+def _load_cached(p: Path) -> np.ndarray | None:
+    """A cached array, or None when missing or damaged (then it is rebuilt)."""
+    if not p.exists():
+        return None
+    try:
+        return np.load(p, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError):
+        p.unlink(missing_ok=True)
+        return None
 
 
 # ------------------------------------------------------------------------- token files
@@ -341,9 +360,8 @@ def markov_corpus(spec: str) -> Corpus:
         raise DataError(f"--data {spec!r}: need alphabet >= 2, order >= 1, tokens >= 1000 and alphabet^order <= 4M")
     fp = hashlib.sha256(json.dumps(m.__dict__, sort_keys=True).encode() + b"markov-v1").hexdigest()
     path = cache_dir() / "markov" / f"{fp[:16]}.npy"
-    if path.exists():
-        seq = np.load(path, mmap_mode="r")
-    else:
+    seq = _load_cached(path)
+    if seq is None:
         seq = m.generate()
         with atomic_path(path) as tmp:
             np.save(tmp, seq)
@@ -365,7 +383,7 @@ def prose_files() -> tuple[Path, Path]:
     if spec is None or not spec.submodule_search_locations:
         raise DataError("--data prose reads English text shipped in gensim's wheel: pip install 'llmhist[prose]' "
                         "(or use --data stdlib, the default)")
-    d = Path(list(spec.submodule_search_locations)[0]) / "test" / "test_data"
+    d = Path(next(iter(spec.submodule_search_locations))) / "test" / "test_data"
     lee = d / "lee_background.cor"
     wiki = d / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
     if not lee.exists() or not wiki.exists():
@@ -409,9 +427,36 @@ def prose_corpus(tokenizer: str) -> Corpus:
 # ------------------------------------------------------------------------------ loading
 
 
+_LOADED: dict[tuple, Corpus] = {}
+_LOADED_MAX = 4
+
+
 def load(data: str = "stdlib", tokenizer: str = "bytes", token_dtype: str = "uint16",
          vocab_size: int | None = None) -> Corpus:
-    """Resolve a --data value to a Corpus."""
+    """Resolve a --data value to a Corpus. Kept in memory for the process (keyed by the arguments
+    and, for a path, its size and modification time), so a worker training several runs in turn
+    reads and tokenises the data once."""
+    key = (data, tokenizer, token_dtype, vocab_size, _stamp(data))
+    if key not in _LOADED:
+        corpus = _load(data, tokenizer, token_dtype, vocab_size)
+        while len(_LOADED) >= _LOADED_MAX:
+            _LOADED.pop(next(iter(_LOADED)))
+        _LOADED[key] = corpus
+    return _LOADED[key]
+
+
+def _stamp(data: str):
+    p = Path(data).expanduser()
+    if data in ("stdlib", "prose") or data.startswith("markov"):
+        return None
+    try:
+        st = p.stat()
+        return (st.st_size, st.st_mtime_ns)
+    except OSError:
+        return None
+
+
+def _load(data: str, tokenizer: str, token_dtype: str, vocab_size: int | None) -> Corpus:
     if data == "stdlib":
         root = stdlib_root()
         if not root.is_dir():
@@ -477,7 +522,7 @@ def span_corrupt(x: np.ndarray, rng: np.random.Generator, sentinel0: int, noise=
     of tokens, mean length 3) are replaced by one sentinel each in the input; the target lists each
     sentinel followed by its span. Sentinels count down from sentinel0 as T5's extra ids do.
     Input and target lengths are fixed for a given T, so batches stack."""
-    B, T = x.shape
+    _B, T = x.shape
     n_noise, n_spans = span_lengths(T, noise, mean_span)
     n_keep = T - n_noise
     ins, tgs = [], []

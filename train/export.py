@@ -14,24 +14,38 @@ from pathlib import Path
 
 from llmhist.archs import hf
 from llmhist.archs.spec import Arch
+from llmhist.errors import UserError
+
+from . import runfolder as rf
+
+
+class ExportError(UserError, ValueError):
+    """A run that cannot be exported, or an output folder that cannot be written."""
 
 
 def load_run(run_dir: str | Path):
     """(spec, model) of a run folder's final weights."""
+    from llmhist.archs.model import build
     from safetensors.torch import load_model
 
-    from llmhist.archs.model import build
-
     run_dir = Path(run_dir)
-    cfg, weights = run_dir / "config.json", run_dir / "model.safetensors"
+    cfg, weights = run_dir / rf.CONFIG, run_dir / rf.WEIGHTS
     if not cfg.exists():
         raise FileNotFoundError(f"{run_dir}: not a run folder (no config.json); give a folder `llmhist train` wrote")
     if not weights.exists():
         raise FileNotFoundError(f"{run_dir}: the run has no final weights (model.safetensors); "
                                 "finish it first (run the same train command again)")
-    a = Arch.from_dict(json.loads(cfg.read_text())["arch"])
+    doc = rf.read_config(run_dir)
+    try:
+        a = Arch.from_dict(doc["arch"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ExportError(f"{cfg}: no usable 'arch' ({e}); this is not a config.json llmhist wrote") from e
     model = build(a)
-    load_model(model, str(weights))
+    try:
+        load_model(model, str(weights))
+    except Exception as e:  # truncated, garbage or another model's weights
+        raise ExportError(f"{weights}: damaged or of another model ({type(e).__name__}); delete it and run the "
+                          "same train command again to rewrite it from the run's checkpoint") from e
     return a, model.eval()
 
 
@@ -41,7 +55,7 @@ def export(run_dir: str | Path, out_dir: str | Path) -> dict:
     try:
         import transformers  # noqa: F401
     except ImportError as e:
-        raise ValueError("export needs transformers: pip install 'llmhist[export]'") from e
+        raise ExportError("export needs transformers: pip install 'llmhist[export]'") from e
     ref = hf.hf_model(a)
     hf.load_into_hf(a, model, ref)
     ref.config._attn_implementation = "sdpa"
@@ -52,8 +66,8 @@ def export(run_dir: str | Path, out_dir: str | Path) -> dict:
             if getattr(ref, "generation_config", None) is not None:
                 setattr(ref.generation_config, key, None)
     out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise ValueError(f"{out_dir}: exists and is not empty; give a new folder")
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise ExportError(f"{out_dir}: exists and is not an empty folder; give a new folder")
     tmp = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -62,6 +76,11 @@ def export(run_dir: str | Path, out_dir: str | Path) -> dict:
         if out_dir.exists():
             out_dir.rmdir()
         os.replace(tmp, out_dir)
+    except OSError as e:  # a read-only folder, a full disk: nothing is left half-written
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ExportError(f"{out_dir}: cannot write the export ({e.strerror or e}); "
+                          + ("free space and run export again" if e.errno in (28, 122) else
+                             "give a folder you can write to")) from e
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -1,0 +1,409 @@
+"""Fault injection: a real training process is SIGKILLed at each named event (llmhist.files.fault),
+the run is started again, and its files must equal an uninterrupted run's byte for byte where they
+are deterministic (weights; metrics and summary without timing fields). Then damaged files, a full
+disk, two processes on one folder and Ctrl-C. Everything is a nano model of a few steps."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+import torch
+from llmhist.files import Locked, exclusive_lock
+from llmhist.train import data as datamod
+from llmhist.train import loop
+from llmhist.train import runfolder as rf
+from llmhist.train.loop import TrainConfig, train
+
+# 16 steps, evaluation every 3, a checkpoint after every step (ckpt_seconds=0), one WSD branch ending
+# at half the budget (8 steps, the last half of them its decay): it leaves the stable phase at step 4
+BASE = dict(arch="llama", size="nano", ctx=32, batch=8, tokens=32 * 8 * 16, data="markov:tokens=20000",
+            eval_every=3, ckpt_seconds=0.0, schedule="wsd", decay=0.5, branches="0.5", threads=1)
+
+# event[:nth] -> where the kill lands (the main run saves checkpoints 1-16, its branch 17-20)
+KILL_POINTS = [
+    "config.json/before_rename",
+    "progress.json/before_rename:2",
+    "metrics.csv/before_rename:2",      # an evaluation's (not fsynced) write
+    "checkpoint/before_fsync:2",
+    "checkpoint/before_rename:3",
+    "checkpoint/between_renames:3",     # checkpoint/ is gone, checkpoint.old/ holds the state
+    "checkpoint/after_rename:3",        # before checkpoint.old/ is removed and metrics.csv written
+    "metrics.csv/before_fsync:4",       # the durable write after a checkpoint
+    "metrics.csv/after_rename:5",
+    "loop/after_step:7",
+    "step-4/between_renames",           # the WSD branch's stable-phase snapshot
+    "step-4/after_rename",
+    "checkpoint/after_rename:16",       # the main run's final checkpoint
+    "model.safetensors/before_fsync",
+    "model.safetensors/before_rename",
+    "model.safetensors/after_rename",
+    "summary.json/before_fsync",
+    "summary.json/before_rename",
+    "summary.json/after_rename",        # finished main run, its branch not started
+    "loop/wsd_branch",
+    "loop/after_step:18",               # inside the WSD branch (its step 6)
+    "checkpoint/between_renames:19",    # the branch's checkpoints
+    "checkpoint/after_rename:20",
+    "model.safetensors/after_rename:2",  # the branch's final weights
+    "summary.json/before_rename:2",     # the branch's summary
+]
+BPE_KILL_POINTS = ["data/bpe_trained", "data/bpe_encode", "data/bpe_encode:2"]
+
+@pytest.fixture(autouse=True, scope="module")
+def _threads():
+    """One thread per run (as BASE says): on a shared 2-core machine it is the fastest setting;
+    the suite's thread count is restored afterwards."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def _config(out: Path, **kw) -> TrainConfig:
+    return TrainConfig(**{**BASE, **kw, "out": str(out)})
+
+
+def _child(cfg: dict, env: dict) -> None:
+    os.environ.update(env)
+    train(TrainConfig(**cfg))
+
+
+@pytest.fixture(scope="module")
+def processes():
+    """A fork server that imported torch once: each killed run is a real process (SIGKILLed at
+    its event) that starts in milliseconds instead of seconds."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["llmhist.train.loop"])
+    return ctx
+
+
+def _kill_at(ctx, cfg: TrainConfig, event: str, env: dict | None = None) -> int:
+    env = {"LLMHIST_FAULT": event, "LLMHIST_CACHE": os.environ["LLMHIST_CACHE"], **(env or {})}
+    p = ctx.Process(target=_child, args=(asdict(cfg), env))
+    p.start()
+    p.join(300)
+    assert p.exitcode is not None, f"{event}: the run did not end"
+    return p.exitcode
+
+
+def snapshot(run: Path) -> dict:
+    """The deterministic content of every file of a run folder (timing fields and paths left out)."""
+    out = {}
+    for p in sorted(run.rglob("*")):
+        rel = str(p.relative_to(run))
+        if p.is_dir() or p.name in (rf.PROGRESS, rf.LOCK):
+            continue
+        if p.suffix == ".safetensors":
+            out[rel] = p.read_bytes()
+        elif p.name == rf.METRICS:
+            out[rel] = [rf.comparable_row(r) for r in rf.read_metrics(p)]
+        elif p.name == rf.SUMMARY:
+            s = rf.comparable_summary(json.loads(p.read_text()))
+            s.pop("already", None)
+            out[rel] = s
+        elif p.name == rf.CONFIG:
+            c = json.loads(p.read_text())
+            c["train"].pop("out")
+            c.get("branch_of", {}).pop("run", None)
+            out[rel] = c
+        elif p.name == rf.STATE:
+            st = torch.load(p, weights_only=True)
+            out[rel] = (st["step"], st["ema"], [rf.comparable_row(r) for r in st["rows"]],
+                        [(k, [(n, t.numpy().tobytes() if torch.is_tensor(t) else t) for n, t in sorted(v.items())])
+                         for k, v in sorted(st["optimizer"]["state"].items())])
+        else:
+            out[rel] = p.read_bytes()
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("faults") / "ref"
+    train(_config(out))
+    return out, snapshot(out)
+
+
+def test_the_reference_run_has_every_file(reference):
+    out, snap = reference
+    for f in ("config.json", "metrics.csv", "summary.json", "model.safetensors", "checkpoint/state.pt",
+              "branches/step-4/state.pt", "wsd-0.5/summary.json", "wsd-0.5/model.safetensors"):
+        assert f in snap, f
+    assert not [p for p in out.rglob("*") if ".tmp" in p.name or p.name.endswith(".old")]
+    assert oct((out / "model.safetensors").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+    assert oct((out / "checkpoint" / "model.safetensors").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def _umask() -> int:
+    m = os.umask(0o022)
+    os.umask(m)
+    return m
+
+
+def test_a_kill_at_any_event_resumes_to_the_same_files(reference, processes, tmp_path):
+    _, want = reference
+    killed, identical, differ = 0, 0, []
+    for i, event in enumerate(KILL_POINTS):
+        out = tmp_path / f"k{i}"
+        rc = _kill_at(processes, _config(out), event)
+        assert rc == -signal.SIGKILL, f"{event}: never reached (the run ended with {rc})"
+        killed += 1
+        train(_config(out))  # the same command again
+        got = snapshot(out)
+        if got == want:
+            identical += 1
+        else:
+            differ.append((event, sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))))
+    print(f"\nkill points tried {killed}, resumed identically {identical}")
+    assert not differ, differ
+
+
+def test_a_kill_during_bpe_preparation_rebuilds_the_same_tokenizer(processes, tmp_path, monkeypatch):
+    text = tmp_path / "corpus.txt"
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "theta", "kappa", "lambda", "sigma"]
+    text.write_text("\n".join(" ".join(words[(i * 7 + j * 3) % 10] for j in range(12)) for i in range(800)))
+    kw = dict(data=str(text), tokenizer="bpe300", tokens=32 * 8 * 4, branches=None, schedule="cosine")
+    monkeypatch.setenv("LLMHIST_CACHE", str(tmp_path / "cache-ref"))
+    datamod._LOADED.clear()
+    train(_config(tmp_path / "ref", **kw))
+    want = snapshot(tmp_path / "ref")
+    for i, event in enumerate(BPE_KILL_POINTS):
+        cache = tmp_path / f"cache{i}"
+        out = tmp_path / f"k{i}"
+        assert _kill_at(processes, _config(out, **kw), event, {"LLMHIST_CACHE": str(cache)}) == -signal.SIGKILL, event
+        monkeypatch.setenv("LLMHIST_CACHE", str(cache))
+        datamod._LOADED.clear()
+        train(_config(out, **kw))
+        assert snapshot(out) == want, event
+        assert not [p for p in cache.rglob("*") if ".tmp" in p.name]
+    datamod._LOADED.clear()
+
+
+# ------------------------------------------------------------------------------ damaged files
+
+
+def _finished(tmp_path, name="r", **kw) -> Path:
+    out = tmp_path / name
+    train(_config(out, branches=None, schedule="cosine", tokens=32 * 8 * 6, **kw))
+    return out
+
+
+def _files(run: Path) -> dict:
+    return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()
+            and p.name not in (rf.PROGRESS, rf.LOCK)}
+
+
+def test_the_issue_repro_lost_summary_weights_and_last_row(tmp_path):
+    """Issue 12: delete summary.json and model.safetensors, drop the last metrics row, run again."""
+    out = _finished(tmp_path)
+    want = snapshot(out)
+    (out / "summary.json").unlink()
+    (out / "model.safetensors").unlink()
+    lines = (out / "metrics.csv").read_text().splitlines(keepends=True)
+    (out / "metrics.csv").write_text("".join(lines[:-1]))
+    train(_config(out, branches=None, schedule="cosine", tokens=32 * 8 * 6))
+    assert snapshot(out) == want
+
+
+@pytest.mark.parametrize("damage", ["removed", "emptied", "short_last_row", "garbage"])
+def test_a_damaged_metrics_file_is_rebuilt_from_the_checkpoint(tmp_path, capsys, damage):
+    out = _finished(tmp_path)
+    want = snapshot(out)
+    (out / "summary.json").unlink()
+    m = out / "metrics.csv"
+    if damage == "removed":
+        m.unlink()
+    elif damage == "emptied":
+        m.write_text("")
+    elif damage == "short_last_row":
+        m.write_text(m.read_text()[:-40])
+        rows, problem = rf.check_metrics(m)  # the fit loader's reader leaves the short row out
+        assert problem and "short" in problem and len(rows) == len(want["metrics.csv"]) - 1
+    else:
+        m.write_bytes(b"\x00\xff garbage")
+    train(_config(out, branches=None, schedule="cosine", tokens=32 * 8 * 6))
+    assert "rebuilt from the checkpoint" in capsys.readouterr().err
+    assert snapshot(out) == want
+
+
+def test_a_damaged_checkpoint_falls_back_to_checkpoint_old(tmp_path):
+    out = _finished(tmp_path)
+    want = snapshot(out)
+    (out / "summary.json").unlink()
+    (out / "model.safetensors").unlink()
+    import shutil
+
+    shutil.copytree(out / "checkpoint", out / "checkpoint.old")
+    (out / "checkpoint" / "model.safetensors").write_bytes(b"garbage" * 100)
+    train(_config(out, branches=None, schedule="cosine", tokens=32 * 8 * 6))
+    assert snapshot(out) == want and not (out / "checkpoint.old").exists()
+
+
+@pytest.mark.parametrize("damage", ["truncated_state", "garbage_state", "garbage_weights"])
+def test_a_damaged_checkpoint_without_fallback_is_a_clear_error(tmp_path, damage):
+    out = _finished(tmp_path)
+    (out / "summary.json").unlink()
+    ck = out / "checkpoint"
+    if damage == "truncated_state":
+        b = (ck / "state.pt").read_bytes()
+        (ck / "state.pt").write_bytes(b[: len(b) // 2])
+    elif damage == "garbage_state":
+        (ck / "state.pt").write_bytes(os.urandom(4096))
+    else:
+        (ck / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
+    before = _files(out)
+    with pytest.raises(loop.RunError) as e:
+        train(_config(out, branches=None, schedule="cosine", tokens=32 * 8 * 6))
+    name = "model.safetensors" if damage == "garbage_weights" else "state.pt"
+    assert name in str(e.value) and "delete" in str(e.value) and str(ck) in str(e.value)
+    assert _files(out) == before
+
+
+@pytest.mark.parametrize("name,payload", [("config.json", "[1, 2]"), ("summary.json", "3"),
+                                          ("summary.json", "{not json"), ("config.json", '"text"')])
+def test_json_files_that_are_not_objects_are_clear_errors(tmp_path, name, payload):
+    out = _finished(tmp_path)
+    (out / name).write_text(payload)
+    before = _files(out)
+    with pytest.raises(loop.RunError, match=name):
+        train(_config(out, branches=None, schedule="cosine", tokens=32 * 8 * 6))
+    assert _files(out) == before
+    st = rf.run_status(out)  # sweep status: one run's bad file is a state, not a crash
+    if name == "summary.json":
+        assert st["state"] == "corrupt" and name in st["error"]
+
+
+def test_a_full_disk_changes_nothing_already_written(tmp_path, monkeypatch):
+    out = _finished(tmp_path)
+    (out / "summary.json").unlink()
+    (out / "model.safetensors").unlink()
+    before = _files(out)
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(OSError) as e:
+        train(_config(out, branches=None, schedule="cosine", tokens=32 * 8 * 6))
+    assert e.value.errno == errno.ENOSPC
+    monkeypatch.undo()
+    assert _files(out) == before
+
+
+def test_a_full_disk_in_safetensors_or_torch_is_an_enospc_oserror(tmp_path, monkeypatch):
+    import safetensors.torch
+    from safetensors import SafetensorError
+
+    def st_full(*a, **k):
+        raise SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, '
+                              'message: "No space left on device" })')
+
+    def torch_full(*a, **k):
+        raise RuntimeError("[enforce fail at inline_container.cc:603] . PytorchStreamWriter failed writing file "
+                           "data/0: file write failed")
+
+    for target, fake in ((safetensors.torch, "save_model"), (torch, "save")):
+        with monkeypatch.context() as m:
+            m.setattr(target, fake, st_full if fake == "save_model" else torch_full)
+            out = tmp_path / f"full-{fake}"
+            with pytest.raises(OSError) as e:
+                train(_config(out, branches=None, schedule="cosine", tokens=32 * 8 * 3))
+            assert e.value.errno == errno.ENOSPC
+            assert not [p for p in out.iterdir() if ".tmp" in p.name]
+    from llmhist.cli.main import app
+    from typer.testing import CliRunner
+
+    monkeypatch.setattr(safetensors.torch, "save_model", st_full)
+    r = CliRunner().invoke(app, ["train", "--size", "nano", "--ctx", "32", "--batch", "8", "--tokens", "768",
+                                 "--data", "markov:tokens=20000", "--out", str(tmp_path / "cli")])
+    assert r.exit_code == 2 and "free space" in r.output and "Traceback" not in r.output
+
+
+# ------------------------------------------------------------------------------ processes
+
+
+def test_a_second_process_on_the_same_folder_is_refused_naming_the_holder(tmp_path):
+    out = tmp_path / "r"
+    out.mkdir()
+    with exclusive_lock(out, "someone else"):
+        with pytest.raises(Locked, match=f"pid {os.getpid()}"):
+            train(_config(out))
+    assert not (out / "config.json").exists()
+
+
+def test_ctrl_c_says_the_run_is_resumable_and_how(tmp_path, monkeypatch):
+    out = tmp_path / "r"
+    real = loop.Trainer.train_step
+
+    def interrupted(self, st, step, lr):
+        if step == 4:
+            raise KeyboardInterrupt
+        return real(self, st, step, lr)
+
+    monkeypatch.setattr(loop.Trainer, "train_step", interrupted)
+    with pytest.raises(loop.Interrupted) as e:
+        train(_config(out, branches=None, schedule="cosine", tokens=32 * 8 * 6))
+    assert e.value.exit_code == 130 and "resumable" in str(e.value) and "again" in str(e.value)
+    assert not [p for p in out.iterdir() if ".tmp" in p.name]
+    monkeypatch.undo()
+    train(_config(out, branches=None, schedule="cosine", tokens=32 * 8 * 6))
+    ref = _finished(tmp_path, "ref")
+    assert snapshot(out) == snapshot(ref)
+
+
+def test_leftovers_of_killed_writers_are_cleaned_up(tmp_path):
+    out = _finished(tmp_path)
+    (out / "summary.json").unlink()
+    (out / ".checkpoint.999999.tmp").mkdir()
+    (out / ".checkpoint.999999.tmp" / "state.pt").write_bytes(b"x")
+    (out / ".metrics.csv.999999.tmp.csv").write_text("x")
+    (out / ".summary.json.999999.tmp.json").write_text("x")
+    import shutil
+
+    shutil.copytree(out / "checkpoint", out / "checkpoint.old")
+    train(_config(out, branches=None, schedule="cosine", tokens=32 * 8 * 6))
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "checkpoint", "config.json", "metrics.csv",
+                                                      "model.safetensors", "progress.json", "summary.json"]
+
+
+# ------------------------------------------------------------------------------ divergence
+
+
+def test_the_divergence_rule():
+    lnv = 5.545  # ln 256
+    assert loop.diverged_reason([5.0, 4.0, 3.0], 256) is None
+    assert loop.diverged_reason([5.0, 4.0, float("nan")], 256)
+    assert loop.diverged_reason([5.0, 3.0, 4.1, 4.2], 256) is None  # 1.1 nat up, 2 evaluations
+    assert loop.diverged_reason([5.0, 3.0, 4.1, 4.2, 4.3], 256)  # ... 3 evaluations
+    assert loop.diverged_reason([5.0, 3.0, 4.1], 256, last=True)  # or at the last
+    assert loop.diverged_reason([267.0, 300.0, 280.0], 256)  # huge from the start: ln V is the floor
+    assert loop.diverged_reason([lnv + 0.5] * 5, 256) is None  # not learning is not diverging
+
+
+def test_lr_10_on_nano_ends_diverged_and_says_so_again(tmp_path):
+    cfg = _config(tmp_path / "r", branches=None, schedule="cosine", tokens=32 * 8 * 24, lr=10.0, eval_every=2)
+    with pytest.raises(loop.Diverged) as e:
+        train(cfg)
+    assert e.value.exit_code == 3 and "diverged at step" in str(e.value)
+    s = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert s["status"] == "diverged" and s["diverged_at_step"] > 0 and s["diverged_reason"]
+    with pytest.raises(loop.Diverged) as again:
+        train(cfg)
+    assert str(again.value) == str(e.value)
+
+
+# ------------------------------------------------------------------------------ memory
+
+
+def test_a_model_too_large_for_memory_is_refused_before_allocating(tmp_path):
+    cfg = TrainConfig(arch="llama", d_model=16384, n_layers=128, n_heads=128, ctx=32, batch=8,
+                      data="markov:tokens=20000", out=str(tmp_path / "r"))
+    with pytest.raises(loop.RunError, match=r"needs about .* GiB .* this machine has"):
+        train(cfg)
+    assert not (tmp_path / "r").exists()

@@ -8,8 +8,6 @@ from its last checkpoint and ends bit-identical on CPU to an uninterrupted run.
 
 from __future__ import annotations
 
-from llmhist.errors import UserError
-
 import json
 import math
 import os
@@ -30,7 +28,7 @@ from llmhist.archs.spec import Arch
 from llmhist.files import atomic_path, atomic_write, write_json
 
 from . import data as datamod
-from .config import TrainConfig  # noqa: F401  (re-exported: the run's one config)
+from .config import RunError, TrainConfig  # noqa: F401  (re-exported: the run's one config and its error)
 from . import device as devmod
 from .metrics import metrics_csv, read_metrics
 from .recipes import Recipe, peak_lr, recipe_for
@@ -40,10 +38,6 @@ T5_SENTINELS = 100  # T5's extra ids
 # about a minute on a laptop CPU (micro's takes about 20)
 DEFAULT_SIZE = "nano"
 EXIT_DIVERGED = 3
-
-
-class RunError(UserError, ValueError):
-    """A run that cannot start or continue; the message says why and what to do."""
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -188,7 +182,7 @@ class Trainer:
         if not self.out.exists():
             return None
         if not cfg_path.exists():
-            if any(p for p in self.out.iterdir() if not p.name.startswith(".")):
+            if any(p for p in self.out.iterdir() if not p.name.startswith(".") and p.name != "run.json"):
                 raise RunError(f"{self.out}: the folder exists and holds other files but no run; "
                                "give an empty or new --out")
             return None

@@ -59,6 +59,8 @@ def oserror_message(e: OSError) -> str:
     """One line for a failed read or write: which file, what the system said, and what to do."""
     import errno
 
+    if e.errno is None:  # raised with a message of its own (e.g. "not a run folder ...")
+        return str(e)
     where = e.filename or "a file"
     if e.filename2:
         where = f"{e.filename} -> {e.filename2}"

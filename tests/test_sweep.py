@@ -52,7 +52,8 @@ def test_ladder_and_toml_grid(tmp_path):
     assert len(lad.runs) == 4 and {round(r.tokens_per_param) for r in lad.runs} == {10, 40}
     wsd = S.plan_ladder(["llama"], [2e4, 1e5], [10, 20, 40], ctx=32, batch=8, schedule="wsd")
     assert len(wsd.runs) == 2 and all(r.branches == "0.25,0.5" and round(r.tokens_per_param) == 40 for r in wsd.runs)
-    assert "--branches" in S.train_args(wsd.runs[0], wsd.common, tmp_path)
+    cfg = wsd.config(tmp_path, wsd.runs[0])  # the run's full TrainConfig, as its run.json will hold it
+    assert cfg.branches == "0.25,0.5" and cfg.schedule == "wsd" and cfg.out == str(tmp_path / wsd.runs[0].name)
     g = tmp_path / "grid.toml"
     g.write_text('[defaults]\nctx = 32\nbatch = 8\n\n[[run]]\narch = "gpt2"\nsize = "nano"\ntokens = 4096\n\n'
                  '[[run]]\narch = "llama"\nd_model = 32\nn_layers = 1\nn_heads = 2\nflops = 1e9\n')

@@ -119,6 +119,16 @@ class TrainConfig:
                            "(it divides the per-process batch)")
         if not self.data.strip():
             raise RunError("--data '': give stdlib, prose, markov, a text file/folder or token files")
+        if self.data not in ("stdlib", "prose", "markov") and not self.data.startswith("markov:"):
+            from pathlib import Path
+
+            p = Path(self.data).expanduser()
+            if not p.exists():
+                raise RunError(f"--data {self.data}: no such file or folder (use 'stdlib', 'prose', 'markov', a text "
+                               "file/folder, or token files)")
+            if not (p.is_file() or p.is_dir()):
+                raise RunError(f"--data {self.data}: not a regular file or folder (a pipe or device cannot be read "
+                               "twice); give a text file/folder or token files")
         if not self.out.strip():
             raise RunError("--out '': give a run folder")
         if not TOKENIZER_RE.match(self.tokenizer):
@@ -289,11 +299,14 @@ def _check_field(f, v: Any) -> Any:
         if isinstance(v, float):
             if f.name != "tokens" and v != int(v):
                 raise RunError(f"{name} {v:g}: give a whole number")
-            if abs(v) > 2**63:
-                raise RunError(f"{name} {v:g}: must be {_range_text(m) or 'smaller'}")
-            v = int(round(v))
+            if abs(v) > 2**62:
+                v = float(v)  # left to the range check below (as a float: no overflow)
+            else:
+                v = int(round(v))
     elif isinstance(v, int):
         v = float(v)
+    if int in kinds and float not in kinds and abs(v) > 2**62 and m.get("le") is None and m.get("lt") is None:
+        raise RunError(f"{name} {_num(v)}: too large; give a whole number {_range_text(m)}")
     bad = ((m.get("gt") is not None and not v > m["gt"]) or (m.get("ge") is not None and not v >= m["ge"])
            or (m.get("lt") is not None and not v < m["lt"]) or (m.get("le") is not None and not v <= m["le"]))
     if bad:

@@ -15,6 +15,8 @@ from pathlib import Path
 from llmhist.archs import hf
 from llmhist.archs.spec import Arch
 
+from .config import RunError
+
 
 def load_run(run_dir: str | Path):
     """(spec, model) of a run folder's final weights."""
@@ -41,7 +43,7 @@ def export(run_dir: str | Path, out_dir: str | Path) -> dict:
     try:
         import transformers  # noqa: F401
     except ImportError as e:
-        raise ValueError("export needs transformers: pip install 'llmhist[export]'") from e
+        raise RunError("export needs transformers: pip install 'llmhist[export]'") from e
     ref = hf.hf_model(a)
     hf.load_into_hf(a, model, ref)
     ref.config._attn_implementation = "sdpa"
@@ -53,7 +55,7 @@ def export(run_dir: str | Path, out_dir: str | Path) -> dict:
                 setattr(ref.generation_config, key, None)
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
-        raise ValueError(f"{out_dir}: exists and is not empty; give a new folder")
+        raise RunError(f"{out_dir}: exists and is not empty; give a new folder")
     tmp = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     try:

@@ -654,7 +654,7 @@ def queue_items(runs: list[RunSpec], workers: int, est: dict[str, float] | None 
     by_group: dict = {}
     for r in runs:
         by_group.setdefault((r.arch, r.group), []).append(r)
-    per_item = max(1, math.ceil(len(runs) / max(1, 2 * workers)))
+    per_item = max(1, math.ceil(len(runs) / (1 if workers <= 1 else 2 * workers)))  # one worker: one process per group
     items = []
     for group in by_group.values():
         chunk: list[RunSpec] = []

@@ -69,7 +69,8 @@ def train(json_out: bool = False, **opts) -> None:
         opts["out"] = str(opts["out"])
     with user_errors():
         cfg = TrainConfig(**opts)  # every check happens here, as for a grid or a Python caller
-        from llmhist.train.loop import EXIT_DIVERGED, Diverged, train as run_train
+        from llmhist.train.loop import EXIT_DIVERGED, Diverged
+        from llmhist.train.loop import train as run_train
 
         try:
             summary = run_train(cfg, console=None if json_out else console)

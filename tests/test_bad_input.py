@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
 from llmhist.cli.main import app
+from typer.testing import CliRunner
 
 runner = CliRunner()
 CORES = os.cpu_count() or 1
@@ -66,8 +65,8 @@ CASES: dict[str, Case] = {
     "train micro-batch 0": Case(f"train --micro-batch 0 {TINY}", ("--micro-batch 0",)),
     "train micro-batch -1": Case(f"train --micro-batch -1 {TINY}", ("--micro-batch -1",)),
     "train micro-batch 3": Case(f"train --micro-batch 16 {TINY}", ("--micro-batch 16", "--batch 8")),
-    "train batch 0": Case(f"train --lr 1e-3 --batch 0 --size nano --out {{new}}", ("--batch 0",)),
-    "train ctx 0": Case(f"train --ctx 0 --size nano --out {{new}}", ("--ctx 0", ">= 8")),
+    "train batch 0": Case("train --lr 1e-3 --batch 0 --size nano --out {new}", ("--batch 0",)),
+    "train ctx 0": Case("train --ctx 0 --size nano --out {new}", ("--ctx 0", ">= 8")),
     "train tokens 0": Case(f"train --tokens 0 {TINY}", ("--tokens 0",)),
     "train tokens -5": Case(f"train --tokens -5 {TINY}", ("--tokens -5",)),
     "train tokens nan": Case(f"train --tokens nan {TINY}", ("--tokens nan",)),
@@ -263,7 +262,6 @@ def test_the_table_covers_every_command_it_claims():
 ])
 def test_os_errors_are_one_line_naming_the_file(err, says, not_says):
     import typer
-
     from llmhist.cli.common import user_errors
 
     mini = typer.Typer()
@@ -281,7 +279,6 @@ def test_os_errors_are_one_line_naming_the_file(err, says, not_says):
 
 def test_user_text_prints_literally_and_a_bug_keeps_its_traceback():
     import typer
-
     from llmhist.cli.common import user_errors
     from llmhist.train.config import RunError
 

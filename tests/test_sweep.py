@@ -10,11 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
 from llmhist.cli.main import app
 from llmhist.train import sweep as S
 from llmhist.train.loop import RunError, read_metrics
+from typer.testing import CliRunner
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]

@@ -35,7 +35,7 @@ from .config import RunError, TrainConfig
 PLAN_VERSION = 1
 MIN_LAYERS, MAX_LAYERS = 1, 48
 MIN_STEPS = 4  # optimizer steps every run of a plan gets at least
-SNAP = 2.0  # an isoFLOP size may sit this factor from its log-spaced target at the ends of the family's shapes
+SNAP = 4.0  # an isoFLOP size may sit up to this factor from its log-spaced target at the ends of the family's shapes
 EXIT_DIVERGED = 3
 DEFAULT_BUDGETS = (1e11, 3e11, 1e12)  # minutes on a 2-core CPU for every family (the README's study)
 SWEEP_LOCK = "llmhist sweep"
@@ -87,7 +87,7 @@ class SweepPlan:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict, source: str = "plan.json") -> "SweepPlan":
+    def from_dict(cls, d: dict, source: str = "plan.json") -> SweepPlan:
         try:
             return cls(kind=d["kind"], runs=[RunSpec(**r) for r in d["runs"]], common=dict(d["common"]))
         except (KeyError, TypeError, ValueError) as e:
@@ -168,7 +168,10 @@ def isoflop_range(arch: str, spread: float, ctx: int, batch: int, vocab: int = 2
     ladder = shape_ladder(arch, vocab, ctx)
     n_min, n_max = ladder[0][3], ladder[-1][3]
     c_steps = (6 * MIN_STEPS * ctx * batch * math.sqrt(spread / 120)) ** 2
-    return max(120 * (n_min / SNAP * math.sqrt(spread)) ** 2, c_steps), 120 * (n_max * SNAP / math.sqrt(spread)) ** 2
+    bracket = 1.25  # the optimum N ~ sqrt(C/120) must sit inside the shapes, with sizes on both sides
+    lo = max(120 * (n_min / SNAP * math.sqrt(spread)) ** 2, 120 * (bracket * n_min) ** 2, c_steps)
+    hi = min(120 * (n_max * SNAP / math.sqrt(spread)) ** 2, 120 * (n_max / bracket) ** 2)
+    return lo, hi
 
 
 def default_budgets(archs: list[str], spread: float = 16.0, ctx: int = 128, batch: int = 16) -> list[float]:
@@ -222,12 +225,14 @@ def plan_isoflop(archs: list[str], budgets: list[float], points: int = 7, spread
                      f"--batch {batch}" if c_lo <= c_hi else
                      f"no budget works for {arch} at --spread {spread:g}, --ctx {ctx}, --batch {batch}; lower "
                      "--spread, --batch or --ctx")
-            if lo_t < n_min / SNAP:
-                raise RunError(f"--budgets {C:.3g} is too small for {arch}: its sizes would go down to N~{lo_t:,.0f} "
-                               f"but the smallest {arch} model has N={n_min:,}; {works}")
-            if hi_t > n_max * SNAP:
-                raise RunError(f"--budgets {C:.3g} is too large for {arch}: its sizes would go up to N~{hi_t:,.0f} "
-                               f"but this tool's shapes stop at N={n_max:,}; {works}")
+            if lo_t < n_min / SNAP or n_mid < 1.25 * n_min:
+                raise RunError(f"--budgets {C:.3g} is too small for {arch}: its sizes (N~{lo_t:,.0f} to {hi_t:,.0f} "
+                               f"around the optimum N~{n_mid:,.0f}) reach below the smallest {arch} model "
+                               f"(N={n_min:,}); {works}")
+            if hi_t > n_max * SNAP or n_mid > n_max / 1.25:
+                raise RunError(f"--budgets {C:.3g} is too large for {arch}: its sizes (N~{lo_t:,.0f} to {hi_t:,.0f} "
+                               f"around the optimum N~{n_mid:,.0f}) reach beyond this tool's shapes "
+                               f"(up to N={n_max:,}); {works}")
             targets = [n_mid * spread ** (i / (points - 1) - 0.5) for i in range(points)]
             chosen = _pick_distinct(ladder, targets)
             if len(chosen) < points:
@@ -240,8 +245,9 @@ def plan_isoflop(archs: list[str], budgets: list[float], points: int = 7, spread
                                f"{step_tokens} tokens (--ctx x --batch); {works}")
             lo, hi = chosen[0][3], chosen[-1][3]
             if not (lo < n_mid < hi):
-                raise RunError(f"budget C={C:.3g}: the sizes available ({lo:,}-{hi:,}) cannot bracket the expected "
-                               f"optimum N~{n_mid:,.0f}; change the budget or widen --spread")
+                side = "small" if lo >= n_mid else "large"
+                raise RunError(f"--budgets {C:.3g} is too {side} for {arch}: the sizes available ({lo:,}-{hi:,}) cannot "
+                               f"bracket the expected optimum N~{n_mid:,.0f}; {works}")
             for d, L, h, N in chosen:
                 D = int(C / (6 * N))
                 runs.append(RunSpec(name=f"{arch}-{C:.0e}-d{d}l{L}".replace("+", ""), arch=arch, d_model=d,

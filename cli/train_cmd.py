@@ -76,6 +76,9 @@ def train(json_out: bool = False, **opts) -> None:
             summary = run_train(cfg, console=None if json_out else console)
         except Diverged as e:  # a run that diverged is a result, not a bug: its own exit code
             fail(str(e), code=EXIT_DIVERGED)
+        except KeyboardInterrupt:
+            fail(f"interrupted; {cfg.out} keeps its last checkpoint: the run is resumable, run the same command again",
+                 code=130)
     if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
         return
     if json_out:

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.text import Text
 
-from .common import console, human, print_json, say, user_errors
+from .common import console, err_console, human, print_json, say, user_errors
 
 app = typer.Typer()
 sweep_app = typer.Typer(help="Plan and run sweeps (isoFLOP grids, size ladders, TOML grids); see `sweep status`.",
@@ -66,14 +66,15 @@ def status_table(rows, title):
 class Progress:
     """On a terminal a live table; piped, one line per run whose state changed."""
 
-    def __init__(self, folder):
-        self.folder, self.seen, self.live = folder, {}, None
+    def __init__(self, folder, err: bool = False):
+        self.folder, self.seen, self.live, self.err = folder, {}, None, err  # err: stdout is kept for --json
 
     def __enter__(self):
         from rich.live import Live
 
-        if console.is_terminal:
-            self.live = Live(Text(f"starting {self.folder}"), console=console, refresh_per_second=2)
+        out = err_console if self.err else console
+        if out.is_terminal:
+            self.live = Live(Text(f"starting {self.folder}"), console=out, refresh_per_second=2)
             self.live.__enter__()
         self.tick()
         return self
@@ -96,7 +97,7 @@ class Progress:
                 extra = f" val loss {r['val_loss']:.4f}" if r["val_loss"] is not None else ""
                 extra += f" step {r['step']}/{r['steps']}" if r["state"] == "running" and r["steps"] else ""
                 extra += f": {r['error']}" if r["error"] else ""
-                say(f"[{done}/{len(rows)} done] {r['run']} {r['state']}{extra}")
+                say(f"[{done}/{len(rows)} done] {r['run']} {r['state']}{extra}", err=self.err)
             self.seen[r["run"]] = key
 
     def __exit__(self, *exc):
@@ -166,11 +167,12 @@ def sweep(
         secs, how = S.estimate_seconds(plan)
     if json_out and dry_run:
         return print_json({**plan.to_dict(), "est_seconds": secs, "out": str(folder)})
-    console.print(plan_table(plan, secs, how))
+    out_ = err_console if json_out else console  # with --json, stdout holds only the JSON
+    out_.print(plan_table(plan, secs, how))
     finite = [s for s in secs if s == s]
     if finite:
         say(f"total compute {sum(r.C for r in plan.runs):.3g} FLOPs, about {sum(finite) / 60:.1f} min of one device "
-            f"-> {folder}")
+            f"-> {folder}", err=json_out)
     if dry_run:
         return
     if not yes and not typer.confirm("run this sweep?", default=True):
@@ -184,9 +186,9 @@ def sweep(
             return
         w, t, note = S.choose_split(plan, workers, threads, _gpus())
         if note != "given":
-            say(note)
+            say(note, err=json_out)
         est = {r.name: s for r, s in zip(plan.runs, secs) if s == s}
-        with Progress(folder) as prog:
+        with Progress(folder, err=json_out) as prog:
             rows = S.run_local(folder, plan, w, t, retry_failed, on_tick=prog.tick, gpus=_gpus(), est=est)
     if json_out:
         return print_json(rows)

@@ -146,8 +146,9 @@ def bench(
         print_json(res)
         return
     from rich.table import Table
+    from rich.text import Text
 
-    t = Table(title=f"{res['arch']}: training step, T={ctx}, batch {batch}, {res['device_name']}, {res['dtype']}")
+    t = Table(title=Text(f"{res['arch']}: training step, T={ctx}, batch {batch}, {res['device_name']}, {res['dtype']}"))
     for c in ("implementation", "tokens/s", "ms/step", "MFU", "vs transformers eager"):
         t.add_column(c, justify="right" if c != "implementation" else "left")
     for r in res["results"]:

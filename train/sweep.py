@@ -12,6 +12,7 @@ folder of another plan is refused, and a folder another sweep is running is refu
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -676,15 +677,18 @@ def queue_items(runs: list[RunSpec], workers: int, est: dict[str, float] | None 
     return items
 
 
-def _die_with_parent() -> None:
-    """In the child before exec (Linux): get SIGTERM when the parent dies, however it dies."""
+def _die_with_parent(parent: int | None = None) -> None:
+    """In the child before exec (Linux): get SIGTERM when the parent dies, however it dies (and
+    exit at once if it already died between the fork and this call)."""
     try:
         import ctypes
 
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
-        pass  # not Linux: the children share the parent's process group, so Ctrl-C reaches them
+        return  # not Linux: the children share the parent's process group, so Ctrl-C reaches them
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
 
 
 def _stop(procs, grace: float = 5.0) -> None:
@@ -738,7 +742,8 @@ def _run_queue(folder, plan, workers, threads, retry_failed, on_tick, gpus, est)
                 log = open(folder / "logs" / f"worker-{item[0].name}.log", "ab")
                 proc = subprocess.Popen([sys.executable, "-m", "llmhist.train.worker", *map(str, dirs),
                                          "--log-dir", str(folder / "logs")],
-                                        stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
+                                        stdout=log, stderr=subprocess.STDOUT, env=env,
+                                        preexec_fn=functools.partial(_die_with_parent, os.getpid()))
                 active[proc] = (item, log, gpu)
             time.sleep(0.3)
             for proc in [p for p in active if p.poll() is not None]:

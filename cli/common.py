@@ -6,9 +6,11 @@ import json
 import math
 import sys
 from contextlib import contextmanager
+from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 console = Console()
 err_console = Console(stderr=True)
@@ -41,20 +43,69 @@ def print_json(obj) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
 
 
-def fail(msg: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/] {msg}", soft_wrap=True)  # no hard line breaks inside paths
+def say(msg: str, style: str | None = None, err: bool = False) -> None:
+    """Print user text literally (a path holding `[/x]`, a hint `pip install 'llmhist[slurm]'`): never as markup."""
+    (err_console if err else console).print(Text(msg, style=style or ""), soft_wrap=True)
+
+
+def fail(msg: str, code: int = 2) -> NoReturn:
+    t = Text("error: ", style="bold red")
+    t.append(msg)  # literal: user text is never parsed as markup
+    err_console.print(t, soft_wrap=True)  # no hard line breaks inside paths
     raise typer.Exit(code)
+
+
+def oserror_message(e: OSError) -> str:
+    """One line for a failed read or write: which file, what the system said, and what to do."""
+    import errno
+
+    if e.errno is None:  # raised with a message of its own (e.g. "not a run folder ...")
+        return str(e)
+    where = e.filename or "a file"
+    if e.filename2:
+        where = f"{e.filename} -> {e.filename2}"
+    if e.errno == errno.ENOSPC:
+        dev = _device_of(e.filename)
+        return (f"no space left on {dev} while writing {where}; the previous state is intact, free space and run "
+                "the same command")
+    if e.errno == errno.EDQUOT:
+        return f"disk quota exceeded while writing {where}; the previous state is intact, free space and run again"
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        kind = "a read-only file system" if e.errno == errno.EROFS else "not writable/readable by you"
+        return f"{where}: {e.strerror} ({kind}); choose a folder you can write to (e.g. --out) or fix its permissions"
+    if e.errno == errno.ENOENT:
+        return f"{where}: no such file or folder"
+    return f"{where}: {e.strerror or e}"
+
+
+def _device_of(path) -> str:
+    import os
+
+    if not path:
+        return "the device"
+    p = os.path.abspath(os.fspath(path))
+    best = ""
+    try:
+        with open("/proc/mounts") as f:
+            for line in f:
+                mnt = line.split()[1]
+                if (p == mnt or p.startswith(mnt.rstrip("/") + "/")) and len(mnt) > len(best):
+                    best = mnt
+    except OSError:
+        pass
+    return f"the device holding {best}" if best else "the device"
 
 
 @contextmanager
 def user_errors():
-    """Turn the library's input errors into a clear message and exit code 2 (no traceback)."""
-    from llmhist.archs.registry import UnknownArch
-    from llmhist.archs.spec import SpecError
-
+    """Turn input errors (llmhist.errors.UserError, with its exit code) and failed file operations
+    (OSError) into one clear line; anything else is a bug and keeps its traceback (exit 1)."""
     from llmhist.errors import UserError
+
 
     try:
         yield
-    except (UserError, UnknownArch, SpecError, ValueError, FileNotFoundError, KeyError) as e:  # FitError is a ValueError
-        fail(str(e).strip("'\""), code=getattr(e, "exit_code", 2))
+    except UserError as e:
+        fail(str(e).strip("'\""), getattr(e, "exit_code", 2))
+    except OSError as e:
+        fail(oserror_message(e))

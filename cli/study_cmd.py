@@ -1,54 +1,158 @@
 """`llmhist study`: the README's main job. A small real scaling study end to end: an isoFLOP sweep
 of one family on the embedded corpus, the fits with intervals, the recommendation they give, and
-the plots. It composes the other commands (sweep, fit, recommend) exactly as a user would type them.
+the plots. It calls the library (sweep planning and running, fitting, recommending, plotting) and
+checks every option before any work starts.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.text import Text
 
-from .common import console
+from .common import console, say, user_errors
+
+app = typer.Typer()
+PLOTS = ("files", "terminal", "none")
 
 
-def register(app: typer.Typer) -> None:
-    def invoke(args: list[str]) -> None:
-        from typer.main import get_command
+def _rule(title: str) -> None:
+    console.rule(Text(title, style="bold"))
 
-        console.rule(f"[bold]llmhist {' '.join(args)}")
-        rc = get_command(app).main(args=args, prog_name="llmhist", standalone_mode=False)
-        if rc not in (None, 0):
-            raise typer.Exit(rc)
 
-    @app.command()
-    def study(
-        arch: Annotated[str, typer.Option("--arch", "-a", help="family to study")] = "llama",
-        budgets: Annotated[str, typer.Option(help="isoFLOP budgets (FLOPs)")] = "1e11,3e11,1e12",
-        points: Annotated[int, typer.Option(help="model sizes per budget")] = 5,
-        ctx: Annotated[int, typer.Option(help="sequence length")] = 64,
-        batch: Annotated[int, typer.Option(help="sequences per step")] = 32,
-        data: Annotated[str, typer.Option(help="as for `llmhist train` (default: the stdlib corpus)")] = "stdlib",
-        bootstrap: Annotated[int, typer.Option(help="bootstrap resamples for the fits")] = 200,
-        flops: Annotated[Optional[float], typer.Option(help="budget to recommend for (default: 10x the largest)")] = None,
-        out: Annotated[Optional[Path], typer.Option(help="sweep folder (default runs/study-<arch>)")] = None,
-        plot: Annotated[str, typer.Option(help="files, terminal or none")] = "files",
-    ) -> None:
-        """A small scaling study end to end: sweep, fits, recommendation, plots (minutes on a laptop CPU)."""
-        folder = out or Path("runs") / f"study-{arch}"
-        fits = folder / "fits"
-        invoke(["sweep", "--arch", arch, "--budgets", budgets, "--points", str(points), "--ctx", str(ctx),
-                "--batch", str(batch), "--data", data, "--out", str(folder), "--yes"])
-        invoke(["fit", str(folder), "--bootstrap", str(bootstrap), "--out", str(fits), "--plot", plot])
-        C = flops or 10 * max(float(b) for b in budgets.split(","))
-        fit_files = [str(p) for p in sorted(fits.glob(f"{folder.name}-*.json")) if not p.name.endswith("kaplan.json")]
-        invoke(["recommend", "--flops", f"{C:g}", *[x for f in fit_files for x in ("--fit", f)]])
-        console.print("[dim]The published laws' losses are for their own data and tokenizer (MassiveText, 32k "
-                      "SentencePiece); only their N/D split carries over. This study's loss is nats per byte of "
-                      "Python source.[/]")
-        pngs = sorted(fits.glob("*.png"))
-        console.rule("[bold]done")
-        console.print(f"runs: {folder}   fits: {fits}", soft_wrap=True)
-        if pngs:
-            console.print("plots:\n" + "\n".join(f"  {p}" for p in pngs) + "\n  (SVG beside each)", soft_wrap=True)
+@app.command()
+def study(
+    arch: Annotated[str, typer.Option("--arch", "-a", help="family to study")] = "llama",
+    budgets: Annotated[str, typer.Option(help="isoFLOP budgets (FLOPs)")] = "1e11,3e11,1e12",
+    points: Annotated[int, typer.Option(help="model sizes per budget")] = 5,
+    ctx: Annotated[int, typer.Option(help="sequence length")] = 64,
+    batch: Annotated[int, typer.Option(help="sequences per step")] = 32,
+    data: Annotated[str, typer.Option(help="as for `llmhist train` (default: the stdlib corpus)")] = "stdlib",
+    bootstrap: Annotated[int, typer.Option(help="bootstrap resamples for the fits")] = 200,
+    flops: Annotated[Optional[float], typer.Option(help="budget to recommend for (default: 10x the largest)")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="sweep folder (default runs/study-<arch>)")] = None,
+    plot: Annotated[str, typer.Option(help="files, terminal or none")] = "files",
+    workers: Annotated[Optional[int], typer.Option(help="worker processes at once (default: measured best split)")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="threads per process (default: measured best split)")] = None,
+) -> None:
+    """A small scaling study end to end: sweep, fits, recommendation, plots (minutes on a laptop CPU)."""
+    from llmhist.train import sweep as S
+    from llmhist.train.config import RunError
+    from llmhist.train.device import usable_cores
+
+    from .sweep_cmd import Progress, _gpus, floats, plan_table, status_table
+
+    folder = out or Path("runs") / f"study-{arch}"
+    fits = folder / "fits"
+    with user_errors():  # every option is checked here, before any run starts
+        if plot not in PLOTS:
+            raise RunError(f"--plot {plot!r}: use {', '.join(PLOTS)}")
+        if bootstrap < 0:
+            raise RunError(f"--bootstrap {bootstrap}: must be >= 0 (0: no intervals)")
+        bs = floats(budgets, "--budgets")
+        C = 10 * max(bs) if flops is None else flops
+        if not (math.isfinite(C) and 0 < C <= 1e30):
+            raise RunError(f"--flops {flops}: give a positive, finite compute budget in FLOPs, e.g. 1e13")
+        S.check_workers(workers, threads, usable_cores())
+        plan = S.plan_isoflop([arch], bs, points, 16.0, ctx, batch,
+                              common={"data": data, "tokenizer": "bytes", "seed": 0})
+        secs, how = S.estimate_seconds(plan)
+
+    _rule(f"sweep: {arch} at {budgets} FLOPs -> {folder}")
+    console.print(plan_table(plan, secs, how))
+    finite = [s for s in secs if s == s]
+    if finite:
+        say(f"total compute {sum(r.C for r in plan.runs):.3g} FLOPs, about {sum(finite) / 60:.1f} min of one device")
+    with user_errors():
+        w, t, note = S.choose_split(plan, workers, threads, _gpus())
+        if note != "given":
+            say(note)
+        with Progress(folder) as prog:
+            rows = S.run_local(folder, plan, w, t, on_tick=prog.tick, gpus=_gpus(),
+                               est={r.name: s for r, s in zip(plan.runs, secs) if s == s})
+    console.print(status_table(rows, f"{folder}: done"))
+    bad = [r for r in rows if r["state"] != "finished"]
+    if bad:
+        say(f"{len(bad)} run(s) not finished; `llmhist sweep status {folder}` shows why; the same command resumes",
+            style="yellow")
+        raise typer.Exit(1)
+
+    _rule(f"fit: {folder}")
+    from llmhist.scaling.fitting import run_fits
+
+    with user_errors():
+        results, pts = run_fits(str(folder), bootstrap=bootstrap, out=str(fits))
+    plots: list[str] = []
+    if plot != "none":
+        from llmhist.scaling.plots import write_plots
+
+        plots = write_plots(results, pts, fits)
+    _print_fits(results, pts)
+    if plot == "terminal":
+        import sys
+
+        from llmhist.scaling.plots import terminal_plot
+
+        sys.stdout.write(terminal_plot(results, pts) + "\n")
+
+    _rule(f"recommend: C = {C:g} FLOPs")
+    from llmhist.scaling import laws as L
+    from llmhist.scaling.recommend import recommend
+
+    fit_files = [p for p in sorted(fits.glob(f"{folder.name}-*.json")) if not p.name.endswith("kaplan.json")]
+    with user_errors():
+        chosen = [L.get(n) for n in L.DEFAULT_LAWS] + [L.load(f) for f in fit_files]
+        recs = [recommend(law, C=C) for law in chosen]
+    _print_recommendations(recs)
+    say("The published laws' losses are for their own data and tokenizer (MassiveText, 32k SentencePiece); only "
+        "their N/D split carries over. This study's loss is nats per byte of Python source.", style="dim")
+    _rule("done")
+    say(f"runs: {folder}   fits: {fits}")
+    pngs = [p for p in plots if p.endswith(".png")]
+    if pngs:
+        say("plots:\n" + "\n".join(f"  {p}" for p in pngs) + "\n  (SVG beside each)")
+
+
+def _print_fits(results: list[dict], pts: dict) -> None:
+    from rich.table import Table
+
+    say(f"{pts['n_rows']} points from {pts['source']}")
+    for x in pts["left_out"]:
+        say(f"left out {x['run']}: {x['reason']}", style="yellow")
+    for r in results:
+        if "skipped" in r:
+            say(f"{r['law']} not fitted: {r['skipped']}", style="yellow")
+            continue
+        t = Table(title=Text(f"{r['law']} fit ({r['n_points']} points) -> {r.get('path', '')}"), header_style="bold")
+        for c in ("parameter", "value", "interval (10th-90th pct)"):
+            t.add_column(c, justify="right")
+        for k, v in r["params"].items():
+            iv = r.get("intervals", {}).get(k)
+            t.add_row(k, f"{v:.4g}", f"[{iv[0]:.4g}, {iv[1]:.4g}]" if iv else "-")
+        console.print(t)
+
+
+def _print_recommendations(rows: list[dict]) -> None:
+    from rich.table import Table
+
+    from .common import human, sci
+
+    def iv(r, key, fmt=human):
+        if r.get(key) is None:
+            return "n/a"
+        v = fmt(r[key])
+        if key + "_interval" in r:
+            lo, hi = r[key + "_interval"]
+            v += f" [{fmt(lo)}, {fmt(hi)}]"
+        return v
+
+    t = Table(title="compute-optimal allocation", header_style="bold")
+    for c in ("law", "C (FLOPs)", "N_opt", "D_opt", "tokens/param", "loss"):
+        t.add_column(c, justify="left" if c == "law" else "right", no_wrap=c in ("law", "C (FLOPs)"))
+    for r in rows:
+        t.add_row(Text(r["law"]), sci(r["C"]), iv(r, "N_opt"), iv(r, "D_opt"),
+                  iv(r, "tokens_per_param", lambda v: f"{v:.1f}"), iv(r, "loss", lambda v: f"{v:.3f}"))
+    console.print(t)

@@ -7,81 +7,112 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.text import Text
 
-from .common import console, human, print_json, user_errors
+from .common import console, err_console, human, print_json, say, user_errors
 
+app = typer.Typer()
 sweep_app = typer.Typer(help="Plan and run sweeps (isoFLOP grids, size ladders, TOML grids); see `sweep status`.",
                         invoke_without_command=True, no_args_is_help=False)
+app.add_typer(sweep_app, name="sweep")
 
 
-def _floats(s: str | None, what: str) -> list[float]:
+def floats(s: str | None, what: str) -> list[float]:
+    from llmhist.train.config import RunError
+
     if not s:
         return []
     try:
-        return [float(x) for x in s.split(",") if x.strip()]
+        out = [float(x) for x in s.split(",") if x.strip()]
     except ValueError:
-        raise ValueError(f"{what} {s!r}: give comma-separated numbers, e.g. 1e13,3e13,1e14") from None
+        raise RunError(f"{what} {s!r}: give comma-separated numbers, e.g. 1e11,3e11,1e12") from None
+    if not out or any(not math.isfinite(x) for x in out):
+        raise RunError(f"{what} {s!r}: give comma-separated finite numbers, e.g. 1e11,3e11,1e12")
+    return out
 
 
-def estimate_seconds(plan) -> tuple[list[float], str]:
-    """Estimated wall time per run on one device: the device's peak (the CPU's measured matmul probe)
-    at 45% MFU, as llmhist's CPU runs reach at d_model 128 (see `llmhist bench`), plus a fixed cost
-    per step that dominates the tiniest models (5 ms, measured on a 2-core CPU)."""
-    from llmhist.archs import accounting
-    from llmhist.archs.registry import build_spec
-    from llmhist.train import device as devmod
-
-    dev = devmod.pick("auto")
-    dtype = devmod.setup(dev)
-    peak = devmod.peak_flops(dev, dtype)
-    if not peak:
-        return [float("nan")] * len(plan.runs), "n/a (no known peak for this device)"
-    out = []
-    ctx, batch = int(plan.common.get("ctx", 128)), int(plan.common.get("batch", 16))
-    step_s = 0.005 if dev.type == "cpu" else 0.02  # fixed cost per optimizer step (python, launch, eval share)
-    for r in plan.runs:
-        a = build_spec(r.arch, d_model=r.d_model, n_layers=r.n_layers, n_heads=r.n_heads, ctx_len=ctx)
-        steps = math.ceil(r.tokens / (ctx * batch))
-        out.append(steps * step_s + r.tokens * accounting.flops_per_token(a, "palm", ctx) / (0.45 * peak))
-    return out, f"{peak:.3g} FLOP/s peak x 45% MFU + {1e3 * step_s:.0f} ms/step"
+STATE_STYLE = {"finished": "green", "running": "cyan", "diverged": "red", "failed": "red", "interrupted": "yellow"}
 
 
-def _plan_table(plan, secs, how):
+def plan_table(plan, secs, how):
     from rich.table import Table
 
-    t = Table(title=f"{plan.kind} sweep: {len(plan.runs)} runs (time: {how})", header_style="bold")
+    t = Table(title=Text(f"{plan.kind} sweep: {len(plan.runs)} runs (time: {how})"), header_style="bold")
     for c in ("run", "group", "N", "D", "C", "tokens/param", "est. time"):
         t.add_column(c, justify="left" if c in ("run", "group") else "right", no_wrap=c == "run")
     for r, s in zip(plan.runs, secs):
         tpp = f"{r.tokens_per_param:.1f}"
         if r.branches:  # WSD decay branches end at these fractions of the run's tokens
             tpp += " (+" + ", ".join(f"{float(f) * r.tokens_per_param:.3g}" for f in r.branches.split(",")) + ")"
-        t.add_row(r.name, r.group, human(r.N), human(r.tokens), f"{r.C:.3g}", tpp,
+        t.add_row(Text(r.name), Text(r.group), human(r.N), human(r.tokens), f"{r.C:.3g}", tpp,
                   "n/a" if s != s else f"{s:.0f} s")
     return t
 
 
-def _status_table(rows, title):
+def status_table(rows, title):
     from rich.table import Table
 
-    t = Table(title=title, header_style="bold")
+    t = Table(title=Text(str(title)), header_style="bold")
     for c in ("run", "N", "D", "state", "progress", "val loss", "error"):
         t.add_column(c, justify="left" if c in ("run", "state", "error") else "right", no_wrap=c == "run")
-    colour = {"finished": "green", "running": "cyan", "diverged": "red", "failed": "red", "interrupted": "yellow"}
     for r in rows:
         prog = f"{r['step'] or 0}/{r['steps']}" if r["steps"] else "-"
-        err = r["error"] or ""
-        t.add_row(r["run"], human(r["N"]), human(r["D"]), f"[{colour.get(r['state'], 'white')}]{r['state']}[/]", prog,
-                  "-" if r["val_loss"] is None else f"{r['val_loss']:.4f}", err[:60])
+        err = str(r["error"] or "")
+        t.add_row(Text(r["run"]), human(r["N"]), human(r["D"]), Text(r["state"], style=STATE_STYLE.get(r["state"], "")),
+                  prog, "-" if r["val_loss"] is None else f"{r['val_loss']:.4f}", Text(err[:80]))
     return t
+
+
+class Progress:
+    """On a terminal a live table; piped, one line per run whose state changed."""
+
+    def __init__(self, folder, err: bool = False):
+        self.folder, self.seen, self.live, self.err = folder, {}, None, err  # err: stdout is kept for --json
+
+    def __enter__(self):
+        from rich.live import Live
+
+        out = err_console if self.err else console
+        if out.is_terminal:
+            self.live = Live(Text(f"starting {self.folder}"), console=out, refresh_per_second=2)
+            self.live.__enter__()
+        self.tick()
+        return self
+
+    def tick(self):
+        from llmhist.errors import UserError
+        from llmhist.train import sweep as S
+
+        try:
+            rows = S.status(self.folder)
+        except UserError:  # no plan.json yet: the sweep writes it once it holds the folder
+            return
+        if self.live is not None:
+            self.live.update(status_table(rows, self.folder))
+            return
+        done = sum(r["state"] in ("finished", "diverged", "failed") for r in rows)
+        for r in rows:
+            key = (r["state"], r["step"] if r["state"] == "running" else None)
+            if self.seen.get(r["run"]) != key and (r["run"] in self.seen or r["state"] != "pending"):
+                extra = f" val loss {r['val_loss']:.4f}" if r["val_loss"] is not None else ""
+                extra += f" step {r['step']}/{r['steps']}" if r["state"] == "running" and r["steps"] else ""
+                extra += f": {r['error']}" if r["error"] else ""
+                say(f"[{done}/{len(rows)} done] {r['run']} {r['state']}{extra}", err=self.err)
+            self.seen[r["run"]] = key
+
+    def __exit__(self, *exc):
+        if self.live is not None:
+            self.live.__exit__(*exc)
+        return False
 
 
 @sweep_app.callback()
 def sweep(
     ctx_: typer.Context,
     arch: Annotated[str, typer.Option("--arch", "-a", help="family, or several: gpt2,llama")] = "llama",
-    budgets: Annotated[Optional[str], typer.Option(help="isoFLOP budgets C, comma-separated (e.g. 1e13,3e13,1e14)")] = None,
-    points: Annotated[int, typer.Option(help="model sizes per budget")] = 7,
+    budgets: Annotated[Optional[str], typer.Option(help="isoFLOP budgets C, comma-separated (default: three from "
+                                                        "the smallest the family can plan, 1e11,3e11,1e12 for most)")] = None,
+    points: Annotated[int, typer.Option(help="model sizes per budget (exactly this many distinct sizes)")] = 7,
     spread: Annotated[float, typer.Option(help="largest/smallest N per budget, centred on N ~ sqrt(C/120)")] = 16.0,
     sizes: Annotated[Optional[str], typer.Option(help="ladder (Approach 1): target N values, e.g. 2e5,8e5,3e6")] = None,
     tokens_per_param: Annotated[str, typer.Option(help="ladder horizons in tokens per parameter")] = "20",
@@ -95,8 +126,9 @@ def sweep(
     seed: Annotated[int, typer.Option(help="one seed for every run")] = 0,
     out: Annotated[Optional[Path], typer.Option(help="sweep folder (default runs/<kind>-<arch>)")] = None,
     launcher: Annotated[str, typer.Option(help="local or slurm")] = "local",
-    workers: Annotated[Optional[int], typer.Option(help="local: runs at once (default: measured best split)")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="local: threads per run (default: measured best split)")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="local: worker processes at once (1 to the cores; default: "
+                                                        "measured best split)")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="local: threads per process (default: measured best split)")] = None,
     retry_failed: Annotated[bool, typer.Option(help="run failed runs again")] = False,
     partition: Annotated[Optional[str], typer.Option(help="slurm partition")] = None,
     time_min: Annotated[int, typer.Option("--time", help="slurm time limit per run, minutes")] = 60,
@@ -111,70 +143,60 @@ def sweep(
     if ctx_.invoked_subcommand is not None:
         return
     from llmhist.train import sweep as S
+    from llmhist.train.config import RunError
 
     with user_errors():
         if launcher not in ("local", "slurm"):
-            raise ValueError(f"--launcher {launcher!r}: use local or slurm")
+            raise RunError(f"--launcher {launcher!r}: use local or slurm")
         archs = [a.strip() for a in arch.split(",") if a.strip()]
+        if launcher == "local":
+            from llmhist.train.device import usable_cores
+
+            S.check_workers(workers, threads, usable_cores())
         common = {"data": data, "tokenizer": tokenizer, "seed": seed}
         if grid:
             plan = S.plan_grid(grid, common)
         elif sizes:
-            plan = S.plan_ladder(archs, _floats(sizes, "--sizes"), _floats(tokens_per_param, "--tokens-per-param"),
+            plan = S.plan_ladder(archs, floats(sizes, "--sizes"), floats(tokens_per_param, "--tokens-per-param"),
                                  ctx, batch, schedule=schedule, common=common)
         else:
-            plan = S.plan_isoflop(archs, _floats(budgets, "--budgets") or [1e13, 3e13, 1e14], points, spread, ctx,
-                                  batch, common=common)
+            S.check_common(archs, ctx, batch, common)
+            chosen = floats(budgets, "--budgets") if budgets else S.default_budgets(archs, spread, ctx, batch)
+            plan = S.plan_isoflop(archs, chosen, points, spread, ctx, batch, common=common)
         folder = out or Path("runs") / f"{plan.kind}-{'-'.join(archs) if not grid else grid.stem}"
-        secs, how = estimate_seconds(plan)
+        secs, how = S.estimate_seconds(plan)
     if json_out and dry_run:
         return print_json({**plan.to_dict(), "est_seconds": secs, "out": str(folder)})
-    console.print(_plan_table(plan, secs, how))
+    out_ = err_console if json_out else console  # with --json, stdout holds only the JSON
+    out_.print(plan_table(plan, secs, how))
     finite = [s for s in secs if s == s]
     if finite:
-        console.print(f"total compute {sum(r.C for r in plan.runs):.3g} FLOPs, about {sum(finite) / 60:.1f} "
-                      f"min of one device -> {folder}")
+        say(f"total compute {sum(r.C for r in plan.runs):.3g} FLOPs, about {sum(finite) / 60:.1f} min of one device "
+            f"-> {folder}", err=json_out)
     if dry_run:
         return
     if not yes and not typer.confirm("run this sweep?", default=True):
         raise typer.Exit(1)
     with user_errors():
-        S.prepare(folder, plan)
         if launcher == "slurm":
             ids = S.submit_slurm(folder, plan, partition, time_min, gpus_per_job, max_concurrent, cpus_per_job,
                                  retry_failed)
-            console.print(f"submitted {len(ids)} runs as a Slurm job array ({', '.join(ids[:3])}"
-                          f"{'...' if len(ids) > 3 else ''}); watch with `llmhist sweep status {folder}`")
+            say(f"submitted {len(ids)} runs as a Slurm job array ({', '.join(ids[:3])}"
+                f"{'...' if len(ids) > 3 else ''}); watch with `llmhist sweep status {folder}`")
             return
-        from llmhist.train.device import usable_cores
-
-        gpus = _gpus()
-        if gpus:
-            w, t = len(gpus), None
-        elif workers or threads:
-            w = workers or max(1, usable_cores() // (threads or usable_cores()))
-            t = threads or max(1, usable_cores() // w)
-        else:
-            mid = plan.runs[len(plan.runs) // 2]
-            probe = ["--arch", mid.arch, "--d-model", str(mid.d_model), "--n-layers", str(mid.n_layers), "--n-heads",
-                     str(mid.n_heads), "--ctx", str(plan.common["ctx"]), "--batch", str(plan.common["batch"]),
-                     "--steps", "3", "--repeats", "1"]
-            w, t, measured = S.best_split(usable_cores(), probe)
-            console.print("processes x threads, total tokens/s measured: "
-                          + ", ".join(f"{k}: {v:,.0f}" for k, v in measured.items()) + f" -> {w}x{t}")
-        from rich.live import Live
-
-        with Live(_status_table(S.status(folder), str(folder)), console=console, refresh_per_second=2,
-                  transient=not console.is_terminal) as live:
-            rows = S.run_local(folder, plan, w, t, retry_failed,
-                               on_tick=lambda: live.update(_status_table(S.status(folder), str(folder))), gpus=gpus)
+        w, t, note = S.choose_split(plan, workers, threads, _gpus())
+        if note != "given":
+            say(note, err=json_out)
+        est = {r.name: s for r, s in zip(plan.runs, secs) if s == s}
+        with Progress(folder, err=json_out) as prog:
+            rows = S.run_local(folder, plan, w, t, retry_failed, on_tick=prog.tick, gpus=_gpus(), est=est)
     if json_out:
         return print_json(rows)
-    console.print(_status_table(rows, f"{folder}: done"))
+    console.print(status_table(rows, f"{folder}: done"))
     bad = [r for r in rows if r["state"] not in ("finished",)]
     if bad:
-        console.print(f"[yellow]{len(bad)} run(s) not finished; `llmhist sweep status {folder}` shows why; "
-                      "the same command resumes (add --retry-failed to rerun failures)[/]")
+        say(f"{len(bad)} run(s) not finished; `llmhist sweep status {folder}` shows why; the same command resumes "
+            "(add --retry-failed to rerun failures)", style="yellow")
         raise typer.Exit(1)
 
 
@@ -196,12 +218,8 @@ def sweep_status(
         rows = S.status(folder)
     if json_out:
         return print_json(rows)
-    console.print(_status_table(rows, str(folder)))
+    console.print(status_table(rows, folder))
     from collections import Counter
 
     c = Counter(r["state"] for r in rows)
     console.print(", ".join(f"{k}: {v}" for k, v in sorted(c.items())))
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(sweep_app, name="sweep")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
+import os
+import typing
+from dataclasses import fields
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 
-from .common import console, fail, print_json, user_errors
+from .common import console, fail, print_json, say, user_errors
 
 Arch_ = Annotated[str, typer.Option("--arch", "-a", help="family or registry name (llama, gpt2, mixtral, t5, ...)")]
 Size = Annotated[Optional[str], typer.Option(help="named size: nano (train's default), micro, mini, small, base, "
@@ -17,78 +21,79 @@ NLayers = Annotated[Optional[int], typer.Option("--n-layers", help="explicit dep
 NHeads = Annotated[Optional[int], typer.Option("--n-heads", help="explicit head count")]
 
 
-def _runerrors():
-    from llmhist.train.data import DataError
-    from llmhist.train.loop import RunError
+def train_options() -> list[inspect.Parameter]:
+    """`llmhist train`'s options, derived from TrainConfig's fields (flag, help, type, default):
+    adding a field to TrainConfig adds the option. Fields marked cli=False are library-only."""
+    from dataclasses import MISSING
 
-    return (DataError, RunError)
+    from llmhist.train.config import TrainConfig, field_types
+
+    types = field_types()
+    out = []
+    for f in fields(TrainConfig):
+        m = f.metadata
+        if not m.get("cli", True):
+            continue
+        tp = m.get("cli_type") or types[f.name]
+        if typing.get_origin(tp) is Literal or any(typing.get_origin(x) is Literal for x in typing.get_args(tp)):
+            tp = Optional[str] if f.default is None else str  # choices are checked by TrainConfig, with its message
+        default = f.default if m.get("cli_default", MISSING) is MISSING else m["cli_default"]
+        if default is None and type(None) not in typing.get_args(tp):
+            tp = Optional[tp]
+        flags = [m.get("flag") or "--" + f.name.replace("_", "-")] + ([m["short"]] if m.get("short") else [])
+        help_ = m["help"]
+        if f.name == "compile":
+            help_ = "torch.compile (default: on for CUDA)"
+        opt = typer.Option(*flags, help=help_)
+        out.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                     annotation=Annotated[tp, opt]))
+    return out
 
 
-def train(
-    arch: Arch_ = "llama",
-    size: Size = None,
-    d_model: DModel = None,
-    n_layers: NLayers = None,
-    n_heads: NHeads = None,
-    tokens: Annotated[Optional[float], typer.Option(help="training tokens D (default: 20 per parameter)")] = None,
-    flops: Annotated[Optional[float], typer.Option(help="compute budget C; D = C / 6N")] = None,
-    data: Annotated[str, typer.Option(help="stdlib (default), prose (extra 'prose'), markov[:order=2,alphabet=16,...], a text file/folder, "
-                                           "or token files (train.bin/val.bin)")] = "stdlib",
-    tokenizer: Annotated[str, typer.Option(help="bytes, or bpeN (BPE with N tokens trained on the data)")] = "bytes",
-    token_dtype: Annotated[str, typer.Option(help="dtype of .bin token files: uint16 or uint32")] = "uint16",
-    vocab_size: Annotated[Optional[int], typer.Option(help="vocabulary of token files (default: meta.json or max id + 1)")] = None,
-    ctx: Annotated[int, typer.Option(help="sequence length T")] = 128,
-    batch: Annotated[int, typer.Option(help="sequences per optimizer step (global)")] = 16,
-    micro_batch: Annotated[Optional[int], typer.Option(help="sequences per forward pass (gradient accumulation)")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="peak learning rate (default: 6e-4 x 768/d_model, max 3e-3)")] = None,
-    warmup: Annotated[float, typer.Option(help="warmup as a fraction of steps")] = 0.02,
-    schedule: Annotated[str, typer.Option(help="cosine (length = the run), wsd (warmup-stable-decay) or constant")] = "cosine",
-    decay: Annotated[float, typer.Option(help="wsd: fraction of steps in the final decay")] = 0.2,
-    branches: Annotated[Optional[str], typer.Option(help="wsd: also end at these fractions of the budget (e.g. "
-                                                         "0.25,0.5), each a decay branch from the stable phase")] = None,
-    seed: Annotated[int, typer.Option(help="the one seed every other is derived from")] = 0,
-    eval_every: Annotated[Optional[int], typer.Option(help="steps between evaluations (default: 20 per run)")] = None,
-    eval_batches: Annotated[int, typer.Option(help="validation windows = this x batch")] = 4,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N, mps")] = "auto",
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads (default: all usable cores)")] = None,
-    compile: Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile (default: on CUDA)")] = None,
-    remat: Annotated[bool, typer.Option(help="activation checkpointing per block")] = False,
-    peak_flops: Annotated[Optional[float], typer.Option(help="override the MFU denominator (FLOP/s)")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="run folder (default: runs/<arch>-<size>-s<seed>)")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
-) -> None:
+def default_out(arch: str, size: str | None, d_model: int | None, n_layers: int | None, n_heads: int | None,
+                seed: int) -> str:
+    from llmhist.train.config import DEFAULT_SIZE
+
+    shape = f"d{d_model}-l{n_layers}-h{n_heads}" if d_model else DEFAULT_SIZE
+    return str(Path("runs") / f"{arch}-{size or shape}-s{seed}")
+
+
+def train(json_out: bool = False, **opts) -> None:
     """Train one model with its family's recipe; resumable (the same command continues a killed run)."""
-    from llmhist.train.loop import DEFAULT_SIZE, EXIT_DIVERGED, Diverged, TrainConfig, train as run_train
+    from llmhist.train.config import TrainConfig
 
-    name = f"{arch}-{size or (f'd{d_model}-l{n_layers}-h{n_heads}' if d_model else DEFAULT_SIZE)}-s{seed}"
-    cfg = TrainConfig(
-        arch=arch, size=size, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
-        tokens=int(tokens) if tokens is not None else None, flops=flops, data=data, tokenizer=tokenizer,
-        token_dtype=token_dtype, vocab_size=vocab_size, ctx=ctx, batch=batch, micro_batch=micro_batch, lr=lr,
-        warmup=warmup, schedule=schedule, decay=decay, branches=branches, seed=seed, eval_every=eval_every, eval_batches=eval_batches,
-        device=device, threads=threads, compile=compile, remat=remat, peak_flops=peak_flops,
-        out=str(out or Path("runs") / name),
-    )
-    if schedule not in ("cosine", "wsd", "constant"):
-        fail(f"--schedule {schedule!r}: use cosine, wsd or constant")
-    try:
-        with user_errors():
+    if opts.get("out") is None:
+        opts["out"] = default_out(opts.get("arch", "llama"), opts.get("size"), opts.get("d_model"),
+                                  opts.get("n_layers"), opts.get("n_heads"), opts.get("seed", 0))
+    else:
+        opts["out"] = str(opts["out"])
+    with user_errors():
+        cfg = TrainConfig(**opts)  # every check happens here, as for a grid or a Python caller
+        from llmhist.train.loop import EXIT_DIVERGED, Diverged
+        from llmhist.train.loop import train as run_train
+
+        try:
             summary = run_train(cfg, console=None if json_out else console)
-    except Diverged as e:
-        fail(str(e), code=EXIT_DIVERGED)
-    except OSError as e:  # e.g. no space left: the atomic writes left the previous state intact
-        fail(f"{cfg.out}: {e.strerror or e}; the run's last checkpoint is intact, free space and run the same command")
-    import os
-
+        except Diverged as e:  # a run that diverged is a result, not a bug: its own exit code
+            fail(str(e), code=EXIT_DIVERGED)
+        except KeyboardInterrupt:
+            fail(f"interrupted; {cfg.out} keeps its last checkpoint: the run is resumable, run the same command again",
+                 code=130)
     if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
         return
     if json_out:
         print_json(summary)
     elif not summary.get("already"):
         bpb = summary.get("val_bpb")
-        console.print(f"[green]done[/] {cfg.out}: val loss {summary['val_loss']:.4f} nats/token"
-                      + (f" ({bpb:.3f} bits/byte)" if bpb else "")
-                      + f", N {summary['N']:,}, D {summary['D']:,}, {summary['wall_s']:.1f} s")
+        say(f"done {cfg.out}: val loss {summary['val_loss']:.4f} nats/token"
+            + (f" ({bpb:.3f} bits/byte)" if bpb else "")
+            + f", N {summary['N']:,}, D {summary['D']:,}, {summary['wall_s']:.1f} s", style="green")
+
+
+_params = train_options() + [inspect.Parameter("json_out", inspect.Parameter.KEYWORD_ONLY, default=False,
+                                               annotation=Annotated[bool, typer.Option("--json", help="print the summary as JSON")])]
+train.__signature__ = inspect.Signature(_params)  # type: ignore[attr-defined]
+train.__annotations__ = {p.name: p.annotation for p in _params}
 
 
 def export(
@@ -100,7 +105,7 @@ def export(
 
     with user_errors():
         info = do_export(run_dir, out_dir)
-    console.print(f"[green]exported[/] {run_dir} -> {out_dir} ({info['model_type']}, {info['params']:,} parameters)")
+    say(f"exported {run_dir} -> {out_dir} ({info['model_type']}, {info['params']:,} parameters)", style="green")
 
 
 def bench(
@@ -126,6 +131,14 @@ def bench(
     if size:
         d_model = n_layers = n_heads = None
     with user_errors():
+        from llmhist.train.config import RunError, TrainConfig
+
+        # the options bench shares with a run get the run's checks (shape, --ctx, --device, --threads, ...)
+        TrainConfig(arch=arch, size=size, d_model=d_model, n_layers=n_layers, n_heads=n_heads, ctx=ctx, batch=batch,
+                    device=device, threads=threads, peak_flops=peak_flops, out="bench")
+        for name, v in (("--steps", steps), ("--repeats", repeats)):
+            if v < 1:  # TODO(h4): move into llmhist.train.bench.bench so a Python caller gets it too
+                raise RunError(f"{name} {v}: must be >= 1")
         res = do_bench(arch, size=size, d_model=d_model, n_layers=n_layers, n_heads=n_heads, ctx=ctx, batch=batch,
                        steps=steps, repeats=repeats, device=device, compile=compile, hf=hf, peak_flops=peak_flops,
                        threads=threads)
@@ -133,8 +146,9 @@ def bench(
         print_json(res)
         return
     from rich.table import Table
+    from rich.text import Text
 
-    t = Table(title=f"{res['arch']}: training step, T={ctx}, batch {batch}, {res['device_name']}, {res['dtype']}")
+    t = Table(title=Text(f"{res['arch']}: training step, T={ctx}, batch {batch}, {res['device_name']}, {res['dtype']}"))
     for c in ("implementation", "tokens/s", "ms/step", "MFU", "vs transformers eager"):
         t.add_column(c, justify="right" if c != "implementation" else "left")
     for r in res["results"]:
@@ -145,10 +159,10 @@ def bench(
     console.print(f"peak {res['peak_flops']:.3g} FLOP/s ({res['peak_source']}); "
                   f"model FLOPs/token {res['flops_per_token']:.3g} (PaLM's 6N + 12LHQT)")
     if res.get("hf_skipped"):
-        console.print(f"[yellow]transformers not timed:[/] {res['hf_skipped']}")
+        say(f"transformers not timed: {res['hf_skipped']}", style="yellow")
 
 
-def register(app: typer.Typer) -> None:
-    app.command()(train)
-    app.command()(export)
-    app.command()(bench)
+app = typer.Typer()
+app.command()(train)
+app.command()(export)
+app.command()(bench)

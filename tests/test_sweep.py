@@ -10,11 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
 from llmhist.cli.main import app
 from llmhist.train import sweep as S
 from llmhist.train.loop import RunError, read_metrics
+from typer.testing import CliRunner
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,7 +52,8 @@ def test_ladder_and_toml_grid(tmp_path):
     assert len(lad.runs) == 4 and {round(r.tokens_per_param) for r in lad.runs} == {10, 40}
     wsd = S.plan_ladder(["llama"], [2e4, 1e5], [10, 20, 40], ctx=32, batch=8, schedule="wsd")
     assert len(wsd.runs) == 2 and all(r.branches == "0.25,0.5" and round(r.tokens_per_param) == 40 for r in wsd.runs)
-    assert "--branches" in S.train_args(wsd.runs[0], wsd.common, tmp_path)
+    cfg = wsd.config(tmp_path, wsd.runs[0])  # the run's full TrainConfig, as its run.json will hold it
+    assert cfg.branches == "0.25,0.5" and cfg.schedule == "wsd" and cfg.out == str(tmp_path / wsd.runs[0].name)
     g = tmp_path / "grid.toml"
     g.write_text('[defaults]\nctx = 32\nbatch = 8\n\n[[run]]\narch = "gpt2"\nsize = "nano"\ntokens = 4096\n\n'
                  '[[run]]\narch = "llama"\nd_model = 32\nn_layers = 1\nn_heads = 2\nflops = 1e9\n')
@@ -218,3 +218,153 @@ def test_a_killed_process_not_yet_reaped_counts_as_dead():
     assert S._alive(os.getpid())
     p.wait()
     assert not S._alive(p.pid)
+
+
+# ------------------------------------------------------------------ the library, the worker, locks, signals
+
+
+def test_a_sweep_runs_from_the_library_in_grouped_workers(tmp_path):
+    from llmhist.train.worker import read_request
+
+    plan = S.plan_grid(_grid(tmp_path, n=3, tokens=4000))
+    out = tmp_path / "sw"
+    rows = S.run_local(out, plan, workers=1, threads=1)  # no CLI anywhere
+    assert [r["state"] for r in rows] == ["finished"] * 3
+    for r in plan.runs:
+        cfg = read_request(out / r.name)  # each run folder holds its full, validated TrainConfig
+        assert cfg.d_model == r.d_model and cfg.tokens == r.tokens and cfg.eval_every == 10 and cfg.threads == 1
+        assert (out / "logs" / f"{r.name}.log").read_text().count("done ") == 1
+    # one group of one budget shares one worker process
+    assert len(list((out / "logs").glob("worker-*.log"))) == 1
+    assert S.run_local(out, plan, workers=1, threads=1) == S.status(out)  # again: nothing to do
+
+
+def test_queue_items_group_runs_of_one_budget_and_keep_workers_busy():
+    plan = S.plan_isoflop(["llama"], [1e11, 3e11, 1e12], points=5, ctx=64, batch=32)
+    items = S.queue_items(plan.runs, workers=2)
+    assert sorted(r.name for it in items for r in it) == sorted(r.name for r in plan.runs)  # each run once
+    assert all(len({r.group for r in it}) == 1 for it in items)  # a worker process trains one budget's runs
+    assert len(items) >= 2 * 2 and len(items) < len(plan.runs)  # grouped, yet enough items for both workers
+    assert sum(r.C for r in items[0]) >= sum(r.C for r in items[-1])  # longest first
+
+
+def test_worker_reports_a_bad_request_and_goes_on(tmp_path):
+    from llmhist.train import worker
+    from llmhist.train.config import TrainConfig
+
+    good, bad, logs = tmp_path / "good", tmp_path / "bad", tmp_path / "logs"
+    worker.write_request(good, TrainConfig(size="nano", ctx=32, batch=8, tokens=32 * 8 * 2, data="markov:tokens=20000",
+                                           out=str(good), threads=1))
+    bad.mkdir()
+    (bad / "run.json").write_text(json.dumps({"config": {"arch": "llama", "lerning_rate": 1}}))
+    assert worker.run_dirs([bad, good], logs) == 2  # refused: exit 2, and the good run still trained
+    assert (good / "summary.json").exists()
+    marker = json.loads((logs / "bad.failed").read_text())
+    assert "lerning_rate" in marker["error"] and str(bad / "run.json") in marker["error"]
+    assert worker.run_dirs([good], logs) == 0  # finished: nothing to do
+
+
+def test_points_gives_exactly_that_many_distinct_sizes_for_every_family():
+    from llmhist.archs.registry import FAMILIES, get
+
+    for fam in FAMILIES:
+        if not get(fam).shape_known:
+            continue
+        budgets = S.default_budgets([fam])
+        plan = S.plan_isoflop([fam], budgets, points=5)
+        for C in budgets:
+            Ns = [r.N for r in plan.runs if r.group == f"C={C:.3g}"]
+            assert len(Ns) == len(set(Ns)) == 5, (fam, C, Ns)
+
+
+def test_budgets_out_of_range_get_one_consistent_message():
+    lo, hi = S.isoflop_range("llama", 16.0, 128, 16)
+    with pytest.raises(RunError, match="too large") as e:
+        S.plan_isoflop(["llama"], [1e30])
+    assert "too small" not in str(e.value) and f"{hi:.2g}" in str(e.value)
+    with pytest.raises(RunError, match="too small") as e:
+        S.plan_isoflop(["llama"], [1e6])
+    assert "too large" not in str(e.value) and f"{lo:.2g}" in str(e.value)
+    S.plan_isoflop(["llama"], [lo * 1.01, hi * 0.99], points=3)  # the stated range does work
+
+
+def _cli(args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "llmhist", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, **kw)
+
+
+def _children_running(out: Path, timeout=120) -> list[int]:
+    """Pids of the worker processes once one of them reports a run in progress."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        pids = []
+        for p in out.glob("*/progress.json"):
+            try:
+                d = json.loads(p.read_text())
+            except (json.JSONDecodeError, OSError):
+                continue
+            if d.get("status") == "running" and S._alive(d.get("pid")):
+                pids.append(d["pid"])
+        if pids:
+            return pids
+        time.sleep(0.1)
+    raise AssertionError("no run started")
+
+
+def test_two_sweeps_on_one_folder_the_second_is_refused_naming_the_first(tmp_path):
+    grid, out = _grid(tmp_path, n=2, tokens=4000), tmp_path / "sw"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from llmhist.files import exclusive_lock\n"
+                               f"with exclusive_lock({str(out)!r}, 'llmhist sweep'):\n    print('held', flush=True); "
+                               "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        r = runner.invoke(app, ["sweep", "--grid", str(grid), "--out", str(out), "--yes", "--workers", "1",
+                                "--threads", "1"])
+        assert r.exit_code == 2 and f"pid {holder.pid}" in r.output and "llmhist sweep" in r.output, r.output
+        assert not (out / "plan.json").exists()  # nothing written while the other one holds it
+        from llmhist.files import Locked
+
+        with pytest.raises(Locked):
+            S.run_local(out, S.plan_grid(grid), workers=1, threads=1)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_sigint_to_the_sweep_parent_stops_its_children_and_says_how_to_resume(tmp_path):
+    grid, out = _grid(tmp_path, n=2, tokens=400000), tmp_path / "sw"
+    args = ["sweep", "--grid", str(grid), "--out", str(out), "--yes", "--workers", "1", "--threads", "1"]
+    parent = _cli(args, start_new_session=True)
+    try:
+        kids = _children_running(out)
+        os.kill(parent.pid, signal.SIGINT)  # the parent alone, as `kill -INT` would
+        _, err = parent.communicate(timeout=60)
+        assert parent.returncode == 130, err
+        assert "resumable" in err and "same command" in err
+        deadline = time.time() + 20
+        while time.time() < deadline and any(S._alive(k) for k in kids):
+            time.sleep(0.1)
+        assert not any(S._alive(k) for k in kids), "a worker outlived its sweep"
+        assert "finished" not in [r["state"] for r in S.status(out)]
+    finally:
+        if parent.poll() is None:
+            os.killpg(parent.pid, signal.SIGKILL)
+
+
+def test_a_sweep_parent_killed_outright_takes_its_children_with_it(tmp_path):
+    grid, out = _grid(tmp_path, n=2, tokens=400000), tmp_path / "sw"
+    args = ["sweep", "--grid", str(grid), "--out", str(out), "--yes", "--workers", "1", "--threads", "1"]
+    parent = _cli(args, start_new_session=True)
+    try:
+        kids = _children_running(out)
+        os.kill(parent.pid, signal.SIGKILL)  # no handler runs: the kernel's parent-death signal must do it
+        parent.wait()
+        deadline = time.time() + 20
+        while time.time() < deadline and any(S._alive(k) for k in kids):
+            time.sleep(0.1)
+        assert not any(S._alive(k) for k in kids), "an orphaned worker kept training"
+    finally:
+        try:
+            os.killpg(parent.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

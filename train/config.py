@@ -1,48 +1,320 @@
 """The one run configuration: every option of a training run, declared once.
 
-A run request is a `TrainConfig` written as JSON into its run folder; `llmhist train`, a sweep's
-local queue, a Slurm task and a Python caller all build the same object and get the same checks.
+A run request is a `TrainConfig` written as JSON into its run folder (run.json); `llmhist train`,
+a sweep's local queue, a Slurm task, `llmhist study` and a Python caller all build the same object
+and get the same checks, made on construction before any work starts. Each field's metadata holds
+its command-line flag, its help text and its allowed range, so the CLI's options are derived from
+here (adding an option is one edit) and every refusal names the option, the bad value, the range
+and how to fix it. No heavy imports (torch only to check a `cuda:N` device).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import math
+import os
+import re
+import types
+import typing
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import Any, Literal
+
+from llmhist.errors import UserError
+
+MAX_TOKENS = 1e15  # far beyond any run this tool makes; a typo guard (1e30 is a typo)
+MAX_FLOPS = 1e27
+# without --size or a shape: the smallest named size (its 20-tokens-per-parameter run takes about a
+# minute on a laptop CPU)
+DEFAULT_SIZE = "nano"
+SCHEDULES = ("cosine", "wsd", "constant")
+TOKEN_DTYPES = ("uint16", "uint32")
+
+
+class RunError(UserError, ValueError):
+    """A run that cannot start or continue; the message says why and what to do."""
+
+
+def opt(default: Any, help: str, *, flag: str | None = None, short: str | None = None, ge: float | None = None,
+        gt: float | None = None, le: float | None = None, lt: float | None = None, hint: str = "",
+        runtime: bool = False, cli: bool = True, cli_type: Any = None, cli_default: Any = MISSING) -> Any:
+    """A TrainConfig field: default, help text, the allowed range (ge/gt/le/lt, None = unbounded),
+    `runtime` = does not change the numbers a run produces (may differ on resume), and how the CLI
+    shows it (flag name, short flag, a parse type other than the field's, a default other than the field's)."""
+    meta = {"help": help, "flag": flag, "short": short, "ge": ge, "gt": gt, "le": le, "lt": lt, "hint": hint,
+            "runtime": runtime, "cli": cli, "cli_type": cli_type, "cli_default": cli_default}
+    return field(default=default, metadata=meta)
+
+
+def flag_of(name: str) -> str:
+    f = _FIELDS.get(name)
+    return (f.metadata.get("flag") if f is not None else None) or "--" + name.replace("_", "-")
+
+
+def _cores() -> int:
+    return os.cpu_count() or 1
+
+
+DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+TOKENIZER_RE = re.compile(r"^(bytes|bpe\d*)$")
 
 
 @dataclass
 class TrainConfig:
-    arch: str = "llama"
-    size: str | None = None
-    d_model: int | None = None
-    n_layers: int | None = None
-    n_heads: int | None = None
-    tokens: int | None = None  # D; default 20 tokens per parameter (Chinchilla's rule of thumb)
-    flops: float | None = None  # C; D = C / (6 N)
-    data: str = "stdlib"
-    tokenizer: str = "bytes"
-    token_dtype: str = "uint16"
-    vocab_size: int | None = None
-    ctx: int = 128
-    batch: int = 16  # sequences per optimizer step (global, across DDP ranks)
-    micro_batch: int | None = None  # sequences per forward/backward on one rank; None = all at once
-    lr: float | None = None  # peak; None = recipes.peak_lr(d_model)
-    warmup: float = 0.02  # fraction of steps
-    schedule: str = "cosine"  # cosine | wsd | constant
-    decay: float = 0.2  # wsd: fraction of steps in the final decay
-    branches: str | None = None  # wsd: extra horizons as fractions of the budget, e.g. "0.25,0.5"
-    seed: int = 0
-    eval_every: int | None = None  # steps; None = about 20 evaluations per run
-    eval_batches: int = 4  # validation windows = eval_batches * batch
-    device: str = "auto"
-    threads: int | None = None
-    compile: bool | None = None  # None = on for CUDA, off elsewhere
-    remat: bool = False
-    ckpt_seconds: float = 60.0
-    peak_flops: float | None = None
-    out: str = "runs/default"
+    arch: str = opt("llama", "family or registry name (llama, gpt2, mixtral, t5, ...)", short="-a")
+    size: str | None = opt(None, "named size: nano (train's default), micro, mini, small, base, or a registry name "
+                                 "of --arch's family")
+    d_model: int | None = opt(None, "explicit width (with --n-layers, --n-heads)", ge=1)
+    n_layers: int | None = opt(None, "explicit depth", ge=1)
+    n_heads: int | None = opt(None, "explicit head count", ge=1)
+    tokens: int | None = opt(None, "training tokens D (default: 20 per parameter)", gt=0, le=MAX_TOKENS,
+                             cli_type=float)
+    flops: float | None = opt(None, "compute budget C; D = C / 6N", gt=0, le=MAX_FLOPS)
+    data: str = opt("stdlib", "stdlib (default), prose (extra 'prose'), markov[:order=2,alphabet=16,...], a text "
+                              "file/folder, or token files (train.bin/val.bin)")
+    tokenizer: str = opt("bytes", "bytes, or bpeN (BPE with N tokens trained on the data)")
+    token_dtype: Literal["uint16", "uint32"] = opt("uint16", "dtype of .bin token files: uint16 or uint32")
+    vocab_size: int | None = opt(None, "vocabulary of token files (default: meta.json or max id + 1)", ge=2,
+                                 le=2**32)
+    ctx: int = opt(128, "sequence length T", ge=8, le=1 << 20)
+    batch: int = opt(16, "sequences per optimizer step (global, across DDP ranks)", ge=1, le=1 << 20)
+    micro_batch: int | None = opt(None, "sequences per forward pass on one process (gradient accumulation); "
+                                        "default: all at once", ge=1, le=1 << 20)
+    lr: float | None = opt(None, "peak learning rate (default: 6e-4 x 768/d_model, max 3e-3)", gt=0)
+    warmup: float = opt(0.02, "warmup as a fraction of steps", ge=0, lt=1)
+    schedule: Literal["cosine", "wsd", "constant"] = opt(
+        "cosine", "cosine (length = the run), wsd (warmup-stable-decay) or constant")
+    decay: float = opt(0.2, "wsd: fraction of steps in the final decay", gt=0, le=1)
+    branches: str | None = opt(None, "wsd: also end at these fractions of the budget (e.g. 0.25,0.5), each a "
+                                     "decay branch from the stable phase")
+    seed: int = opt(0, "the one seed every other is derived from", ge=0, lt=2**63)
+    eval_every: int | None = opt(None, "steps between evaluations (default: 20 per run)", ge=1, runtime=True)
+    eval_batches: int = opt(4, "validation windows = this x batch", ge=1, le=1 << 20)
+    device: str = opt("auto", "auto, cpu, cuda, cuda:N, mps", runtime=True)
+    threads: int | None = opt(None, "CPU threads (default: all usable cores)", ge=1, runtime=True,
+                              hint="at most the machine's cores")
+    compile: bool | None = opt(None, "torch.compile (default: on for CUDA)", flag="--compile/--no-compile",
+                               runtime=True)
+    remat: bool = opt(False, "activation checkpointing per block")
+    ckpt_seconds: float = opt(60.0, "seconds between time-based checkpoints", gt=0, runtime=True, cli=False)
+    peak_flops: float | None = opt(None, "override the MFU denominator (FLOP/s)", gt=0, runtime=True)
+    out: str = opt("runs/default", "run folder (default: runs/<arch>-<size>-s<seed>)", runtime=True,
+                   cli_default=None)
+    variant: dict | None = opt(None, "an ablation variant {base, target, changes} (see llmhist.archs.changes)",
+                               cli=False)
 
     # fields that do not change the numbers a run produces (so may differ on resume)
-    RUNTIME = ("device", "threads", "compile", "ckpt_seconds", "peak_flops", "out", "eval_every")
+    RUNTIME: typing.ClassVar[tuple[str, ...]] = ()
 
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            setattr(self, f.name, _check_field(f, getattr(self, f.name)))
+        self._check_together()
+
+    # ---------------------------------------------------------------- checks across fields
+    def _check_together(self) -> None:
+        if self.tokens is not None and self.flops is not None:
+            raise RunError(f"--tokens {self.tokens:g} and --flops {self.flops:g}: give one of them, not both "
+                           "(D = C / 6N)")
+        if self.micro_batch is not None and self.micro_batch > self.batch:
+            raise RunError(f"--micro-batch {self.micro_batch}: must be at most --batch {self.batch} "
+                           "(it divides the per-process batch)")
+        if not self.data.strip():
+            raise RunError("--data '': give stdlib, prose, markov, a text file/folder or token files")
+        if self.data not in ("stdlib", "prose", "markov") and not self.data.startswith("markov:"):
+            from pathlib import Path
+
+            p = Path(self.data).expanduser()
+            if not p.exists():
+                raise RunError(f"--data {self.data}: no such file or folder (use 'stdlib', 'prose', 'markov', a text "
+                               "file/folder, or token files)")
+            if not (p.is_file() or p.is_dir()):
+                raise RunError(f"--data {self.data}: not a regular file or folder (a pipe or device cannot be read "
+                               "twice); give a text file/folder or token files")
+        if not self.out.strip():
+            raise RunError("--out '': give a run folder")
+        if not TOKENIZER_RE.match(self.tokenizer):
+            raise RunError(f"--tokenizer {self.tokenizer!r}: use bytes or bpeN (e.g. bpe4096)")
+        if self.tokenizer.startswith("bpe") and self.tokenizer[3:]:
+            n = int(self.tokenizer[3:])
+            if not 257 <= n <= 1 << 20:
+                raise RunError(f"--tokenizer {self.tokenizer}: a BPE vocabulary must be between 257 and 1048576")
+        self._check_branches()
+        self._check_device()
+        if self.variant is not None:
+            if not isinstance(self.variant, dict) or not {"base", "target"} <= set(self.variant):
+                raise RunError(f"variant {self.variant!r}: give a table with base, target and changes")
+        else:
+            self._check_arch()
+
+    def branch_fractions(self) -> list[float]:
+        """The WSD branch horizons as sorted fractions of the budget (empty without --branches)."""
+        if not self.branches:
+            return []
+        return sorted({float(x) for x in self.branches.split(",") if x.strip()})
+
+    def _check_branches(self) -> None:
+        if self.branches is None:
+            return
+        try:
+            fracs = self.branch_fractions()
+        except ValueError:
+            raise RunError(f"--branches {self.branches!r}: give fractions of the budget, e.g. 0.25,0.5") from None
+        if not fracs:
+            raise RunError(f"--branches {self.branches!r}: give fractions of the budget, e.g. 0.25,0.5")
+        bad = [f for f in fracs if not (0 < f < 1)]
+        if bad:
+            raise RunError(f"--branches {self.branches!r}: each branch is a fraction in (0, 1) of the budget; "
+                           f"{bad[0]:g} is not")
+        if self.schedule != "wsd":
+            raise RunError(f"--branches {self.branches}: --branches needs --schedule wsd (branches leave the "
+                           f"stable phase of one run; the schedule is {self.schedule})")
+
+    def _check_device(self) -> None:
+        d = self.device.strip().lower()
+        if not DEVICE_RE.match(d):
+            raise RunError(f"--device {self.device!r}: use auto, cpu, cuda, cuda:N or mps")
+        self.device = d
+        if d.startswith("cuda"):
+            import torch
+
+            n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            if n == 0:
+                raise RunError(f"--device {d}: no CUDA GPU is visible to torch; use --device cpu or auto")
+            if ":" in d and int(d.split(":")[1]) >= n:
+                raise RunError(f"--device {d}: this machine has {n} CUDA GPU{'s' if n > 1 else ''} "
+                               f"(cuda:0{f'..cuda:{n - 1}' if n > 1 else ''}); give one of those")
+
+    def _check_arch(self) -> None:
+        from llmhist.archs import registry
+
+        try:
+            fam = registry.get(self.arch).family
+        except registry.UnknownArch as e:
+            raise RunError(f"--arch {e}") from None
+        if self.size is not None:
+            s = self.size.strip().lower()
+            if s in [n.lower() for n in registry.BY_NAME] + list(registry.ALIASES):
+                other = registry.get(s).family
+                if other != fam:
+                    raise RunError(f"--size {self.size}: a {other} model, not of --arch {self.arch}'s family "
+                                   f"({fam}); give --arch {other}, or a named size (nano, micro, mini, small, base)")
+        shape = {"d_model": self.d_model, "n_layers": self.n_layers, "n_heads": self.n_heads}
+        given = [k for k, v in shape.items() if v is not None]
+        if self.size is not None and given:
+            raise RunError(f"--size {self.size} and {flag_of(given[0])}: give either --size or an explicit shape "
+                           "(--d-model, --n-layers, --n-heads), not both")
+        if given and len(given) < 3:
+            missing = [flag_of(k) for k in shape if shape[k] is None]
+            raise RunError(f"{', '.join(flag_of(k) for k in given)} given without {', '.join(missing)}: an explicit "
+                           "shape needs all three")
+        # the registry's own checks (heads divide d_model, a published shape, ...), as the loop resolves it
+        registry.build_spec(self.arch, self.size if (self.size or given) else DEFAULT_SIZE, d_model=self.d_model,
+                            n_layers=self.n_layers, n_heads=self.n_heads, ctx_len=self.ctx)
+
+    # ---------------------------------------------------------------- (de)serialisation
     def identity(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in self.RUNTIME}
+        """What must match when a run folder is resumed."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if not f.metadata.get("runtime")}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Any, source: str = "the run config") -> TrainConfig:
+        """Build from a dict (run.json's "config", a grid's row); unknown keys are refused by name."""
+        if not isinstance(d, dict):
+            raise RunError(f"{source}: the run config must be a table of options, not {type(d).__name__}")
+        unknown = sorted(set(d) - set(_FIELDS))
+        if unknown:
+            raise RunError(f"{source}: unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}"
+                           f"; known: {', '.join(_FIELDS)}")
+        try:
+            return cls(**d)
+        except RunError as e:
+            raise RunError(f"{source}: {e}") from None
+
+
+TrainConfig.RUNTIME = tuple(f.name for f in fields(TrainConfig) if f.metadata.get("runtime"))
+_FIELDS = {f.name: f for f in fields(TrainConfig)}
+_HINTS = typing.get_type_hints(TrainConfig)
+
+
+def field_types() -> dict[str, Any]:
+    """The resolved type of every field (Literal choices included)."""
+    return {k: v for k, v in _HINTS.items() if k in _FIELDS}
+
+
+def _base_types(tp: Any) -> tuple[list[type], tuple | None, bool]:
+    """(allowed Python types, Literal choices or None, None allowed)."""
+    args = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+    optional = type(None) in args
+    kinds: list[type] = []
+    choices = None
+    for a in args:
+        if a is type(None):
+            continue
+        if typing.get_origin(a) is Literal:
+            choices = typing.get_args(a)
+            kinds.append(str)
+        else:
+            kinds.append(typing.get_origin(a) or a)
+    return kinds, choices, optional
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e7 else f"{x:g}"
+
+
+def _range_text(m: dict) -> str:
+    ops = (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="))
+    return " and ".join(f"{sym} {_num(m[k])}" for k, sym in ops if m.get(k) is not None)
+
+
+def _check_field(f, v: Any) -> Any:
+    """Type and range of one field; returns the value normalised (an integral float as int)."""
+    kinds, choices, optional = _base_types(_HINTS[f.name])
+    m = f.metadata
+    name = flag_of(f.name).split("/")[0]
+    if v is None:
+        if optional:
+            return None
+        raise RunError(f"{name}: a value is required")
+    if bool in kinds:
+        if isinstance(v, bool):
+            return v
+        raise RunError(f"{name} {v!r}: give true or false")
+    if dict in kinds:
+        return v  # checked with the other fields
+    if str in kinds:
+        if not isinstance(v, str):
+            raise RunError(f"{name} {v!r}: give a string")
+        if choices is not None and v not in choices:
+            raise RunError(f"{name} {v!r}: use one of {', '.join(choices)}")
+        return v
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        what = "a whole number" if int in kinds else "a number"
+        raise RunError(f"{name} {v!r}: give {what}" + (f" ({_range_text(m)})" if _range_text(m) else ""))
+    if isinstance(v, float) and not math.isfinite(v):
+        raise RunError(f"{name} {v}: must be a finite number" + (f" {_range_text(m)}" if _range_text(m) else ""))
+    if int in kinds and float not in kinds:
+        if isinstance(v, float):
+            if f.name != "tokens" and v != int(v):
+                raise RunError(f"{name} {v:g}: give a whole number")
+            if abs(v) > 2**62:
+                v = float(v)  # left to the range check below (as a float: no overflow)
+            else:
+                v = int(round(v))
+    elif isinstance(v, int):
+        v = float(v)
+    if int in kinds and float not in kinds and abs(v) > 2**62 and m.get("le") is None and m.get("lt") is None:
+        raise RunError(f"{name} {_num(v)}: too large; give a whole number {_range_text(m)}")
+    bad = ((m.get("gt") is not None and not v > m["gt"]) or (m.get("ge") is not None and not v >= m["ge"])
+           or (m.get("lt") is not None and not v < m["lt"]) or (m.get("le") is not None and not v <= m["le"]))
+    if bad:
+        extra = "; " + m["hint"] if m.get("hint") else ""
+        if f.name in ("tokens", "flops") and v > 0:
+            extra = "; that is far beyond any run this tool can make (a typo?)"
+        raise RunError(f"{name} {_num(v)}: must be {_range_text(m)}{extra}")
+    if f.name == "threads" and v > _cores():
+        raise RunError(f"{name} {v}: this machine has {_cores()} cores; give 1 to {_cores()} "
+                       "(or leave it out for all usable cores)")
+    return v

@@ -23,6 +23,7 @@ class ExportError(UserError, ValueError):
     """A run that cannot be exported, or an output folder that cannot be written."""
 
 
+
 def load_run(run_dir: str | Path):
     """(spec, model) of a run folder's final weights."""
     from llmhist.archs.model import build

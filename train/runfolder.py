@@ -27,8 +27,9 @@ import os
 import shutil
 from pathlib import Path
 
-from llmhist.errors import UserError
 from llmhist.files import atomic_write, write_json
+
+from .config import RunError  # the one error class of a run (re-exported for readers)
 
 RUN = "run.json"
 CONFIG = "config.json"
@@ -58,9 +59,6 @@ STATUSES = ("finished", "diverged")
 # names a run folder may hold besides its own files (anything else means it is not a run folder)
 KNOWN = {RUN, CONFIG, METRICS, SUMMARY, PROGRESS, CHECKPOINT, CHECKPOINT_OLD, WEIGHTS, BRANCHES}
 
-
-class RunError(UserError, ValueError):
-    """A run that cannot start or continue; the message says why and what to do."""
 
 
 # ------------------------------------------------------------------------------ JSON files

@@ -1,34 +1,51 @@
 """Sweeps: plan the runs scaling laws are fitted to, run them (locally in parallel, or on Slurm
 through submitit), stop and restart without losing work.
 
-A sweep is a folder: plan.json (the plan and its hash), one run folder per run (as `llmhist
-train` writes it) and logs/. The same command again skips finished runs, resumes interrupted ones
-(each run resumes from its own checkpoint) and retries failed ones when asked; a folder of another
-plan is refused before anything runs.
+A sweep is a folder: plan.json (the plan and its hash), one run folder per run (its run.json is
+the run's full TrainConfig; the rest is what `llmhist train` writes) and logs/. Both launchers start
+the worker (`python -m llmhist.train.worker`, or `llmhist.train.worker.run_dirs` in a Slurm task),
+never the command line; the local queue gives one worker process a group of small runs of one
+budget, so start-up and data loading are paid once per group. The same command again skips finished
+runs, resumes interrupted ones (each from its own folder) and retries failed ones when asked; a
+folder of another plan is refused, and a folder another sweep is running is refused (its lock).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from llmhist.archs import accounting
 from llmhist.archs.registry import build_spec, template
 from llmhist.archs.spec import SpecError
+from llmhist.errors import UserError
+from llmhist.files import exclusive_lock, write_json
 
-from llmhist.files import write_json
-
-from .loop import EXIT_DIVERGED, RunError
+from .config import RunError, TrainConfig
 
 PLAN_VERSION = 1
 MIN_LAYERS, MAX_LAYERS = 1, 48
+MIN_STEPS = 4  # optimizer steps every run of a plan gets at least
+SNAP = 4.0  # an isoFLOP size may sit up to this factor from its log-spaced target at the ends of the family's shapes
+EXIT_DIVERGED = 3
+DEFAULT_BUDGETS = (1e11, 3e11, 1e12)  # minutes on a 2-core CPU for every family (the README's study)
+SWEEP_LOCK = "llmhist sweep"
+
+
+class Interrupted(UserError):
+    """The sweep was stopped by a signal; its children were stopped too; resumable."""
+
+    exit_code = 130
 
 
 @dataclass(frozen=True)
@@ -44,10 +61,18 @@ class RunSpec:
     group: str = ""  # budget label (isoFLOP) or size label (ladder)
     schedule: str = "cosine"
     branches: str = ""  # wsd: extra horizons (fractions of tokens), each a decay branch of this run
+    options: dict = field(default_factory=dict, hash=False, compare=False)  # a grid run's own TrainConfig options
 
     @property
     def tokens_per_param(self) -> float:
         return self.tokens / self.N
+
+
+def _spec_dict(r: RunSpec) -> dict:
+    d = asdict(r)
+    if not d["options"]:
+        del d["options"]  # plans without per-run options hash as they always did
+    return d
 
 
 @dataclass
@@ -57,14 +82,42 @@ class SweepPlan:
     common: dict = field(default_factory=dict)  # options every run shares (ctx, batch, data, seed, ...)
 
     def to_dict(self) -> dict:
-        d = {"version": PLAN_VERSION, "kind": self.kind, "common": self.common, "runs": [asdict(r) for r in self.runs]}
+        d = {"version": PLAN_VERSION, "kind": self.kind, "common": self.common, "runs": [_spec_dict(r) for r in self.runs]}
         d["hash"] = hashlib.sha256(json.dumps({k: d[k] for k in ("version", "kind", "common", "runs")},
                                               sort_keys=True).encode()).hexdigest()[:16]
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SweepPlan":
-        return cls(kind=d["kind"], runs=[RunSpec(**r) for r in d["runs"]], common=d["common"])
+    def from_dict(cls, d: dict, source: str = "plan.json") -> SweepPlan:
+        try:
+            return cls(kind=d["kind"], runs=[RunSpec(**r) for r in d["runs"]], common=dict(d["common"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise RunError(f"{source}: not a sweep plan ({type(e).__name__}: {e}); give a folder `llmhist sweep` "
+                           "wrote, or plan it again into a new --out") from None
+
+    def config(self, folder: str | Path, r: RunSpec, threads: int | None = None) -> TrainConfig:
+        """The full, validated TrainConfig of one run of this plan in `folder`."""
+        return run_config(folder, r, self.common, threads)
+
+
+def run_config(folder: str | Path, r: RunSpec, common: dict, threads: int | None = None) -> TrainConfig:
+    d = {k: v for k, v in common.items() if k != "vocab"}
+    d.update(arch=r.arch, size=None, d_model=r.d_model, n_layers=r.n_layers, n_heads=r.n_heads, tokens=r.tokens,
+             flops=None, schedule=r.schedule, branches=r.branches or None)
+    d.update(r.options)
+    d["out"] = str(Path(folder) / r.name)
+    if threads:
+        d["threads"] = threads
+    return TrainConfig.from_dict(d, source=f"run {r.name}")
+
+
+def check_common(archs: list[str], ctx: int, batch: int, common: dict | None) -> None:
+    """The options every run shares get TrainConfig's checks before any planning."""
+    if not archs:
+        raise RunError("--arch '': give a family, or several: gpt2,llama")
+    for arch in archs:
+        TrainConfig.from_dict({**{k: v for k, v in (common or {}).items() if k != "vocab"}, "arch": arch, "ctx": ctx,
+                               "batch": batch, "out": "sweep"}, source="the sweep's options")
 
 
 # ------------------------------------------------------------------------- shapes
@@ -110,44 +163,108 @@ def _nearest(ladder, target_N):
     return _prefer_aspect(ladder, target_N)
 
 
+def isoflop_range(arch: str, spread: float, ctx: int, batch: int, vocab: int = 256) -> tuple[float, float]:
+    """The budgets C an isoFLOP sweep of `arch` can plan: its sizes (sqrt(C/120) x spread^+-1/2) within
+    the family's shapes (up to SNAP off at the ends) and its largest size trained for MIN_STEPS steps."""
+    ladder = shape_ladder(arch, vocab, ctx)
+    n_min, n_max = ladder[0][3], ladder[-1][3]
+    c_steps = (6 * MIN_STEPS * ctx * batch * math.sqrt(spread / 120)) ** 2
+    bracket = 1.25  # the optimum N ~ sqrt(C/120) must sit inside the shapes, with sizes on both sides
+    lo = max(120 * (n_min / SNAP * math.sqrt(spread)) ** 2, 120 * (bracket * n_min) ** 2, c_steps)
+    hi = min(120 * (n_max * SNAP / math.sqrt(spread)) ** 2, 120 * (n_max / bracket) ** 2)
+    return lo, hi
+
+
+def default_budgets(archs: list[str], spread: float = 16.0, ctx: int = 128, batch: int = 16) -> list[float]:
+    """Three budgets (1-3-10 steps) from the smallest every family in `archs` can plan, at least
+    DEFAULT_BUDGETS: minutes on a laptop CPU."""
+    lo = max([DEFAULT_BUDGETS[0]] + [isoflop_range(a, spread, ctx, batch)[0] for a in archs])
+    steps = [m * 10**e for e in range(9, 20) for m in (1, 3)]
+    first = next(c for c in steps if c >= lo * 0.999)
+    i = steps.index(first)
+    return [float(c) for c in steps[i : i + 3]]
+
+
+def _pick_distinct(ladder, targets):
+    """One shape per target, each strictly larger than the last (so `points` targets give `points`
+    distinct sizes), nearest the target in log N, preferring aspect ratio ~32 among near ties."""
+    chosen = []
+    for t in targets:
+        pool = [s for s in ladder if not chosen or s[3] > chosen[-1][3] * 1.05]
+        if not pool:
+            break
+        chosen.append(_prefer_aspect(pool, t))
+    return chosen
+
+
 def plan_isoflop(archs: list[str], budgets: list[float], points: int = 7, spread: float = 16.0,
                  ctx: int = 128, batch: int = 16, vocab: int = 256, common: dict | None = None) -> SweepPlan:
-    """Chinchilla Approach 2: per budget C, `points` sizes log-spaced over `spread` (max/min N)
-    centred on the expected optimum N ~ sqrt(C / 120) (20 tokens per parameter), D = C / 6N."""
-    if points < 3:
-        raise RunError(f"--points {points}: an isoFLOP parabola needs at least 3 sizes per budget (5-9 is usual)")
-    if spread < 2:
-        raise RunError(f"--spread {spread}: sizes must span at least a factor 2 to bracket an optimum")
+    """Chinchilla Approach 2: per budget C, exactly `points` distinct sizes log-spaced over `spread`
+    (max/min N) centred on the expected optimum N ~ sqrt(C / 120) (20 tokens per parameter), D = C / 6N.
+    A budget whose sizes fall outside the family's shapes, or whose largest size would train for fewer
+    than 4 optimizer steps, is refused with the range that works."""
+    if not isinstance(points, int) or not 3 <= points <= 50:
+        raise RunError(f"--points {points}: an isoFLOP parabola needs at least 3 sizes per budget (5-9 is usual; "
+                       "at most 50)")
+    if not (math.isfinite(spread) and 2 <= spread <= 1e4):
+        raise RunError(f"--spread {spread}: sizes must span at least a factor 2 to bracket an optimum (and at most "
+                       "1e4)")
     if not budgets or any(not (c > 0 and math.isfinite(c)) for c in budgets):
-        raise RunError(f"--budgets {budgets}: give positive FLOP budgets, e.g. 1e13,3e13,1e14")
+        raise RunError(f"--budgets {','.join(f'{c:g}' for c in budgets) or '(none)'}: give positive FLOP budgets, "
+                       "e.g. 1e11,3e11,1e12")
+    check_common(archs, ctx, batch, common)
     runs = []
     step_tokens = ctx * batch
     for arch in archs:
         ladder = shape_ladder(arch, vocab, ctx)
+        n_min, n_max = ladder[0][3], ladder[-1][3]
+        c_lo, c_hi = isoflop_range(arch, spread, ctx, batch, vocab)
         for C in sorted(budgets):
             n_mid = math.sqrt(C / 120)
+            lo_t, hi_t = n_mid / math.sqrt(spread), n_mid * math.sqrt(spread)
+            works = (f"budgets from {c_lo:.2g} to {c_hi:.2g} work for {arch} at --spread {spread:g}, --ctx {ctx}, "
+                     f"--batch {batch}" if c_lo <= c_hi else
+                     f"no budget works for {arch} at --spread {spread:g}, --ctx {ctx}, --batch {batch}; lower "
+                     "--spread, --batch or --ctx")
+            if lo_t < n_min / SNAP or n_mid < 1.25 * n_min:
+                raise RunError(f"--budgets {C:.3g} is too small for {arch}: its sizes (N~{lo_t:,.0f} to {hi_t:,.0f} "
+                               f"around the optimum N~{n_mid:,.0f}) reach below the smallest {arch} model "
+                               f"(N={n_min:,}); {works}")
+            if hi_t > n_max * SNAP or n_mid > n_max / 1.25:
+                raise RunError(f"--budgets {C:.3g} is too large for {arch}: its sizes (N~{lo_t:,.0f} to {hi_t:,.0f} "
+                               f"around the optimum N~{n_mid:,.0f}) reach beyond this tool's shapes "
+                               f"(up to N={n_max:,}); {works}")
             targets = [n_mid * spread ** (i / (points - 1) - 0.5) for i in range(points)]
-            chosen = []
-            for t in targets:
-                s = _nearest(ladder, t)
-                if s not in chosen:
-                    chosen.append(s)
-            kept = [s for s in chosen if C / (6 * s[3]) >= 4 * step_tokens]  # at least 4 optimizer steps
-            if len(kept) < 3:
-                raise RunError(
-                    f"budget C={C:.3g} is too small for {arch}: only {len(kept)} distinct model sizes get at least "
-                    f"4 optimizer steps ({step_tokens} tokens each) of the {len(chosen)} planned; the smallest "
-                    f"{arch} model has N={ladder[0][3]:,} and needs C >= {6 * ladder[0][3] * 4 * step_tokens:.2g}. "
-                    "Raise the budget, or lower --batch/--ctx")
-            lo, hi = kept[0][3], kept[-1][3]
+            chosen = _pick_distinct(ladder, targets)
+            if len(chosen) < points:
+                raise RunError(f"--points {points} at C={C:.3g}: {arch} has only {len(chosen)} distinct sizes between "
+                               f"N~{lo_t:,.0f} and N~{hi_t:,.0f}; lower --points or widen --spread")
+            short = [s for s in chosen if C / (6 * s[3]) < MIN_STEPS * step_tokens]
+            if short:
+                raise RunError(f"--budgets {C:.3g} is too small for {arch}: the size N={short[-1][3]:,} would train on "
+                               f"{C / (6 * short[-1][3]):,.0f} tokens, fewer than {MIN_STEPS} optimizer steps of "
+                               f"{step_tokens} tokens (--ctx x --batch); {works}")
+            lo, hi = chosen[0][3], chosen[-1][3]
             if not (lo < n_mid < hi):
-                raise RunError(f"budget C={C:.3g}: the sizes available ({lo:,}-{hi:,}) cannot bracket the expected "
-                               f"optimum N~{n_mid:,.0f}; change the budget or widen --spread")
-            for d, L, h, N in kept:
+                side = "small" if lo >= n_mid else "large"
+                raise RunError(f"--budgets {C:.3g} is too {side} for {arch}: the sizes available ({lo:,}-{hi:,}) cannot "
+                               f"bracket the expected optimum N~{n_mid:,.0f}; {works}")
+            for d, L, h, N in chosen:
                 D = int(C / (6 * N))
                 runs.append(RunSpec(name=f"{arch}-{C:.0e}-d{d}l{L}".replace("+", ""), arch=arch, d_model=d,
                                     n_layers=L, n_heads=h, tokens=D, N=N, C=6 * N * D, group=f"C={C:.3g}"))
-    return SweepPlan("isoflop", runs, {"ctx": ctx, "batch": batch, **(common or {})})
+    plan = SweepPlan("isoflop", runs, {"ctx": ctx, "batch": batch, **(common or {})})
+    _check_runs(plan)
+    return plan
+
+
+def _check_runs(plan: SweepPlan) -> None:
+    names = [r.name for r in plan.runs]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise RunError(f"two runs would share the folder {dup[0]}; give distinct budgets/sizes")
+    for r in plan.runs:
+        plan.config("sweep", r)
 
 
 def plan_ladder(archs: list[str], sizes_N: list[float], tokens_per_param: list[float], ctx=128, batch=16,
@@ -157,13 +274,16 @@ def plan_ladder(archs: list[str], sizes_N: list[float], tokens_per_param: list[f
     horizon); with schedule=wsd one run per N reaches the longest horizon and the shorter ones are
     decay branches from its stable phase (Hägele et al. 2024), so one run yields several D. The
     training curves of all runs feed the envelope fit."""
-    if len(sizes_N) < 2:
-        raise RunError("a ladder needs at least two model sizes (--sizes)")
+    if len(set(sizes_N)) < 2:
+        raise RunError("--sizes: a ladder needs at least two distinct model sizes, e.g. 2e5,8e5,3e6")
+    if any(not (math.isfinite(n) and 0 < n <= 1e12) for n in sizes_N):
+        raise RunError(f"--sizes {','.join(f'{n:g}' for n in sizes_N)}: give positive parameter counts, e.g. 2e5,8e5")
     if schedule not in ("cosine", "wsd"):
         raise RunError(f"--schedule {schedule!r}: a ladder uses cosine or wsd")
     horizons = sorted(tokens_per_param)
-    if not horizons or horizons[0] <= 0:
+    if not horizons or horizons[0] <= 0 or not all(math.isfinite(h) and h <= 1e6 for h in horizons):
         raise RunError("--tokens-per-param: give positive horizons, e.g. 10,20,40")
+    check_common(archs, ctx, batch, common)
     runs = []
     for arch in archs:
         ladder = shape_ladder(arch, vocab, ctx)
@@ -173,27 +293,48 @@ def plan_ladder(archs: list[str], sizes_N: list[float], tokens_per_param: list[f
             for group in per_run:
                 tpp = group[-1]
                 D = int(tpp * N)
-                if D * group[0] / tpp < 4 * ctx * batch:
-                    raise RunError(f"{arch} N={N:,} at {group[0]} tokens/param is {int(group[0] * N)} tokens, "
-                                   "fewer than 4 steps")
+                if D * group[0] / tpp < MIN_STEPS * ctx * batch:
+                    raise RunError(f"--sizes: {arch} N={N:,} at {group[0]:g} tokens/param is {int(group[0] * N)} "
+                                   f"tokens, fewer than {MIN_STEPS} steps of {ctx * batch} tokens; give larger sizes "
+                                   "or horizons, or lower --batch/--ctx")
                 runs.append(RunSpec(name=f"{arch}-d{d}-l{L}-x{tpp:g}", arch=arch, d_model=d, n_layers=L, n_heads=h,
                                     tokens=D, N=N, C=6 * N * D, group=f"N={N:,}", schedule=schedule,
                                     branches=",".join(f"{t / tpp:.6g}" for t in group[:-1])))
-    return SweepPlan("ladder", runs, {"ctx": ctx, "batch": batch, **(common or {})})
+    plan = SweepPlan("ladder", runs, {"ctx": ctx, "batch": batch, **(common or {})})
+    _check_runs(plan)
+    return plan
+
+
+GRID_RUN_KEYS = ("name", "group")  # besides TrainConfig's fields
+RESERVED_NAMES = {"logs", "slurm", "plan.json", "fits"}
+
+
+def check_run_name(name, where: str) -> str:
+    """A run name is one path component inside the sweep folder (never `../x`, `a/b`, `.hidden`)."""
+    if not isinstance(name, str) or not name.strip():
+        raise RunError(f"{where}: name {name!r}: give a non-empty string")
+    if ("/" in name or "\\" in name or name in (".", "..") or name.startswith(".") or "\0" in name
+            or name in RESERVED_NAMES or len(name) > 200):
+        raise RunError(f"{where}: name {name!r}: a run name is one folder name inside the sweep folder (no '/', "
+                       f"no leading '.', not one of {', '.join(sorted(RESERVED_NAMES))}); e.g. name = \"llama-d64\"")
+    return name
 
 
 def plan_grid(path: str | Path, common: dict | None = None) -> SweepPlan:
     """Arbitrary runs from a TOML file:
 
-        [defaults]            # any `llmhist train` option shared by every run (ctx, batch, data, ...)
+        [defaults]            # any TrainConfig option shared by every run (ctx, batch, data, lr, ...)
         ctx = 128
         [[run]]
+        name = "a"            # optional: the run's folder name (one path component)
         arch = "llama"        # with size = "micro" or d_model/n_layers/n_heads
         d_model = 128
         n_layers = 4
         n_heads = 4
-        tokens = 2e6          # or flops = 1e13
-    """
+        tokens = 2e6          # or flops = 1e13; any other TrainConfig option for this run alone
+
+    Unknown tables or keys are refused by name; every run's values get TrainConfig's checks here,
+    before anything runs."""
     import tomllib
 
     path = Path(path)
@@ -201,52 +342,126 @@ def plan_grid(path: str | Path, common: dict | None = None) -> SweepPlan:
         doc = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise RunError(f"--grid {path}: no such file") from None
+    except IsADirectoryError:
+        raise RunError(f"--grid {path}: a folder, not a TOML file") from None
+    except UnicodeDecodeError:
+        raise RunError(f"--grid {path}: not a text file") from None
     except tomllib.TOMLDecodeError as e:
         raise RunError(f"--grid {path}: not valid TOML ({e})") from None
+    known = {f.name for f in fields(TrainConfig)} - {"out"}
+    extra = sorted(set(doc) - {"defaults", "run"})
+    if extra:
+        raise RunError(f"--grid {path}: unknown table or key {', '.join(map(repr, extra))}; a grid has [defaults] and "
+                       "[[run]] tables")
+    if not isinstance(doc.get("defaults", {}), dict) or not isinstance(doc.get("run", []), list):
+        raise RunError(f"--grid {path}: [defaults] is one table and runs are [[run]] tables")
+    bad = sorted(set(doc.get("defaults", {})) - known)
+    if bad:
+        raise RunError(f"--grid {path}, [defaults]: unknown key {', '.join(map(repr, bad))} (known: the options of "
+                       "`llmhist train`, with _ for -, e.g. eval_every; not out)")
     defaults = {**(common or {}), **doc.get("defaults", {})}
-    ctx, batch = int(defaults.get("ctx", 128)), int(defaults.get("batch", 16))
     entries = doc.get("run", [])
     if not entries:
         raise RunError(f"--grid {path}: no [[run]] tables")
-    runs = []
+    runs, names = [], set()
     for i, e in enumerate(entries):
         where = f"--grid {path}, run {i + 1}"
+        bad = sorted(set(e) - known - set(GRID_RUN_KEYS))
+        if bad:
+            raise RunError(f"{where}: unknown key {', '.join(map(repr, bad))} (known: name, group and the options of "
+                           "`llmhist train` with _ for -; not out)")
+        if "arch" not in e and "arch" not in doc.get("defaults", {}):
+            raise RunError(f"{where}: missing 'arch'")
+        if ("tokens" in e or "tokens" in defaults) == ("flops" in e or "flops" in defaults):
+            raise RunError(f"{where}: give exactly one of tokens or flops")
+        opts = {k: v for k, v in {**defaults, **e}.items() if k not in GRID_RUN_KEYS}
         try:
-            a = build_spec(e["arch"], e.get("size"), d_model=e.get("d_model"), n_layers=e.get("n_layers"),
-                           n_heads=e.get("n_heads"), vocab_size=int(defaults.get("vocab", 256)), ctx_len=ctx)
-        except KeyError as k:
-            raise RunError(f"{where}: missing {k}") from None
-        except (SpecError, ValueError) as err:
+            cfg = TrainConfig.from_dict({**opts, "out": "grid"}, source=where)
+            a = build_spec(cfg.arch, cfg.size, d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads,
+                           vocab_size=int(cfg.vocab_size or 256), ctx_len=cfg.ctx)
+        except SpecError as err:
             raise RunError(f"{where}: {err}") from None
         N = accounting.params(a).active
-        if ("tokens" in e) == ("flops" in e):
-            raise RunError(f"{where}: give exactly one of tokens or flops")
-        D = int(e["tokens"]) if "tokens" in e else int(float(e["flops"]) / (6 * N))
-        runs.append(RunSpec(name=e.get("name", f"{e['arch']}-d{a.d_model}-l{a.n_layers}-D{D:.0e}".replace("+", "")),
-                            arch=e["arch"], d_model=a.d_model, n_layers=a.n_layers, n_heads=a.n_heads, tokens=D,
-                            N=N, C=6 * N * D, group=str(e.get("group", "")), schedule=e.get("schedule", "cosine")))
-    names = [r.name for r in runs]
-    if len(set(names)) != len(names):
-        raise RunError(f"--grid {path}: run names repeat; give each [[run]] a distinct name")
-    return SweepPlan("grid", runs, {"ctx": ctx, "batch": batch, **{k: v for k, v in defaults.items()
-                                                                   if k not in ("ctx", "batch")}})
+        D = cfg.tokens if cfg.tokens is not None else int(cfg.flops / (6 * N))
+        if D < MIN_STEPS * cfg.ctx * cfg.batch:
+            raise RunError(f"{where}: {D:,} tokens is fewer than {MIN_STEPS} optimizer steps of {cfg.ctx * cfg.batch} "
+                           "tokens (ctx x batch); give more tokens or flops")
+        name = e.get("name", f"{cfg.arch}-d{a.d_model}-l{a.n_layers}-D{D:.0e}".replace("+", ""))
+        check_run_name(name, where)
+        if name in names:
+            raise RunError(f"--grid {path}: run names repeat ({name!r}); give each [[run]] a distinct name")
+        names.add(name)
+        # a run's own options beyond the plan's common ones (shape, tokens and schedule are in the spec)
+        mapped = {"arch", "size", "d_model", "n_layers", "n_heads", "tokens", "flops", "schedule", "branches"}
+        own = {k: v for k, v in e.items() if k not in mapped and k not in GRID_RUN_KEYS}
+        runs.append(RunSpec(name=name, arch=cfg.arch, d_model=a.d_model, n_layers=a.n_layers, n_heads=a.n_heads,
+                            tokens=D, N=N, C=6 * N * D, group=str(e.get("group", "")), schedule=cfg.schedule,
+                            branches=cfg.branches or "", options=own))
+    ctx, batch = int(defaults.get("ctx", 128)), int(defaults.get("batch", 16))
+    common_out = {k: v for k, v in defaults.items() if k not in ("ctx", "batch", "schedule", "branches", "arch",
+                                                                 "size", "d_model", "n_layers", "n_heads", "tokens",
+                                                                 "flops")}
+    plan = SweepPlan("grid", runs, {"ctx": ctx, "batch": batch, **common_out})
+    _check_runs(plan)
+    return plan
+
+
+# ------------------------------------------------------------------------- estimates
+
+
+def estimate_seconds(plan: SweepPlan) -> tuple[list[float], str]:
+    """Estimated wall time per run on one device: the device's peak (the CPU's measured matmul probe)
+    at 45% MFU, as llmhist's CPU runs reach at d_model 128 (see `llmhist bench`), plus a fixed cost
+    per step that dominates the tiniest models (5 ms, measured on a 2-core CPU)."""
+    from . import device as devmod
+
+    dev = devmod.pick("auto")
+    dtype = devmod.setup(dev)
+    peak = devmod.peak_flops(dev, dtype)
+    if not peak:
+        return [float("nan")] * len(plan.runs), "n/a (no known peak for this device)"
+    out = []
+    ctx, batch = int(plan.common.get("ctx", 128)), int(plan.common.get("batch", 16))
+    step_s = 0.005 if dev.type == "cpu" else 0.02  # fixed cost per optimizer step (python, launch, eval share)
+    for r in plan.runs:
+        a = build_spec(r.arch, d_model=r.d_model, n_layers=r.n_layers, n_heads=r.n_heads, ctx_len=ctx)
+        steps = math.ceil(r.tokens / (ctx * batch))
+        out.append(steps * step_s + r.tokens * accounting.flops_per_token(a, "palm", ctx) / (0.45 * peak))
+    return out, f"{peak:.3g} FLOP/s peak x 45% MFU + {1e3 * step_s:.0f} ms/step"
 
 
 # ------------------------------------------------------------------------- state
 
 
-def train_args(r: RunSpec, common: dict, out: Path, threads: int | None = None) -> list[str]:
-    args = ["train", "--arch", r.arch, "--d-model", str(r.d_model), "--n-layers", str(r.n_layers),
-            "--n-heads", str(r.n_heads), "--tokens", str(r.tokens), "--schedule", r.schedule, "--out", str(out)]
-    if r.branches:
-        args += ["--branches", r.branches]
-    for k, v in common.items():
-        if v is None or k in ("vocab",):
-            continue
-        args += [f"--{k.replace('_', '-')}", str(v)]
-    if threads:
-        args += ["--threads", str(threads)]
-    return args
+def lock_holder(folder: Path) -> dict | None:
+    """Who holds folder/.lock (a live process: the kernel drops a dead holder's lock), or None."""
+    import fcntl
+
+    path = Path(folder) / ".lock"
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                h = json.loads(os.pread(fd, 4096, 0) or b"{}")
+            except (json.JSONDecodeError, OSError):
+                h = {}
+            return h if isinstance(h, dict) else {}
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
 
 
 def run_state(run_dir: Path) -> dict:
@@ -255,31 +470,39 @@ def run_state(run_dir: Path) -> dict:
     prog = run_dir / "progress.json"
     summ = run_dir / "summary.json"
     if summ.exists():
-        s = json.loads(summ.read_text())
+        s = _read_json(summ)
+        if not isinstance(s, dict):
+            out.update(state="failed", error=f"{summ}: unreadable (not a JSON object); delete it and run the sweep "
+                                             "again to resume from the checkpoint")
+            return out
         out.update(state=s.get("status", "finished"), step=s.get("steps"), steps=s.get("steps"),
                    val_loss=s.get("val_loss"), error=s.get("error"))
         return out
     fail = run_dir.parent / "logs" / f"{run_dir.name}.failed"
     if prog.exists():
-        try:
-            p = json.loads(prog.read_text())
-        except json.JSONDecodeError:
-            p = {}
+        p = _read_json(prog)
+        p = p if isinstance(p, dict) else {}
         out.update(step=p.get("step", 0), steps=p.get("steps"), val_loss=p.get("val_loss"))
         alive = _alive(p.get("pid")) and p.get("host", os.uname().nodename) == os.uname().nodename
         out["state"] = "running" if (p.get("status") == "running" and alive) else "interrupted"
+    if lock_holder(run_dir) is not None:
+        out["state"] = "running"
+        return out
     if fail.exists():
-        try:  # the runner's marker: exit code and the tail of the run's log; its last line says why
-            tail = json.loads(fail.read_text()).get("log_tail", "").strip().splitlines()
-            out.update(state="failed", error=tail[-1] if tail else "failed (no output)")
-        except json.JSONDecodeError:
-            out.update(state="failed", error=fail.read_text().strip()[-500:])
+        m = _read_json(fail)
+        if isinstance(m, dict):  # the worker's marker: the error, or the last line of the run's log
+            tail = str(m.get("log_tail", "")).strip().splitlines()
+            err = m.get("error") or (tail[-1] if tail else "failed (no output)")
+            out.update(state="failed", error=str(err))
+        else:
+            out.update(state="failed", error=fail.read_text(errors="replace").strip()[-500:])
     return out
 
 
 def runs_to_launch(folder: Path, plan: SweepPlan, retry_failed: bool = False) -> list[RunSpec]:
-    """What either launcher starts: runs not finished, diverged or running elsewhere; failed runs
-    only when asked (their marker is cleared then). Interrupted runs resume from their checkpoint."""
+    """What either launcher starts: runs not finished, diverged or running elsewhere (a live
+    process holds the run's lock or reports progress); failed runs only when asked (their marker is
+    cleared then). Interrupted runs resume from their checkpoint."""
     todo = []
     for r in plan.runs:
         state = run_state(folder / r.name)["state"]
@@ -297,7 +520,7 @@ def _alive(pid) -> bool:
         return False
     try:
         os.kill(int(pid), 0)
-    except (OSError, ValueError):
+    except (OSError, ValueError, OverflowError):
         return False
     try:
         return Path(f"/proc/{int(pid)}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
@@ -307,10 +530,13 @@ def _alive(pid) -> bool:
 
 def prepare(folder: Path, plan: SweepPlan) -> dict:
     """Write plan.json, or check the folder holds this same plan."""
+    folder = Path(folder)
     d = plan.to_dict()
     pj = folder / "plan.json"
     if pj.exists():
-        old = json.loads(pj.read_text())
+        old = _read_json(pj)
+        if not isinstance(old, dict):
+            raise RunError(f"{pj}: unreadable (not a JSON object); give a new --out, or delete the folder to start over")
         if old.get("hash") != d["hash"]:
             raise RunError(f"{folder} holds another sweep plan (hash {old.get('hash')}, this one {d['hash']}); "
                            "use another --out, or the same options as before")
@@ -322,11 +548,19 @@ def prepare(folder: Path, plan: SweepPlan) -> dict:
     return d
 
 
-def status(folder: Path) -> list[dict]:
-    pj = folder / "plan.json"
+def load_plan(folder: Path) -> SweepPlan:
+    pj = Path(folder) / "plan.json"
     if not pj.exists():
-        raise FileNotFoundError(f"{folder}: no plan.json; give a folder `llmhist sweep` wrote")
-    plan = SweepPlan.from_dict(json.loads(pj.read_text()))
+        raise RunError(f"{folder}: no plan.json; give a folder `llmhist sweep` wrote")
+    d = _read_json(pj)
+    if not isinstance(d, dict):
+        raise RunError(f"{pj}: unreadable (not a JSON object); give a folder `llmhist sweep` wrote")
+    return SweepPlan.from_dict(d, source=str(pj))
+
+
+def status(folder: Path) -> list[dict]:
+    folder = Path(folder)
+    plan = load_plan(folder)
     rows = []
     for r in plan.runs:
         st = run_state(folder / r.name)
@@ -334,112 +568,249 @@ def status(folder: Path) -> list[dict]:
     return rows
 
 
+def write_requests(folder: Path, plan: SweepPlan, runs: list[RunSpec], threads: int | None = None) -> list[Path]:
+    """Each run's run.json (its full TrainConfig) in its folder; returns the run folders."""
+    from .worker import write_request
+
+    dirs = []
+    for r in runs:
+        cfg = plan.config(folder, r, threads)
+        write_request(folder / r.name, cfg, sweep=str(folder), plan_hash=plan.to_dict()["hash"])
+        dirs.append(folder / r.name)
+    return dirs
+
+
 # ------------------------------------------------------------------------- local runner
 
 
-def best_split(cores: int, probe_args: list[str]) -> tuple[int, int, dict]:
+def check_workers(workers: int | None, threads: int | None, cores: int) -> None:
+    if workers is not None and not 1 <= workers <= cores:
+        raise RunError(f"--workers {workers}: give 1 to {cores} (this machine's usable cores), or leave it out for "
+                       "the measured best split")
+    if threads is not None and not 1 <= threads <= cores:
+        raise RunError(f"--threads {threads}: give 1 to {cores} (this machine's usable cores), or leave it out")
+    if workers and threads and workers * threads > cores:
+        raise RunError(f"--workers {workers} x --threads {threads} = {workers * threads} threads on {cores} cores; "
+                       "lower one of them")
+
+
+def choose_split(plan: SweepPlan, workers: int | None = None, threads: int | None = None,
+                 gpus: list[int] | None = None) -> tuple[int, int | None, str]:
+    """(processes, threads per process, how it was chosen) for the local queue: one per GPU; else the
+    given values (bounded by the machine); else the measured best split for the plan's median model."""
+    from .device import usable_cores
+
+    cores = usable_cores()
+    check_workers(workers, threads, cores)
+    if gpus:
+        return len(gpus), threads, f"{len(gpus)} GPUs"
+    if workers or threads:
+        w = workers or max(1, cores // (threads or cores))
+        return w, threads or max(1, cores // w), "given"
+    mid = plan.runs[len(plan.runs) // 2]
+    probe = {"arch": mid.arch, "d_model": mid.d_model, "n_layers": mid.n_layers, "n_heads": mid.n_heads,
+             "ctx": int(plan.common.get("ctx", 128)), "batch": int(plan.common.get("batch", 16))}
+    w, t, measured = best_split(cores, probe)
+    return w, t, ("processes x threads, total tokens/s measured: "
+                  + ", ".join(f"{k}: {v:,.0f}" for k, v in measured.items()) + f" -> {w}x{t}")
+
+
+def best_split(cores: int, probe: dict) -> tuple[int, int, dict]:
     """Processes x threads that gives the most total tokens/s on this CPU, measured: for each split,
-    that many concurrent `llmhist bench` processes of the sweep's median model. Cached per machine."""
+    that many concurrent processes timing the sweep's median model (llmhist.train.bench). Cached per machine."""
     from .data import cache_dir
 
-    key = hashlib.sha256(json.dumps([cores, probe_args, sys.version, os.uname().machine]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(json.dumps([cores, probe, sys.version, os.uname().machine],
+                                    sort_keys=True).encode()).hexdigest()[:16]
     path = cache_dir() / "splits.json"
-    cache = json.loads(path.read_text()) if path.exists() else {}
+    cache = _read_json(path) if path.exists() else {}
+    cache = cache if isinstance(cache, dict) else {}
     if key in cache:
         p, t = cache[key]["best"]
         return p, t, cache[key]["measured"]
     measured = {}
     for p in [x for x in (1, 2, 4, 8, 16, 32) if x <= cores and cores % x == 0]:
         t = cores // p
-        procs = [subprocess.Popen([sys.executable, "-m", "llmhist", "bench", *probe_args, "--no-hf", "--json",
-                                   "--device", "cpu", "--threads", str(t)],
-                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for _ in range(p)]
+        code = ("import json,sys; from llmhist.train.bench import bench; "
+                f"r = bench(**json.loads(sys.argv[1]), threads={t}); print(json.dumps(r['results'][0]['tokens_per_s']))")
+        args = {**probe, "steps": 3, "repeats": 1, "device": "cpu", "hf": False}
+        procs = [subprocess.Popen([sys.executable, "-c", code, json.dumps(args)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, text=True, preexec_fn=_die_with_parent)
+                 for _ in range(p)]
         total = 0.0
         for pr in procs:
             outp, _ = pr.communicate()
             try:
-                total += json.loads(outp)["results"][0]["tokens_per_s"]
-            except (json.JSONDecodeError, KeyError, IndexError):
+                total += float(json.loads(outp))
+            except (json.JSONDecodeError, TypeError, ValueError):
                 pass
         measured[f"{p}x{t}"] = total
-    best = max(measured, key=measured.get)
+    best = max(measured, key=lambda k: measured[k])
     p, t = map(int, best.split("x"))
     cache[key] = {"best": [p, t], "measured": measured}
     write_json(path, cache)
     return p, t, measured
 
 
+def queue_items(runs: list[RunSpec], workers: int, est: dict[str, float] | None = None,
+                max_group_s: float = 120.0) -> list[list[RunSpec]]:
+    """The local queue's items: the runs of one budget (group) share a worker process, in chunks small
+    enough that `workers` processes stay busy (at least 2 items per worker when there are runs for
+    it) and no chunk is estimated above max_group_s; longest first, so the tail is short."""
+    est = est or {}
+    by_group: dict = {}
+    for r in runs:
+        by_group.setdefault((r.arch, r.group), []).append(r)
+    per_item = max(1, math.ceil(len(runs) / (1 if workers <= 1 else 2 * workers)))  # one worker: one process per group
+    items = []
+    for group in by_group.values():
+        chunk: list[RunSpec] = []
+        for r in group:
+            cost = sum(est.get(x.name, 0.0) for x in chunk) + est.get(r.name, 0.0)
+            if chunk and (len(chunk) >= per_item or cost > max_group_s):
+                items.append(chunk)
+                chunk = []
+            chunk.append(r)
+        if chunk:
+            items.append(chunk)
+    items.sort(key=lambda it: -sum(est.get(r.name, r.C) for r in it))
+    return items
+
+
+def _die_with_parent(parent: int | None = None) -> None:
+    """In the child before exec (Linux): get SIGTERM when the parent dies, however it dies (and
+    exit at once if it already died between the fork and this call)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return  # not Linux: the children share the parent's process group, so Ctrl-C reaches them
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
+
+
+def _stop(procs, grace: float = 5.0) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    deadline = time.time() + grace
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
 def run_local(folder: Path, plan: SweepPlan, workers: int, threads: int | None, retry_failed: bool = False,
-              on_tick=None, gpus: list[int] | None = None) -> list[dict]:
-    """A queue of `llmhist train` processes, `workers` at a time. Each run's stdout/stderr go to
-    logs/RUN.log; a run that exits non-zero without a summary is marked logs/RUN.failed."""
-    queue = runs_to_launch(folder, plan, retry_failed)
+              on_tick=None, gpus: list[int] | None = None, est: dict[str, float] | None = None) -> list[dict]:
+    """Run the sweep here: hold the sweep folder's lock (a second sweep on it is refused, naming this
+    one), write the plan and each run's run.json, and keep `workers` worker processes busy, each
+    training a group of runs (logs/RUN.log per run; a run that fails leaves logs/RUN.failed). On
+    SIGINT/SIGTERM the workers are stopped and `Interrupted` (exit 130) says how to resume."""
+    folder = Path(folder)
+    with exclusive_lock(folder, f"{SWEEP_LOCK} (pid {os.getpid()})"):
+        prepare(folder, plan)
+        return _run_queue(folder, plan, workers, threads, retry_failed, on_tick, gpus, est)
+
+
+def _run_queue(folder, plan, workers, threads, retry_failed, on_tick, gpus, est) -> list[dict]:
+    todo = runs_to_launch(folder, plan, retry_failed)
+    queue = queue_items(todo, workers, est)
     active: dict = {}
     free_gpus = list(gpus or [])
-    while queue or active:
-        while queue and len(active) < workers:
-            r = queue.pop(0)
-            env = dict(os.environ)
-            gpu = None
-            if free_gpus:
-                gpu = free_gpus.pop(0)
-                env["CUDA_VISIBLE_DEVICES"] = str(gpu)
-            log = open(folder / "logs" / f"{r.name}.log", "ab")
-            proc = subprocess.Popen([sys.executable, "-m", "llmhist", *train_args(r, plan.common, folder / r.name,
-                                                                                   threads)],
-                                    stdout=log, stderr=subprocess.STDOUT, env=env)
-            active[proc] = (r, log, gpu)
-        time.sleep(0.5)
-        for proc in [p for p in active if p.poll() is not None]:
-            r, log, gpu = active.pop(proc)
+    main_thread = threading.current_thread() is threading.main_thread()
+
+    def _signal(signum, frame):
+        raise Interrupted(f"interrupted ({signal.Signals(signum).name}); stopped the runs in progress (each keeps "
+                          f"its last checkpoint). The sweep is resumable: run the same command again "
+                          f"(`llmhist sweep status {folder}` shows where it stands)")
+
+    old = {s: signal.signal(s, _signal) for s in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}
+    try:
+        while queue or active:
+            while queue and len(active) < workers:
+                item = queue.pop(0)
+                dirs = write_requests(folder, plan, item, threads)
+                env = dict(os.environ)
+                gpu = None
+                if free_gpus:
+                    gpu = free_gpus.pop(0)
+                    env["CUDA_VISIBLE_DEVICES"] = str(gpu)
+                log = open(folder / "logs" / f"worker-{item[0].name}.log", "ab")
+                proc = subprocess.Popen([sys.executable, "-m", "llmhist.train.worker", *map(str, dirs),
+                                         "--log-dir", str(folder / "logs")],
+                                        stdout=log, stderr=subprocess.STDOUT, env=env,
+                                        preexec_fn=functools.partial(_die_with_parent, os.getpid()))
+                active[proc] = (item, log, gpu)
+            time.sleep(0.3)
+            for proc in [p for p in active if p.poll() is not None]:
+                item, log, gpu = active.pop(proc)
+                log.close()
+                if gpu is not None:
+                    free_gpus.append(gpu)
+                if proc.returncode not in (0, 1, 2, EXIT_DIVERGED):  # killed (OOM, a signal): mark what it left
+                    _mark_crashed(folder, item, proc.returncode)
+            if on_tick:
+                on_tick()
+    finally:
+        _stop(list(active))
+        for _, log, _ in active.values():
             log.close()
-            if gpu is not None:
-                free_gpus.append(gpu)
-            if proc.returncode not in (0, EXIT_DIVERGED) and not (folder / r.name / "summary.json").exists():
-                tail = (folder / "logs" / f"{r.name}.log").read_text(errors="replace")[-2000:]
-                write_json(folder / "logs" / f"{r.name}.failed", {"exit": proc.returncode, "log_tail": tail})
-        if on_tick:
-            on_tick()
+        for s, h in old.items():
+            signal.signal(s, h)
     return status(folder)
+
+
+def _mark_crashed(folder: Path, item: list[RunSpec], code: int) -> None:
+    wlog = folder / "logs" / f"worker-{item[0].name}.log"
+    tail = wlog.read_text(errors="replace")[-2000:] if wlog.exists() else ""
+    why = f"the worker process ended with {code}" + (f" (signal {signal.Signals(-code).name})" if code < 0 else "")
+    for r in item:
+        st = run_state(folder / r.name)["state"]
+        if st in ("pending", "interrupted"):
+            write_json(folder / "logs" / f"{r.name}.failed", {"exit": code, "error": why, "log_tail": tail})
 
 
 # ------------------------------------------------------------------------- Slurm
 
 
-def run_one(args: list[str]) -> int:
-    """What a Slurm array task runs: one `llmhist train` in-process (submitit pickles this call)."""
-    from typer.main import get_command
-
-    from llmhist.cli.main import app
-
-    try:
-        get_command(app).main(args=args, prog_name="llmhist", standalone_mode=False)
-    except SystemExit as e:
-        return int(e.code or 0)
-    return 0
-
-
 def submit_slurm(folder: Path, plan: SweepPlan, partition: str | None, time_min: int, gpus_per_job: int,
                  max_concurrent: int, cpus_per_job: int | None = None, retry_failed: bool = False) -> list[str]:
-    """Submit the unfinished runs as one Slurm job array through submitit; returns job ids."""
+    """Submit the unfinished runs as one Slurm job array through submitit (each task calls
+    llmhist.train.worker.run_dirs on one run folder); returns job ids."""
     try:
         import submitit
     except ImportError as e:
         raise RunError("--launcher slurm needs submitit: pip install 'llmhist[slurm]'") from e
-    todo = runs_to_launch(folder, plan, retry_failed)
-    if not todo:
-        return []
-    ex = submitit.AutoExecutor(folder=str(folder / "slurm" / "%j"), cluster="slurm")
-    params = {"timeout_min": time_min, "slurm_array_parallelism": max_concurrent, "name": f"llmhist-{folder.name}"}
-    if partition:
-        params["slurm_partition"] = partition
-    if gpus_per_job:
-        params["gpus_per_node"] = gpus_per_job
-    if cpus_per_job:
-        params["cpus_per_task"] = cpus_per_job
-    ex.update_parameters(**params)
-    jobs = ex.map_array(run_one, [train_args(r, plan.common, folder / r.name) for r in todo])
-    ids = [j.job_id for j in jobs]
-    write_json(folder / "logs" / "slurm.json", {"jobs": dict(zip([r.name for r in todo], ids)),
-                                                "submitted": time.time()})
-    return ids
+    for name, v, lo in (("--time", time_min, 1), ("--max-concurrent", max_concurrent, 1), ("--gpus-per-job",
+                                                                                            gpus_per_job, 0)):
+        if v < lo:
+            raise RunError(f"{name} {v}: must be >= {lo}")
+    if cpus_per_job is not None and cpus_per_job < 1:
+        raise RunError(f"--cpus-per-job {cpus_per_job}: must be >= 1")
+    folder = Path(folder)
+    from .worker import run_dirs
+
+    with exclusive_lock(folder, f"{SWEEP_LOCK} --launcher slurm (pid {os.getpid()})"):
+        prepare(folder, plan)
+        todo = runs_to_launch(folder, plan, retry_failed)
+        if not todo:
+            return []
+        dirs = write_requests(folder, plan, todo, cpus_per_job)
+        ex = submitit.AutoExecutor(folder=str(folder / "slurm" / "%j"), cluster="slurm")
+        params = {"timeout_min": time_min, "slurm_array_parallelism": max_concurrent, "name": f"llmhist-{folder.name}"}
+        if partition:
+            params["slurm_partition"] = partition
+        if gpus_per_job:
+            params["gpus_per_node"] = gpus_per_job
+        if cpus_per_job:
+            params["cpus_per_task"] = cpus_per_job
+        ex.update_parameters(**params)
+        jobs = ex.map_array(run_dirs, [[str(d)] for d in dirs], [str(folder / "logs")] * len(dirs))
+        ids = [j.job_id for j in jobs]
+        write_json(folder / "logs" / "slurm.json", {"jobs": dict(zip([r.name for r in todo], ids)),
+                                                    "submitted": time.time()})
+        return ids

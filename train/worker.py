@@ -1,0 +1,165 @@
+"""The worker: trains the runs requested in run folders, one after another in one process.
+
+    python -m llmhist.train.worker RUN_DIR [RUN_DIR ...] [--log-dir DIR]
+
+Each RUN_DIR holds run.json = {"config": TrainConfig.to_dict(), ...}, written by whoever asked for
+the run (`llmhist train`, a sweep, `llmhist study`, `llmhist ablate`). The sweep's local queue and
+its Slurm array both start this module (never the command line), so the small runs of one budget
+share one process start-up and one loaded corpus. A run resumes from its own folder.
+
+Exit code: 0 every run finished (or is held by another live process), 3 a run diverged,
+2 a run was refused (bad request: the message says which and why), 1 a bug (traceback kept).
+With --log-dir, each run's output goes to DIR/NAME.log and a run that fails leaves DIR/NAME.failed
+({"exit", "error", "log_tail"}), which `llmhist sweep status` shows.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+
+from llmhist.errors import UserError
+from llmhist.files import Locked, write_json
+
+from .config import RunError, TrainConfig
+
+EXIT_OK, EXIT_BUG, EXIT_USER, EXIT_DIVERGED = 0, 1, 2, 3
+REQUEST = "run.json"
+
+
+def write_request(run_dir: str | Path, cfg: TrainConfig, **extra) -> Path:
+    """Write RUN_DIR/run.json asking for `cfg` (its `out` is the run folder)."""
+    path = Path(run_dir) / REQUEST
+    write_json(path, {"config": cfg.to_dict(), **extra})
+    return path
+
+
+def read_request(run_dir: str | Path) -> TrainConfig:
+    """The validated TrainConfig of RUN_DIR/run.json; a missing, unreadable or wrong file is a RunError."""
+    path = Path(run_dir) / REQUEST
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RunError(f"{path}: no such file; a run folder to work on holds run.json "
+                       "(written by `llmhist sweep`, `study` or `ablate`)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RunError(f"{path}: not valid JSON ({e}); write the request again (run the sweep command again)") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("config"), dict):
+        raise RunError(f'{path}: expected {{"config": {{...}}}} with the run\'s options')
+    return TrainConfig.from_dict(doc["config"], source=str(path))
+
+
+def summary_line(cfg: TrainConfig, summary: dict) -> str:
+    """The one line a finished run reports (train CLI and worker logs alike)."""
+    bpb = summary.get("val_bpb")
+    return (f"done {cfg.out}: val loss {summary['val_loss']:.4f} nats/token"
+            + (f" ({bpb:.3f} bits/byte)" if bpb else "")
+            + f", N {summary['N']:,}, D {summary['D']:,}, {summary['wall_s']:.1f} s")
+
+
+class _CorpusCache:
+    """Keep each loaded corpus for the life of the process, keyed by its data settings, so the runs
+    of one group load their data once. Installed around llmhist.train.data.load (the loop calls
+    it through the module). TODO(h2): a corpus hook in the loop would make this patch unnecessary."""
+
+    def __init__(self):
+        self.cache: dict = {}
+        self.orig = None
+
+    def __enter__(self):
+        from . import data
+
+        self.orig = data.load
+
+        def load(data_="stdlib", tokenizer="bytes", token_dtype="uint16", vocab_size=None):
+            key = (data_, tokenizer, token_dtype, vocab_size)
+            if key not in self.cache:
+                self.cache[key] = self.orig(data_, tokenizer, token_dtype, vocab_size)
+            return self.cache[key]
+
+        data.load = load
+        return self
+
+    def __exit__(self, *exc):
+        from . import data
+
+        data.load = self.orig
+        return False
+
+
+def _run_one(run_dir: Path, log_dir: Path | None) -> int:
+    from rich.console import Console
+
+    from . import loop
+
+    log = None
+    name = run_dir.name
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(log_dir / f"{name}.log", "a", buffering=1)
+        console = Console(file=log, width=160, force_terminal=False, soft_wrap=True)
+    else:
+        console = Console(soft_wrap=True)
+
+    def failed(code: int, msg: str) -> int:
+        console.print(msg, markup=False, highlight=False)
+        if log_dir is not None and log is not None:
+            log.flush()
+            tail = (log_dir / f"{name}.log").read_text(errors="replace")[-2000:]
+            write_json(log_dir / f"{name}.failed", {"exit": code, "error": msg.strip().splitlines()[-1],
+                                                    "log_tail": tail})
+        return code
+
+    try:
+        if log_dir is not None:
+            (log_dir / f"{name}.failed").unlink(missing_ok=True)
+        cfg = read_request(run_dir)
+        summary = loop.train(cfg, console=console)
+        if not summary.get("already"):
+            console.print(summary_line(cfg, summary), markup=False, highlight=False)
+        return EXIT_OK
+    except Locked as e:  # another live process trains this run: it is running, not failed
+        console.print(f"skipped: {e}", markup=False, highlight=False)
+        return EXIT_OK
+    except loop.Diverged as e:
+        console.print(f"diverged: {e}", markup=False, highlight=False)  # summary.json says so; not a failure
+        return EXIT_DIVERGED
+    except UserError as e:
+        if getattr(e, "exit_code", EXIT_USER) == EXIT_DIVERGED:
+            console.print(f"diverged: {e}", markup=False, highlight=False)
+            return EXIT_DIVERGED
+        return failed(getattr(e, "exit_code", EXIT_USER), f"error: {e}")
+    except Exception:  # a bug: keep the whole traceback in the run's log
+        return failed(EXIT_BUG, traceback.format_exc())
+    finally:
+        if log is not None:
+            log.close()
+
+
+def run_dirs(dirs: list[str] | list[Path], log_dir: str | Path | None = None) -> int:
+    """Train each requested run in turn in this process; returns the worker's exit code (0 ok,
+    3 a run diverged, 2 a run was refused, 1 a bug). What a Slurm array task calls (submitit pickles it)."""
+    codes = []
+    with _CorpusCache():
+        for d in dirs:
+            codes.append(_run_one(Path(d), Path(log_dir) if log_dir is not None else None))
+    for code in (EXIT_BUG, EXIT_USER, EXIT_DIVERGED):
+        if code in codes:
+            return code
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m llmhist.train.worker", description=__doc__.split("\n\n")[0])
+    p.add_argument("run_dirs", nargs="+", help="run folders, each holding run.json")
+    p.add_argument("--log-dir", default=None, help="write each run's output to DIR/NAME.log")
+    a = p.parse_args(argv)
+    return run_dirs(a.run_dirs, a.log_dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -102,7 +102,6 @@ def user_errors():
     (OSError) into one clear line; anything else is a bug and keeps its traceback (exit 1)."""
     from llmhist.errors import UserError
 
-
     try:
         yield
     except UserError as e:

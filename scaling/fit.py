@@ -355,10 +355,10 @@ def isoflop_minima(N, D, L, budget=None, min_points: int = 5, window: Window = W
         sel = np.flatnonzero(budget == Cg)
         Cg = float(Cg)
         n_distinct = len(np.unique(N[sel]))
-        if n_distinct < max(3, min_points):
+        if len(sel) < min_points or n_distinct < 3:
             refused.append({"C": Cg, "n_points": int(len(sel)),
-                            "reason": f"only {n_distinct} distinct model size(s); at least {max(3, min_points)} "
-                                      "required (--min-points)"})
+                            "reason": f"only {len(sel)} point(s) at {n_distinct} model size(s); at least {min_points} "
+                                      "points (--min-points) at 3 or more sizes required"})
             continue
         order = sel[np.argsort(N[sel])]
         lx, Lg = np.log(N[order]), L[order]

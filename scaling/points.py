@@ -194,7 +194,8 @@ def load_table(path: str | Path, columns: Columns = Columns(), conventions: Conv
     check_values(N, D, L, where=str(path))
     budget, note = assign_budgets(6 * N * D, bcol, min_points)
     fp = hashlib.sha256(np.stack([N, D, L]).tobytes()).hexdigest()[:16]
-    conv = conventions.to_dict() | {"N": "as given" if conventions.N == "auto" else conventions.N, "loss": "as given"}
+    # a table's N is taken as total parameters unless --n-convention says otherwise
+    conv = conventions.to_dict() | {"N": "total" if conventions.N == "auto" else conventions.N, "loss": "as given"}
     return Points(N, D, L, str(path), fp, conv, budget=budget, budget_note=note, n_rows=len(df))
 
 

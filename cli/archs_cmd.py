@@ -248,5 +248,7 @@ def compare_rows(specs, fits: list[str] = ()) -> list[dict]:
         add(f"compute-optimal ({name})", "N / N_opt (>1 undertrained)", [o and o["N_over_N_opt"] for o in opt],
             lambda v: "n/a" if v is None else f"{v:.2f}x")
         add(f"compute-optimal ({name})", "D_opt for its N", [law.d_opt_for_n(p.active) for p in ps], human)
+        if any(o and o.get("warning") for o in opt):  # a fit judged far outside its data (h5)
+            add(f"compute-optimal ({name})", "warning", [o and o.get("warning") for o in opt], lambda v: v or "-")
     add("compute-optimal (20 tok/param)", "D for its N", [laws.tokens_20x(p.active) for p in ps], human)
     return rows

@@ -54,25 +54,29 @@ def register(app: typer.Typer) -> None:
         if as_json:
             return print_json({"recommendations": rows, "inference_aware": inf})
         t = Table(title="compute-optimal allocation", header_style="bold")
-        for c in ("law", "C (FLOPs)", "N_opt", "D_opt", "tokens/param", "loss", "loss measured on"):
-            t.add_column(c, justify="left" if c in ("law", "loss measured on") else "right",
-                         no_wrap=c in ("law", "C (FLOPs)"))
+        for c in ("law", "C (FLOPs)", "N_opt", "D_opt", "tokens/param", "loss"):
+            t.add_column(c, justify="left" if c == "law" else "right", no_wrap=c in ("law", "C (FLOPs)"))
         for r in rows:
             t.add_row(r["law"], sci(r["C"]), _iv(r, "N_opt"), _iv(r, "D_opt"),
-                      _iv(r, "tokens_per_param", lambda v: f"{v:.1f}"), _iv(r, "loss", lambda v: f"{v:.3f}"),
-                      r.get("loss_data") or "")
+                      _iv(r, "tokens_per_param", lambda v: f"{v:.1f}"), _iv(r, "loss", lambda v: f"{v:.3f}"))
             if "as_written" in r:
                 w = r["as_written"]
-                t.add_row(f"  {r['law']} read with C_min = C", "", human(w["N_opt"]), human(w["D_opt"]),
-                          f"{w['D_opt'] / w['N_opt']:.1f}", "", "")
+                t.add_row(f"  {r['law']} (C_min = C)", "", human(w["N_opt"]), human(w["D_opt"]),
+                          f"{w['D_opt'] / w['N_opt']:.1f}", "")
         console.print(t)
         for r in rows:
             if "convention" in r:
-                console.print(f"{r['law']}: {r['convention']}; the row below it reads C_min = C.", soft_wrap=True)
+                console.print(f"{r['law']}: {r['convention']}; the (C_min = C) row reads Kaplan's formula as written.",
+                              soft_wrap=True)
             if r.get("warning"):
                 console.print(f"[yellow]warning:[/] {r['warning']}", soft_wrap=True)
-        console.print("Losses are on each law's own data and tokenizer: compare them within a law, not across.",
-                      soft_wrap=True)
+        by_data: dict = {}
+        for r in rows:
+            if r.get("loss") is not None:
+                by_data.setdefault(r.get("loss_data") or "its own data", []).append(r["law"])
+        if by_data:
+            console.print("loss is measured on: " + "; ".join(f"{d} ({', '.join(ls)})" for d, ls in by_data.items())
+                          + ". Compare losses within a law, not across.", soft_wrap=True)
         if inf:
             t = Table(title=f"inference-aware: same loss, serving {human(inference_tokens)} tokens", header_style="bold")
             for c in ("law", "N", "D_train", "tokens/param", "N vs Chinchilla", "total FLOPs saved"):

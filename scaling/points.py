@@ -116,8 +116,9 @@ def group_exact(C: np.ndarray, rel_tol: float = 0.05) -> np.ndarray:
 def snap_budgets(C: np.ndarray, tol_dex: float = 0.05, min_points: int = 5) -> np.ndarray:
     """Nominal budgets where C values cluster: repeatedly take the window of +-tol_dex (log10) that
     holds the most unassigned points; if it holds at least min_points, they form one budget (its
-    nominal C the median, to 2 significant digits). Points in no such cluster get NaN (off-budget:
-    used by Approaches 1 and 3, not 2)."""
+    nominal C the median, to 2 significant digits), unless they spread evenly over the window
+    (median distance from the centre above 0.4 tol: scattered runs). Points in no budget get NaN
+    (off-budget: used by Approaches 1 and 3, not 2)."""
     lc = np.log10(C)
     out = np.full(len(C), np.nan)
     free = np.ones(len(C), bool)
@@ -132,6 +133,10 @@ def snap_budgets(C: np.ndarray, tol_dex: float = 0.05, min_points: int = 5) -> n
         members = free & (np.abs(lc - centre) <= tol_dex)
         centre = float(np.median(lc[members]))
         members = free & (np.abs(lc - centre) <= tol_dex)
+        if np.median(np.abs(lc[members] - centre)) > 0.4 * tol_dex:
+            # spread evenly over the window, not piled on one value: scattered runs, not a budget
+            free[np.flatnonzero(free)[best]] = False
+            continue
         nominal = float(f"{10 ** centre:.2g}")
         out[members] = nominal
         free &= ~members

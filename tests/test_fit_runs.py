@@ -102,8 +102,12 @@ def test_recommend_and_compare_read_every_kind_of_fit_file(tmp_path):
     assert r.exit_code == 0 and "n/a" in r.output
     r = runner.invoke(app, ["compare", "gpt3", "chinchilla", "--fit", files[0], "--json"])
     assert r.exit_code == 0
-    labels = {row["section"] for row in json.loads(r.output)["rows"]}
+    rows = json.loads(r.output)["rows"]
+    labels = {row["section"] for row in rows}
     assert "compute-optimal (runs-chinchilla)" in labels
+    # a fit of runs at 1e17-1e20 FLOPs judging GPT-3 (3e23) says so, naming the fitted range
+    warn = [row for row in rows if row["section"] == "compute-optimal (runs-chinchilla)" and row["label"] == "warning"]
+    assert warn and "outside the range this law was fitted on" in warn[0]["values"][0]
 
 
 def test_terminal_plot_and_bad_runs_folders(tmp_path):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -23,15 +23,15 @@ def _iv(r: dict, key: str, fmt=human) -> str:
 def register(app: typer.Typer) -> None:
     @app.command("recommend")
     def recommend_(
-        flops: Annotated[Optional[float], typer.Option("--flops", help="Training compute C in FLOPs.")] = None,
-        gpu_hours: Annotated[Optional[float], typer.Option("--gpu-hours", help="Budget in GPU-hours (with --gpu, --mfu).")] = None,
-        gpu: Annotated[Optional[str], typer.Option("--gpu", help="h100, a100, h200, ...")] = None,
+        flops: Annotated[float | None, typer.Option("--flops", help="Training compute C in FLOPs.")] = None,
+        gpu_hours: Annotated[float | None, typer.Option("--gpu-hours", help="Budget in GPU-hours (with --gpu, --mfu).")] = None,
+        gpu: Annotated[str | None, typer.Option("--gpu", help="h100, a100, h200, ...")] = None,
         mfu: Annotated[float, typer.Option("--mfu", help="Model FLOPs utilisation for --gpu-hours.")] = 0.4,
-        params_: Annotated[Optional[float], typer.Option("--params", help="Model size N: the budget at which N is optimal.")] = None,
-        tokens: Annotated[Optional[float], typer.Option("--tokens", help="Data D: the budget at which D is optimal.")] = None,
-        law: Annotated[Optional[list[str]], typer.Option("--law", help="Published law(s) to use (default: all).")] = None,
-        fit: Annotated[Optional[list[str]], typer.Option("--fit", help="Fit JSON file(s) written by `llmhist fit`.")] = None,
-        inference_tokens: Annotated[Optional[float], typer.Option("--inference-tokens", help="Tokens the model will serve (Sardana & Frankle 2023).")] = None,
+        params_: Annotated[float | None, typer.Option("--params", help="Model size N: the budget at which N is optimal.")] = None,
+        tokens: Annotated[float | None, typer.Option("--tokens", help="Data D: the budget at which D is optimal.")] = None,
+        law: Annotated[list[str] | None, typer.Option("--law", help="Published law(s) to use (default: all).")] = None,
+        fit: Annotated[list[str] | None, typer.Option("--fit", help="Fit JSON file(s) written by `llmhist fit`.")] = None,
+        inference_tokens: Annotated[float | None, typer.Option("--inference-tokens", help="Tokens the model will serve (Sardana & Frankle 2023).")] = None,
         as_json: Annotated[bool, typer.Option("--json")] = False,
     ):
         """Compute-optimal N, D, tokens/param and predicted loss under each law, side by side."""
@@ -91,13 +91,13 @@ def register(app: typer.Typer) -> None:
     @app.command("fit")
     def fit_(
         source: Annotated[str, typer.Argument(help="A runs folder (any depth; runs grouped by spec) or a CSV/Parquet table of (N, D or C, loss).")],
-        law: Annotated[Optional[list[str]], typer.Option("--law", help="chinchilla, isoflop, kaplan, envelope (default: all the data supports).")] = None,
+        law: Annotated[list[str] | None, typer.Option("--law", help="chinchilla, isoflop, kaplan, envelope (default: all the data supports).")] = None,
         bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples (0: none).")] = 200,
         n_col: Annotated[str, typer.Option("--n-col")] = "N",
-        d_col: Annotated[Optional[str], typer.Option("--d-col")] = None,
-        c_col: Annotated[Optional[str], typer.Option("--c-col")] = None,
+        d_col: Annotated[str | None, typer.Option("--d-col")] = None,
+        c_col: Annotated[str | None, typer.Option("--c-col")] = None,
         loss_col: Annotated[str, typer.Option("--loss-col")] = "loss",
-        budget_col: Annotated[Optional[str], typer.Option("--budget-col", help="Table column holding each point's nominal isoFLOP budget (default: C snapped to where it clusters).")] = None,
+        budget_col: Annotated[str | None, typer.Option("--budget-col", help="Table column holding each point's nominal isoFLOP budget (default: C snapped to where it clusters).")] = None,
         min_points: Annotated[int, typer.Option("--min-points", help="Approach 2: fewest model sizes a budget needs.")] = 5,
         window: Annotated[str, typer.Option("--window", help="Approach 2: points each parabola sees around its budget's sampled minimum: decades of N (1dec), a number of points (7), or all.")] = "1dec",
         n_convention: Annotated[str, typer.Option("--n-convention", help="What N counts: auto (total; active for MoE runs), total, non_embedding, active.")] = "auto",
@@ -105,7 +105,7 @@ def register(app: typer.Typer) -> None:
         loss: Annotated[str, typer.Option("--loss", help="runs: final validation loss or smoothed training loss.")] = "final",
         holdout: Annotated[float, typer.Option("--holdout", help="Fraction of largest-C points held out to measure extrapolation error.")] = 0.0,
         seed: Annotated[int, typer.Option("--seed")] = 0,
-        out: Annotated[Optional[str], typer.Option("--out", help="Folder for the fit JSON files and plots (default: fits/<source name>/).")] = None,
+        out: Annotated[str | None, typer.Option("--out", help="Folder for the fit JSON files and plots (default: fits/<source name>/).")] = None,
         plot: Annotated[str, typer.Option("--plot", help="files (PNG + SVG), terminal (also draws the main plot here), or none.")] = "files",
         as_json: Annotated[bool, typer.Option("--json")] = False,
     ):
@@ -153,7 +153,7 @@ def register(app: typer.Typer) -> None:
                 if "skipped" in row:
                     t.add_row(row["group"], "-", "-", "-", "-", "-", row["skipped"][:60])
                     continue
-                fmt = lambda v, iv: "n/a" if v is None else f"{v:.3g}" + (f" [{iv[0]:.3g}, {iv[1]:.3g}]" if iv else "")  # noqa: E731
+                fmt = lambda v, iv: "n/a" if v is None else f"{v:.3g}" + (f" [{iv[0]:.3g}, {iv[1]:.3g}]" if iv else "")
                 cr = row["C_range"]
                 t.add_row(row["group"], row["law"], str(row["n_points"]), fmt(row["a"], row["a_interval"]),
                           fmt(row["E"], row["E_interval"]), f"{cr[0]:.2g}-{cr[1]:.2g}" if cr else "",

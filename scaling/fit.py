@@ -30,7 +30,7 @@ import numpy as np
 from . import laws
 from .points import FitError, check_values
 
-__all__ = ["FitError", "Fitted", "fit_chinchilla", "fit_isoflop", "fit_envelope", "fit_kaplan", "bootstrap"]
+__all__ = ["FitError", "Fitted", "bootstrap", "fit_chinchilla", "fit_envelope", "fit_isoflop", "fit_kaplan"]
 
 HUBER_DELTA = 1e-3
 GRID_RANGE = {"a": (0.0, 25.0), "b": (0.0, 25.0), "e": (-1.0, 1.0), "alpha": (0.0, 2.0), "beta": (0.0, 2.0)}
@@ -192,8 +192,7 @@ def _law_from_theta(th, name="fit", **kw) -> laws.Chinchilla:
 def chinchilla_flags(theta, L, polish_ok: bool, polish_msg: str) -> list[str]:
     """Sentences that say why an Approach-3 optimum should not be trusted."""
     flags = []
-    a, b, e, al, be = theta
-    E = math.exp(e)
+    E = math.exp(theta[2])
     if E < 0.02 * float(np.min(L)):
         flags.append(f"E fitted to ~0 (E = {E:.3g} against losses >= {np.min(L):.3g}): the data show no floor; "
                      "A, alpha and the allocation absorb it")
@@ -249,7 +248,7 @@ def fit_chinchilla(N, D, L, starts: np.ndarray | None = None, keep: int = 8, nam
     for _f, t in short:
         if all(np.abs(t - o).max() > 1e-3 for o in distinct):
             distinct.append(t)
-    a, b, e, al, be = th
+    al, be = th[3], th[4]
     if al <= 0 or be <= 0:
         raise FitError(f"the fit converged to a non-positive exponent (alpha={al:.3g}, beta={be:.3g}): the data "
                        "do not show loss falling with both N and D")
@@ -270,7 +269,7 @@ def bootstrap_chinchilla(N, D, L, fitted: Fitted, n: int, rng: np.random.Generat
     failed: dict[str, int] = {}
     ok = np.isfinite(F) & np.isfinite(X).all(1)
     for i in np.flatnonzero(capped & ok):  # still improving at the cap: one capped scipy polish
-        th, f, success, msg = _polish(X[i], x, y, logL, w=W[i], strict=False)
+        th, _f, success, msg = _polish(X[i], x, y, logL, w=W[i], strict=False)
         if success or "ABNORMAL" in msg:
             X[i] = th
         else:
@@ -309,7 +308,7 @@ class Window:
     points: int = 5
 
     @classmethod
-    def parse(cls, text: str | None, min_points: int = 5) -> "Window":
+    def parse(cls, text: str | None, min_points: int = 5) -> Window:
         t = (text or "1dec").strip().lower()
         if t == "all":
             return cls(None, min_points)
@@ -356,7 +355,7 @@ def isoflop_minima(N, D, L, budget=None, min_points: int = 5, window: Window = W
         Cg = float(Cg)
         n_distinct = len(np.unique(N[sel]))
         if len(sel) < min_points or n_distinct < 3:
-            refused.append({"C": Cg, "n_points": int(len(sel)),
+            refused.append({"C": Cg, "n_points": len(sel),
                             "reason": f"only {len(sel)} point(s) at {n_distinct} model size(s); at least {min_points} "
                                       "points (--min-points) at 3 or more sizes required"})
             continue
@@ -365,7 +364,7 @@ def isoflop_minima(N, D, L, budget=None, min_points: int = 5, window: Window = W
         i0 = int(np.argmin(Lg))
         if i0 in (0, len(Lg) - 1):
             edge = "smallest" if i0 == 0 else "largest"
-            refused.append({"C": Cg, "n_points": int(len(sel)),
+            refused.append({"C": Cg, "n_points": len(sel),
                             "reason": f"lowest loss at the {edge} model sampled (no interior minimum)"})
             continue
         loc = _local(lx, Lg, window)
@@ -373,17 +372,17 @@ def isoflop_minima(N, D, L, budget=None, min_points: int = 5, window: Window = W
             warnings.simplefilter("ignore", np.exceptions.RankWarning)
             c2, c1, c0 = np.polyfit(lx[loc], Lg[loc], 2)
         if c2 <= 0:
-            refused.append({"C": Cg, "n_points": int(len(sel)), "reason": "loss is not convex in log N at this budget"})
+            refused.append({"C": Cg, "n_points": len(sel), "reason": "loss is not convex in log N at this budget"})
             continue
         xm = -c1 / (2 * c2)
         if not (lx[loc].min() < xm < lx[loc].max()):
-            refused.append({"C": Cg, "n_points": int(len(sel)),
+            refused.append({"C": Cg, "n_points": len(sel),
                             "reason": "the parabola's vertex lies outside the points it was fitted to"})
             continue
         Nopt = float(math.exp(xm))
         kept.append({"C": Cg, "N_opt": Nopt, "D_opt": Cg / (6 * Nopt), "loss_min": float(c0 + c1 * xm + c2 * xm * xm),
-                     "parabola": [float(c2), float(c1), float(c0)], "n_points": int(len(sel)),
-                     "n_window": int(len(loc)), "window_N": [float(math.exp(lx[loc].min())), float(math.exp(lx[loc].max()))]})
+                     "parabola": [float(c2), float(c1), float(c0)], "n_points": len(sel),
+                     "n_window": len(loc), "window_N": [float(math.exp(lx[loc].min())), float(math.exp(lx[loc].max()))]})
     return kept, refused
 
 
@@ -482,7 +481,7 @@ def fit_kaplan(N, D, L, name: str = "fit") -> Fitted:
     return Fitted(law, flags, {"cost": float(best.cost)})
 
 
-def kaplan_frontier(law: "laws.Kaplan", cmin: float, cmax: float) -> dict:
+def kaplan_frontier(law: laws.Kaplan, cmin: float, cmax: float) -> dict:
     """Numerical minimum of Kaplan's L(N, D) along C = 6ND; power law N_opt = coef (C/PF-day)^a."""
     Cs = np.geomspace(cmin, cmax, 24)
     Ns = []
@@ -519,8 +518,8 @@ def survival_flags(report: dict) -> tuple[bool, list[str]]:
     if n == 0:
         return False, []
     if k < MIN_SURVIVAL * n:
-        return False, [f"bootstrap: only {k} of {n} resamples could be refitted (< {MIN_SURVIVAL:.0%}); no interval "
-                       f"is reported (failures: {report['failed']})"]
+        return False, [(f"bootstrap: only {k} of {n} resamples could be refitted (< {MIN_SURVIVAL:.0%}); no interval "
+                        f"is reported (failures: {report['failed']})")]
     if k < n:
         return True, [f"bootstrap: {k} of {n} resamples refitted; {n - k} failed ({report['failed']})"]
     return True, []

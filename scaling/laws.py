@@ -156,7 +156,7 @@ class Kaplan(_Allocation):
         """The budget for which N is compute-efficient."""
         return PF_DAY * (N / self.n_opt_coef) ** (1 / self.a) / self.c_min_over_c
 
-    def as_written(self) -> "Kaplan":
+    def as_written(self) -> Kaplan:
         """The same law read with C_min = C (Kaplan's formula applied to C as it stands)."""
         from dataclasses import replace
 

@@ -53,7 +53,7 @@ def holdout_error(N, D, L, frac: float) -> dict:
     """Fit Approach 3 without the largest-compute `frac` of the points, predict them: the error of
     extrapolating in compute, the use a scaling law is for."""
     C = 6 * N * D
-    k = max(1, int(round(frac * len(N))))
+    k = max(1, round(frac * len(N)))
     order = np.argsort(C)
     train, test = order[:-k], order[-k:]
     law = F.fit_chinchilla(N[train], D[train], L[train]).law
@@ -159,7 +159,7 @@ def fit_group(pts: Points, opt: Options, out: Path, stem: str) -> GroupFit:
     results = []
     for law in wanted:
         base = {"name": f"{stem}-{law}", "conventions": pts.conventions, "data": pts.source,
-                "data_fingerprint": pts.fingerprint, "n_points": int(len(pts.N)), "seed": opt.seed,
+                "data_fingerprint": pts.fingerprint, "n_points": len(pts.N), "seed": opt.seed,
                 "group": {"key": pts.group_key, "label": pts.group_label} if pts.group_key else {},
                 "fitted_range": pts.fitted_range()}
         try:
@@ -183,10 +183,11 @@ def fit_group(pts: Points, opt: Options, out: Path, stem: str) -> GroupFit:
     return GroupFit(pts, results, out)
 
 
-def run_fits(source, opt: Options = Options(), conventions: Conventions = Conventions(), columns: Columns = Columns(),
-             out: str | Path | None = None) -> list[GroupFit]:
+def run_fits(source, opt: Options | None = None, conventions: Conventions | None = None,
+             columns: Columns | None = None, out: str | Path | None = None) -> list[GroupFit]:
     """Fit every law to every group of points in `source`. Output folder: `out` as given, else
     fits/<source name>/; with several spec groups, one sub-folder per group."""
+    opt, conventions, columns = opt or Options(), conventions or Conventions(), columns or Columns()
     groups = load(source, conventions, columns, opt.min_points)
     stem = Path(source).name if Path(source).is_dir() else Path(source).stem
     root = Path(out) if out is not None else Path("fits") / stem
@@ -224,4 +225,4 @@ def comparison(fits: list[GroupFit], law: str = "chinchilla") -> list[dict]:
     return rows
 
 
-__all__ = ["Options", "GroupFit", "run_fits", "comparison", "holdout_error", "KNOWN"]
+__all__ = ["KNOWN", "GroupFit", "Options", "comparison", "holdout_error", "run_fits"]

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
 from llmhist.errors import UserError
 
 
@@ -83,12 +82,12 @@ class Points:
     def C(self) -> np.ndarray:
         return 6 * self.N * self.D
 
-    def select(self, idx) -> "Points":
+    def select(self, idx) -> Points:
         """The same points object restricted to (or resampled by) index array idx."""
         b = None if self.budget is None else self.budget[idx]
         return Points(self.N[idx], self.D[idx], self.loss[idx], self.source, self.fingerprint, self.conventions,
                       b, self.budget_note, self.group_key, self.group_label, self.curves, self.left_out,
-                      self.entropy, self.objective, int(len(np.atleast_1d(idx))))
+                      self.entropy, self.objective, len(np.atleast_1d(idx)))
 
     def fitted_range(self) -> dict:
         C = self.C

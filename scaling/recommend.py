@@ -10,6 +10,7 @@ import math
 
 from . import laws
 
+
 class BudgetError(laws.LawError):
     """A budget option that is not a positive finite number, or given with the wrong companions."""
 

@@ -49,7 +49,7 @@ class FitResult:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "FitResult":
+    def from_dict(cls, d: dict) -> FitResult:
         return cls(law=d.get("law", ""), name=d.get("name", ""), params=d.get("params", {}),
                    intervals=d.get("intervals", {}), samples=d.get("bootstrap_samples", []),
                    bootstrap=d.get("bootstrap", {}), flags=d.get("flags", []), conventions=d.get("conventions", {}),

@@ -2,10 +2,17 @@
 
 import numpy as np
 import pytest
-
 from llmhist.scaling import laws
-from llmhist.scaling.fit import (FitError, Window, bootstrap_chinchilla, fit_chinchilla, fit_envelope, fit_isoflop,
-                                 fit_kaplan, law_rng, refit_chinchilla)
+from llmhist.scaling.fit import (
+    FitError,
+    bootstrap_chinchilla,
+    fit_chinchilla,
+    fit_envelope,
+    fit_isoflop,
+    fit_kaplan,
+    law_rng,
+    refit_chinchilla,
+)
 from llmhist.scaling.recommend import inference_aware, recommend
 
 TRUE = laws.Chinchilla("true", E=1.9, A=400.0, B=1200.0, alpha=0.33, beta=0.30)

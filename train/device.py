@@ -14,12 +14,10 @@ import time
 from pathlib import Path
 
 import torch
-
 from llmhist.files import write_json
 
-from .data import cache_dir
-
 from . import hardware
+from .data import cache_dir
 
 PROBE_DISAGREE = 1.25  # a quick probe this much above the cached peak: the cache was measured under load
 _rechecked: set = set()  # cache keys re-measured in this process (re-measure at most once each)
@@ -195,7 +193,6 @@ def mfu(flops_per_s: float | None, peak: float | None, dev: torch.device | None 
 
 def environment(dev: torch.device) -> dict:
     import numpy as np
-
     from llmhist import __version__
 
     return {

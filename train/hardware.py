@@ -17,8 +17,8 @@ PEAK: dict[str, dict[str, tuple[float, str]]] = {
              "fp32": (67e12, f"{NV}, H200 SXM (non-tensor)")},
     "a100": {"bf16": (312e12, f"{NV}, A100 (624 with sparsity)"), "fp16": (312e12, f"{NV}, A100"),
              "fp32": (19.5e12, f"{NV}, A100 (non-tensor)")},
-    "a10g": {"bf16": (70e12, "AWS G5's A10G variant: 70 TFLOP/s bf16 tensor (A10G spec as reported for EC2 G5; "
-                             "the A10's 125 does not apply)"),
+    "a10g": {"bf16": (70e12, ("AWS G5's A10G variant: 70 TFLOP/s bf16 tensor (A10G spec as reported for EC2 "
+                              "G5; the A10's 125 does not apply)")),
              "fp16": (70e12, "AWS G5's A10G variant")},
     "a10": {"bf16": (125e12, f"{NV}, A10 (250 with sparsity)"), "fp16": (125e12, f"{NV}, A10"),
             "fp32": (31.2e12, f"{NV}, A10")},

@@ -361,12 +361,6 @@ def isoflop_minima(N, D, L, budget=None, min_points: int = 5, window: Window = W
             continue
         order = sel[np.argsort(N[sel])]
         lx, Lg = np.log(N[order]), L[order]
-        i0 = int(np.argmin(Lg))
-        if i0 in (0, len(Lg) - 1):
-            edge = "smallest" if i0 == 0 else "largest"
-            refused.append({"C": Cg, "n_points": len(sel),
-                            "reason": f"lowest loss at the {edge} model sampled (no interior minimum)"})
-            continue
         loc = _local(lx, Lg, window)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", np.exceptions.RankWarning)
@@ -376,8 +370,9 @@ def isoflop_minima(N, D, L, budget=None, min_points: int = 5, window: Window = W
             continue
         xm = -c1 / (2 * c2)
         if not (lx[loc].min() < xm < lx[loc].max()):
+            edge = "below the smallest" if xm <= lx[loc].min() else "above the largest"
             refused.append({"C": Cg, "n_points": len(sel),
-                            "reason": "the parabola's vertex lies outside the points it was fitted to"})
+                            "reason": f"no interior minimum: the parabola's vertex lies {edge} model it was fitted to"})
             continue
         Nopt = float(math.exp(xm))
         kept.append({"C": Cg, "N_opt": Nopt, "D_opt": Cg / (6 * Nopt), "loss_min": float(c0 + c1 * xm + c2 * xm * xm),

@@ -14,7 +14,8 @@ runner = CliRunner()
 TRUE = laws.Chinchilla("true", E=1.9, A=400.0, B=1200.0, alpha=0.33, beta=0.30)
 
 
-def write_run(folder, N, D, loss, status="finished", objective="causal_lm", evals=8, arch=None, entropy=None):
+def write_run(folder, N, D, loss, status="finished", objective="causal_lm", evals=8, arch=None, entropy=None,
+              n_active=None):
     folder.mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps({"train": {}, "arch": arch or {}}))
     rows = ["step,tokens,flops,train_loss,val_loss,val_bpb,lr,tokens_per_s,mfu,wall_s"]
@@ -25,7 +26,7 @@ def write_run(folder, N, D, loss, status="finished", objective="causal_lm", eval
     if status is None:
         return
     (folder / "summary.json").write_text(json.dumps({
-        "status": status, "N": N, "N_non_embedding": 0.8 * N, "N_active": N, "D": D, "C": 6 * N * D,
+        "status": status, "N": N, "N_non_embedding": 0.8 * N, "N_active": n_active or N, "D": D, "C": 6 * N * D,
         "C_counted": 1.25 * 6 * N * D, "val_loss": loss, "train_loss_smoothed": loss + 0.01,
         "objective": objective, "data_fingerprint": "abc", "entropy_nats_per_token": entropy}))
 
@@ -172,3 +173,13 @@ def test_a_folder_of_two_specs_is_fitted_per_spec_with_a_comparison(tmp_path, mo
     assert g["entropy"]["H_nats_per_token"] == 1.7
     assert (tmp_path / "fits" / "sweep" / "gpt2" / "frontier.png").exists()
     assert (tmp_path / "fits" / "sweep" / "llama3" / "frontier.png").exists()
+
+
+def test_moe_runs_count_active_parameters_by_default(tmp_path):
+    moe = {**LLAMA, "family": "mixtral", "moe": {"n_experts": 8, "top_k": 2, "d_ff_expert": 224}}
+    for j, n in enumerate(np.geomspace(1e5, 1e6, 6)):
+        write_run(tmp_path / "moe" / f"r{j}", 4 * n, 1e7, TRUE.loss(n, 1e7), arch=moe, n_active=n)
+    from llmhist.scaling.points import load_runs
+
+    (pts,) = load_runs(tmp_path / "moe")
+    assert pts.conventions["N"] == "active" and np.allclose(sorted(pts.N), np.geomspace(1e5, 1e6, 6))

@@ -179,7 +179,7 @@ def _polish(x0, x, y, logL, w=None, strict=True):
         f, g = _objective(p[None], x, y, logL, w=w)
         return f[0], g[0]
 
-    opts = ({"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-12} if strict else {"maxiter": 300, "ftol": 1e-10, "gtol": 1e-9})
+    opts = ({"maxiter": 1000, "ftol": 1e-14, "gtol": 1e-11} if strict else {"maxiter": 300, "ftol": 1e-10, "gtol": 1e-9})
     res = minimize(fg, x0, jac=True, method="L-BFGS-B", options=opts)
     return res.x, float(res.fun), bool(res.success), str(res.message)
 
@@ -218,7 +218,7 @@ class Optimum:
     message: str
 
 
-def fit_chinchilla(N, D, L, starts: np.ndarray | None = None, keep: int = 8, name: str = "fit") -> Fitted:
+def fit_chinchilla(N, D, L, starts: np.ndarray | None = None, keep: int = 4, name: str = "fit") -> Fitted:
     N, D, L = _points(N, D, L, need=6)
     if len(np.unique(N)) < 2 or len(np.unique(D)) < 2:
         raise FitError("the parametric law needs points at two or more model sizes and token counts")

@@ -22,7 +22,8 @@ def positive(value, option: str) -> float:
     except (TypeError, ValueError):
         raise BudgetError(f"{option} {value!r}: give a positive number") from None
     if not math.isfinite(v) or v <= 0:
-        raise BudgetError(f"{option} {value}: must be a positive finite number (e.g. {option} 1e21)")
+        example = {"--params": "7e9", "--tokens": "2e12", "--gpu-hours": "1000"}.get(option, "1e21")
+        raise BudgetError(f"{option} {value:g}: must be a positive finite number (e.g. {option} {example})")
     return v
 
 

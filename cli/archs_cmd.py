@@ -320,5 +320,7 @@ def compare_rows(entries, fits: list[str] = ()) -> list[dict]:
             lambda v: "n/a" if v is None else f"{v:.2f}x", rests="tokens")
         add(f"compute-optimal ({name})", "D_opt for its N", [law.d_opt_for_n(p.active) for p in ps], human,
             rests="params")
+        if any(o and o.get("warning") for o in opt):  # a fit judged far outside its data
+            add(f"compute-optimal ({name})", "warning", [o and o.get("warning") for o in opt], lambda v: v or "-")
     add("compute-optimal (20 tok/param)", "D for its N", [laws.tokens_20x(p.active) for p in ps], human, rests="params")
     return rows

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -23,15 +23,15 @@ def _iv(r: dict, key: str, fmt=human) -> str:
 def register(app: typer.Typer) -> None:
     @app.command("recommend")
     def recommend_(
-        flops: Annotated[Optional[float], typer.Option("--flops", help="Training compute C in FLOPs.")] = None,
-        gpu_hours: Annotated[Optional[float], typer.Option("--gpu-hours", help="Budget in GPU-hours (with --gpu, --mfu).")] = None,
-        gpu: Annotated[Optional[str], typer.Option("--gpu", help="h100, a100, h200, ...")] = None,
+        flops: Annotated[float | None, typer.Option("--flops", help="Training compute C in FLOPs.")] = None,
+        gpu_hours: Annotated[float | None, typer.Option("--gpu-hours", help="Budget in GPU-hours (with --gpu, --mfu).")] = None,
+        gpu: Annotated[str | None, typer.Option("--gpu", help="h100, a100, h200, ...")] = None,
         mfu: Annotated[float, typer.Option("--mfu", help="Model FLOPs utilisation for --gpu-hours.")] = 0.4,
-        params_: Annotated[Optional[float], typer.Option("--params", help="Model size N: the budget at which N is optimal.")] = None,
-        tokens: Annotated[Optional[float], typer.Option("--tokens", help="Data D: the budget at which D is optimal.")] = None,
-        law: Annotated[Optional[list[str]], typer.Option("--law", help="Published law(s) to use (default: all).")] = None,
-        fit: Annotated[Optional[list[str]], typer.Option("--fit", help="Fit JSON file(s) written by `llmhist fit`.")] = None,
-        inference_tokens: Annotated[Optional[float], typer.Option("--inference-tokens", help="Tokens the model will serve (Sardana & Frankle 2023).")] = None,
+        params_: Annotated[float | None, typer.Option("--params", help="Model size N: the budget at which N is optimal.")] = None,
+        tokens: Annotated[float | None, typer.Option("--tokens", help="Data D: the budget at which D is optimal.")] = None,
+        law: Annotated[list[str] | None, typer.Option("--law", help="Published law(s) to use (default: all).")] = None,
+        fit: Annotated[list[str] | None, typer.Option("--fit", help="Fit JSON file(s) written by `llmhist fit`.")] = None,
+        inference_tokens: Annotated[float | None, typer.Option("--inference-tokens", help="Tokens the model will serve (Sardana & Frankle 2023).")] = None,
         as_json: Annotated[bool, typer.Option("--json")] = False,
     ):
         """Compute-optimal N, D, tokens/param and predicted loss under each law, side by side."""
@@ -41,15 +41,15 @@ def register(app: typer.Typer) -> None:
         with user_errors():
             chosen = [L.get(n) for n in (law or L.DEFAULT_LAWS)] + [L.load(f) for f in (fit or [])]
             C = None
+            if sum(x is not None for x in (flops, gpu_hours, params_, tokens)) > 1:
+                raise L.LawError("give one budget: --flops, --gpu-hours, --params or --tokens")
             if params_ is None and tokens is None:
                 C = budget_from(flops, gpu_hours, gpu, mfu)
-            elif sum(x is not None for x in (flops, gpu_hours, params_, tokens)) > 1:
-                raise ValueError("give one of --flops, --gpu-hours, --params, --tokens")
             rows = [recommend(l, C=C, N=params_, D=tokens) for l in chosen]
             inf = None
             if inference_tokens is not None:
-                if inference_tokens < 0:
-                    raise ValueError("--inference-tokens must be >= 0")
+                if not inference_tokens >= 0:
+                    raise L.LawError(f"--inference-tokens {inference_tokens}: must be >= 0")
                 inf = [inference_aware(l, r["C"], inference_tokens) for l, r in zip(chosen, rows) if l.kind == "chinchilla"]
         if as_json:
             return print_json({"recommendations": rows, "inference_aware": inf})
@@ -59,7 +59,24 @@ def register(app: typer.Typer) -> None:
         for r in rows:
             t.add_row(r["law"], sci(r["C"]), _iv(r, "N_opt"), _iv(r, "D_opt"),
                       _iv(r, "tokens_per_param", lambda v: f"{v:.1f}"), _iv(r, "loss", lambda v: f"{v:.3f}"))
+            if "as_written" in r:
+                w = r["as_written"]
+                t.add_row(f"  {r['law']} (C_min = C)", "", human(w["N_opt"]), human(w["D_opt"]),
+                          f"{w['D_opt'] / w['N_opt']:.1f}", "")
         console.print(t)
+        for r in rows:
+            if "convention" in r:
+                console.print(f"{r['law']}: {r['convention']}; the (C_min = C) row reads Kaplan's formula as written.",
+                              soft_wrap=True)
+            if r.get("warning"):
+                console.print(f"[yellow]warning:[/] {r['warning']}", soft_wrap=True)
+        by_data: dict = {}
+        for r in rows:
+            if r.get("loss") is not None:
+                by_data.setdefault(r.get("loss_data") or "its own data", []).append(r["law"])
+        if by_data:
+            console.print("loss is measured on: " + "; ".join(f"{d} ({', '.join(ls)})" for d, ls in by_data.items())
+                          + ". Compare losses within a law, not across.", soft_wrap=True)
         if inf:
             t = Table(title=f"inference-aware: same loss, serving {human(inference_tokens)} tokens", header_style="bold")
             for c in ("law", "N", "D_train", "tokens/param", "N vs Chinchilla", "total FLOPs saved"):
@@ -73,67 +90,125 @@ def register(app: typer.Typer) -> None:
 
     @app.command("fit")
     def fit_(
-        source: Annotated[str, typer.Argument(help="A runs folder (any depth) or a CSV/Parquet table of (N, D or C, loss).")],
-        law: Annotated[Optional[list[str]], typer.Option("--law", help="chinchilla, isoflop, kaplan, envelope (default: all the data supports).")] = None,
+        source: Annotated[str, typer.Argument(help="A runs folder (any depth; runs grouped by spec) or a CSV/Parquet table of (N, D or C, loss).")],
+        law: Annotated[list[str] | None, typer.Option("--law", help="chinchilla, isoflop, kaplan, envelope (default: all the data supports).")] = None,
         bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples (0: none).")] = 200,
         n_col: Annotated[str, typer.Option("--n-col")] = "N",
-        d_col: Annotated[Optional[str], typer.Option("--d-col")] = None,
-        c_col: Annotated[Optional[str], typer.Option("--c-col")] = None,
+        d_col: Annotated[str | None, typer.Option("--d-col")] = None,
+        c_col: Annotated[str | None, typer.Option("--c-col")] = None,
         loss_col: Annotated[str, typer.Option("--loss-col")] = "loss",
-        n_convention: Annotated[str, typer.Option("--n-convention", help="What N counts: total, non_embedding, active.")] = "total",
+        budget_col: Annotated[str | None, typer.Option("--budget-col", help="Table column holding each point's nominal isoFLOP budget (default: C snapped to where it clusters).")] = None,
+        min_points: Annotated[int, typer.Option("--min-points", help="Approach 2: fewest model sizes a budget needs.")] = 5,
+        window: Annotated[str, typer.Option("--window", help="Approach 2: points each parabola sees around its budget's sampled minimum: decades of N (1dec), a number of points (7), or all.")] = "1dec",
+        n_convention: Annotated[str, typer.Option("--n-convention", help="What N counts: auto (total; active for MoE runs), total, non_embedding, active.")] = "auto",
         c_convention: Annotated[str, typer.Option("--c-convention", help="runs: C as 6ND or the counted FLOPs.")] = "6ND",
         loss: Annotated[str, typer.Option("--loss", help="runs: final validation loss or smoothed training loss.")] = "final",
         holdout: Annotated[float, typer.Option("--holdout", help="Fraction of largest-C points held out to measure extrapolation error.")] = 0.0,
         seed: Annotated[int, typer.Option("--seed")] = 0,
-        out: Annotated[str, typer.Option("--out", help="Folder for the fit JSON files and plots.")] = "fits",
+        out: Annotated[str | None, typer.Option("--out", help="Folder for the fit JSON files and plots (default: fits/<source name>/).")] = None,
         plot: Annotated[str, typer.Option("--plot", help="files (PNG + SVG), terminal (also draws the main plot here), or none.")] = "files",
         as_json: Annotated[bool, typer.Option("--json")] = False,
     ):
-        """Fit scaling laws to runs or a table, with bootstrap intervals; writes one JSON per law and plots."""
-        from llmhist.scaling.fitting import run_fits
+        """Fit scaling laws to runs or a table, with bootstrap intervals and flags; one JSON per law, and plots."""
+        from llmhist.scaling.fit import Window
+        from llmhist.scaling.pipeline import Options, comparison, run_fits
+        from llmhist.scaling.points import Columns, Conventions
 
         with user_errors():
-            if bootstrap < 0:
-                raise ValueError("--bootstrap must be >= 0")
             if plot not in ("files", "terminal", "none"):
                 raise ValueError(f"--plot {plot!r}: files, terminal or none")
-            results, pts = run_fits(source, laws=law, bootstrap=bootstrap, n_col=n_col, d_col=d_col, c_col=c_col,
-                                    loss_col=loss_col, n_convention=n_convention, c_convention=c_convention,
-                                    loss=loss, seed=seed, out=out, holdout=holdout)
-        plots = []
+            opt = Options(laws=tuple(law or ()), bootstrap=bootstrap, seed=seed, holdout=holdout,
+                          min_points=min_points, window=Window.parse(window, min_points))
+            conv = Conventions(n_convention, c_convention, loss)
+            cols = Columns(n_col, d_col, c_col, loss_col, budget_col)
+            fits = run_fits(source, opt, conv, cols, out)
+        plots: list[str] = []
         if plot != "none":
             from llmhist.scaling.plots import write_plots
 
-            plots = write_plots(results, pts, out)
+            for g in fits:
+                if any(r.path for r in g.results):
+                    plots += write_plots([r.to_dict() for r in g.results], g.points, g.out)
         if as_json:
-            return print_json({"fits": [{k: v for k, v in r.items() if k not in ("bootstrap_samples", "residuals")}
-                                        for r in results], "left_out": pts["left_out"], "plots": plots})
-        console.print(f"{pts['n_rows']} points from {pts['source']} (N: {n_convention}, C: {c_convention}"
-                      + (f", loss: {loss}" if pts["curves"] else "") + ")")
-        for x in pts["left_out"]:
-            console.print(f"[yellow]left out[/] {x['run']}: {x['reason']}")
-        for r in results:
-            if "skipped" in r:
-                console.print(f"[yellow]{r['law']} not fitted:[/] {r['skipped']}")
-                continue
-            t = Table(title=f"{r['law']} fit ({r['n_points']} points) -> {r['path']}", header_style="bold")
-            for c in ("parameter", "value", "interval (10th-90th pct)"):
-                t.add_column(c, justify="right")
-            for k, v in r["params"].items():
-                iv = r["intervals"].get(k)
-                t.add_row(k, f"{v:.4g}", f"[{iv[0]:.4g}, {iv[1]:.4g}]" if iv else "-")
-            for k, v in r.get("goodness", {}).items():
-                t.add_row(k, f"{v:.4g}", "")
-            for k, v in r.get("held_out", {}).items():
-                t.add_row(f"held-out {k}", f"{v:.4g}", "")
+            return print_json({"groups": [{"group": g.points.group_label, "out": str(g.out),
+                                           "budgets": g.points.budget_note, "left_out": g.points.left_out}
+                                          for g in fits],
+                               "fits": [{k: v for k, v in r.to_dict().items()
+                                         if k not in ("bootstrap_samples", "residuals", "left_out")}
+                                        for g in fits for r in g.results],
+                               "left_out": fits[0].points.left_out, "plots": plots,
+                               "comparison": comparison(fits) if len(fits) > 1 else None})
+        for x in fits[0].points.left_out:
+            console.print(f"[yellow]left out[/] {x['run']}: {x['reason']}", soft_wrap=True)
+        if len(fits) > 1:
+            console.print(f"[bold]{len(fits)} spec groups[/] in {source}: each is fitted on its own "
+                          "(runs of different architectures or recipes never share a law)", soft_wrap=True)
+        for g in fits:
+            _print_group(g, opt)
+        if len(fits) > 1:
+            t = Table(title="comparison across spec groups", header_style="bold")
+            for c in ("group", "law", "points", "a [10-90%]", "E [10-90%]", "C range", "flags"):
+                t.add_column(c, justify="left" if c == "group" else "right")
+            for row in comparison(fits):
+                if "skipped" in row:
+                    t.add_row(row["group"], "-", "-", "-", "-", "-", row["skipped"][:60])
+                    continue
+                fmt = lambda v, iv: "n/a" if v is None else f"{v:.3g}" + (f" [{iv[0]:.3g}, {iv[1]:.3g}]" if iv else "")
+                cr = row["C_range"]
+                t.add_row(row["group"], row["law"], str(row["n_points"]), fmt(row["a"], row["a_interval"]),
+                          fmt(row["E"], row["E_interval"]), f"{cr[0]:.2g}-{cr[1]:.2g}" if cr else "",
+                          str(row["flags"]))
             console.print(t)
-            for ref in r.get("refused", []):
-                console.print(f"[yellow]budget C={ref['C']:.3g} left out: {ref['reason']}[/]")
         if plot == "terminal":
-            from llmhist.scaling.plots import terminal_plot
-
             import sys
 
-            sys.stdout.write(terminal_plot(results, pts) + "\n")  # plotext's own layout; rich would re-wrap it
+            from llmhist.scaling.plots import terminal_plot
+
+            for g in fits:
+                if any(r.path for r in g.results):
+                    sys.stdout.write(terminal_plot([r.to_dict() for r in g.results], g.points) + "\n")
         if plots:
             console.print("plots: " + ", ".join(p for p in plots if p.endswith(".png")) + " (and .svg)", soft_wrap=True)
+
+
+def _print_group(g, opt) -> None:
+    pts = g.points
+    head = f"[bold]{pts.group_label}[/]: " if pts.group_label else ""
+    console.print(f"{head}{len(pts.N)} points from {pts.source} (N: {pts.conventions['N']}, C: {pts.conventions['C']}"
+                  + (f", loss: {pts.conventions['loss']}" if pts.curves else "") + f") -> {g.out}", soft_wrap=True)
+    console.print(f"budgets: {pts.budget_note}", soft_wrap=True)
+    for r in g.results:
+        if r.skipped is not None:
+            console.print(f"[yellow]{r.law} not fitted:[/] {r.skipped}", soft_wrap=True)
+            continue
+        bs = r.bootstrap
+        surv = f", bootstrap {bs['survived']}/{bs['requested']} refits" if bs else ""
+        t = Table(title=f"{r.law} fit ({r.n_points} points{surv}) -> {r.path}", header_style="bold")
+        for c in ("parameter", "value", "interval (10th-90th pct)"):
+            t.add_column(c, justify="right")
+        for k, v in r.params.items():
+            iv = r.intervals.get(k)
+            t.add_row(k, f"{v:.4g}", f"[{iv[0]:.4g}, {iv[1]:.4g}]" if iv else "-")
+        for k, v in r.details.get("goodness", {}).items():
+            t.add_row(k, f"{v:.4g}", "")
+        for k, v in r.details.get("held_out", {}).items():
+            t.add_row(f"held-out {k}", f"{v:.4g}", "")
+        ent = r.details.get("entropy")
+        if ent:
+            iv = ent["E_interval"]
+            t.add_row("true entropy H", f"{ent['H_nats_per_token']:.4g}",
+                      ("inside E's interval" if ent["H_in_E_interval"] else "OUTSIDE E's interval") if iv else "no interval")
+        console.print(t)
+        if ent:
+            iv = ent["E_interval"]
+            console.print(f"E = {ent['E']:.4f}" + (f" [{iv[0]:.4f}, {iv[1]:.4f}]" if iv else "")
+                          + f" against the source's true entropy H = {ent['H_nats_per_token']:.4f} nats/token "
+                          f"(E - H = {ent['E_minus_H']:+.4f})", soft_wrap=True)
+        if r.law == "isoflop":
+            console.print(f"isoFLOP: {len(r.details['minima'])} budget(s) kept, {len(r.details['refused'])} refused; "
+                          f"parabola window: {r.details['window']}", soft_wrap=True)
+            for ref in r.details.get("refused", []):
+                console.print(f"[yellow]budget C={ref['C']:.3g} ({ref['n_points']} points) left out: {ref['reason']}[/]",
+                              soft_wrap=True)
+        for fl in r.flags:
+            console.print(f"[bold red]FLAG[/] {r.law}: {fl}", soft_wrap=True)

@@ -1,34 +1,66 @@
-"""Fitting scaling laws to (N, D, loss) points, with bootstrap uncertainty.
+"""Fitters: (N, D, loss) points in, law objects (scaling.laws) out, with what the optimiser said.
 
 - chinchilla (Approach 3): L = E + A/N^alpha + B/D^beta, fitted in log space: minimise
   SUM_i Huber_delta(LSE(a - alpha log N, b - beta log D, e) - log L_i), delta = 1e-3, by L-BFGS from
   the paper's 4,500-start grid (alpha, beta in 0..2 step 0.5; e in -1..1 step 0.5; a, b in 0..25 step 5).
   The starts run together as one batched L-BFGS in numpy with analytic gradients; the best few are
-  polished with scipy's L-BFGS-B. (A loop of scipy minimisations with numerical gradients takes
-  ~130 s on 2 cores.) The SUM matters: with a mean, L-BFGS-B stops after 1-2 iterations.
-- isoflop (Approach 2): a parabola of loss in log N per compute budget; a budget whose minimum is
-  not interior to its sampled N range is refused by name; then power laws N_opt ~ C^a, D_opt ~ C^b.
+  polished with scipy's L-BFGS-B. The SUM matters: with a mean, L-BFGS-B stops after 1-2 iterations.
+  Bootstrap refits are one batched L-BFGS too: a resample is a vector of point weights (counts), every
+  refit warm-starts from the full fit, iterations are capped and tolerances loose (1e-10 relative),
+  and a refit that does not converge gets one capped scipy polish or is counted as failed.
+- isoflop (Approach 2): per budget, a parabola of loss in log N fitted LOCALLY around the budget's
+  sampled minimum (a window in decades or points); a budget with too few points, whose sampled
+  minimum is at an edge, or whose vertex leaves the window is refused by name; then N_opt ~ C^a.
 - envelope (Approach 1): the lower envelope of training curves over C, then the same power laws.
-- kaplan: L(N, D) = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D by least squares on log L; its
-  compute-efficient frontier (minimum of L along C = 6ND) and N_opt ~ C^a from it.
-Bootstrap: resample points (within budgets for isoflop, curves for envelope) with replacement,
-refit, and report percentile intervals for every parameter and derived quantity.
+- kaplan: L(N, D) = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D (laws.kaplan_loss) by least squares
+  on log L; its compute-efficient frontier along C = 6ND and N_opt ~ C^a from it.
+Every fitter returns a `Fitted`: the law, the flags that say when it cannot be trusted, and extras.
 """
 
 from __future__ import annotations
 
-from llmhist.errors import UserError
-
 import math
-from dataclasses import dataclass, field
+import re
+import warnings
+import zlib
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from . import laws
+from .points import FitError, check_values
+
+__all__ = ["FitError", "Fitted", "bootstrap", "fit_chinchilla", "fit_envelope", "fit_isoflop", "fit_kaplan"]
+
 HUBER_DELTA = 1e-3
+GRID_RANGE = {"a": (0.0, 25.0), "b": (0.0, 25.0), "e": (-1.0, 1.0), "alpha": (0.0, 2.0), "beta": (0.0, 2.0)}
+MIN_SURVIVAL = 0.8  # below this share of surviving bootstrap refits, no interval is reported
 
 
-class FitError(UserError, ValueError):
-    """The data cannot support the fit; the message names the cause."""
+@dataclass
+class Fitted:
+    """A fitter's result: the law object, flags (each a sentence: why not to trust it), extras
+    (isoFLOP minima and refused budgets, the envelope's frontier, the optimiser's state)."""
+
+    law: object
+    flags: list = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+
+
+def law_rng(seed: int, law: str) -> np.random.Generator:
+    """The random stream of one law's bootstrap: from the one seed and the law's name, so a law's
+    intervals do not depend on which other laws ran before it."""
+    return np.random.default_rng([int(seed), zlib.crc32(law.encode())])
+
+
+def _points(N, D, L, need, what="points"):
+    N, D, L = (np.asarray(v, float) for v in (N, D, L))
+    if not (len(N) == len(D) == len(L)):
+        raise FitError("N, D and loss columns differ in length")
+    check_values(N, D, L)
+    if len(N) < need:
+        raise FitError(f"too few {what}: {len(N)} (this fit needs at least {need})")
+    return N, D, L
 
 
 # ------------------------------------------------------------------------------ Approach 3
@@ -40,8 +72,9 @@ def _grid() -> np.ndarray:
     return g  # columns: a, b, e, alpha, beta  (6 * 6 * 5 * 5 * 5 = 4,500 starts)
 
 
-def _objective(X: np.ndarray, x: np.ndarray, y: np.ndarray, logL: np.ndarray, delta=HUBER_DELTA, w=None):
-    """Summed Huber loss and gradient for a batch of parameter rows X (S, 5)."""
+def _objective(X, x, y, logL, delta=HUBER_DELTA, w=None):
+    """Summed Huber loss and gradient for a batch of parameter rows X (S, 5); w: point weights,
+    (n,) or one row per parameter row (S, n)."""
     with np.errstate(over="ignore", invalid="ignore"):  # far-off starts overflow; they get inf and lose
         return _objective_raw(X, x, y, logL, delta, w)
 
@@ -73,20 +106,21 @@ def _objective_raw(X, x, y, logL, delta, w):
     return h @ ones, G
 
 
-def _batched_lbfgs(fg, X, iters=200, m=8, gtol=1e-10):
+def _batched_lbfgs(fg, X, iters=200, m=8, gtol=1e-10, ftol=1e-14):
     """L-BFGS run independently per row of X (two-loop recursion and Armijo backtracking per row).
-    Rows that blow up (far-off starts) become non-finite, are never accepted, and drop out."""
+    fg(X, rows) evaluates rows `rows` of the batch. Rows that blow up become non-finite, are never
+    accepted, and drop out. Returns X, F and `capped`: rows still improving when `iters` ran out."""
     with np.errstate(all="ignore"):
-        return _batched_lbfgs_raw(fg, X, iters, m, gtol)
+        return _batched_lbfgs_raw(fg, X, iters, m, gtol, ftol)
 
 
-def _batched_lbfgs_raw(fg, X, iters, m, gtol):
+def _batched_lbfgs_raw(fg, X, iters, m, gtol, ftol):
     tiny = float(np.finfo(X.dtype).tiny)
     X = X.copy()
-    F, G = fg(X)
+    F, G = fg(X, np.arange(len(X)))
     hist: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     active = np.ones(len(X), bool)
-    for _ in range(iters):
+    for it in range(iters):
         q = G.copy()
         alphas = []
         for s, yv, rho in reversed(hist):
@@ -113,7 +147,7 @@ def _batched_lbfgs_raw(fg, X, iters, m, gtol):
             if len(todo) == 0:
                 break
             Xt = X[todo] + t[todo, None] * d[todo]
-            Ft, Gt = fg(Xt)
+            Ft, Gt = fg(Xt, todo)
             ok = np.isfinite(Ft) & (Ft <= F[todo] + 1e-4 * t[todo] * slope[todo])
             Xn[todo[ok]], Fn[todo[ok]], Gn[todo[ok]] = Xt[ok], Ft[ok], Gt[ok]
             t[todo[~ok]] *= 0.5
@@ -126,102 +160,134 @@ def _batched_lbfgs_raw(fg, X, iters, m, gtol):
         hist.append((s, yv, rho))
         if len(hist) > m:
             hist.pop(0)
-        done = (np.abs(F - Fn) <= 1e-14 * np.maximum(1.0, np.abs(F))) | (np.abs(Gn).max(1) < gtol)
+        done = (np.abs(F - Fn) <= ftol * np.maximum(np.abs(F), tiny)) | (np.abs(Gn).max(1) < gtol)
+        if it < 3:  # the first steps are deliberately short (no curvature yet): never stop on them
+            done[:] = False
         X, F, G = Xn, Fn, Gn
         active &= ~done
         if not active.any():
             break
-    return X, F
+    return X, F, active
 
 
-def _polish(x0, x, y, logL, w=None):
+def _polish(x0, x, y, logL, w=None, strict=True):
+    """scipy's L-BFGS-B from x0 -> (theta, objective, success, message). Strict for the full fit;
+    loose and capped for bootstrap refits (1e-15 there made ill-conditioned data take minutes)."""
     from scipy.optimize import minimize
 
     def fg(p):
         f, g = _objective(p[None], x, y, logL, w=w)
         return f[0], g[0]
 
-    res = minimize(fg, x0, jac=True, method="L-BFGS-B", options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-12})
-    return res.x, res.fun
+    opts = ({"maxiter": 1000, "ftol": 1e-14, "gtol": 1e-11} if strict else {"maxiter": 300, "ftol": 1e-10, "gtol": 1e-9})
+    res = minimize(fg, x0, jac=True, method="L-BFGS-B", options=opts)
+    return res.x, float(res.fun), bool(res.success), str(res.message)
+
+
+def _law_from_theta(th, name="fit", **kw) -> laws.Chinchilla:
+    a, b, e, al, be = (float(v) for v in th)
+    return laws.Chinchilla(name, E=math.exp(e), A=math.exp(a), B=math.exp(b), alpha=al, beta=be, **kw)
+
+
+def chinchilla_flags(theta, L, polish_ok: bool, polish_msg: str) -> list[str]:
+    """Sentences that say why an Approach-3 optimum should not be trusted."""
+    flags = []
+    E = math.exp(theta[2])
+    if E < 0.02 * float(np.min(L)):
+        flags.append(f"E fitted to ~0 (E = {E:.3g} against losses >= {np.min(L):.3g}): the data show no floor; "
+                     "A, alpha and the allocation absorb it")
+    for name, v in zip(("a", "b", "e", "alpha", "beta"), theta):
+        lo, hi = GRID_RANGE[name]
+        if v <= lo + 1e-6 or v >= hi - 1e-6:
+            flags.append(f"{name} = {v:.4g} is at or beyond the edge of the start grid [{lo:g}, {hi:g}]: "
+                         "the optimum may lie outside what the grid explores")
+    if not polish_ok:
+        flags.append(f"the final L-BFGS-B polish did not report success ({polish_msg})")
+    return flags
 
 
 @dataclass
-class ChinchillaFit:
-    E: float
-    A: float
-    B: float
-    alpha: float
-    beta: float
-    objective: float
+class Optimum:
+    """The Approach-3 optimiser's state beside the law: for warm-started refits and diagnostics."""
+
     theta: np.ndarray  # (a, b, e, alpha, beta)
-    starts: int = 4500
-    shortlist: list = field(default_factory=list)  # distinct optima, for warm-starting refits
-
-    def params(self) -> dict:
-        a, b = self.beta / (self.alpha + self.beta), self.alpha / (self.alpha + self.beta)
-        return {"E": self.E, "A": self.A, "B": self.B, "alpha": self.alpha, "beta": self.beta, "a": a, "b": b}
-
-
-def _check_points(N, D, L, need=5, what="points"):
-    N, D, L = (np.asarray(v, float) for v in (N, D, L))
-    if not (len(N) == len(D) == len(L)):
-        raise FitError("N, D and loss columns differ in length")
-    for name, v in (("N", N), ("D", D), ("loss", L)):
-        bad = ~np.isfinite(v) | (v <= 0)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise FitError(f"{bad.sum()} row(s) have a non-positive or non-finite {name} (first: row {i}, value {v[i]}); "
-                           "fix or drop them")
-    if len(N) < need:
-        raise FitError(f"too few {what}: {len(N)} (this fit needs at least {need})")
-    return N, D, L
+    objective: float
+    starts: int
+    shortlist: list  # distinct optima, for warm-starting refits
+    converged: bool
+    message: str
 
 
-def fit_chinchilla(N, D, L, starts: np.ndarray | None = None, keep: int = 8) -> ChinchillaFit:
-    N, D, L = _check_points(N, D, L, need=6)
+def fit_chinchilla(N, D, L, starts: np.ndarray | None = None, keep: int = 4, name: str = "fit") -> Fitted:
+    N, D, L = _points(N, D, L, need=6)
     if len(np.unique(N)) < 2 or len(np.unique(D)) < 2:
         raise FitError("the parametric law needs points at two or more model sizes and token counts")
     x, y, logL = np.log(N), np.log(D), np.log(L)
     X0 = _grid() if starts is None else starts
-    fg = lambda X: _objective(X, x, y, logL)  # noqa: E731
-    # Every start takes 10 L-BFGS iterations; the best 256 continue to convergence (starts far
-    # behind after 10 iterations sit in worse basins: on Chinchilla's points this finds the same
-    # optimum as running all 4,500 to the end, at a quarter of the time); the best `keep` are polished.
-    # The screening runs in float32 (half the time of the exp/log over 4,500 x n; ranking starts
-    # needs no more precision); the survivors continue in float64.
+    # Every start takes 10 L-BFGS iterations (float32: ranking needs no more precision); the best
+    # 256 continue to convergence in float64; the best `keep` are polished by scipy.
     x32, y32, l32 = x.astype(np.float32), y.astype(np.float32), logL.astype(np.float32)
-    fg32 = lambda X: _objective(X, x32, y32, l32)  # noqa: E731
-    X, F = _batched_lbfgs(fg32, X0.astype(np.float32), iters=10)
+    X, F, _ = _batched_lbfgs(lambda X, rows: _objective(X, x32, y32, l32), X0.astype(np.float32), iters=10)
     F = np.where(np.isfinite(F), F, np.inf)
     lead = np.argsort(F)[:256]
-    X, F = _batched_lbfgs(fg, X[lead].astype(float), iters=60)
+    X, F, _ = _batched_lbfgs(lambda X, rows: _objective(X, x, y, logL), X[lead].astype(float), iters=60)
     F = np.where(np.isfinite(F), F, np.inf)
-    order = np.argsort(F)[:keep]
-    best_theta, best_f, short = None, math.inf, []
-    for i in order:
-        th, f = _polish(X[i], x, y, logL)
+    best, short = None, []
+    for i in np.argsort(F)[:keep]:
+        th, f, ok, msg = _polish(X[i], x, y, logL)
         short.append((f, th))
-        if f < best_f:
-            best_theta, best_f = th, f
-    if best_theta is None or not np.isfinite(best_f):
+        if np.isfinite(f) and (best is None or f < best[1]):
+            best = (th, f, ok, msg)
+    if best is None:
         raise FitError("the Approach-3 fit did not converge from any of the starts")
+    th, f, ok, msg = best
+    # scipy stops on a line search that cannot improve at machine precision; that is convergence
+    ok = ok or "ABNORMAL" in msg
     short.sort(key=lambda r: r[0])
-    distinct = []
-    for f, th in short:
-        if all(np.abs(th - o).max() > 1e-3 for o in distinct):
-            distinct.append(th)
-    a, b, e, al, be = best_theta
+    distinct: list = []
+    for _f, t in short:
+        if all(np.abs(t - o).max() > 1e-3 for o in distinct):
+            distinct.append(t)
+    al, be = th[3], th[4]
     if al <= 0 or be <= 0:
         raise FitError(f"the fit converged to a non-positive exponent (alpha={al:.3g}, beta={be:.3g}): the data "
                        "do not show loss falling with both N and D")
-    return ChinchillaFit(E=math.exp(e), A=math.exp(a), B=math.exp(b), alpha=al, beta=be, objective=best_f,
-                         theta=best_theta, starts=len(X0), shortlist=distinct[:2])
+    opt = Optimum(th, f, len(X0), distinct[:2], ok, msg)
+    return Fitted(_law_from_theta(th, name), chinchilla_flags(th, L, ok, msg), {"optimum": opt})
+
+
+def bootstrap_chinchilla(N, D, L, fitted: Fitted, n: int, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """n resamples of the points (as weights), refitted together from the full fit's optimum.
+    Returns (rows of surviving (E, A, B, alpha, beta), report {requested, survived, failed})."""
+    N, D, L = (np.asarray(v, float) for v in (N, D, L))
+    x, y, logL = np.log(N), np.log(D), np.log(L)
+    opt: Optimum = fitted.extra["optimum"]
+    W = np.stack([np.bincount(rng.integers(0, len(N), len(N)), minlength=len(N)) for _ in range(n)]).astype(float)
+    X0 = np.repeat(opt.theta[None], n, 0)
+    X, F, capped = _batched_lbfgs(lambda X, rows: _objective(X, x, y, logL, w=W[rows]), X0, iters=150,
+                                  gtol=1e-9, ftol=1e-10)
+    failed: dict[str, int] = {}
+    ok = np.isfinite(F) & np.isfinite(X).all(1)
+    for i in np.flatnonzero(capped & ok):  # still improving at the cap: one capped scipy polish
+        th, _f, success, msg = _polish(X[i], x, y, logL, w=W[i], strict=False)
+        if success or "ABNORMAL" in msg:
+            X[i] = th
+        else:
+            ok[i] = False
+            failed["did not converge"] = failed.get("did not converge", 0) + 1
+    failed["non-finite"] = int((~(np.isfinite(F) & np.isfinite(X).all(1))).sum())
+    neg = ok & ((X[:, 3] <= 0) | (X[:, 4] <= 0))
+    failed["non-positive exponent"] = int(neg.sum())
+    ok &= ~neg
+    th = X[ok]
+    rows = np.c_[np.exp(th[:, 2]), np.exp(th[:, 0]), np.exp(th[:, 1]), th[:, 3], th[:, 4]]
+    return rows, {"requested": n, "survived": int(ok.sum()), "failed": {k: v for k, v in failed.items() if v}}
 
 
 def refit_chinchilla(N, D, L, warm: list[np.ndarray]) -> np.ndarray:
+    """One refit from warm starts (the loose, capped polish): theta (a, b, e, alpha, beta)."""
     x, y, logL = np.log(N), np.log(D), np.log(L)
-    best = min((_polish(th, x, y, logL) for th in warm), key=lambda r: r[1])
-    return best[0]
+    return min((_polish(th, x, y, logL, strict=False) for th in warm), key=lambda r: r[1])[0]
 
 
 # -------------------------------------------------------------------------- power laws on C
@@ -233,56 +299,106 @@ def power_law(C, Y) -> tuple[float, float]:
 
 
 # ------------------------------------------------------------------------------ Approach 2
-def group_budgets(C: np.ndarray, rel_tol: float = 0.05) -> np.ndarray:
-    """Label points by compute budget: C values within rel_tol (in log) belong to one budget."""
-    order = np.argsort(C)
-    labels = np.empty(len(C), int)
-    cur, ref = -1, None
-    for i in order:
-        if ref is None or abs(math.log(C[i] / ref)) > rel_tol:
-            cur, ref = cur + 1, C[i]
-        labels[i] = cur
-    return labels
+@dataclass(frozen=True)
+class Window:
+    """Which points of a budget the parabola sees: `decades` wide around the sampled minimum (in
+    log10 N), at least `points` nearest points; or the whole range ("all")."""
+
+    decades: float | None = 1.0
+    points: int = 5
+
+    @classmethod
+    def parse(cls, text: str | None, min_points: int = 5) -> Window:
+        t = (text or "1dec").strip().lower()
+        if t == "all":
+            return cls(None, min_points)
+        m = re.fullmatch(r"(\d+(?:\.\d*)?)\s*dec(?:ades?)?", t)
+        if m and float(m.group(1)) > 0:
+            return cls(float(m.group(1)), min_points)
+        if t.isdigit() and int(t) >= 3:
+            return cls(0.0, int(t))
+        raise FitError(f"--window {text!r}: give decades of N around each budget's minimum (e.g. 1dec), a number "
+                       "of points (>= 3, e.g. 7), or all")
+
+    def describe(self) -> str:
+        if self.decades is None:
+            return "whole sampled range"
+        if self.decades == 0:
+            return f"{self.points} points nearest each budget's sampled minimum"
+        return f"{self.decades:g} decade(s) of N around each budget's sampled minimum (at least {self.points} points)"
 
 
-def isoflop_minima(N, D, L, budget=None):
-    """Per budget: parabola of L in log N; its interior minimum. Returns (kept, refused)."""
-    N, D, L = _check_points(N, D, L, need=3)
+def _local(lx: np.ndarray, L: np.ndarray, win: Window) -> np.ndarray:
+    """Indices of the points the parabola sees."""
+    if win.decades is None:
+        return np.arange(len(lx))
+    i0 = int(np.argmin(L))
+    dist = np.abs(lx - lx[i0]) / math.log(10)
+    sel = np.flatnonzero(dist <= win.decades / 2)
+    if len(sel) < win.points:
+        sel = np.sort(np.argsort(dist, kind="stable")[:win.points])
+    return sel
+
+
+def isoflop_minima(N, D, L, budget=None, min_points: int = 5, window: Window = Window()):
+    """Per budget: a local parabola of L in log N around the sampled minimum; its vertex.
+    budget: nominal C per point (NaN: off every budget); None groups C within 5%.
+    Returns (kept, refused) lists of dicts."""
+    from .points import group_exact
+
+    N, D, L = _points(N, D, L, need=3)
     C = 6 * N * D
-    labels = group_budgets(C) if budget is None else np.unique(np.asarray(budget), return_inverse=True)[1]
+    budget = group_exact(C) if budget is None else np.asarray(budget, float)
     kept, refused = [], []
-    for g in np.unique(labels):
-        sel = labels == g
-        Cg = float(np.exp(np.log(C[sel]).mean()))
-        if sel.sum() < 3:
-            refused.append({"C": Cg, "reason": f"only {sel.sum()} point(s); a parabola needs 3"})
+    for Cg in np.unique(budget[np.isfinite(budget)]):
+        sel = np.flatnonzero(budget == Cg)
+        Cg = float(Cg)
+        n_distinct = len(np.unique(N[sel]))
+        if len(sel) < min_points or n_distinct < 3:
+            refused.append({"C": Cg, "n_points": len(sel),
+                            "reason": f"only {len(sel)} point(s) at {n_distinct} model size(s); at least {min_points} "
+                                      "points (--min-points) at 3 or more sizes required"})
             continue
-        lx = np.log(N[sel])
-        c2, c1, c0 = np.polyfit(lx, L[sel], 2)
+        order = sel[np.argsort(N[sel])]
+        lx, Lg = np.log(N[order]), L[order]
+        loc = _local(lx, Lg, window)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", np.exceptions.RankWarning)
+            c2, c1, c0 = np.polyfit(lx[loc], Lg[loc], 2)
         if c2 <= 0:
-            refused.append({"C": Cg, "reason": "loss is not convex in log N at this budget"})
+            refused.append({"C": Cg, "n_points": len(sel), "reason": "loss is not convex in log N at this budget"})
             continue
         xm = -c1 / (2 * c2)
-        if not (lx.min() < xm < lx.max()):
-            edge = "smallest" if xm <= lx.min() else "largest"
-            refused.append({"C": Cg, "reason": f"minimum at or beyond the {edge} model sampled (no interior optimum)"})
+        if not (lx[loc].min() < xm < lx[loc].max()):
+            edge = "below the smallest" if xm <= lx[loc].min() else "above the largest"
+            refused.append({"C": Cg, "n_points": len(sel),
+                            "reason": f"no interior minimum: the parabola's vertex lies {edge} model it was fitted to"})
             continue
         Nopt = float(math.exp(xm))
         kept.append({"C": Cg, "N_opt": Nopt, "D_opt": Cg / (6 * Nopt), "loss_min": float(c0 + c1 * xm + c2 * xm * xm),
-                     "parabola": [float(c2), float(c1), float(c0)], "n_points": int(sel.sum())})
+                     "parabola": [float(c2), float(c1), float(c0)], "n_points": len(sel),
+                     "n_window": len(loc), "window_N": [float(math.exp(lx[loc].min())), float(math.exp(lx[loc].max()))]})
     return kept, refused
 
 
-def fit_isoflop(N, D, L, budget=None) -> dict:
-    kept, refused = isoflop_minima(N, D, L, budget)
+def fit_isoflop(N, D, L, budget=None, min_points: int = 5, window: Window = Window(), name: str = "fit") -> Fitted:
+    kept, refused = isoflop_minima(N, D, L, budget, min_points, window)
     if len(kept) < 2:
-        names = "; ".join(f"C={r['C']:.3g}: {r['reason']}" for r in refused) or "none"
+        names = "; ".join(f"C={r['C']:.3g}: {r['reason']}" for r in refused[:8]) or "none"
+        more = f" (and {len(refused) - 8} more)" if len(refused) > 8 else ""
         raise FitError(f"Approach 2 needs at least two budgets with an interior minimum; got {len(kept)} "
-                       f"(refused: {names})")
+                       f"(refused: {names}{more})")
     C = np.array([k["C"] for k in kept])
     a, kN = power_law(C, [k["N_opt"] for k in kept])
     b, kD = power_law(C, [k["D_opt"] for k in kept])
-    return {"a": a, "k_N": kN, "b": b, "k_D": kD, "minima": kept, "refused": refused}
+    flags = []
+    if len(refused) > len(kept):
+        flags.append(f"MOST BUDGETS WERE REFUSED: {len(refused)} of {len(kept) + len(refused)} (the exponent rests "
+                     f"on {len(kept)} budgets); see the refused list, or give --budget-col / lower --min-points")
+    if a <= 0 or b <= 0:
+        flags.append(f"a non-positive exponent (a = {a:.3g}, b = {b:.3g})")
+    law = laws.PowerLaw(name, a, kN, b, kD, method="isoflop")
+    return Fitted(law, flags, {"minima": kept, "refused": refused, "window": window.describe()})
 
 
 # ------------------------------------------------------------------------------ Approach 1
@@ -309,30 +425,33 @@ def envelope(curves: list[dict], n_grid: int = 1500):
     return np.array(rows)
 
 
-def fit_envelope(curves: list[dict]) -> dict:
+def fit_envelope(curves: list[dict], name: str = "fit") -> Fitted:
     rows = envelope(curves)
     if len(rows) < 2 or len(np.unique(rows[:, 1])) < 2:
         raise FitError("the envelope of the training curves spans fewer than two model sizes")
     a, kN = power_law(rows[:, 0], rows[:, 1])
     b, kD = power_law(rows[:, 0], rows[:, 2])
-    return {"a": a, "k_N": kN, "b": b, "k_D": kD, "frontier": rows}
+    flags = [] if a > 0 and b > 0 else [f"a non-positive exponent (a = {a:.3g}, b = {b:.3g})"]
+    return Fitted(laws.PowerLaw(name, a, kN, b, kD, method="envelope"), flags, {"frontier": rows})
 
 
 # ----------------------------------------------------------------------------------- Kaplan
-def kaplan_loss(p, N, D):
-    aN, aD, lNc, lDc = p
-    return ((np.exp(lNc) / N) ** (aN / aD) + np.exp(lDc) / D) ** aD
+KAPLAN_BOUNDS = ([1e-3, 1e-3, 0.0, 0.0], [3.0, 3.0, 80.0, 80.0])  # alpha_N, alpha_D, log N_c, log D_c
 
 
-def fit_kaplan(N, D, L) -> dict:
+def fit_kaplan(N, D, L, name: str = "fit") -> Fitted:
     from scipy.optimize import least_squares
 
-    N, D, L = _check_points(N, D, L, need=5)
+    N, D, L = _points(N, D, L, need=5)
+    if len(np.unique(N)) < 2 or len(np.unique(D)) < 2:
+        what = "model size" if len(np.unique(N)) < 2 else "token count"
+        raise FitError(f"Kaplan's L(N, D) needs points at two or more model sizes and token counts; every row has "
+                       f"the same {what}, so alpha_N/alpha_D is not determined")
     logL = np.log(L)
 
     def res(p):
         with np.errstate(all="ignore"):
-            v = np.log(kaplan_loss(p, N, D)) - logL
+            v = np.log(laws.kaplan_loss(N, D, p[0], p[1], np.exp(p[2]), np.exp(p[3]))) - logL
         return np.where(np.isfinite(v), v, 1e3)
 
     best = None
@@ -340,25 +459,62 @@ def fit_kaplan(N, D, L) -> dict:
         for aD in (0.05, 0.1, 0.3):
             for lNc in (15.0, 25.0, 35.0):
                 for lDc in (15.0, 25.0, 35.0):
-                    r = least_squares(res, [aN, aD, lNc, lDc], bounds=([1e-3, 1e-3, 0, 0], [3, 3, 80, 80]))
+                    r = least_squares(res, [aN, aD, lNc, lDc], bounds=KAPLAN_BOUNDS)
                     if best is None or r.cost < best.cost:
                         best = r
-    aN, aD, lNc, lDc = best.x
-    out = {"alpha_N": float(aN), "alpha_D": float(aD), "N_c": float(math.exp(lNc)), "D_c": float(math.exp(lDc)),
-           "cost": float(best.cost)}
-    out.update(kaplan_frontier(out, float((6 * N * D).min()), float((6 * N * D).max())))
-    return out
+    aN, aD, lNc, lDc = (float(v) for v in best.x)
+    flags = []
+    for nm, v, lo, hi in zip(("alpha_N", "alpha_D", "log N_c", "log D_c"), best.x, *KAPLAN_BOUNDS):
+        if v - lo <= 1e-6 * max(1.0, abs(lo)) or hi - v <= 1e-6 * max(1.0, abs(hi)):
+            flags.append(f"{nm} = {v:.4g} is at its bound [{lo:g}, {hi:g}]")
+    if not best.success:
+        flags.append(f"least squares did not report success ({best.message})")
+    law = laws.Kaplan(name, aN, aD, math.exp(lNc), math.exp(lDc), c_min_over_c=1.0, source="fitted",
+                      loss_data="as fitted")
+    fr = kaplan_frontier(law, float((6 * N * D).min()), float((6 * N * D).max()))
+    law = replace(law, n_opt_coef=fr["n_opt_coef"], a=fr["a"])
+    return Fitted(law, flags, {"cost": float(best.cost)})
 
 
-def kaplan_frontier(p: dict, cmin: float, cmax: float) -> dict:
-    """Numerical minimum of the Kaplan L(N, D) along C = 6ND; power law N_opt = coef (C/PF-day)^a."""
-    from .laws import PF_DAY
-
+def kaplan_frontier(law: laws.Kaplan, cmin: float, cmax: float) -> dict:
+    """Numerical minimum of Kaplan's L(N, D) along C = 6ND; power law N_opt = coef (C/PF-day)^a."""
     Cs = np.geomspace(cmin, cmax, 24)
     Ns = []
     for C in Cs:
         n = np.geomspace(1e2, C / 6 / 1e2, 4000)
-        l = ((p["N_c"] / n) ** (p["alpha_N"] / p["alpha_D"]) + p["D_c"] / (C / (6 * n))) ** p["alpha_D"]
-        Ns.append(n[np.argmin(l)])
-    a, coef = power_law(Cs / PF_DAY, Ns)
+        Ns.append(n[np.argmin(laws.kaplan_loss(n, C / (6 * n), law.alpha_N, law.alpha_D, law.N_c, law.D_c))])
+    a, coef = power_law(Cs / laws.PF_DAY, Ns)
     return {"a": a, "n_opt_coef": coef}
+
+
+# -------------------------------------------------------------------------------- bootstrap
+def interval(values: np.ndarray, q=(10, 90)) -> list[float]:
+    return [float(np.percentile(values, q[0])), float(np.percentile(values, q[1]))]
+
+
+def bootstrap(refit, n: int, errors=(FitError,)) -> tuple[list, dict]:
+    """n calls of refit() (each on its own resample) -> (list of results, report). A resample the
+    method cannot fit is counted by reason, never dropped silently."""
+    out, failed = [], {}
+    with warnings.catch_warnings():  # resamples repeat points: a parabola may be exact
+        warnings.simplefilter("ignore", np.exceptions.RankWarning)
+        for _ in range(n):
+            try:
+                out.append(refit())
+            except errors as e:
+                why = str(e).split(";")[0].split(" (")[0][:80]
+                failed[why] = failed.get(why, 0) + 1
+    return out, {"requested": n, "survived": len(out), "failed": failed}
+
+
+def survival_flags(report: dict) -> tuple[bool, list[str]]:
+    """(report intervals?, flags) from a bootstrap report."""
+    n, k = report["requested"], report["survived"]
+    if n == 0:
+        return False, []
+    if k < MIN_SURVIVAL * n:
+        return False, [(f"bootstrap: only {k} of {n} resamples could be refitted (< {MIN_SURVIVAL:.0%}); no interval "
+                        f"is reported (failures: {report['failed']})")]
+    if k < n:
+        return True, [f"bootstrap: {k} of {n} resamples refitted; {n - k} failed ({report['failed']})"]
+    return True, []

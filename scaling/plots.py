@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
 from llmhist.files import atomic_path
 
 from . import laws as L
@@ -45,7 +44,19 @@ def _save(fig, out: Path, name: str) -> list[str]:
     return paths
 
 
-def write_plots(results: list[dict], pts: dict, out: str | Path) -> list[str]:
+def _legend_outside(ax) -> None:
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+
+
+def _budgets(pts):
+    """(labels, groups): nominal budget per point (NaN: off-budget) and the budgets present."""
+    from .points import group_exact
+
+    b = pts.budget if pts.budget is not None else group_exact(pts.C)
+    return b, np.unique(b[np.isfinite(b)])
+
+
+def write_plots(results: list[dict], pts, out: str | Path) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -53,41 +64,43 @@ def write_plots(results: list[dict], pts: dict, out: str | Path) -> list[str]:
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    by = {r["law"]: r for r in results if "params" in r}
-    N, D, Lo = pts["N"], pts["D"], pts["loss"]
+    by = {r["law"]: r for r in results if r.get("params")}
+    N, D, Lo = pts.N, pts.D, pts.loss
     C = 6 * N * D
+    crange = (C.min(), C.max())
     written = []
     chin = _law_from(by["chinchilla"]) if "chinchilla" in by else None
 
     # 1. isoFLOP curves with their parabolas and minima
     if "isoflop" in by:
-        from .fit import group_budgets
-
-        fig, ax = plt.subplots(figsize=(6.5, 4.5))
-        labels = group_budgets(C)
+        fig, ax = plt.subplots(figsize=(7.5, 4.5))
+        labels, groups = _budgets(pts)
         cmap = plt.get_cmap("viridis")
-        groups = np.unique(labels)
-        minima = {round(np.log10(m["C"]), 2): m for m in by["isoflop"]["minima"]}
+        minima = {round(np.log10(m["C"]), 3): m for m in by["isoflop"]["minima"]}
         for i, g in enumerate(groups):
             sel = labels == g
             col = cmap(i / max(1, len(groups) - 1))
-            Cg = float(np.exp(np.log(C[sel]).mean()))
-            ax.scatter(N[sel], Lo[sel], color=col, s=18, label=f"C = {Cg:.2g}")
-            m = minima.get(round(np.log10(Cg), 2))
+            Cg = float(g)
+            m = minima.get(round(np.log10(Cg), 3))
+            ax.scatter(N[sel], Lo[sel], color=col, s=18, label=f"C = {Cg:.2g} FLOPs" + ("" if m else " (refused)"),
+                       alpha=1.0 if m else 0.35)
             if m:
-                xs = np.linspace(np.log(N[sel].min()), np.log(N[sel].max()), 100)
+                lo_, hi_ = m.get("window_N", [N[sel].min(), N[sel].max()])
+                xs = np.linspace(np.log(lo_), np.log(hi_), 100)
                 c2, c1, c0 = m["parabola"]
                 ax.plot(np.exp(xs), c2 * xs**2 + c1 * xs + c0, color=col, lw=1)
                 ax.scatter([m["N_opt"]], [m["loss_min"]], color=col, marker="*", s=120, edgecolor="k", zorder=3)
         ax.set_xscale("log")
-        ax.set(xlabel="parameters N", ylabel="loss (nats/token)", title="isoFLOP curves (Approach 2): minima starred")
-        ax.legend(fontsize=7)
+        ax.set(xlabel="parameters N", ylabel="loss (nats/token)",
+               title="isoFLOP curves (Approach 2): local parabolas, minima starred")
+        _legend_outside(ax)
         written += _save(fig, out, "isoflop")
         plt.close(fig)
 
     # 2. loss against compute, with the fitted frontier and its bootstrap band
     if chin is not None:
-        fig, ax = plt.subplots(figsize=(6.5, 4.5))
+        fig, ax = plt.subplots(figsize=(7.5, 4.5))
+        ax.axvspan(*crange, color="0.92", zorder=0, label="fitted range of C")
         ax.scatter(C, Lo, s=14, color="0.5", label="runs")
         cg = np.geomspace(C.min() / 3, C.max() * 30, 80)
         ax.plot(cg, [chin.optimum(c)["loss"] for c in cg], color="C3", label="Approach 3 frontier L(N_opt, D_opt)")
@@ -96,18 +109,21 @@ def write_plots(results: list[dict], pts: dict, out: str | Path) -> list[str]:
             lo, hi = np.percentile(sm, [10, 90], axis=0)
             ax.fill_between(cg, lo, hi, color="C3", alpha=0.2, label="10-90% bootstrap band")
         ax.axhline(chin.E, color="k", ls=":", lw=1, label=f"E = {chin.E:.3f}")
-        ent = pts.get("entropy")
-        if ent:
-            ax.axhline(ent, color="C2", ls="--", lw=1, label="true entropy")
+        ent = getattr(pts, "entropy", None)
+        if ent is not None:
+            iv = by["chinchilla"].get("intervals", {}).get("E")
+            ax.axhline(ent, color="C2", ls="--", lw=1.2, label=f"true entropy H = {ent:.3f}")
+            if iv:
+                ax.axhspan(iv[0], iv[1], color="k", alpha=0.08, label="E 10-90% interval")
         ax.set_xscale("log")
         ax.set(xlabel="compute C = 6ND (FLOPs)", ylabel="loss (nats/token)", title="loss against compute")
-        ax.legend(fontsize=7)
+        _legend_outside(ax)
         written += _save(fig, out, "frontier")
         plt.close(fig)
 
     # 3. N_opt and D_opt against C, with the registry's historical models placed on it
     if by:
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+        fig, axes = plt.subplots(1, 2, figsize=(12.5, 4.5))
         reg = _registry_points()
         cmin = min(C.min(), 1e10)
         cg = np.geomspace(cmin, 1e26, 100)
@@ -128,16 +144,20 @@ def write_plots(results: list[dict], pts: dict, out: str | Path) -> list[str]:
                 v = (Nr, Nr, Dr)[idx]
                 ax.scatter([6 * Nr * Dr], [v], s=12, color="k", zorder=3)
                 ax.annotate(name, (6 * Nr * Dr, v), fontsize=6, xytext=(3, 2), textcoords="offset points")
+            ax.axvspan(*crange, color="0.9", zorder=0, label="fitted range of C")
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set(xlabel="compute C (FLOPs)", ylabel=ylab, title=f"{key} against compute")
-        axes[0].legend(fontsize=7)
+        _legend_outside(axes[1])
+        axes[1].legend_.remove() if axes[1].legend_ else None
+        h, lab = axes[0].get_legend_handles_labels()
+        fig.legend(h, lab, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 0.95))
         written += _save(fig, out, "optimal")
         plt.close(fig)
 
     # 4. Approach 3 loss contours over (N, D), the compute-optimal line and isoFLOP lines
     if chin is not None:
-        fig, ax = plt.subplots(figsize=(6.5, 4.5))
+        fig, ax = plt.subplots(figsize=(7.5, 4.5))
         n = np.geomspace(N.min() / 4, N.max() * 4, 120)
         d = np.geomspace(D.min() / 4, D.max() * 4, 120)
         NN, DD = np.meshgrid(n, d)
@@ -150,33 +170,30 @@ def write_plots(results: list[dict], pts: dict, out: str | Path) -> list[str]:
         ax.set_yscale("log")
         ax.set_xlim(n.min(), n.max())
         ax.set_ylim(d.min(), d.max())
-        ax.set(xlabel="parameters N", ylabel="tokens D", title="Approach 3: loss contours")
-        ax.legend(fontsize=7)
+        ax.set(xlabel="parameters N", ylabel="tokens D", title="Approach 3: loss contours (nats/token)")
+        _legend_outside(ax)
         written += _save(fig, out, "contours")
         plt.close(fig)
     return written
 
 
-def terminal_plot(results: list[dict], pts: dict) -> str:
+def terminal_plot(results: list[dict], pts) -> str:
     """The main plot drawn in the terminal: isoFLOP curves if fitted, else loss against compute."""
     import plotext as plt
 
     plt.clear_figure()
     plt.theme("clear")  # no background colours: readable on any terminal and in logs
     plt.plotsize(80, 22)
-    N, D, Lo = pts["N"], pts["D"], pts["loss"]
+    N, D, Lo = pts.N, pts.D, pts.loss
     C = 6 * N * D
-    by = {r["law"]: r for r in results if "params" in r}
+    by = {r["law"]: r for r in results if r.get("params")}
     plt.xscale("log")
     if "isoflop" in by:
-        from .fit import group_budgets
-
-        labels = group_budgets(C)
-        for g in np.unique(labels):
+        labels, groups = _budgets(pts)
+        for g in groups:
             sel = labels == g
             order = np.argsort(N[sel])
-            plt.plot(N[sel][order].tolist(), Lo[sel][order].tolist(), marker="dot",
-                     label=f"C={np.exp(np.log(C[sel]).mean()):.2g}")
+            plt.plot(N[sel][order].tolist(), Lo[sel][order].tolist(), marker="dot", label=f"C={g:.2g}")
         ms = by["isoflop"]["minima"]
         plt.scatter([m["N_opt"] for m in ms], [m["loss_min"] for m in ms], marker="x", label="minima")
         plt.title("isoFLOP curves: loss against N (log)")

@@ -10,32 +10,38 @@ import math
 
 from . import laws
 
-GPU_PEAK_BF16 = {  # dense bf16 peak FLOP/s (vendor datasheets, no sparsity)
-    "a100": 312e12,
-    "h100": 989e12,  # SXM
-    "h200": 989e12,
-    "v100": 125e12,  # fp16 tensor cores
-    "a10g": 125e12,
-    "l4": 121e12,
-    "mi300x": 1307e12,
-    "tpuv4": 275e12,
-    "tpuv5e": 197e12,
-}
+
+class BudgetError(laws.LawError):
+    """A budget option that is not a positive finite number, or given with the wrong companions."""
 
 
-def budget_from(flops=None, gpu_hours=None, gpu=None, mfu=0.4) -> float:
+def positive(value, option: str) -> float:
+    """value as a positive finite float, or a BudgetError naming the option."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise BudgetError(f"{option} {value!r}: give a positive number") from None
+    if not math.isfinite(v) or v <= 0:
+        example = {"--params": "7e9", "--tokens": "2e12", "--gpu-hours": "1000"}.get(option, "1e21")
+        raise BudgetError(f"{option} {value:g}: must be a positive finite number (e.g. {option} {example})")
+    return v
+
+
+def budget_from(flops=None, gpu_hours=None, gpu=None, mfu=0.4, dtype="bf16") -> float:
+    """C in FLOPs from --flops, or --gpu-hours on --gpu at --mfu (the peak from the one hardware table)."""
+    from llmhist.train.hardware import gpu_peak
+
     if flops is not None:
-        if flops <= 0 or not math.isfinite(flops):
-            raise ValueError(f"--flops must be a positive finite number, got {flops}")
-        return float(flops)
+        return positive(flops, "--flops")
     if gpu_hours is not None:
-        key = (gpu or "").lower()
-        if key not in GPU_PEAK_BF16:
-            raise ValueError(f"unknown --gpu {gpu!r}; known: {', '.join(GPU_PEAK_BF16)}")
-        if not 0 < mfu <= 1:
-            raise ValueError(f"--mfu must be in (0, 1], got {mfu}")
-        return gpu_hours * 3600 * GPU_PEAK_BF16[key] * mfu
-    raise ValueError("give a budget: --flops C, or --gpu-hours H --gpu NAME [--mfu 0.4], or --params N, or --tokens D")
+        h = positive(gpu_hours, "--gpu-hours")
+        peak = gpu_peak(gpu, dtype)
+        if not (0 < mfu <= 1):
+            raise BudgetError(f"--mfu {mfu}: must be in (0, 1]")
+        return h * 3600 * peak * mfu
+    if gpu is not None:
+        raise BudgetError(f"--gpu {gpu} needs --gpu-hours H (the budget is hours on that device)")
+    raise BudgetError("give a budget: --flops C, or --gpu-hours H --gpu NAME [--mfu 0.4], or --params N, or --tokens D")
 
 
 def _percentiles(values, q=(10, 90)):
@@ -70,12 +76,15 @@ def recommend(law, C: float | None = None, N: float | None = None, D: float | No
     optimal), with bootstrap intervals where the law carries samples."""
     if C is None:
         if N is not None:
-            C = law.c_opt_for_n(N)
+            C = law.c_opt_for_n(positive(N, "--params"))
         elif D is not None:
-            C = _c_for_d(law, D)
+            C = _c_for_d(law, positive(D, "--tokens"))
         else:
-            raise ValueError("need C, N or D")
-    out = {"law": law.name, "C": C, "source": law.source}
+            raise BudgetError("need C, N or D")
+    else:
+        C = positive(C, "--flops")
+    out = {"law": law.name, "C": C, "source": law.source, "loss_data": getattr(law, "loss_data", ""),
+           "warning": law.extrapolation(C)}
     for key, fn in (("N_opt", lambda l: l.n_opt(C)), ("D_opt", lambda l: l.d_opt(C)),
                     ("tokens_per_param", lambda l: l.d_opt(C) / l.n_opt(C)),
                     ("loss", lambda l: l.loss(l.n_opt(C), l.d_opt(C)))):
@@ -83,6 +92,12 @@ def recommend(law, C: float | None = None, N: float | None = None, D: float | No
         out[key] = v
         if iv:
             out[key + "_interval"] = iv
+    if law.kind == "kaplan" and getattr(law, "c_min_over_c", 1.0) != 1.0:
+        w = law.as_written()
+        out["as_written"] = {"convention": "C_min = C (Kaplan's formula applied to C as it stands)",
+                             "N_opt": w.n_opt(C), "D_opt": w.d_opt(C)}
+        out["convention"] = (f"C_min = {law.c_min_over_c:g} C (training at the critical batch costs 2 C_min; "
+                             "Hoffmann et al. 2022 App. D.4 read Kaplan this way)")
     return out
 
 
@@ -104,7 +119,7 @@ def inference_aware(law, C: float, inference_tokens: float) -> dict:
     from scipy.optimize import minimize_scalar
 
     if law.kind != "chinchilla":
-        raise ValueError(f"{law.name}: inference-aware sizing needs a parametric L(N, D) of the Chinchilla form")
+        raise laws.LawError(f"{law.name}: inference-aware sizing needs a parametric L(N, D) of the Chinchilla form")
     N0, D0 = law.n_opt(C), law.d_opt(C)
     target = law.loss(N0, D0)
 

@@ -6,18 +6,18 @@ import math
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
-
 from llmhist.cli.main import app
 from llmhist.scaling import laws
+from typer.testing import CliRunner
 
 runner = CliRunner()
 TRUE = laws.Chinchilla("true", E=1.9, A=400.0, B=1200.0, alpha=0.33, beta=0.30)
 
 
-def write_run(folder, N, D, loss, status="finished", objective="causal_lm", evals=8):
+def write_run(folder, N, D, loss, status="finished", objective="causal_lm", evals=8, arch=None, entropy=None,
+              n_active=None):
     folder.mkdir(parents=True)
-    (folder / "config.json").write_text(json.dumps({"train": {}, "arch": {}}))
+    (folder / "config.json").write_text(json.dumps({"train": {}, "arch": arch or {}}))
     rows = ["step,tokens,flops,train_loss,val_loss,val_bpb,lr,tokens_per_s,mfu,wall_s"]
     for i in range(1, evals + 1):
         d = D * i / evals
@@ -26,17 +26,18 @@ def write_run(folder, N, D, loss, status="finished", objective="causal_lm", eval
     if status is None:
         return
     (folder / "summary.json").write_text(json.dumps({
-        "status": status, "N": N, "N_non_embedding": 0.8 * N, "N_active": N, "D": D, "C": 6 * N * D,
+        "status": status, "N": N, "N_non_embedding": 0.8 * N, "N_active": n_active or N, "D": D, "C": 6 * N * D,
         "C_counted": 1.25 * 6 * N * D, "val_loss": loss, "train_loss_smoothed": loss + 0.01,
-        "objective": objective, "data_fingerprint": "abc"}))
+        "objective": objective, "data_fingerprint": "abc", "entropy_nats_per_token": entropy}))
 
 
-def make_runs(root, noise=0.003):
+def make_runs(root, noise=0.003, arch=None, law=TRUE, entropy=None):
     rng = np.random.default_rng(0)
     for C in np.geomspace(1e17, 1e20, 4):
-        for j, n in enumerate(np.geomspace(TRUE.n_opt(C) / 5, TRUE.n_opt(C) * 5, 7)):
+        for j, n in enumerate(np.geomspace(law.n_opt(C) / 5, law.n_opt(C) * 5, 7)):
             d = C / (6 * n)
-            write_run(root / f"C{C:.0e}" / f"n{j}", n, d, TRUE.loss(n, d) * math.exp(rng.normal(0, noise)))
+            write_run(root / f"C{C:.0e}" / f"n{j}", n, d, law.loss(n, d) * math.exp(rng.normal(0, noise)), arch=arch,
+                      entropy=entropy)
     write_run(root / "bad" / "diverged", 1e8, 1e9, float("nan"), status="diverged")
     write_run(root / "bad" / "unfinished", 1e8, 1e9, 3.0, status=None)
 
@@ -101,8 +102,12 @@ def test_recommend_and_compare_read_every_kind_of_fit_file(tmp_path):
     assert r.exit_code == 0 and "n/a" in r.output
     r = runner.invoke(app, ["compare", "gpt3", "chinchilla", "--fit", files[0], "--json"])
     assert r.exit_code == 0
-    labels = {row["section"] for row in json.loads(r.output)["rows"]}
+    rows = json.loads(r.output)["rows"]
+    labels = {row["section"] for row in rows}
     assert "compute-optimal (runs-chinchilla)" in labels
+    # a fit of runs at 1e17-1e20 FLOPs judging GPT-3 (3e23) says so, naming the fitted range
+    warn = [row for row in rows if row["section"] == "compute-optimal (runs-chinchilla)" and row["label"] == "warning"]
+    assert warn and "outside the range this law was fitted on" in warn[0]["values"][0]
 
 
 def test_terminal_plot_and_bad_runs_folders(tmp_path):
@@ -113,10 +118,13 @@ def test_terminal_plot_and_bad_runs_folders(tmp_path):
     (tmp_path / "empty").mkdir()
     r = runner.invoke(app, ["fit", str(tmp_path / "empty")])
     assert r.exit_code == 2 and "no finished runs" in r.output
-    write_run(tmp_path / "mixed" / "a", 1e6, 1e7, 3.0)
-    write_run(tmp_path / "mixed" / "b", 1e6, 1e7, 3.0, objective="span_corruption")
-    r = runner.invoke(app, ["fit", str(tmp_path / "mixed")])
-    assert r.exit_code == 2 and "different objectives" in r.output
+    # a T5 run among causal-LM runs is left out with its reason, not a failure
+    write_run(tmp_path / "runs" / "t5" / "a", 1e6, 1e7, 3.0, objective="span_corruption")
+    r = runner.invoke(app, ["fit", str(tmp_path / "runs"), "--bootstrap", "0", "--plot", "none", "--json",
+                            "--out", str(tmp_path / "g")])
+    assert r.exit_code == 0, r.output
+    reasons = {x["run"].split("/")[-1]: x["reason"] for x in json.loads(r.output)["left_out"]}
+    assert "span_corruption" in reasons["a"]
     r = runner.invoke(app, ["fit", str(tmp_path / "runs"), "--law", "chinchilla", "--holdout", "0.7"])
     assert r.exit_code == 2 and "--holdout" in r.output
 
@@ -132,3 +140,46 @@ def test_study_runs_sweep_fit_recommend_and_plots_end_to_end(tmp_path):
     assert (out / "fits" / "study-chinchilla.json").exists()
     assert (out / "fits" / "frontier.png").exists() and "plots:" in r.output and "frontier.png" in r.output
     assert "compute-optimal allocation" in r.output
+
+
+GPT2 = {"family": "gpt2", "d_model": 64, "n_heads": 4, "n_kv_heads": None, "d_ff": 256, "norm": "layernorm",
+        "positions": "learned", "mlp": "gelu", "moe": None}
+LLAMA = {"family": "llama3", "d_model": 64, "n_heads": 8, "n_kv_heads": 1, "d_ff": 224, "norm": "rmsnorm",
+         "positions": "rope", "mlp": "swiglu", "moe": None}
+
+
+def test_spec_key_ignores_sizes_and_keeps_shape_ratios():
+    from llmhist.scaling.runs import spec_key
+
+    k1, label = spec_key({"arch": GPT2, "recipe": {"lr": 1}})
+    k2, _ = spec_key({"arch": {**GPT2, "d_model": 128, "n_heads": 8, "d_ff": 512, "name": "gpt2-x"}, "recipe": {"lr": 1}})
+    assert k1 == k2 and label == "gpt2"
+    assert spec_key({"arch": {**GPT2, "n_kv_heads": 1}})[0] != spec_key({"arch": GPT2})[0]  # MHA -> MQA
+    assert spec_key({"arch": {**GPT2, "d_ff": 128}})[0] != spec_key({"arch": GPT2})[0]  # another MLP width
+    v = {"base": "gpt2", "target": "llama3", "changes": ["rope"]}
+    assert spec_key({"arch": GPT2, "train": {"variant": v}})[1] == "gpt2+rope"
+
+
+def test_a_folder_of_two_specs_is_fitted_per_spec_with_a_comparison(tmp_path, monkeypatch):
+    other = laws.Chinchilla("other", E=1.7, A=300.0, B=900.0, alpha=0.35, beta=0.30)
+    make_runs(tmp_path / "sweep" / "gpt2", arch=GPT2)
+    make_runs(tmp_path / "sweep" / "llama3", arch=LLAMA, law=other, entropy=1.7)
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["fit", "sweep", "--bootstrap", "20", "--law", "chinchilla", "--plot", "files"])
+    assert r.exit_code == 0, r.output
+    assert "2 spec groups" in r.output and "comparison across spec groups" in r.output
+    g = json.loads((tmp_path / "fits" / "sweep" / "llama3" / "sweep-chinchilla.json").read_text())
+    assert g["group"]["label"] == "llama3" and g["n_points"] == 28 and abs(g["params"]["a"] - other.a) < 0.05
+    assert g["entropy"]["H_nats_per_token"] == 1.7
+    assert (tmp_path / "fits" / "sweep" / "gpt2" / "frontier.png").exists()
+    assert (tmp_path / "fits" / "sweep" / "llama3" / "frontier.png").exists()
+
+
+def test_moe_runs_count_active_parameters_by_default(tmp_path):
+    moe = {**LLAMA, "family": "mixtral", "moe": {"n_experts": 8, "top_k": 2, "d_ff_expert": 224}}
+    for j, n in enumerate(np.geomspace(1e5, 1e6, 6)):
+        write_run(tmp_path / "moe" / f"r{j}", 4 * n, 1e7, TRUE.loss(n, 1e7), arch=moe, n_active=n)
+    from llmhist.scaling.points import load_runs
+
+    (pts,) = load_runs(tmp_path / "moe")
+    assert pts.conventions["N"] == "active" and np.allclose(sorted(pts.N), np.geomspace(1e5, 1e6, 6))

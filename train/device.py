@@ -14,22 +14,13 @@ import time
 from pathlib import Path
 
 import torch
-
 from llmhist.files import write_json
 
+from . import hardware
 from .data import cache_dir
 
-# dense peak FLOP/s by (device name fragment, dtype); datasheets, no structured sparsity
-GPU_PEAK = {
-    ("h100", "bf16"): 989e12, ("h100", "fp32"): 67e12,  # SXM; tf32 tensor cores 495e12
-    ("h200", "bf16"): 989e12, ("h200", "fp32"): 67e12,
-    ("a100", "bf16"): 312e12, ("a100", "fp32"): 19.5e12,
-    ("l4", "bf16"): 121e12, ("l4", "fp32"): 30.3e12,
-    ("a10g", "bf16"): 70e12, ("a10g", "fp32"): 31.2e12,
-    ("v100", "fp16"): 125e12, ("v100", "fp32"): 15.7e12,
-    ("4090", "bf16"): 165e12, ("4090", "fp32"): 82.6e12,
-    ("mi300x", "bf16"): 1307e12,
-}
+PROBE_DISAGREE = 1.25  # a quick probe this much above the cached peak: the cache was measured under load
+_rechecked: set = set()  # cache keys re-measured in this process (re-measure at most once each)
 
 
 def usable_cores() -> int:
@@ -85,56 +76,123 @@ def device_name(dev: torch.device) -> str:
     return dev.type
 
 
-def cpu_matmul_peak(threads: int | None = None, refresh: bool = False) -> float:
-    """The CPU's float32 matmul FLOP/s with `threads` threads: the best of repeated 1024^3 and 2048^3
-    products (the denominator of CPU MFU), measured once per (CPU, threads, torch) and cached in
-    ~/.cache/llmhist/cpu_peak.json (delete it to measure again)."""
-    threads = threads or torch.get_num_threads()
-    key = f"{device_name(torch.device('cpu')).split(' (')[0]}|{threads}|{torch.__version__}"
-    path = cache_dir() / "cpu_peak.json"
-    cache = {}
-    if path.exists():
-        try:
-            cache = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            cache = {}
-    if key in cache and not refresh:
-        return float(cache[key])
+def cpu_peak_cache_path() -> Path:
+    """Where the measured CPU peak is cached (one entry per CPU, threads and torch version)."""
+    return cache_dir() / "cpu_peak.json"
+
+
+def _probe(threads: int, sizes=(1024, 2048), rounds: int = 6) -> tuple[float, list[float]]:
+    """(best FLOP/s, every round's FLOP/s) of repeated float32 matmuls with `threads` threads."""
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
-    best = 0.0
-    for n in (1024, 2048):  # the best of several sizes and repetitions: a peak, robust to a busy moment
-        a, b = torch.randn(n, n), torch.randn(n, n)
-        reps = max(1, int(4e9 / (2 * n**3)))
-        a @ b
-        for _ in range(6):
-            t = time.perf_counter()
-            for _ in range(reps):
-                a @ b
-            best = max(best, reps * 2 * n**3 / (time.perf_counter() - t))
-    torch.set_num_threads(old)
-    cache[key] = best
+    rates = []
+    try:
+        for n in sizes:
+            a, b = torch.randn(n, n), torch.randn(n, n)
+            reps = max(1, int(4e9 / (2 * n**3)))
+            a @ b
+            for _ in range(rounds):
+                t = time.perf_counter()
+                for _ in range(reps):
+                    a @ b
+                rates.append(reps * 2 * n**3 / (time.perf_counter() - t))
+    finally:
+        torch.set_num_threads(old)
+    return max(rates), rates
+
+
+def _cpu_key(threads: int) -> str:
+    return f"{device_name(torch.device('cpu')).split(' (')[0]}|{threads}|{torch.__version__}"
+
+
+def _read_cache(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def cpu_matmul_peak(threads: int | None = None, refresh: bool = False) -> float:
+    """The CPU's float32 matmul FLOP/s with `threads` threads (the denominator of CPU MFU): the best
+    of repeated 1024^3 and 2048^3 products, cached per (CPU, threads, torch) in
+    ~/.cache/llmhist/cpu_peak.json (cpu_peak_cache_path()) with the probe's date and spread. A cached
+    value is re-measured when a quick probe now beats it by 25% (it was measured under load), or
+    when asked (refresh=True; recheck_cpu_peak does it when MFU comes out above 100%)."""
+    threads = threads or torch.get_num_threads()
+    key = _cpu_key(threads)
+    path = cpu_peak_cache_path()
+    cache = _read_cache(path)
+    entry = cache.get(key)
+    if isinstance(entry, (int, float)):  # the old format: a bare number, no date or spread
+        entry = {"flops": float(entry), "measured_at": None, "spread": None}
+    if entry and not refresh:
+        quick, _ = _probe(threads, sizes=(1024,), rounds=2)
+        if quick <= PROBE_DISAGREE * float(entry["flops"]):
+            return float(entry["flops"])
+        refresh = True
+    best, rates = _probe(threads)
+    cache[key] = {"flops": best, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                  "spread": [min(rates), max(rates)], "rounds": len(rates), "threads": threads,
+                  "note": "best of the rounds; a narrow spread means a quiet machine"}
     write_json(path, cache)
     return best
 
 
+def recheck_cpu_peak(threads: int | None = None) -> float:
+    """Measure the CPU peak again (once per process and key) after an implausible MFU."""
+    threads = threads or torch.get_num_threads()
+    key = _cpu_key(threads)
+    if key in _rechecked:
+        return cpu_matmul_peak(threads)
+    _rechecked.add(key)
+    return cpu_matmul_peak(threads, refresh=True)
+
+
 def peak_flops(dev: torch.device, dtype: str, override: float | None = None) -> float | None:
-    """Dense peak FLOP/s for MFU; None (shown as n/a) where unknown."""
+    """Dense peak FLOP/s for MFU; None (shown as n/a) where unknown. GPUs: the hardware table."""
     if override:
         return override
     if dev.type == "cpu":
         return cpu_matmul_peak()
     if dev.type == "cuda":
-        name = torch.cuda.get_device_name(dev).lower()
-        for (frag, dt), v in GPU_PEAK.items():
-            if frag in name and dt == dtype:
-                return v
+        got = hardware.peak(torch.cuda.get_device_name(dev), dtype)
+        return got[0] if got else None
     return None
+
+
+def peak_source(dev: torch.device, dtype: str, override: float | None = None) -> str:
+    if override:
+        return "override (--peak-flops)"
+    if dev.type == "cpu":
+        return f"measured matmul probe, cached in {cpu_peak_cache_path()}"
+    if dev.type == "cuda":
+        got = hardware.peak(torch.cuda.get_device_name(dev), dtype)
+        return got[1] if got else "unknown device: not in the hardware table"
+    return "unknown"
+
+
+def mfu(flops_per_s: float | None, peak: float | None, dev: torch.device | None = None,
+        override: float | None = None) -> tuple[float | None, float | None, str | None]:
+    """(MFU, peak used, note). MFU is never above 1: on a CPU, a value above 100% means the cached
+    peak was measured under load, so the peak is measured again once and MFU recomputed; if it is
+    still above 100% (or the peak came from an override or a datasheet) it is clamped to 1.0 and the
+    note says so. The loop calls this for each MFU it reports."""
+    if not flops_per_s or not peak:
+        return None, peak, None
+    value = flops_per_s / peak
+    if value <= 1.0:
+        return value, peak, None
+    note = f"MFU {value:.0%} is implausible (peak {peak:.3g} FLOP/s)"
+    if dev is not None and dev.type == "cpu" and not override:
+        peak = recheck_cpu_peak()
+        value = flops_per_s / peak
+        if value <= 1.0:
+            return value, peak, note + f"; the CPU peak was measured again: {peak:.3g} FLOP/s"
+    return 1.0, peak, note + "; shown clamped to 100%"
 
 
 def environment(dev: torch.device) -> dict:
     import numpy as np
-
     from llmhist import __version__
 
     return {

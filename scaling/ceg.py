@@ -251,7 +251,7 @@ def ceg(ref: dict, var: dict, seed_sd: float = 0.0, n_boot: int = 1000, level: f
         "scale_dependent": bool(len(sl) and (slope_iv[0] > 0 or slope_iv[1] < 0)),
         "method": {"frontier": fr.method, "points": "isoFLOP minimum per budget (parabola vertex in log N, "
                                                     "else the lowest run)",
-                   "interval": f"{int(round(100 * level))}% bootstrap percentile, {n_boot} resamples of runs "
+                   "interval": f"{round(100 * level)}% bootstrap percentile, {n_boot} resamples of runs "
                                f"within budgets" + (f" + seed noise sd {seed_sd:.3g} per frontier point"
                                                      if seed_sd else " (seed noise not measured)")},
         "reference_frontier": fr.to_dict(),

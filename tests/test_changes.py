@@ -3,11 +3,11 @@
 from dataclasses import fields
 
 import pytest
-
-from llmhist.archs import accounting, changes as CH, registry
+from llmhist.archs import accounting, registry
+from llmhist.archs import changes as CH
 from llmhist.archs.spec import Arch
 
-V = dict(d_model=64, n_layers=2, n_heads=8, vocab_size=256, ctx_len=64)
+V = {"d_model": 64, "n_layers": 2, "n_heads": 8, "vocab_size": 256, "ctx_len": 64}
 CATALOGUE = {"name", "family", "year", "paper", "source", "notes", "optimizer", "tokenizer", "train_tokens",
              "published_params", "aliases", "flagship", "field_sources"}
 
@@ -70,7 +70,6 @@ def test_all_changes_reach_the_target_choices_and_build():
 
 def test_base_variant_is_the_base_and_each_step_builds_in_the_model():
     import torch
-
     from llmhist.archs.model import build
 
     base = CH.variant_spec({"base": "gpt2", "target": "llama3", "changes": []}, **V)

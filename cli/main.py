@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from . import archs_cmd, scaling_cmd, study_cmd, sweep_cmd, train_cmd
+from . import ablate_cmd, archs_cmd, scaling_cmd, study_cmd, sweep_cmd, train_cmd
 
 app = typer.Typer(
     help="The history of LLM architectures, built for real, and the scaling laws that explain them.",
@@ -21,6 +21,7 @@ scaling_cmd.register(app)
 train_cmd.register(app)
 sweep_cmd.register(app)
 study_cmd.register(app)
+ablate_cmd.register(app)
 
 
 def run() -> None:

@@ -123,6 +123,10 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path | None, typer.Option(help="ablation folder (default runs/ablate-BASE-TARGET)")] = None,
         workers: Annotated[int, typer.Option(help="worker processes at once")] = 1,
         bootstrap: Annotated[int, typer.Option(help="bootstrap resamples for the intervals")] = 1000,
+        law: Annotated[list[str] | None, typer.Option("--law", help="laws (published names or fit JSON) for the "
+                                                                    "CEG of compute-optimal allocation against "
+                                                                    "Kaplan's at each budget (default: "
+                                                                    "hoffmann2022, epoch2024)")] = None,
         plot: Annotated[str | None, typer.Option(help="png, svg or terminal")] = None,
         report_only: Annotated[bool, typer.Option("--report", help="only report the finished runs in --out")] = False,
         yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
@@ -144,7 +148,7 @@ def register(app: typer.Typer) -> None:
                 return
             folder = out or Path("runs") / f"ablate-{base}-{target}"
             if report_only:
-                return _report(A, folder, bootstrap, plot, json_out)
+                return _report(A, folder, bootstrap, plot, json_out, law)
             p = A.plan(base, target, mode=mode, changes=changes, budgets=_floats(budgets, "--budgets") or None,
                        points=points, spread=spread, seeds=seeds, ctx=ctx, batch=batch, data=data,
                        tokenizer=tokenizer, seed=seed, out=folder)
@@ -172,11 +176,11 @@ def register(app: typer.Typer) -> None:
             console.print(f"[yellow]{len(bad)} run(s) not finished ({', '.join(r['run'] for r in bad[:3])}...); "
                           "the same command resumes; the report uses the finished runs[/]")
         with user_errors():
-            _report(A, folder, bootstrap, plot, json_out)
+            _report(A, folder, bootstrap, plot, json_out, law)
 
 
-def _report(A, folder, bootstrap, plot, json_out):
-    res = A.report(folder, n_boot=bootstrap)
+def _report(A, folder, bootstrap, plot, json_out, laws=None):
+    res = A.report(folder, n_boot=bootstrap, laws=tuple(laws or ("hoffmann2022", "epoch2024")))
     plots = []
     if plot in ("png", "svg"):
         plots = A.write_plots(res, Path(folder) / "fits", plot)
@@ -186,6 +190,13 @@ def _report(A, folder, bootstrap, plot, json_out):
     for x in res["left_out"]:
         console.print(f"[yellow]left out[/] {x['run']}: {x['reason']}")
     console.print(_report_table(res))
+    for a in res["allocation"]:
+        cells = []
+        for b in a["budgets"]:
+            iv = f" [{b['interval'][0]:.3g}, {b['interval'][1]:.3g}]" if b["interval"] else ""
+            cells.append(f"{b['ceg']:.3g}x{iv} at {b['C']:.2g}")
+        console.print(f"compute-optimal allocation vs Kaplan's (N ~ C^0.73), under {a['law']}: " + ", ".join(cells)
+                      + " (a recipe change; from the law, no training)", soft_wrap=True)
     r0 = next((r for r in res["comparisons"] if "method" in r), None)
     if r0:
         console.print(f"frontier: {r0['method']['frontier']} ({r0['method']['points']}); interval: "

@@ -111,6 +111,17 @@ def test_report_recovers_the_gains_of_a_faked_ladder(tmp_path):
     assert cum == pytest.approx([x["ceg"] * y["ceg"] for x, y in zip(by["recipe"]["budgets"], by["arch"]["budgets"])])
     assert (tmp_path / "fits" / "ablation-ceg.json").exists()
     assert json.loads((tmp_path / "fits" / "v02-target-frontier.json").read_text())["law"] == "frontier"
+    assert [a["law"] for a in res["allocation"]] == ["hoffmann2022", "epoch2024"]
+    assert all(b["ceg"] >= 1 for a in res["allocation"] for b in a["budgets"])
+    plots = A.write_plots(res, tmp_path / "plots", "png")
+    assert [p.rsplit("/", 1)[1] for p in plots] == ["ablation-frontiers.png", "ablation-ceg.png"]
+    assert all((tmp_path / "plots" / p.rsplit("/", 1)[1]).stat().st_size > 1000 for p in plots)
+    assert "v02-target" in A.terminal_plot(res)
+    cli = subprocess.run([sys.executable, "-m", "llmhist", "ablate", "gpt2", "llama3", "--report", "--out",
+                          str(tmp_path), "--json", "--bootstrap", "50"], capture_output=True, text=True, check=True)
+    doc = json.loads(cli.stdout)
+    assert [r["change"] for r in doc["comparisons"]] == ["recipe", "arch", "total"]
+    assert {"ceg", "interval", "verdict", "extrapolated"} <= set(doc["comparisons"][0]["budgets"][0])
     # the same plan again is accepted (resume); another plan in the folder is refused
     assert A.prepare(p, tmp_path) == []
     other = A.plan("gpt2", "llama3", budgets=[1e12, 3e12], points=4, seeds=4, out=tmp_path)

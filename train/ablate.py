@@ -483,8 +483,11 @@ def frontier_band(P: dict, n_boot: int = 200, seed_sd: float = 0.0, rng_seed: in
     """A variant's frontier points and a 90% band (runs resampled within budgets, plus seed noise)."""
     import numpy as np
     from llmhist.scaling.ceg import budget_minima
+    from llmhist.scaling.fit import FitError
 
     C, N, L, B = (np.asarray(P[k], float) for k in ("C", "N", "loss", "budget"))
+    if len(np.unique(B)) < 2:
+        raise FitError(f"finished runs at {len(np.unique(B))} budget(s); a frontier needs two")
     Cb, Lb, how = budget_minima(C, N, L, B)
     rng = np.random.default_rng(rng_seed)
     reps = []
@@ -497,8 +500,45 @@ def frontier_band(P: dict, n_boot: int = 200, seed_sd: float = 0.0, rng_seed: in
                                                                       np.percentile(reps, 95, 0).tolist()]}
 
 
+def _spec_groups(folder: Path, doc: dict) -> list[dict]:
+    """Where h5's spec_key exists: the runs of one variant must share one spec (else a warning)."""
+    try:
+        from llmhist.scaling.runs import spec_key  # type: ignore[import-not-found]
+    except ImportError:
+        return []
+    warn = []
+    for v in doc["variants"]:
+        keys = set()
+        for r in v["runs"]:
+            cj = folder / v["id"] / r["name"] / "config.json"
+            try:
+                keys.add(spec_key(json.loads(cj.read_text()))[0])
+            except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError):
+                continue
+        if len(keys) > 1:
+            warn.append({"run": v["id"], "reason": f"warning: its runs span {len(keys)} specs (spec_key)"})
+    return warn
+
+
+def allocation_rows(budgets, laws_=("hoffmann2022", "epoch2024")) -> list[dict]:
+    """CEG of compute-optimal allocation against Kaplan's at each budget, per law (no training)."""
+    from llmhist.scaling import laws as LW
+    from llmhist.scaling.ceg import allocation_ceg
+
+    rows = []
+    for name in laws_:
+        try:
+            law = LW.get(name)
+        except KeyError as e:
+            raise AblationError(f"--law {name!r}: {e.args[0]}") from None
+        except ValueError as e:
+            raise AblationError(f"--law {name!r}: {e}") from None
+        rows.append({"law": law.name, "budgets": [allocation_ceg(law, C) for C in budgets]})
+    return rows
+
+
 def report(folder: str | Path, n_boot: int = 1000, level: float = 0.9, method: str = "auto",
-           out: str | Path | None = None, seed: int = 0) -> dict:
+           out: str | Path | None = None, seed: int = 0, laws=("hoffmann2022", "epoch2024")) -> dict:
     """Read a finished (or partly finished) ablation folder, fit each variant's frontier, compute the
     CEG of every comparison with intervals, the cumulative product along a ladder, and write the
     fits as JSON into OUT/fits (or `out`)."""
@@ -511,6 +551,7 @@ def report(folder: str | Path, n_boot: int = 1000, level: float = 0.9, method: s
         raise AblationError(f"{folder}: no plan.json; give a folder `llmhist ablate` wrote (--out)")
     doc = json.loads(pj.read_text())
     pts, seeds, left = _read_points(folder, doc)
+    left += _spec_groups(folder, doc)
     seed_rows = [s for s in seeds.values() if len(s["losses"]) >= 2]
     seed_sd = G.seed_noise(seed_rows[0]["losses"]) if seed_rows else 0.0
     fits = Path(out) if out else folder / "fits"
@@ -548,7 +589,7 @@ def report(folder: str | Path, n_boot: int = 1000, level: float = 0.9, method: s
     result = {"folder": str(folder), "base": doc["base"], "target": doc["target"], "mode": doc["mode"],
               "changes": doc["changes"], "comparisons": rows, "frontiers": frontiers, "seed_sd": seed_sd,
               "seed_runs": seed_rows, "left_out": left, "convention": doc["convention"],
-              "budgets": doc["budgets"]}
+              "budgets": doc["budgets"], "allocation": allocation_rows(doc["budgets"], laws) if laws else []}
     p = fits / "ablation-ceg.json"
     write_json(p, result)
     paths.append(str(p))

@@ -62,7 +62,8 @@ CHANGES: tuple[ChangeDef, ...] = (
     ChangeDef("mlp", "arch", ("mlp",),
               "MLP activation and gating (GELU -> SwiGLU); a gated MLP gets 2/3 of the dense width so "
               "parameters stay matched"),
-    ChangeDef("mlp_width", "arch", ("mlp_ratio",), "MLP hidden width as a ratio of d_model", requires=("mlp",)),
+    ChangeDef("mlp_width", "arch", ("mlp_ratio",),
+              "MLP width beyond parameter-matched (dense-equivalent ratio to d_model)", requires=("mlp",)),
     ChangeDef("attention", "arch", ("kv_ratio",), "MHA -> GQA / MQA: query heads sharing one KV head"),
     ChangeDef("tied_embeddings", "arch", ("tied_embeddings",), "input embedding shared with the LM head (tied) or not"),
     ChangeDef("parallel_block", "arch", ("parallel_block",), "attention and MLP in parallel from one norm",
@@ -133,7 +134,7 @@ def _set_window_frac(a: Arch, frac, target: Arch) -> Arch:
 
 
 def _set_rope_scaling(a: Arch, kind, target: Arch) -> Arch:
-    if kind is None:
+    if kind in (None, "none"):
         return replace(a, rope_scaling=None)
     return replace(a, rope_scaling=replace(target.rope_scaling, original_ctx=max(1, a.ctx_len // 2)))
 
@@ -142,10 +143,12 @@ def _set_rope_scaling(a: Arch, kind, target: Arch) -> Arch:
 # applicable to this spec" (no RoPE theta without RoPE): a target value of None is no change.
 FEATURES = {
     "kv_ratio": (_kv_ratio, _set_kv_ratio),
-    "mlp_ratio": (lambda a: round(a.d_ff / a.d_model, 2) if a.moe is None else None,
-                  lambda a, v, t: replace(a, d_ff=_round_up(v * a.d_model))),
-    "rope_theta": (lambda a: a.rope_theta if a.positions == "rope" else None, None),
-    "rope_scaling_kind": (lambda a: (None if a.rope_scaling is None or a.positions != "rope" else
+    # the MLP's width in dense-equivalent units (parameters per layer / (2 d_model^2)): a gated MLP
+    # at 2/3 of a dense width has the dense ratio, so GELU -> SwiGLU alone changes no width
+    "mlp_ratio": (lambda a: round(a.d_ff / a.d_model * (1.5 if a.mlp in GATED else 1), 2) if a.moe is None else None,
+                  lambda a, v, t: replace(a, d_ff=_round_up(t.d_ff / t.d_model * a.d_model))),
+    "rope_theta": (lambda a: a.rope_theta if a.positions == "rope" else None, None),  # plain field
+    "rope_scaling_kind": (lambda a: (None if a.positions != "rope" else "none" if a.rope_scaling is None else
                                      (a.rope_scaling.factor, a.rope_scaling.low_freq_factor,
                                       a.rope_scaling.high_freq_factor)), _set_rope_scaling),
     "window_frac": (lambda a: round(a.window / a.ctx_len, 4) if (a.window and "local" in a.attn_pattern) else None,
@@ -153,6 +156,13 @@ FEATURES = {
     "mlp": (lambda a: a.mlp, _set_mlp),
 }
 OPTIONAL_FEATURES = {"rope_theta", "rope_scaling_kind", "window_frac", "mlp_ratio"}
+# what an optional feature's field holds while it does not apply (a learned-position model's RoPE
+# settings): when that already equals the target's value, there is nothing to change
+RAW = {
+    "rope_theta": lambda a: a.rope_theta,
+    "rope_scaling_kind": lambda a: "none" if a.rope_scaling is None else (
+        a.rope_scaling.factor, a.rope_scaling.low_freq_factor, a.rope_scaling.high_freq_factor),
+}
 
 
 def _norm(v):
@@ -290,7 +300,7 @@ def _derive(base_name: str, target_name: str) -> tuple[Change, ...]:
         vb, vt = _values(d, base, rb), _values(d, target, rt)
         diff = [f for f in vt if vb.get(f, MISSING) != vt[f] and not (f in OPTIONAL_FEATURES and vt[f] is None)
                 # not applicable in the base (no RoPE yet) but its raw value is already the target's
-                and not (vb.get(f) is None and getattr(base, f, MISSING) == vt[f])]
+                and not (vb.get(f) is None and f in RAW and RAW[f](base) == vt[f])]
         if not diff:
             continue
         req_want = {f: arch_value(target, f) for f in d.requires}
@@ -400,6 +410,13 @@ def variant_spec(variant: dict, d_model: int, n_layers: int, n_heads: int, vocab
             v = c.after[f]
             setter = FEATURES.get(f, (None, None))[1]
             a = setter(a, v, t) if setter else replace(a, **{f: v})
+    # a field that stopped mattering (RoPE's theta once positions are learned) follows the target
+    b0 = registry.build_spec(base, d_model=d_model, n_layers=n_layers, n_heads=n_heads, vocab_size=vocab_size,
+                             ctx_len=ctx_len) if order else a
+    for f in OPTIONAL_FEATURES:
+        if arch_value(a, f) is None and arch_value(b0, f) is not None:
+            setter = FEATURES[f][1]
+            a = setter(a, None, t) if setter else replace(a, **{f: getattr(t, f)})
     if names:
         label = "+".join(names)
         a = replace(a, name=f"{a.family}+{label}@d{d_model}-l{n_layers}-h{n_heads}",

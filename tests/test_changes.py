@@ -137,3 +137,26 @@ def test_refusals():
 def test_groups_expand_to_kinds():
     got = CH.check_names("gpt2", "llama3", ["recipe"])
     assert set(got) == {c.name for c in CH.derive("gpt2", "llama3") if c.kind == "recipe"}
+
+
+def test_every_pair_of_families_ends_at_the_target():
+    """For every pair the registry can ablate, applying all changes reaches the target's choices."""
+    import math
+
+    cat = CATALOGUE | {"window_published"}
+    pairs = 0
+    for b in registry.FAMILIES:
+        for t in registry.FAMILIES:
+            try:
+                ch = CH.derive(b, t)
+            except CH.ChangeError:
+                continue
+            rs = [CH.arch_value(registry.get(x), "kv_ratio") for x in (b, t)]
+            h = math.lcm(*[r for r in rs if isinstance(r, int)], 1)
+            h = h * 4 if h < 4 else h
+            v = CH.variant_spec({"base": b, "target": t, "changes": [c.name for c in ch]}, 8 * h, 2, h, 256, 128)
+            tt = registry.build_spec(t, d_model=8 * h, n_layers=2, n_heads=h, vocab_size=256, ctx_len=128)
+            assert [f.name for f in fields(Arch) if f.name not in cat and getattr(v, f.name) != getattr(tt, f.name)] \
+                == [], (b, t)
+            pairs += 1
+    assert pairs > 100

@@ -178,7 +178,7 @@ def _max_ratio(base: str, target: str) -> int:
     from llmhist.archs import registry
 
     rs = [CH.arch_value(registry.get(x), "kv_ratio") for x in (base, target)]
-    return max([r for r in rs if isinstance(r, int)] + [1])
+    return math.lcm(*[r for r in rs if isinstance(r, int)], 1)
 
 
 def shape_candidates(base: str, target: str, n_max: float, vocab: int = 256, ctx: int = 128) -> list[tuple]:

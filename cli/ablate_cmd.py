@@ -45,8 +45,8 @@ def _changes_table(changes: list[dict], title: str):
     from rich.table import Table
 
     t = Table(title=title, header_style="bold")
-    for c in ("change", "kind", "year", "introduced by", "from -> to", "needs"):
-        t.add_column(c, justify="left")
+    for col in ("change", "kind", "year", "introduced by", "from -> to", "needs"):
+        t.add_column(col, justify="left")
     for c in changes:
         frm = ", ".join(f"{k}={v}" for k, v in c["from"].items())
         to = ", ".join(f"{k}={v}" for k, v in c["to"].items())

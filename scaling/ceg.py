@@ -82,7 +82,7 @@ def _isotonic_decreasing(y: np.ndarray) -> np.ndarray:
             i = max(0, i - 1)
         else:
             i += 1
-    return np.concatenate([[v] * n for v, n in blocks])
+    return np.concatenate([np.full(int(n), v) for v, n in blocks])
 
 
 def fit_powerlaw_floor(C, L) -> dict:
@@ -230,10 +230,10 @@ def ceg(ref: dict, var: dict, seed_sd: float = 0.0, n_boot: int = 1000, level: f
         boots.append(kb)
         slopes.append(_slope(Cv, kb))
     q = (100 * (1 - level) / 2, 100 * (1 + level) / 2)
-    boots = np.array(boots) if boots else np.full((1, len(Cv)), math.nan)
+    B = np.array(boots) if boots else np.full((1, len(Cv)), math.nan)
     rows = []
     for i, C in enumerate(Cv):
-        col = boots[:, i]
+        col = B[:, i]
         col = col[~np.isnan(col)]
         lo, hi = (np.percentile(col, q) if len(col) else (math.nan, math.nan))
         lo, hi = float(lo), float(hi)
@@ -275,7 +275,7 @@ def seed_noise(losses) -> float:
     return float(x.std(ddof=1))
 
 
-def combine(cegs: list[dict]) -> list[dict]:
+def combine(cegs: list[dict]) -> list[list[float]]:
     """Cumulative product along a ladder, per budget (point estimates; intervals are not combined,
     the direct base -> end comparison carries its own)."""
     out = []

@@ -86,10 +86,10 @@ def _parse_steps(base: str, target: str, spec: str | None, mode: str) -> list[di
             steps.append({"names": names, "label": part})
     seen, out = set(), []
     for s in steps:
-        names = sorted((n for n in s["names"] if n not in seen), key=order.get)
+        names = sorted((n for n in s["names"] if n not in seen), key=order.__getitem__)
         if names:
             seen |= set(names)
-            out.append({"names": names, "label": s["label"] if names == sorted(s["names"], key=order.get)
+            out.append({"names": names, "label": s["label"] if names == sorted(s["names"], key=order.__getitem__)
                         else "+".join(names)})
     if not out:
         raise AblationError("--changes: name at least one change (`--list` shows them)")
@@ -104,10 +104,11 @@ def variants(base: str, target: str, mode: str = "ladder", changes: str | None =
     by = {c.name: c for c in ch}
     steps = _parse_steps(base, target, changes, mode)
     order = {c.name: i for i, c in enumerate(ch)}
-    V, comps = [], []
+    V: list[dict] = []
+    comps: list[dict] = []
 
     def add(applied: list[str], label: str) -> str:
-        applied = sorted(applied, key=order.get)
+        applied = sorted(applied, key=order.__getitem__)
         for v in V:
             if v["changes"] == applied:
                 return v["id"]
@@ -288,7 +289,7 @@ def plan(base: str, target: str, mode: str = "ladder", changes: str | None = Non
             if s not in chosen:
                 chosen.append(s)
         shapes[C] = chosen
-    runs_by_variant = {v["id"]: [] for v in V["variants"]}
+    runs_by_variant: dict[str, list[dict]] = {v["id"]: [] for v in V["variants"]}
     for v in V["variants"]:
         var = {"base": base, "target": target, "changes": v["changes"]}
         for C in budgets:
@@ -377,7 +378,7 @@ def _finished(run_dir: Path) -> bool:
         return False
 
 
-def prepare(plan_doc: dict, out: str | Path) -> list[Path]:
+def prepare(plan_doc: dict, out: str | Path, threads: int | None = None) -> list[Path]:
     """Write plan.json (or check the folder holds this plan) and each run's run.json; return the
     run folders not finished yet, most expensive first."""
     out = Path(out)
@@ -396,7 +397,8 @@ def prepare(plan_doc: dict, out: str | Path) -> list[Path]:
         for r in v["runs"]:
             d = out / v["id"] / r["name"]
             if not (d / "run.json").exists():
-                write_json(d / "run.json", {"config": {**r["config"], "out": str(d)}})
+                extra = {"threads": threads} if threads else {}  # a runtime field: may differ on resume
+                write_json(d / "run.json", {"config": {**r["config"], "out": str(d), **extra}})
             if not _finished(d):
                 todo.append((r["estimated_wall_s"], d))
     return [d for _, d in sorted(todo, key=lambda x: -x[0])]
@@ -410,7 +412,9 @@ def run_plan(plan_doc: dict, out: str | Path, workers: int = 1, threads: int | N
     """Write the run folders and train what is not finished with `python -m llmhist.train.worker
     RUN_DIR...` (`workers` processes at once, runs dealt round-robin, most expensive first).
     Returns each run's state. Resumable: finished runs are skipped, the same plan is required."""
-    todo = prepare(plan_doc, out)
+    workers = max(1, workers)
+    threads = threads or (max(1, _cores() // workers) if workers > 1 else None)
+    todo = prepare(plan_doc, out, threads)
     if not todo:
         return status(plan_doc, out)
     if not worker_available():
@@ -419,11 +423,9 @@ def run_plan(plan_doc: dict, out: str | Path, workers: int = 1, threads: int | N
                             "runs them. `--dry-run` shows the plan")
     out = Path(out)
     (out / "logs").mkdir(parents=True, exist_ok=True)
-    workers = max(1, min(workers, len(todo)))
+    workers = min(workers, len(todo))
     groups = [todo[i::workers] for i in range(workers)]
     env = dict(os.environ)
-    if threads:
-        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     procs = []
     for i, g in enumerate(groups):
         log = open(out / "logs" / f"worker-{i}.log", "ab")  # noqa: SIM115 (closed after the worker exits)
@@ -452,9 +454,11 @@ def status(plan_doc: dict, out: str | Path) -> list[dict]:
 
 # ----------------------------------------------------------------------- the report
 def _read_points(folder: Path, plan_doc: dict) -> tuple[dict, dict, list]:
-    pts, seeds, left = {}, {}, []
+    pts: dict[str, dict] = {}
+    seeds: dict[str, dict] = {}
+    left: list[dict] = []
     for v in plan_doc["variants"]:
-        P = {"C": [], "N": [], "loss": [], "budget": []}
+        P: dict[str, list[float]] = {"C": [], "N": [], "loss": [], "budget": []}
         for r in v["runs"]:
             d = folder / v["id"] / r["name"]
             try:
@@ -490,12 +494,12 @@ def frontier_band(P: dict, n_boot: int = 200, seed_sd: float = 0.0, rng_seed: in
         raise FitError(f"finished runs at {len(np.unique(B))} budget(s); a frontier needs two")
     Cb, Lb, how = budget_minima(C, N, L, B)
     rng = np.random.default_rng(rng_seed)
-    reps = []
+    samples = []
     for _ in range(n_boot):
         idx = np.concatenate([rng.choice(np.flatnonzero(B == g), (B == g).sum()) for g in np.unique(B)])
         _, lb, _ = budget_minima(C[idx], N[idx], L[idx], B[idx])
-        reps.append(lb + (rng.normal(0, seed_sd, len(lb)) if seed_sd else 0))
-    reps = np.array(reps)
+        samples.append(lb + (rng.normal(0, seed_sd, len(lb)) if seed_sd else 0))
+    reps = np.array(samples)
     return {"C": Cb.tolist(), "loss": Lb.tolist(), "how": how, "band": [np.percentile(reps, 5, 0).tolist(),
                                                                       np.percentile(reps, 95, 0).tolist()]}
 

@@ -51,6 +51,7 @@ DEFAULT_SPREAD = 16.0
 DEFAULT_SEEDS = 4  # the reference's seed-noise run at the smallest budget: seed 0 + 3 more
 DEFAULT_STEPS = {"ladder": "recipe,arch", "each": "all", "drop": "all"}
 MIN_STEPS_PER_RUN = 4
+MIN_HEAD_DIM = 4  # below this RoPE rotates a single frequency pair; sweep's GQA rounding can reach 2
 WORKER = "llmhist.train.worker"
 
 # wall-time model (see estimate_run_s)
@@ -184,7 +185,7 @@ def _max_ratio(base: str, target: str) -> int:
 
 def shape_candidates(base: str, target: str, n_max: float, vocab: int = 256, ctx: int = 128) -> list[tuple]:
     """(d_model, n_layers, n_heads, N of the base variant) in sweep.shape_ladder's proportions,
-    every head count a multiple of the target's GQA ratio, up to N ~ n_max."""
+    every head count a multiple of both GQA ratios and heads at least MIN_HEAD_DIM wide, up to N ~ n_max."""
     ratio = _max_ratio(base, target)
     ref = {"base": base, "target": target, "changes": []}
     out = []
@@ -195,7 +196,7 @@ def shape_candidates(base: str, target: str, n_max: float, vocab: int = 256, ctx
         h = d // hd
         if ratio > 1:
             h = ratio * max(1, h // ratio)
-        if d % h or (d // h) % 2:
+        if d % h or (d // h) % 2 or d // h < MIN_HEAD_DIM:
             continue
         smallest = None
         for L in range(max(1, math.ceil(d / 64)), min(48, d // 16) + 1):
@@ -288,6 +289,12 @@ def plan(base: str, target: str, mode: str = "ladder", changes: str | None = Non
             s = _nearest(ladder, n_mid * spread ** (i / (points - 1) - 0.5))
             if s not in chosen:
                 chosen.append(s)
+        if len(chosen) < 3 or not chosen[0][3] < n_mid < chosen[-1][3]:
+            raise AblationError(
+                f"--budgets: C={C:.3g} is too small to bracket: its expected optimum N~{n_mid:,.0f} (sqrt(C/120)) needs "
+                f"sizes on both sides, and the shapes available here give {len(chosen)} distinct size(s) "
+                f"({', '.join(f'{x[3]:,}' for x in chosen)}; the smallest model has N={ladder[0][3]:,}). "
+                "Raise the budgets (about 1e11 or more at ctx 128), or widen --spread")
         shapes[C] = chosen
     runs_by_variant: dict[str, list[dict]] = {v["id"]: [] for v in V["variants"]}
     for v in V["variants"]:

@@ -165,3 +165,15 @@ def test_cli_refuses_with_a_message():
     r = subprocess.run([sys.executable, "-m", "llmhist", "ablate", "gpt2", "llama3", "--dry-run", "--changes",
                         "rope_theta"], check=False, capture_output=True, text=True)
     assert r.returncode == 2 and "depends on 'positions'" in r.stderr
+
+
+@pytest.mark.parametrize("cache", [{"CPU|2|t": 3e11}, {"CPU|2|t": {"flops": 3e11, "threads": 2}},
+                                   {"CPU|2|t": "garbage"}, []])
+def test_measured_peak_reads_either_cache_format(tmp_path, monkeypatch, cache):
+    monkeypatch.setenv("LLMHIST_CACHE", str(tmp_path))
+    (tmp_path / "cpu_peak.json").write_text(json.dumps(cache))
+    peak, how = A.measured_peak(cores=2)
+    if cache in ([], {"CPU|2|t": "garbage"}):
+        assert peak == A.ASSUMED_PEAK and "assumed" in how
+    else:
+        assert peak == 3e11 and "measured" in how

@@ -228,10 +228,12 @@ def measured_peak(cores: int | None = None) -> tuple[float, str]:
     path = Path(os.environ.get("LLMHIST_CACHE", Path.home() / ".cache" / "llmhist")) / "cpu_peak.json"
     try:
         cache = json.loads(path.read_text())
-        vals = [float(v) for k, v in cache.items() if k.split("|")[1:2] == [str(cores)]]
+        # values are FLOP/s, or {"flops": FLOP/s, ...} records (newer caches)
+        vals = [float(v["flops"] if isinstance(v, dict) else v) for k, v in cache.items()
+                if k.split("|")[1:2] == [str(cores)]]
         if vals:
             return max(vals), f"measured CPU peak {max(vals):.3g} FLOP/s ({cores} threads, cached)"
-    except (OSError, ValueError, json.JSONDecodeError, IndexError):
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, json.JSONDecodeError, IndexError):
         pass
     return ASSUMED_PEAK, f"assumed peak {ASSUMED_PEAK:.3g} FLOP/s (none measured yet: `llmhist bench` measures it)"
 

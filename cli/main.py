@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from . import archs_cmd, scaling_cmd, study_cmd, sweep_cmd, train_cmd
+from . import ablate_cmd, archs_cmd, scaling_cmd, study_cmd, sweep_cmd, train_cmd
 
 app = typer.Typer(
     help="The history of LLM architectures, built for real, and the scaling laws that explain them.",
@@ -38,7 +38,7 @@ def _main(
     """The history of LLM architectures, built for real, and the scaling laws that explain them."""
 
 
-for _mod in (archs_cmd, scaling_cmd, train_cmd, sweep_cmd, study_cmd):
+for _mod in (archs_cmd, scaling_cmd, train_cmd, sweep_cmd, study_cmd, ablate_cmd):
     if hasattr(_mod, "app"):
         app.add_typer(_mod.app)  # the module's commands (and named groups) join the top level
     else:  # transitional: a module not yet converted to `app = typer.Typer()`

@@ -1,0 +1,179 @@
+"""Ablation plans, run folders and the report, without training: a finished ablation is faked with
+summary.json files whose losses follow a known law (the target's frontier at k x compute)."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from dataclasses import fields
+
+import numpy as np
+import pytest
+from llmhist.archs import accounting
+from llmhist.archs import changes as CH
+from llmhist.train import ablate as A
+from llmhist.train.config import TrainConfig
+
+SMALL = {"budgets": [3e11, 1e12], "points": 3, "seeds": 3}
+
+
+def test_default_plan_is_sized_for_twenty_minutes_and_says_how():
+    p = A.plan("gpt2", "llama3", peak=3.3e11)
+    assert p["estimated_wall_s"] <= 20 * 60
+    assert "MFU" in p["estimate"]["how"] and "given peak" in p["estimate"]["how"]
+    assert [v["id"] for v in p["variants"]] == ["v00-base", "v01-plus-recipe", "v02-target"]
+    assert {c["change"] for c in p["comparisons"]} == {"recipe", "arch", "total"}
+    total = sum(v["estimated_wall_s"] for v in p["variants"]) + A.FIT_S
+    assert p["estimated_wall_s"] == pytest.approx(total, abs=0.2)
+
+
+def test_every_run_is_a_train_config_with_a_buildable_variant_at_equal_compute():
+    p = A.plan("gpt2", "llama3", **SMALL)
+    known = {f.name for f in fields(TrainConfig)} | {"variant"}
+    shapes = {}
+    for v in p["variants"]:
+        for r in v["runs"]:
+            cfg = r["config"]
+            assert set(cfg) <= known
+            assert cfg["variant"] == {"base": "gpt2", "target": "llama3", "changes": v["changes"]}
+            a = CH.variant_spec(cfg["variant"], cfg["d_model"], cfg["n_layers"], cfg["n_heads"], 256, cfg["ctx"])
+            N = accounting.params(a).active
+            assert r["N"] == N and cfg["flops"] == r["budget"]
+            assert 6 * N * r["D"] == pytest.approx(r["budget"], rel=1e-3)  # equal compute, 6N convention
+            if r["role"] == "frontier":
+                shapes.setdefault(v["id"], set()).add((r["budget"], cfg["d_model"], cfg["n_layers"], cfg["n_heads"]))
+    assert len({frozenset(s) for s in shapes.values()}) == 1  # every variant trains the same shapes
+    seeds = [r for v in p["variants"] for r in v["runs"] if r["role"] == "seed_repeat"]
+    assert len(seeds) == 2 and {r["config"]["seed"] for r in seeds} == {1, 2}
+    assert all(r["budget"] == 3e11 for r in seeds)
+
+
+def test_modes_and_refusals():
+    each = A.variants("gpt2", "llama3", "each", "positions,rope_theta")
+    theta = next(c for c in each["comparisons"] if c["change"] == "rope_theta")
+    ref = next(v for v in each["variants"] if v["id"] == theta["reference"])
+    assert ref["changes"] == ["positions"]  # theta is measured on top of RoPE
+    drop = A.variants("gpt2", "llama3", "drop", "positions")
+    d = drop["comparisons"][0]
+    assert d["variant"] == "v00-target" and d["also_dropped"] == ["rope_theta"]
+    ladder = A.variants("gpt2", "llama3", "ladder", "all")
+    assert len(ladder["variants"]) == len(CH.derive("gpt2", "llama3")) + 1
+    assert ladder["comparisons"][-1]["total"]
+    with pytest.raises(A.AblationError, match="depends on 'positions'"):
+        A.variants("gpt2", "llama3", "each", "rope_theta")
+    with pytest.raises(CH.ChangeError, match="depends on 'positions'"):
+        A.variants("gpt2", "llama3", "ladder", "rope_theta")
+    with pytest.raises(CH.ChangeError, match="no such change"):
+        A.variants("gpt2", "llama3", "ladder", "rope,mlp")
+    with pytest.raises(A.AblationError, match="--mode"):
+        A.variants("gpt2", "llama3", "zigzag")
+    with pytest.raises(A.AblationError, match="too small"):
+        A.plan("gpt2", "llama3", budgets=[1e9, 3e9])
+    with pytest.raises(A.AblationError, match="two positive"):
+        A.plan("gpt2", "llama3", budgets=[1e12])
+
+
+def _fake_finished(p: dict, out, k_by_variant: dict, sd: float, rng):
+    """summary.json for every run: loss on the reference law at k x compute, with seed noise."""
+    def law(N, D):
+        return 1.2 + 30 / N**0.3 + 40 / D**0.3
+
+    for v in p["variants"]:
+        k = k_by_variant[v["id"]]
+        for r in v["runs"]:
+            d = out / v["id"] / r["name"]
+            d.mkdir(parents=True, exist_ok=True)
+            s = math.sqrt(k)
+            L = law(r["N"] * s, r["D"] * s) + rng.normal(0, sd)
+            (d / "summary.json").write_text(json.dumps({"status": "finished", "val_loss": L, "N": r["N"],
+                                                         "C": 6 * r["N"] * r["D"]}))
+
+
+def test_report_recovers_the_gains_of_a_faked_ladder(tmp_path):
+    p = A.plan("gpt2", "llama3", budgets=[1e12, 3e12], points=5, seeds=4, out=tmp_path)
+    with pytest.raises(A.AblationError, match="worker"):
+        if A.worker_available():
+            pytest.skip("the worker exists: run_plan would train")
+        A.run_plan(p, tmp_path)
+    run_json = json.loads(next(tmp_path.glob("v00-base/*/run.json")).read_text())
+    assert run_json["config"]["variant"]["changes"] == []
+    _fake_finished(p, tmp_path, {"v00-base": 1.0, "v01-plus-recipe": 1.5, "v02-target": 3.0}, 0.002,
+                   np.random.default_rng(0))
+    res = A.report(tmp_path, n_boot=300)
+    by = {r["change"]: r for r in res["comparisons"]}
+    assert res["seed_sd"] > 0 and len(res["seed_runs"][0]["losses"]) == 4
+    for name, k in (("recipe", 1.5), ("arch", 2.0), ("total", 3.0)):
+        for b in by[name]["budgets"]:
+            assert b["interval"][0] <= k <= b["interval"][1], (name, b)
+    assert all(b["interval"][0] > 1 for b in by["total"]["budgets"])
+    cum = by["arch"]["cumulative"]
+    assert cum == pytest.approx([x["ceg"] * y["ceg"] for x, y in zip(by["recipe"]["budgets"], by["arch"]["budgets"])])
+    assert (tmp_path / "fits" / "ablation-ceg.json").exists()
+    assert json.loads((tmp_path / "fits" / "v02-target-frontier.json").read_text())["law"] == "frontier"
+    assert [a["law"] for a in res["allocation"]] == ["hoffmann2022", "epoch2024"]
+    assert all(b["ceg"] >= 1 for a in res["allocation"] for b in a["budgets"])
+    plots = A.write_plots(res, tmp_path / "plots", "png")
+    assert [p.rsplit("/", 1)[1] for p in plots] == ["ablation-frontiers.png", "ablation-ceg.png"]
+    assert all((tmp_path / "plots" / p.rsplit("/", 1)[1]).stat().st_size > 1000 for p in plots)
+    assert "v02-target" in A.terminal_plot(res)
+    cli = subprocess.run([sys.executable, "-m", "llmhist", "ablate", "gpt2", "llama3", "--report", "--out",
+                          str(tmp_path), "--json", "--bootstrap", "50"], capture_output=True, text=True, check=True)
+    doc = json.loads(cli.stdout)
+    assert [r["change"] for r in doc["comparisons"]] == ["recipe", "arch", "total"]
+    assert {"ceg", "interval", "verdict", "extrapolated"} <= set(doc["comparisons"][0]["budgets"][0])
+    # the same plan again is accepted (resume); another plan in the folder is refused
+    assert A.prepare(p, tmp_path) == []
+    other = A.plan("gpt2", "llama3", budgets=[1e12, 3e12], points=4, seeds=4, out=tmp_path)
+    with pytest.raises(A.AblationError, match="another ablation plan"):
+        A.prepare(other, tmp_path)
+
+
+def test_null_ablation_reports_no_gain(tmp_path):
+    p = A.plan("gpt2", "llama3", budgets=[1e12, 3e12], points=4, seeds=4, out=tmp_path, changes="recipe")
+    assert len(A.prepare(p, tmp_path)) == p["n_runs"]
+    _fake_finished(p, tmp_path, {v["id"]: 1.0 for v in p["variants"]}, 0.01, np.random.default_rng(1))
+    res = A.report(tmp_path, n_boot=300)
+    for b in res["comparisons"][0]["budgets"]:
+        assert b["verdict"] == "no gain detectable at this scale"
+
+
+@pytest.mark.parametrize("args", [["--dry-run", "--json"], ["--list", "--json"], ["--list"], ["--dry-run"]])
+def test_cli_list_and_dry_run_without_torch(args):
+    code = ("import sys\n"
+            "from typer.main import get_command\n"
+            "from llmhist.cli.main import app\n"
+            f"get_command(app).main(['ablate', 'gpt2', 'llama3', *{args!r}], standalone_mode=False)\n"
+            "print([m for m in ('torch', 'matplotlib', 'scipy') if m in sys.modules], file=sys.stderr)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                       env={**os.environ, "COLUMNS": "200"})
+    assert r.stderr.strip().splitlines()[-1] == "[]"
+    if args == ["--dry-run", "--json"]:
+        plan = json.loads(r.stdout)
+        assert plan["estimated_wall_s"] > 0 and plan["mode"] == "ladder"
+        assert {"name", "year", "introduced_by"} <= set(plan["changes"][0])
+        assert all("runs" in v and "estimated_wall_s" in v for v in plan["variants"])
+    elif args == ["--list", "--json"]:
+        assert [c["name"] for c in json.loads(r.stdout)] == [c.name for c in CH.derive("gpt2", "llama3")]
+    elif args == ["--list"]:
+        assert "palm-8b" in r.stdout and "rope_theta" in r.stdout
+    else:
+        assert "estimated wall time" in r.stdout and "v02-target" in r.stdout
+
+
+def test_cli_refuses_with_a_message():
+    r = subprocess.run([sys.executable, "-m", "llmhist", "ablate", "gpt2", "llama3", "--dry-run", "--changes",
+                        "rope_theta"], check=False, capture_output=True, text=True)
+    assert r.returncode == 2 and "depends on 'positions'" in r.stderr
+
+
+@pytest.mark.parametrize("cache", [{"CPU|2|t": 3e11}, {"CPU|2|t": {"flops": 3e11, "threads": 2}},
+                                   {"CPU|2|t": "garbage"}, []])
+def test_measured_peak_reads_either_cache_format(tmp_path, monkeypatch, cache):
+    monkeypatch.setenv("LLMHIST_CACHE", str(tmp_path))
+    (tmp_path / "cpu_peak.json").write_text(json.dumps(cache))
+    peak, how = A.measured_peak(cores=2)
+    if cache in ([], {"CPU|2|t": "garbage"}):
+        assert peak == A.ASSUMED_PEAK and "assumed" in how
+    else:
+        assert peak == 3e11 and "measured" in how

@@ -1,0 +1,162 @@
+"""Changes between registry entries: derived from the data, dated, and built as real specs."""
+
+from dataclasses import fields
+
+import pytest
+from llmhist.archs import accounting, registry
+from llmhist.archs import changes as CH
+from llmhist.archs.spec import Arch
+
+V = {"d_model": 64, "n_layers": 2, "n_heads": 8, "vocab_size": 256, "ctx_len": 64}
+CATALOGUE = {"name", "family", "year", "paper", "source", "notes", "optimizer", "tokenizer", "train_tokens",
+             "published_params", "aliases", "flagship", "field_sources"}
+
+
+def names(base, target):
+    return [c.name for c in CH.derive(base, target)]
+
+
+def test_gpt2_to_llama3_changes_are_the_differing_fields():
+    ch = {c.name: c for c in CH.derive("gpt2", "llama3")}
+    b, t = registry.get("gpt2"), registry.get("llama3")
+    assert ch["positions"].after == {"positions": "rope"}
+    assert ch["rope_theta"].after == {"rope_theta": t.rope_theta} and ch["rope_theta"].requires == ("positions",)
+    assert ch["norm"].after["norm"] == t.norm
+    assert ch["attention"].after == {"kv_ratio": t.n_heads // t.kv_heads}
+    assert ch["tied_embeddings"].before == {"tied_embeddings": b.tied_embeddings}
+    assert ch["mlp_width"].requires == ("mlp",)
+    assert {"optimizer", "weight_decay", "grad_clip", "schedule", "init"} <= set(ch)
+    assert "norm_placement" not in ch  # both are pre-norm
+
+
+def test_introduced_by_is_the_earliest_entry_taking_the_value():
+    for c in CH.derive("gpt2", "llama3"):
+        e = registry.get(c.introduced_by)
+        assert e.year == c.year
+        if c.kind == "arch":
+            for f, v in c.after.items():
+                assert CH.arch_value(e, f) == v
+            earlier = [x for x in registry.ENTRIES if x.shape_known and x.year < c.year]
+            assert not any(all(CH.arch_value(x, f) == v for f, v in c.after.items()) for x in earlier), c.name
+
+
+def test_ladder_is_historical_and_dependencies_come_first():
+    ch = CH.derive("gpt2", "llama3")
+    years = [c.year for c in ch]
+    assert years == sorted(years)
+    seen = set()
+    for c in ch:
+        assert set(c.requires) <= seen
+        seen.add(c.name)
+
+
+def test_all_changes_reach_the_target_choices_and_build():
+    allc = names("gpt2", "llama3")
+    v = CH.variant_spec({"base": "gpt2", "target": "llama3", "changes": allc}, **V)
+    t = registry.build_spec("llama3", **{k if k != "ctx_len" else "ctx_len": x for k, x in V.items()})
+    for f in fields(Arch):
+        if f.name not in CATALOGUE:
+            assert getattr(v, f.name) == getattr(t, f.name), f.name
+    assert accounting.params(v).total == accounting.params(t).total
+    r = CH.variant_recipe({"base": "gpt2", "target": "llama3", "changes": allc})
+    from llmhist.train.recipes import recipe_for
+
+    rt = recipe_for("llama3")
+    assert {k: getattr(r, k) for k in ("optimizer", "betas", "eps", "weight_decay", "grad_clip", "min_lr_ratio",
+                                       "init")} == \
+           {k: getattr(rt, k) for k in ("optimizer", "betas", "eps", "weight_decay", "grad_clip", "min_lr_ratio",
+                                        "init")}
+
+
+def test_base_variant_is_the_base_and_each_step_builds_in_the_model():
+    import torch
+    from llmhist.archs.model import build
+
+    base = CH.variant_spec({"base": "gpt2", "target": "llama3", "changes": []}, **V)
+    assert base == registry.build_spec("gpt2", **V)
+    allc = names("gpt2", "llama3")
+    for i in range(len(allc) + 1):
+        a = CH.variant_spec({"base": "gpt2", "target": "llama3", "changes": allc[:i]}, **V)
+        m = build(a)
+        assert sum(p.numel() for p in m.parameters()) == accounting.params(a).total
+        assert m(torch.zeros(1, 8, dtype=torch.long)).shape[-1] == 256
+
+
+def test_mlp_change_keeps_parameters_matched():
+    a = CH.variant_spec({"base": "gpt2", "target": "llama3", "changes": ["mlp"]}, d_model=192, n_layers=2,
+                        n_heads=8, vocab_size=256, ctx_len=64)
+    b = registry.build_spec("gpt2", d_model=192, n_layers=2, n_heads=8, vocab_size=256, ctx_len=64)
+    assert a.mlp == "swiglu" and a.d_ff == 512  # 2/3 of 768, a multiple of 32
+    assert accounting.mlp_params(a) == pytest.approx(accounting.mlp_params(b), rel=0.01)
+    w = CH.variant_spec({"base": "gpt2", "target": "llama3", "changes": ["mlp", "mlp_width"]}, d_model=192,
+                        n_layers=2, n_heads=8, vocab_size=256, ctx_len=64)
+    assert w.d_ff == 672  # llama3's 3.5 d_model
+
+
+def test_gqa_keeps_the_target_ratio():
+    a = CH.variant_spec({"base": "gpt2", "target": "llama3", "changes": ["attention"]}, d_model=128, n_layers=2,
+                        n_heads=16, vocab_size=256, ctx_len=64)
+    t = registry.get("llama3")
+    assert a.n_heads // a.kv_heads == t.n_heads // t.kv_heads
+    with pytest.raises(registry.SpecError, match="multiple of 8"):
+        CH.variant_spec({"base": "gpt2", "target": "llama3", "changes": ["attention"]}, d_model=64, n_layers=2,
+                        n_heads=4, vocab_size=256, ctx_len=64)
+
+
+def test_other_pairs_derive_post_to_pre_norm_and_parallel_blocks():
+    ch = {c.name: c for c in CH.derive("gpt1", "palm")}
+    assert ch["norm_placement"].after == {"norm_placement": "pre", "final_norm": True}
+    assert ch["parallel_block"].requires == ("norm_placement",)
+    assert ch["attention"].after == {"kv_ratio": "mqa"}
+    assert "rope_theta" not in ch  # PaLM's theta is the default the base already holds
+    allc = list(ch)
+    v = CH.variant_spec({"base": "gpt1", "target": "palm", "changes": allc}, **V)
+    assert v.parallel_block and v.kv_heads == 1 and v.norm_placement == "pre"
+
+
+def test_refusals():
+    with pytest.raises(registry.UnknownArch):
+        CH.derive("gtp2", "llama3")
+    with pytest.raises(CH.ChangeError, match="same choices"):
+        CH.derive("llama-7b", "llama-65b")
+    with pytest.raises(CH.ChangeError, match="depends on 'positions'"):
+        CH.variant_spec({"base": "gpt2", "target": "llama3", "changes": ["rope_theta"]}, **V)
+    with pytest.raises(CH.ChangeError, match="no such change"):
+        CH.check_names("gpt2", "llama3", ["rope"])
+    with pytest.raises(CH.ChangeError, match="do not differ"):
+        CH.check_names("gpt2", "llama3", ["parallel_block"])
+    with pytest.raises(CH.ChangeError, match="never published"):
+        CH.derive("gpt2", "gpt4")
+    with pytest.raises(CH.ChangeError, match="encoder-decoder"):
+        CH.derive("gpt2", "t5")
+    with pytest.raises(CH.ChangeError, match="unknown key"):
+        CH.variant_spec({"base": "gpt2", "target": "llama3", "extra": 1}, **V)
+    assert issubclass(CH.ChangeError, CH.UserError)
+
+
+def test_groups_expand_to_kinds():
+    got = CH.check_names("gpt2", "llama3", ["recipe"])
+    assert set(got) == {c.name for c in CH.derive("gpt2", "llama3") if c.kind == "recipe"}
+
+
+def test_every_pair_of_families_ends_at_the_target():
+    """For every pair the registry can ablate, applying all changes reaches the target's choices."""
+    import math
+
+    cat = CATALOGUE | {"window_published"}
+    pairs = 0
+    for b in registry.FAMILIES:
+        for t in registry.FAMILIES:
+            try:
+                ch = CH.derive(b, t)
+            except CH.ChangeError:
+                continue
+            rs = [CH.arch_value(registry.get(x), "kv_ratio") for x in (b, t)]
+            h = math.lcm(*[r for r in rs if isinstance(r, int)], 1)
+            h = h * 4 if h < 4 else h
+            v = CH.variant_spec({"base": b, "target": t, "changes": [c.name for c in ch]}, 8 * h, 2, h, 256, 128)
+            tt = registry.build_spec(t, d_model=8 * h, n_layers=2, n_heads=h, vocab_size=256, ctx_len=128)
+            assert [f.name for f in fields(Arch) if f.name not in cat and getattr(v, f.name) != getattr(tt, f.name)] \
+                == [], (b, t)
+            pairs += 1
+    assert pairs > 100

@@ -1,0 +1,702 @@
+"""Ablations: one isoFLOP sweep per variant (same budgets, data, seeds and model shapes), repeats of
+the reference for seed noise, then per-variant frontiers and compute-equivalent gains.
+
+A plan is data (JSON): the changes (name, year, introduced_by), the variants (which changes each
+applies), the comparisons (variant against reference: one per change, plus the total along a
+ladder), and every run as a dict of TrainConfig fields with `variant` = {"base", "target",
+"changes"} that the training loop resolves through llmhist.archs.changes.variant_spec/_recipe.
+
+Shapes: every variant trains at the SAME (d_model, n_layers, n_heads) at a budget, so a comparison
+isolates its change: the candidates follow llmhist.train.sweep's shape ladder (head width 8 below
+d_model 32, 16 below 128, 32 up to 256, 64 above; aspect d_model / n_layers 16..64; even head width;
+n_heads a multiple of the largest GQA ratio among the variants), sizes per budget are log-spaced
+over `spread` around N ~ sqrt(C / 120) of the reference variant (sweep.plan_isoflop's rule), and each
+variant's tokens are its own D = C / (6 N) (the 6N convention, N = all parameters from the
+accounting: runs carry `flops`, and the loop computes D from its own count).
+
+Default plan, sized for a 2-core CPU in <= 20 minutes with fits. The issue's measurement: gpt2
+and llama3 isoFLOP sweeps at 3e11, 1e12 and 3e12 FLOPs with 5 sizes each took 283 s and 417 s and
+showed a clear gap at 1e12 and 3e12, none at 3e11. A ladder of every change (13 for gpt2 -> llama3)
+at that size would take over an hour. So the default is a LADDER OF TWO GROUPED STEPS: base ->
++ the recipe changes -> + the architecture changes (= the target), at budgets 1e12 and 3e12 (where
+the gap is visible) with 4 sizes each, plus 3 more seeds of the reference at 1e12: three variants,
+answering "what did the recipe buy, what did the architecture buy, and the total". Any finer
+ladder is one option away (`--changes all`, or e.g. `--changes recipe,norm+bias,positions+rope_theta,
+mlp+mlp_width,attention,tied_embeddings`) and its estimated time is printed before anything runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from llmhist.archs import accounting
+from llmhist.archs import changes as CH
+from llmhist.archs.spec import SpecError
+from llmhist.errors import UserError
+from llmhist.files import write_json
+
+PLAN_VERSION = 1
+DEFAULT_BUDGETS = (1e12, 3e12)
+DEFAULT_POINTS = 4
+DEFAULT_SPREAD = 16.0
+DEFAULT_SEEDS = 4  # the reference's seed-noise run at the smallest budget: seed 0 + 3 more
+DEFAULT_STEPS = {"ladder": "recipe,arch", "each": "all", "drop": "all"}
+MIN_STEPS_PER_RUN = 4
+MIN_HEAD_DIM = 4  # below this RoPE rotates a single frequency pair; sweep's GQA rounding can reach 2
+WORKER = "llmhist.train.worker"
+
+# wall-time model (see estimate_run_s)
+ASSUMED_PEAK = 1.0e11  # FLOP/s, used when no CPU peak has been measured (`llmhist bench` measures it)
+BASE_MFU = 0.45  # a GPT-2-like block at d_model 32-48 on this CPU: 0.41-0.50 (issue 10's sweeps)
+ELEMENTWISE_MFU = 0.8  # x this for each of RoPE, RMSNorm, a gated MLP (llama3-like: 0.22-0.29 measured)
+RUN_OVERHEAD_S = 3.0  # process start-up share, data preparation, evaluation, checkpoint per run
+STEP_OVERHEAD_S = 0.004  # python and launch cost per optimizer step, dominant for the tiniest models
+FIT_S = 15.0  # bootstrap fits and the report
+
+
+class AblationError(UserError, ValueError):
+    """An ablation plan that cannot work; the message says which option to change."""
+
+
+# ----------------------------------------------------------------------- variants and comparisons
+def _parse_steps(base: str, target: str, spec: str | None, mode: str) -> list[dict]:
+    """--changes: comma-separated steps; a step joins changes with '+'; 'arch'/'recipe' are groups
+    (one step in a ladder, their members one at a time in each/drop); 'all' = every change alone.
+    Returns [{"names": [...], "label": str}]."""
+    spec = spec if spec else DEFAULT_STEPS[mode]
+    ch = CH.derive(base, target)
+    order = {c.name: i for i, c in enumerate(ch)}
+    steps = []
+    for part in [p.strip() for p in spec.split(",") if p.strip()]:
+        if part == "all":
+            steps += [{"names": [c.name], "label": c.name} for c in ch]
+            continue
+        names = CH.check_names(base, target, [x for x in part.split("+") if x.strip()])
+        if mode != "ladder" and part in CH.GROUPS:
+            steps += [{"names": [n], "label": n} for n in names]
+        elif names:
+            steps.append({"names": names, "label": part})
+    seen, out = set(), []
+    for s in steps:
+        names = sorted((n for n in s["names"] if n not in seen), key=order.__getitem__)
+        if names:
+            seen |= set(names)
+            out.append({"names": names, "label": s["label"] if names == sorted(s["names"], key=order.__getitem__)
+                        else "+".join(names)})
+    if not out:
+        raise AblationError("--changes: name at least one change (`--list` shows them)")
+    return out
+
+
+def variants(base: str, target: str, mode: str = "ladder", changes: str | None = None) -> dict:
+    """The variants and comparisons of an ablation (no sizes yet)."""
+    if mode not in ("ladder", "each", "drop"):
+        raise AblationError(f"--mode {mode!r}: use ladder, each or drop")
+    ch = CH.derive(base, target)
+    by = {c.name: c for c in ch}
+    steps = _parse_steps(base, target, changes, mode)
+    order = {c.name: i for i, c in enumerate(ch)}
+    V: list[dict] = []
+    comps: list[dict] = []
+
+    def add(applied: list[str], label: str) -> str:
+        applied = sorted(applied, key=order.__getitem__)
+        for v in V:
+            if v["changes"] == applied:
+                return v["id"]
+        short = label.split(" (")[0]
+        short = short if len(short) <= 40 else short[:32] + f"-{len(applied)}ch"
+        vid = f"v{len(V):02d}-" + ("base" if not applied else "target" if len(applied) == len(ch) else
+                                   short.replace("+", "plus-", 1).replace("-", "minus-", 1 if short[0] == "-" else 0)
+                                   .replace("+", "_"))
+        vid = re.sub(r"[^A-Za-z0-9_.-]+", "_", vid)
+        V.append({"id": vid, "label": label, "changes": applied})
+        return vid
+
+    def meta(names):
+        return [{"name": n, "year": by[n].year, "introduced_by": by[n].introduced_by} for n in names]
+
+    if mode == "ladder":
+        steps.sort(key=lambda s: (min(by[n].year for n in s["names"]), min(order[n] for n in s["names"])))
+        applied: list[str] = []
+        prev = add([], "base")
+        for st in steps:
+            s = st["names"]
+            CH.require_closed(base, target, applied + s, "--changes")
+            applied = applied + s
+            cur = add(applied, "+" + st["label"])
+            comps.append({"change": st["label"], "changes": meta(s), "variant": cur, "reference": prev})
+            prev = cur
+        if len(steps) > 1:
+            comps.append({"change": "total", "changes": meta(applied), "variant": prev, "reference": V[0]["id"],
+                          "total": True})
+    elif mode == "each":
+        add([], "base")
+        for st in steps:
+            s = st["names"]
+            deps = [r for n in s for r in _closure(by, n) if r not in s]
+            missing = [r for r in deps if not any(r in t["names"] for t in steps)]
+            if missing:
+                raise AblationError(f"--changes: {st['label']!r} cannot be applied alone: it depends on "
+                                    f"{', '.join(map(repr, missing))}; add {','.join(missing)} to --changes")
+            ref = add(deps, "+" + "+".join(deps)) if deps else V[0]["id"]
+            cur = add(deps + s, "+" + st["label"] + (f" (with {'+'.join(deps)})" if deps else ""))
+            comps.append({"change": st["label"], "changes": meta(s), "variant": cur, "reference": ref,
+                          **({"with": deps} if deps else {})})
+    else:  # drop: TARGET minus a change (and what depends on it); the change's gain = target vs that
+        allc = [c.name for c in ch]
+        add(allc, "target")
+        for st in steps:
+            s = st["names"]
+            dropped = list(dict.fromkeys(s + [d for n in s for d in CH.dependents(base, target, n)]))
+            ref = add([n for n in allc if n not in dropped], "-" + "-".join(dropped))
+            comps.append({"change": st["label"], "changes": meta(s), "variant": V[0]["id"], "reference": ref,
+                          **({"also_dropped": [d for d in dropped if d not in s]} if len(dropped) > len(s) else {})})
+    return {"changes": [c.to_dict() for c in ch], "variants": V, "comparisons": comps,
+            "reference": V[0]["id"], "steps": [st["names"] for st in steps]}
+
+
+def _closure(by: dict, name: str) -> list[str]:
+    out, todo = [], list(by[name].requires)
+    while todo:
+        n = todo.pop()
+        if n not in out:
+            out.append(n)
+            todo += list(by[n].requires)
+    return out
+
+
+# ----------------------------------------------------------------------- shapes (sweep's ladder, per variant)
+def _max_ratio(base: str, target: str) -> int:
+    from llmhist.archs import registry
+
+    rs = [CH.arch_value(registry.get(x), "kv_ratio") for x in (base, target)]
+    return math.lcm(*[r for r in rs if isinstance(r, int)], 1)
+
+
+def shape_candidates(base: str, target: str, n_max: float, vocab: int = 256, ctx: int = 128) -> list[tuple]:
+    """(d_model, n_layers, n_heads, N of the base variant) in sweep.shape_ladder's proportions,
+    every head count a multiple of both GQA ratios and heads at least MIN_HEAD_DIM wide, up to N ~ n_max."""
+    ratio = _max_ratio(base, target)
+    ref = {"base": base, "target": target, "changes": []}
+    out = []
+    for d in [16, 24] + list(range(32, 257, 16)) + list(range(288, 1025, 32)):
+        hd = 8 if d < 32 else 16 if d < 128 else (32 if d <= 256 else 64)
+        if d % hd:
+            continue
+        h = d // hd
+        if ratio > 1:
+            h = ratio * max(1, h // ratio)
+        if d % h or (d // h) % 2 or d // h < MIN_HEAD_DIM:
+            continue
+        smallest = None
+        for L in range(max(1, math.ceil(d / 64)), min(48, d // 16) + 1):
+            try:
+                a = CH.variant_spec(ref, d, L, h, vocab, ctx)
+            except SpecError:
+                continue
+            N = accounting.params(a).active
+            smallest = N if smallest is None else smallest
+            if N > 4 * n_max:
+                break
+            out.append((d, L, h, N))
+        if smallest is not None and smallest > 4 * n_max:
+            break
+    return sorted(out, key=lambda s: s[3])
+
+
+def _nearest(ladder, target_N, tol=0.08):
+    best = min(ladder, key=lambda s: abs(math.log(s[3] / target_N)))
+    close = [s for s in ladder if abs(math.log(s[3] / target_N)) <= abs(math.log(best[3] / target_N)) + tol]
+    return min(close, key=lambda s: abs(math.log(s[0] / s[1] / 32)))
+
+
+# ----------------------------------------------------------------------- time
+def measured_peak(cores: int | None = None) -> tuple[float, str]:
+    """The CPU matmul peak `llmhist bench`/training measured and cached (no torch import here), else
+    an assumed figure; the string says which."""
+    cores = cores or _cores()
+    path = Path(os.environ.get("LLMHIST_CACHE", Path.home() / ".cache" / "llmhist")) / "cpu_peak.json"
+    try:
+        cache = json.loads(path.read_text())
+        # values are FLOP/s, or {"flops": FLOP/s, ...} records (newer caches)
+        vals = [float(v["flops"] if isinstance(v, dict) else v) for k, v in cache.items()
+                if k.split("|")[1:2] == [str(cores)]]
+        if vals:
+            return max(vals), f"measured CPU peak {max(vals):.3g} FLOP/s ({cores} threads, cached)"
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, json.JSONDecodeError, IndexError):
+        pass
+    return ASSUMED_PEAK, f"assumed peak {ASSUMED_PEAK:.3g} FLOP/s (none measured yet: `llmhist bench` measures it)"
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def mfu_guess(a) -> float:
+    k = sum([a.positions == "rope", a.norm != "layernorm", a.mlp in CH.GATED])
+    return BASE_MFU * ELEMENTWISE_MFU**k
+
+
+def estimate_run_s(a, tokens: int, steps: int, ctx: int, peak: float) -> float:
+    """FLOPs (PaLM's convention, what MFU counts) / (peak x MFU guess) + per-step and per-run overhead."""
+    return RUN_OVERHEAD_S + steps * STEP_OVERHEAD_S + tokens * accounting.flops_per_token(a, "palm", ctx) / (
+        peak * mfu_guess(a))
+
+
+# ----------------------------------------------------------------------- the plan
+def plan(base: str, target: str, mode: str = "ladder", changes: str | None = None, budgets=None,
+         points: int = DEFAULT_POINTS, spread: float = DEFAULT_SPREAD, seeds: int = DEFAULT_SEEDS,
+         ctx: int = 128, batch: int = 16, vocab: int = 256, data: str = "stdlib", tokenizer: str = "bytes",
+         seed: int = 0, out: str | Path | None = None, peak: float | None = None) -> dict:
+    """Plan an ablation: variants x budgets x shapes, plus seed repeats of the reference."""
+    from llmhist.archs import registry
+    from llmhist.train.config import TrainConfig
+
+    budgets = sorted(float(c) for c in (budgets or DEFAULT_BUDGETS))
+    if len(budgets) < 2 or any(not (c > 0 and math.isfinite(c)) for c in budgets):
+        raise AblationError(f"--budgets {budgets}: give at least two positive FLOP budgets (a frontier needs two), "
+                            "e.g. 1e12,3e12")
+    if points < 3:
+        raise AblationError(f"--points {points}: an isoFLOP minimum needs at least 3 sizes per budget")
+    if spread < 2:
+        raise AblationError(f"--spread {spread}: sizes must span at least a factor 2")
+    if seeds < 1:
+        raise AblationError(f"--seeds {seeds}: give 1 (no seed-noise runs) or more (2+ measure seed noise)")
+    V = variants(base, target, mode, changes)
+    out = Path(out or f"runs/ablate-{base}-{target}")
+    base_name, target_name = registry.get(base).name, registry.get(target).name
+    ladder = shape_candidates(base, target, math.sqrt(max(budgets) / 120) * math.sqrt(spread) * 2, vocab, ctx)
+    tps = ctx * batch
+    pk, how = (peak, f"given peak {peak:.3g} FLOP/s") if peak else measured_peak()
+    known = {f.name for f in fields(TrainConfig)}
+    common = {"data": data, "tokenizer": tokenizer, "ctx": ctx, "batch": batch}
+    shapes: dict[float, list] = {}
+    for C in budgets:
+        n_mid = math.sqrt(C / 120)
+        chosen = []
+        for i in range(points):
+            s = _nearest(ladder, n_mid * spread ** (i / (points - 1) - 0.5))
+            if s not in chosen:
+                chosen.append(s)
+        if len(chosen) < 3 or not chosen[0][3] < n_mid < chosen[-1][3]:
+            raise AblationError(
+                f"--budgets: C={C:.3g} is too small to bracket: its expected optimum N~{n_mid:,.0f} (sqrt(C/120)) needs "
+                f"sizes on both sides, and the shapes available here give {len(chosen)} distinct size(s) "
+                f"({', '.join(f'{x[3]:,}' for x in chosen)}; the smallest model has N={ladder[0][3]:,}). "
+                "Raise the budgets (about 1e11 or more at ctx 128), or widen --spread")
+        shapes[C] = chosen
+    runs_by_variant: dict[str, list[dict]] = {v["id"]: [] for v in V["variants"]}
+    for v in V["variants"]:
+        var = {"base": base, "target": target, "changes": v["changes"]}
+        for C in budgets:
+            kept = []
+            for d, L, h, _ in shapes[C]:
+                a = CH.variant_spec(var, d, L, h, vocab, ctx)
+                N = accounting.params(a).active
+                D = C / (6 * N)
+                if D < MIN_STEPS_PER_RUN * tps:
+                    continue
+                kept.append((d, L, h, a, N, D))
+            if len(kept) < 3:
+                smallest = accounting.params(CH.variant_spec(var, *ladder[0][:3], vocab, ctx)).active
+                raise AblationError(
+                    f"--budgets: C={C:.3g} is too small for variant {v['label']!r}: only {len(kept)} of its sizes get "
+                    f"{MIN_STEPS_PER_RUN} optimizer steps of {tps} tokens; the smallest model here has "
+                    f"N={smallest:,}, which alone needs C >= {6 * smallest * MIN_STEPS_PER_RUN * tps:.2g}. "
+                    "Raise the budgets, or lower --batch/--ctx")
+            for d, L, h, a, N, D in kept:
+                name = f"C{C:.0e}-d{d}l{L}h{h}".replace("+", "")
+                runs_by_variant[v["id"]].append(_run(a, name, C, N, D, var, d, L, h, seed, common, tps, ctx, pk,
+                                                     out / v["id"], base_name, "frontier"))
+    # seed repeats: the reference variant at the smallest budget, the size nearest the expected optimum
+    ref_id = V["reference"]
+    if seeds > 1:
+        C0 = budgets[0]
+        cands = [r for r in runs_by_variant[ref_id] if r["budget"] == C0]
+        mid = min(cands, key=lambda r: abs(math.log(r["N"] / math.sqrt(C0 / 120))))
+        var = mid["config"]["variant"]
+        for s in range(seed + 1, seed + seeds):
+            a = CH.variant_spec(var, mid["config"]["d_model"], mid["config"]["n_layers"], mid["config"]["n_heads"],
+                                vocab, ctx)
+            runs_by_variant[ref_id].append(_run(a, f"{mid['name']}-seed{s}", C0, mid["N"], mid["D"], var,
+                                                mid["config"]["d_model"], mid["config"]["n_layers"],
+                                                mid["config"]["n_heads"], s, common, tps, ctx, pk, out / ref_id,
+                                                base_name, "seed_repeat", repeat_of=mid["name"]))
+    for rs in runs_by_variant.values():
+        for r in rs:
+            bad = [k for k in r["config"] if k not in known and k != "variant"]
+            assert not bad, bad  # every key is a TrainConfig field (variant: h1's, after the merge)
+    for v in V["variants"]:
+        v["runs"] = runs_by_variant[v["id"]]
+        v["estimated_wall_s"] = round(sum(r["estimated_wall_s"] for r in v["runs"]), 1)
+        v["flops"] = sum(r["budget"] for r in v["runs"])
+    total = sum(v["estimated_wall_s"] for v in V["variants"]) + FIT_S
+    doc = {
+        "version": PLAN_VERSION, "base": base, "target": target, "base_entry": base_name, "target_entry": target_name,
+        "mode": mode, "budgets": budgets, "points": points, "spread": spread, "seeds": seeds, "seed": seed,
+        "common": common, "vocab": vocab, "out": str(out), **V,
+        "convention": "C = 6 N D, N = all parameters incl. embeddings (accounting.flops_per_token '6N'); runs "
+                      "carry `flops` = C, and each variant's D = C / 6N follows from its own N",
+        "estimate": {"how": f"{how}; MFU {BASE_MFU} x {ELEMENTWISE_MFU} per RoPE/RMSNorm/gated MLP (assumed from "
+                            f"issue 10's measurements); + {RUN_OVERHEAD_S:g} s per run + "
+                            f"{1e3 * STEP_OVERHEAD_S:g} ms per step (assumed); + {FIT_S:g} s for the fits",
+                     "peak_flops": pk},
+        "estimated_wall_s": round(total, 1),
+        "n_runs": sum(len(v["runs"]) for v in V["variants"]),
+    }
+    doc["hash"] = plan_hash(doc)
+    return doc
+
+
+def _run(a, name, C, N, D, var, d, L, h, seed, common, tps, ctx, peak, folder, arch, role, repeat_of=None) -> dict:
+    steps = max(1, math.ceil(D / tps))
+    cfg = {"arch": arch, "d_model": d, "n_layers": L, "n_heads": h, "flops": C, "seed": seed, **common,
+           "out": str(folder / name), "variant": var}
+    r = {"name": name, "role": role, "budget": C, "N": N, "D": int(D), "steps": steps, "config": cfg,
+         "estimated_wall_s": round(estimate_run_s(a, steps * tps, steps, ctx, peak), 2)}
+    if repeat_of:
+        r["repeat_of"] = repeat_of
+    return r
+
+
+def plan_hash(doc: dict) -> str:
+    keep = {k: doc[k] for k in ("version", "base", "target", "mode", "budgets", "common", "seed", "vocab")}
+    keep["runs"] = [[r["name"], r["config"]["variant"]["changes"], r["config"]["seed"], r["config"]["d_model"],
+                     r["config"]["n_layers"], r["config"]["n_heads"]] for v in doc["variants"] for r in v["runs"]]
+    return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------- running
+def _finished(run_dir: Path) -> bool:
+    try:
+        return json.loads((run_dir / "summary.json").read_text()).get("status") in ("finished", "diverged")
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def prepare(plan_doc: dict, out: str | Path, threads: int | None = None) -> list[Path]:
+    """Write plan.json (or check the folder holds this plan) and each run's run.json; return the
+    run folders not finished yet, most expensive first."""
+    out = Path(out)
+    pj = out / "plan.json"
+    if pj.exists():
+        old = json.loads(pj.read_text())
+        if old.get("hash") != plan_doc["hash"]:
+            raise AblationError(f"{out} holds another ablation plan (hash {old.get('hash')}, this one "
+                                f"{plan_doc['hash']}); use another --out, or the same options as before")
+    elif out.exists() and any(p for p in out.iterdir() if not p.name.startswith(".")):
+        raise AblationError(f"{out}: exists and holds files but no plan.json; give a new --out")
+    else:
+        write_json(pj, plan_doc)
+    todo = []
+    for v in plan_doc["variants"]:
+        for r in v["runs"]:
+            d = out / v["id"] / r["name"]
+            if not (d / "run.json").exists():
+                extra = {"threads": threads} if threads else {}  # a runtime field: may differ on resume
+                write_json(d / "run.json", {"config": {**r["config"], "out": str(d), **extra}})
+            if not _finished(d):
+                todo.append((r["estimated_wall_s"], d))
+    return [d for _, d in sorted(todo, key=lambda x: -x[0])]
+
+
+def worker_available() -> bool:
+    return importlib.util.find_spec(WORKER) is not None
+
+
+def run_plan(plan_doc: dict, out: str | Path, workers: int = 1, threads: int | None = None) -> list[dict]:
+    """Write the run folders and train what is not finished with `python -m llmhist.train.worker
+    RUN_DIR...` (`workers` processes at once, runs dealt round-robin, most expensive first).
+    Returns each run's state. Resumable: finished runs are skipped, the same plan is required."""
+    workers = max(1, workers)
+    threads = threads or (max(1, _cores() // workers) if workers > 1 else None)
+    todo = prepare(plan_doc, out, threads)
+    if not todo:
+        return status(plan_doc, out)
+    if not worker_available():
+        raise AblationError(f"{WORKER} is missing in this build, so ablation runs cannot start yet (the run folders "
+                            f"and their run.json are written in {out}); once the worker exists, the same command "
+                            "runs them. `--dry-run` shows the plan")
+    out = Path(out)
+    (out / "logs").mkdir(parents=True, exist_ok=True)
+    workers = min(workers, len(todo))
+    groups = [todo[i::workers] for i in range(workers)]
+    env = dict(os.environ)
+    procs = []
+    for i, g in enumerate(groups):
+        log = open(out / "logs" / f"worker-{i}.log", "ab")  # noqa: SIM115 (closed after the worker exits)
+        procs.append((subprocess.Popen([sys.executable, "-m", WORKER, *map(str, g)], stdout=log,
+                                       stderr=subprocess.STDOUT, env=env), log))
+    for p, log in procs:
+        p.wait()
+        log.close()
+    return status(plan_doc, out)
+
+
+def status(plan_doc: dict, out: str | Path) -> list[dict]:
+    rows = []
+    for v in plan_doc["variants"]:
+        for r in v["runs"]:
+            d = Path(out) / v["id"] / r["name"]
+            s = {}
+            try:
+                s = json.loads((d / "summary.json").read_text())
+            except (OSError, json.JSONDecodeError):
+                pass
+            rows.append({"variant": v["id"], "run": r["name"], "role": r["role"], "budget": r["budget"], "N": r["N"],
+                         "state": s.get("status", "pending"), "val_loss": s.get("val_loss")})
+    return rows
+
+
+# ----------------------------------------------------------------------- the report
+def _read_points(folder: Path, plan_doc: dict) -> tuple[dict, dict, list]:
+    pts: dict[str, dict] = {}
+    seeds: dict[str, dict] = {}
+    left: list[dict] = []
+    for v in plan_doc["variants"]:
+        P: dict[str, list[float]] = {"C": [], "N": [], "loss": [], "budget": []}
+        for r in v["runs"]:
+            d = folder / v["id"] / r["name"]
+            try:
+                s = json.loads((d / "summary.json").read_text())
+            except (OSError, json.JSONDecodeError):
+                left.append({"run": f"{v['id']}/{r['name']}", "reason": "unfinished (no summary.json)"})
+                continue
+            L = s.get("val_loss")
+            if s.get("status") != "finished" or L is None or not math.isfinite(L):
+                left.append({"run": f"{v['id']}/{r['name']}", "reason": s.get("status", "no status")})
+                continue
+            if r["role"] == "seed_repeat":
+                seeds.setdefault(r["repeat_of"], {"variant": v["id"], "losses": []})["losses"].append(float(L))
+                continue
+            P["C"].append(float(s.get("C", r["budget"])))
+            P["N"].append(float(s.get("N", r["N"])))
+            P["loss"].append(float(L))
+            P["budget"].append(float(r["budget"]))
+            if any(x.get("repeat_of") == r["name"] for x in v["runs"]):
+                seeds.setdefault(r["name"], {"variant": v["id"], "losses": []})["losses"].append(float(L))
+        pts[v["id"]] = P
+    return pts, seeds, left
+
+
+def frontier_band(P: dict, n_boot: int = 200, seed_sd: float = 0.0, rng_seed: int = 0) -> dict:
+    """A variant's frontier points and a 90% band (runs resampled within budgets, plus seed noise)."""
+    import numpy as np
+    from llmhist.scaling.ceg import budget_minima
+    from llmhist.scaling.fit import FitError
+
+    C, N, L, B = (np.asarray(P[k], float) for k in ("C", "N", "loss", "budget"))
+    if len(np.unique(B)) < 2:
+        raise FitError(f"finished runs at {len(np.unique(B))} budget(s); a frontier needs two")
+    Cb, Lb, how = budget_minima(C, N, L, B)
+    rng = np.random.default_rng(rng_seed)
+    samples = []
+    for _ in range(n_boot):
+        idx = np.concatenate([rng.choice(np.flatnonzero(B == g), (B == g).sum()) for g in np.unique(B)])
+        _, lb, _ = budget_minima(C[idx], N[idx], L[idx], B[idx])
+        samples.append(lb + (rng.normal(0, seed_sd, len(lb)) if seed_sd else 0))
+    reps = np.array(samples)
+    return {"C": Cb.tolist(), "loss": Lb.tolist(), "how": how, "band": [np.percentile(reps, 5, 0).tolist(),
+                                                                      np.percentile(reps, 95, 0).tolist()]}
+
+
+def _spec_groups(folder: Path, doc: dict) -> list[dict]:
+    """Where h5's spec_key exists: the runs of one variant must share one spec (else a warning)."""
+    try:
+        from llmhist.scaling.runs import spec_key  # type: ignore[import-not-found]
+    except ImportError:
+        return []
+    warn = []
+    for v in doc["variants"]:
+        keys = set()
+        for r in v["runs"]:
+            cj = folder / v["id"] / r["name"] / "config.json"
+            try:
+                keys.add(spec_key(json.loads(cj.read_text()))[0])
+            except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError):
+                continue
+        if len(keys) > 1:
+            warn.append({"run": v["id"], "reason": f"warning: its runs span {len(keys)} specs (spec_key)"})
+    return warn
+
+
+def allocation_rows(budgets, laws_=("hoffmann2022", "epoch2024")) -> list[dict]:
+    """CEG of compute-optimal allocation against Kaplan's at each budget, per law (no training)."""
+    from llmhist.scaling import laws as LW
+    from llmhist.scaling.ceg import allocation_ceg
+
+    rows = []
+    for name in laws_:
+        try:
+            law = LW.get(name)
+        except KeyError as e:
+            raise AblationError(f"--law {name!r}: {e.args[0]}") from None
+        except ValueError as e:
+            raise AblationError(f"--law {name!r}: {e}") from None
+        rows.append({"law": law.name, "budgets": [allocation_ceg(law, C) for C in budgets]})
+    return rows
+
+
+def report(folder: str | Path, n_boot: int = 1000, level: float = 0.9, method: str = "auto",
+           out: str | Path | None = None, seed: int = 0, laws=("hoffmann2022", "epoch2024")) -> dict:
+    """Read a finished (or partly finished) ablation folder, fit each variant's frontier, compute the
+    CEG of every comparison with intervals, the cumulative product along a ladder, and write the
+    fits as JSON into OUT/fits (or `out`)."""
+    from llmhist.scaling import ceg as G
+    from llmhist.scaling.fit import FitError
+
+    folder = Path(folder)
+    pj = folder / "plan.json"
+    if not pj.exists():
+        raise AblationError(f"{folder}: no plan.json; give a folder `llmhist ablate` wrote (--out)")
+    doc = json.loads(pj.read_text())
+    pts, seeds, left = _read_points(folder, doc)
+    left += _spec_groups(folder, doc)
+    seed_rows = [s for s in seeds.values() if len(s["losses"]) >= 2]
+    seed_sd = G.seed_noise(seed_rows[0]["losses"]) if seed_rows else 0.0
+    fits = Path(out) if out else folder / "fits"
+    frontiers, paths = {}, []
+    for v in doc["variants"]:
+        P = pts[v["id"]]
+        try:
+            fb = frontier_band(P, 200, seed_sd, seed)
+        except (FitError, ValueError) as e:
+            frontiers[v["id"]] = {"error": str(e)}
+            continue
+        frontiers[v["id"]] = fb
+        fj = {"law": "frontier", "variant": v["id"], "label": v["label"], "changes": v["changes"],
+              "method": "isoFLOP minimum per budget (parabola vertex in log N, else the lowest run); band: 90% "
+                        "bootstrap of runs within budgets + seed noise", "points": fb, "data": str(folder),
+              "n_points": len(P["loss"]), "conventions": {"N": "total", "C": "6ND, planned budget",
+                                                          "loss": "final validation loss (nats/token)"}}
+        p = fits / f"{v['id']}-frontier.json"
+        write_json(p, fj)
+        paths.append(str(p))
+    rows = []
+    for comp in doc["comparisons"]:
+        row = {**comp}
+        try:
+            r = G.ceg(pts[comp["reference"]], pts[comp["variant"]], seed_sd=seed_sd, n_boot=n_boot, level=level,
+                      method=method, seed=seed)
+            row.update(r)
+        except (FitError, ValueError) as e:
+            row["error"] = str(e)
+        rows.append(row)
+    ladder = [r for r in rows if not r.get("total")] if doc["mode"] == "ladder" else []
+    if ladder and all("budgets" in r for r in ladder):
+        for r, cum in zip(ladder, G.combine(ladder)):
+            r["cumulative"] = cum
+    result = {"folder": str(folder), "base": doc["base"], "target": doc["target"], "mode": doc["mode"],
+              "changes": doc["changes"], "comparisons": rows, "frontiers": frontiers, "seed_sd": seed_sd,
+              "seed_runs": seed_rows, "left_out": left, "convention": doc["convention"],
+              "budgets": doc["budgets"], "allocation": allocation_rows(doc["budgets"], laws) if laws else []}
+    p = fits / "ablation-ceg.json"
+    write_json(p, result)
+    paths.append(str(p))
+    result["paths"] = paths
+    return result
+
+
+# ----------------------------------------------------------------------- plots
+def write_plots(result: dict, out: str | Path, fmt: str = "png") -> list[str]:
+    """Two figures: the frontiers of all variants with their bands on one loss-against-compute plot,
+    and the CEG of each comparison along history (bars with intervals, log scale, 1x marked)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if fmt not in ("png", "svg"):
+        raise AblationError(f"--plot {fmt!r}: png, svg or terminal")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for vid, f in result["frontiers"].items():
+        if "error" in f:
+            continue
+        ax.plot(f["C"], f["loss"], marker="o", label=vid)
+        ax.fill_between(f["C"], f["band"][0], f["band"][1], alpha=0.2)
+    ax.set_xscale("log")
+    ax.set_xlabel("compute C = 6ND (FLOPs)")
+    ax.set_ylabel("final validation loss (nats/token)")
+    ax.set_title(f"frontiers: {result['base']} -> {result['target']} ({result['mode']})")
+    ax.legend(fontsize=7)
+    p = out / f"ablation-frontiers.{fmt}"
+    with _atomic_fig(p) as tmp:
+        fig.savefig(tmp, format=fmt, dpi=130, bbox_inches="tight")
+    plt.close(fig)
+    written.append(str(p))
+    rows = [r for r in result["comparisons"] if "budgets" in r]
+    if rows:
+        fig, ax = plt.subplots(figsize=(max(6.5, 0.9 * len(rows) * len(result["budgets"])), 4.5))
+        nb = max(len(r["budgets"]) for r in rows)
+        w = 0.8 / nb
+        for j in range(nb):
+            xs, ys, lo, hi = [], [], [], []
+            for i, r in enumerate(rows):
+                if j < len(r["budgets"]):
+                    b = r["budgets"][j]
+                    xs.append(i + (j - (nb - 1) / 2) * w)
+                    ys.append(b["ceg"])
+                    lo.append(max(b["ceg"] - b["interval"][0], 0))
+                    hi.append(max(b["interval"][1] - b["ceg"], 0))
+            C = rows[0]["budgets"][j]["C"] if j < len(rows[0]["budgets"]) else None
+            ax.bar(xs, ys, w, yerr=[lo, hi], capsize=3, label=f"C={C:.2g}" if C else None, bottom=0)
+        ax.axhline(1, color="k", lw=0.8)
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(rows)))
+        ax.set_xticklabels([_row_label(r) for r in rows], rotation=30, ha="right", fontsize=8)
+        ax.set_ylabel("compute-equivalent gain (x)")
+        ax.set_title("CEG of each change, along history (90% intervals)")
+        ax.legend(fontsize=7)
+        p = out / f"ablation-ceg.{fmt}"
+        with _atomic_fig(p) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=130, bbox_inches="tight")
+        plt.close(fig)
+        written.append(str(p))
+    return written
+
+
+def _atomic_fig(p: Path):
+    from llmhist.files import atomic_path
+
+    return atomic_path(p)
+
+
+def _row_label(r: dict) -> str:
+    if r.get("total"):
+        return "total"
+    ys = sorted({c["year"] for c in r["changes"]})
+    return f"{r['change']} ({ys[0]}{'-' + str(ys[-1]) if len(ys) > 1 else ''})"
+
+
+def terminal_plot(result: dict) -> str:
+    """The frontiers of every variant, drawn in the terminal with plotext."""
+    import plotext as plt
+
+    plt.clear_figure()
+    plt.theme("clear")
+    plt.plotsize(80, 22)
+    plt.xscale("log")
+    for vid, f in result["frontiers"].items():
+        if "error" in f:
+            continue
+        plt.plot(f["C"], f["loss"], marker="dot", label=vid)
+    plt.title(f"frontiers: {result['base']} -> {result['target']}")
+    plt.xlabel("C (FLOPs)")
+    plt.ylabel("loss")
+    return plt.build()

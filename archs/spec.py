@@ -17,7 +17,7 @@ Norm = Literal["layernorm", "rmsnorm", "rmsnorm_1p"]  # rmsnorm_1p: Gemma's x * 
 NormPlacement = Literal["post", "pre", "sandwich"]  # post: LN(x + f(x)); sandwich: pre + post norm
 Positions = Literal["learned", "sinusoidal", "rope", "xl_relative", "t5_bias", "none"]
 Mlp = Literal["gelu", "gelu_tanh", "relu", "swiglu", "geglu"]
-Bias = Literal["none", "all", "qkv"]  # which linears carry a bias (LM head never does here)
+Bias = Literal["none", "all", "qkv", "mlp"]  # which linears carry a bias (mlp: MLP linears only, GPT-J)
 AttnLayer = Literal["global", "local"]  # local: causal band of `window` keys (sliding window / banded)
 
 
@@ -76,6 +76,8 @@ class Arch:
     positions: Positions = "learned"
     rope_theta: float = 10000.0
     rope_scaling: RopeScaling | None = None
+    rotary_dim: int | None = None  # rotate only the first rotary_dim dims of each head (GPT-J); None = all
+    rope_interleaved: bool = False  # rotate pairs (0,1),(2,3).. as GPT-J/PaLM, not halves
     rel_buckets: int = 32  # T5 bucketed bias
     rel_max_distance: int = 128
     attn_pattern: tuple[AttnLayer, ...] = ("global",)  # cycled over layers; layer 0 takes element 0
@@ -87,6 +89,7 @@ class Arch:
     mlp: Mlp = "gelu"
     bias: Bias = "all"
     tied_embeddings: bool = True
+    lm_head_bias: bool = False  # the LM head carries a bias (GPT-J)
     embed_scale: bool = False  # multiply token embeddings by sqrt(d_model) (Gemma)
     output_scale: bool = False  # multiply the final hidden state by d_model ** -0.5 before a tied head (T5)
     moe: MoE | None = None
@@ -171,6 +174,9 @@ class Arch:
             )
         if self.positions == "rope" and self.d_head % 2:
             raise SpecError(f"{self.name}: RoPE needs an even head width, got {self.d_head}")
+        if self.rotary_dim is not None and not (0 < self.rotary_dim <= self.d_head and self.rotary_dim % 2 == 0):
+            raise SpecError(f"{self.name}: rotary_dim {self.rotary_dim} must be even and in 2..{self.d_head} "
+                            "(the head width); None rotates the whole head")
         if "local" in self.attn_pattern and not self.window:
             raise SpecError(f"{self.name}: local attention layers need a window (--window)")
         if self.moe is not None and not 1 <= self.moe.top_k <= self.moe.n_experts:

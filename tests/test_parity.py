@@ -5,9 +5,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from llmhist.archs import ENTRIES, build_spec, params
+from llmhist.archs import ENTRIES, FAMILIES, build_spec, get, params
 from llmhist.archs import hf
-from llmhist.archs.model import build
+from llmhist.archs.model import MoE as MoEModule, build
 
 import transformers  # noqa: E402, F401  (the test extra: pip install -e ".[test]"; fail loudly without it)
 
@@ -64,3 +64,24 @@ def test_refuses_families_transformers_lacks():
     for name in ("palm", "gopher", "gpt3", "afm"):
         with pytest.raises(hf.NoHFEquivalent, match="no model class"):
             hf.model_type(build_spec(name, "nano"))
+
+
+@pytest.mark.parametrize("name", [e.name for e in ENTRIES if e.moe is not None])
+def test_moe_aux_loss_is_transformers_load_balancing_loss(name):
+    """The recipes' coefficients are transformers' router_aux_loss_coef: the loss they multiply must be
+    load_balancing_loss_func on the same router logits (not 1/top_k of it)."""
+    from transformers.models.mixtral.modeling_mixtral import load_balancing_loss_func
+
+    a = build_spec(name, "nano")
+    m = build(a)
+    logits = []
+    hooks = [mod.router.register_forward_hook(lambda _m, _i, out: logits.append(out))
+             for mod in m.modules() if isinstance(mod, MoEModule)]
+    m(torch.randint(0, a.vocab_size, (2, 24)))
+    for h in hooks:
+        h.remove()
+    assert len(logits) == a.n_layers
+    ref = load_balancing_loss_func(tuple(logits), a.moe.n_experts, a.moe.top_k)
+    ours = m.aux_loss()
+    assert ours.item() == pytest.approx(ref.item(), rel=1e-6)
+    assert ours.item() > 0.5 * a.moe.top_k  # a near-uniform router gives about top_k, not 1

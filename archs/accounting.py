@@ -11,8 +11,8 @@ parameters against sum(p.numel()) (and transformers' counts), FLOPs against torc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from .spec import Arch
 

@@ -85,3 +85,46 @@ def test_moe_aux_loss_is_transformers_load_balancing_loss(name):
     ours = m.aux_loss()
     assert ours.item() == pytest.approx(ref.item(), rel=1e-6)
     assert ours.item() > 0.5 * a.moe.top_k  # a near-uniform router gives about top_k, not 1
+
+
+def gptj_spec(d_model=64, n_layers=2, n_heads=4, rotary_dim=8, vocab_size=256, ctx_len=64, d_ff=None):
+    """GPT-J's choices (Wang & Komatsuzaki 2021, mesh-transformer-jax; HF EleutherAI/gpt-j-6b config.json):
+    a parallel block with one LayerNorm, rotary on the first rotary_dim dims of each head in interleaved
+    pairs, biases on the MLP and the untied LM head only, GELU (tanh). Built here with replace so the
+    test does not depend on a registry entry."""
+    base = build_spec("gpt2", d_model=d_model, n_layers=n_layers, n_heads=n_heads, vocab_size=vocab_size, ctx_len=ctx_len)
+    return replace(base, name="gptj-test", family="gptj", positions="rope", rope_theta=10000.0, rotary_dim=rotary_dim,
+                   rope_interleaved=True, parallel_block=True, bias="mlp", tied_embeddings=False, lm_head_bias=True,
+                   d_ff=d_ff or 4 * d_model).check()
+
+
+def test_gptj_logits_match_transformers():
+    a = gptj_spec()
+    assert hf.model_type(a) == "gptj"
+    m = build(a).eval()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.normal_(0.0, 0.2)
+    ref = hf.hf_model(a).eval()
+    hf.load_into_hf(a, m, ref)
+    assert sum(p.numel() for p in ref.parameters()) == params(a).total
+    x = torch.randint(0, a.vocab_size, (2, 40))
+    with torch.no_grad():
+        ours, theirs = m(x), ref(input_ids=x).logits
+    assert (ours - theirs).abs().max().item() <= 1e-4
+    # the partial, interleaved rotation is what makes them agree: halves or full rotary do not
+    for wrong in (replace(a, rope_interleaved=False), replace(a, rotary_dim=None)):
+        w = build(wrong).eval()
+        w.load_state_dict(m.state_dict())
+        with torch.no_grad():
+            assert (w(x) - theirs).abs().max().item() > 1e-2
+
+
+def test_gptj_6b_count():
+    """GPT-J 6B at its released shape (config.json: n_embd 4096, n_layer 28, n_head 16, rotary_dim 64,
+    vocab 50400, n_positions 2048, n_inner 4 x 4096): exactly transformers' count, and the model card's
+    n_parameters 6,053,381,344 within 0.05% (the card's figure is 2,498,560 = 610 x 4096 above the
+    checkpoint's tensors, which transformers' GPTJForCausalLM holds exactly)."""
+    a = gptj_spec(d_model=4096, n_layers=28, n_heads=16, rotary_dim=64, vocab_size=50400, ctx_len=2048, d_ff=16384)
+    assert params(a).total == sum(p.numel() for p in hf.hf_model(a, device="meta").parameters())
+    assert params(a).total == pytest.approx(6_053_381_344, rel=5e-4)

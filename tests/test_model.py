@@ -4,13 +4,23 @@ from dataclasses import replace
 
 import pytest
 import torch
-
-from llmhist.archs import ENTRIES, FAMILIES, SMALL_SIZES, build_spec, flops_per_token, get, params
+from llmhist.archs import (
+    ENTRIES,
+    FAMILIES,
+    SMALL_SIZES,
+    build_spec,
+    flops_per_token,
+    get,
+    params,
+)
 from llmhist.archs.accounting import layers
 from llmhist.archs.flopcount import count_flops
 from llmhist.archs.model import build
 
-SHAPED_FAMILIES = [f for f in FAMILIES if get(f).shape_known]
+# every shaped family (its flagship's choices), plus members whose layout differs from their family's
+# flagship (Qwen2's MoE member): derived from the registry, so a new family or layout is tested
+SHAPED_FAMILIES = [f for f in FAMILIES if get(f).shape_known] + [
+    e.name for e in ENTRIES if e.shape_known and (e.moe is None) != (get(e.family).moe is None)]
 
 
 

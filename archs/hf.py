@@ -73,10 +73,10 @@ def hf_config(a: Arch):
         rope = {"rope_type": "llama3", "rope_theta": a.rope_theta, "factor": s.factor,
                 "low_freq_factor": s.low_freq_factor, "high_freq_factor": s.high_freq_factor,
                 "original_max_position_embeddings": s.original_ctx}
-    common = dict(vocab_size=a.vocab_size, hidden_size=a.d_model, intermediate_size=a.d_ff,
-                  num_hidden_layers=a.n_layers, num_attention_heads=a.n_heads, num_key_value_heads=a.kv_heads,
-                  head_dim=a.d_attn // a.n_heads, max_position_embeddings=a.ctx_len, rms_norm_eps=a.norm_eps,
-                  rope_parameters=rope, tie_word_embeddings=a.tied_embeddings, attention_dropout=0.0)
+    common = {"vocab_size": a.vocab_size, "hidden_size": a.d_model, "intermediate_size": a.d_ff,
+                  "num_hidden_layers": a.n_layers, "num_attention_heads": a.n_heads, "num_key_value_heads": a.kv_heads,
+                  "head_dim": a.d_attn // a.n_heads, "max_position_embeddings": a.ctx_len, "rms_norm_eps": a.norm_eps,
+                  "rope_parameters": rope, "tie_word_embeddings": a.tied_embeddings, "attention_dropout": 0.0}
     if t == "openai-gpt":
         return tf.OpenAIGPTConfig(vocab_size=a.vocab_size, n_positions=a.ctx_len, n_embd=a.d_model,
                                   n_layer=a.n_layers, n_head=a.n_heads, afn="gelu", layer_norm_epsilon=a.norm_eps,

@@ -156,5 +156,5 @@ def test_moe_counts_follow_the_module_whatever_the_mlp(name):
     m = build(a)
     assert sum(p.numel() for p in m.parameters()) == params(a).total
     x = torch.randint(0, a.vocab_size, (1, 16))
-    # top-k expert FLOPs are exact only when every expert gets whole tokens: count a forward
+    # routed experts run on the tokens routed to them, top_k per token: the forward count is exact
     assert count_flops(m, x) == pytest.approx(flops_per_token(a, "counted", T=16, training=False) * 16, rel=1e-9)

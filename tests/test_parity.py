@@ -470,9 +470,11 @@ def test_xl_family_shapes_are_the_papers_tables(name):
 def test_moe_aux_loss_is_transformers_load_balancing_loss(name):
     """The recipes' coefficients are transformers' router_aux_loss_coef: the loss they multiply must be
     load_balancing_loss_func on the same router logits (not 1/top_k of it)."""
-    from transformers.models.mixtral.modeling_mixtral import load_balancing_loss_func
+    import importlib
 
     a = build_spec(name, "nano")
+    mtype = hf.model_type(a)  # mixtral or qwen2_moe: each model's own copy of the function
+    load_balancing_loss_func = importlib.import_module(f"transformers.models.{mtype}.modeling_{mtype}").load_balancing_loss_func
     m = build(a)
     logits = []
     hooks = [mod.router.register_forward_hook(lambda _m, _i, out: logits.append(out))

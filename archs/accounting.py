@@ -1,12 +1,17 @@
 """Parameters, FLOPs and memory of an Arch, in pure Python (no torch import).
 
-Every count here is checked in the tests against the built module: parameters against
-sum(p.numel()), FLOPs against torch.utils.flop_counter.FlopCounterMode.
-Conventions follow the papers and are named: see FLOP_CONVENTIONS.
+One inventory: `layers(a)` lists, per layer, every weight matrix the built module applies to a token
+(`Matmul`: its shape, bias, stored copies and copies applied per token) plus the layer's other
+parameters (norms, relative-position tables). Parameters, the counted and Chinchilla FLOPs and the
+activation memory are sums over that list (plus the attention scores, which have no weights), and
+the MLP's width-and-gating rule is written once (`mlp_matmuls`). The FLOP conventions are one table
+of named functions (FLOP_CONVENTIONS). Every count is checked in the tests against the built module:
+parameters against sum(p.numel()) (and transformers' counts), FLOPs against torch's FlopCounterMode.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .spec import Arch
@@ -14,51 +19,126 @@ from .spec import Arch
 DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1, "int4": 0.5}
 
 
-# ---------------------------------------------------------------------------------- parameters
+# ------------------------------------------------------------------------------------ inventory
+@dataclass(frozen=True)
+class Matmul:
+    """One weight matrix applied to each token, y = x W (+ b) with W of d_in x d_out."""
+
+    name: str
+    d_in: int
+    d_out: int
+    bias: bool = False
+    copies: int = 1  # stored copies (routed experts: n_experts)
+    active: int = 1  # copies applied to each token (routed experts: top_k)
+    chinchilla: bool = True  # Hoffmann et al.'s App. F counts it (it has no term for Transformer-XL's W_r)
+
+    @property
+    def params_each(self) -> int:
+        return self.d_in * self.d_out + (self.d_out if self.bias else 0)
+
+    @property
+    def params(self) -> int:
+        return self.copies * self.params_each
+
+    @property
+    def active_params(self) -> int:
+        return self.active * self.params_each
+
+    @property
+    def flops(self) -> int:
+        """Forward FLOPs per token: 2 per multiply-accumulate (biases are not counted, as torch does not)."""
+        return 2 * self.active * self.d_in * self.d_out
+
+
+def mlp_matmuls(a: Arch, prefix: str, d_ff: int, gated: bool, bias: bool, copies: int = 1, active: int = 1) -> list[Matmul]:
+    """The MLP, written once: up (and gate when gated) d -> d_ff, down d_ff -> d."""
+    d = a.d_model
+    out = [Matmul(f"{prefix}.gate", d, d_ff, bias, copies, active)] if gated else []
+    return out + [Matmul(f"{prefix}.up", d, d_ff, bias, copies, active),
+                  Matmul(f"{prefix}.down", d_ff, d, bias, copies, active)]
+
+
+def mlp_inventory(a: Arch) -> list[Matmul]:
+    """A dense MLP follows the spec's gating and biases. MoE layers (model.MoE, as Mixtral and
+    Qwen2-MoE): a bias-free router, routed experts that are always gated and bias-free (stored
+    fused as gate_up), and a shared expert that is likewise a gated, bias-free MLP (transformers'
+    Qwen2MoeMLP) behind a 1-wide sigmoid gate."""
+    if a.moe is None:
+        return mlp_matmuls(a, "mlp", a.d_ff, a.gated, a.bias in ("all", "mlp"))
+    m, d = a.moe, a.d_model
+    out = [Matmul("mlp.router", d, m.n_experts)]
+    out += mlp_matmuls(a, "mlp.expert", m.d_ff_expert, True, False, copies=m.n_experts, active=m.top_k)
+    if m.d_ff_shared:
+        out += mlp_matmuls(a, "mlp.shared", m.d_ff_shared, True, False)
+        if m.shared_gate:
+            out.append(Matmul("mlp.shared_gate", d, 1))
+    return out
+
+
+def attn_matmuls(a: Arch, prefix: str = "attn", cross: bool = False) -> list[Matmul]:
+    d, da, dkv = a.d_model, a.d_attn, a.d_kv
+    qkv_bias, o_bias = a.bias in ("all", "qkv"), a.bias == "all"
+    out = [Matmul(f"{prefix}.q", d, da, qkv_bias), Matmul(f"{prefix}.k", d, dkv, qkv_bias),
+           Matmul(f"{prefix}.v", d, dkv, qkv_bias), Matmul(f"{prefix}.o", da, d, o_bias)]
+    if a.positions == "xl_relative" and not cross:
+        # W_r projects the T sinusoidal relative encodings once per sequence: one d -> d_attn per token
+        out.append(Matmul(f"{prefix}.r", d, da, chinchilla=False))
+    return out
+
+
 def _norm(a: Arch, width: int | None = None) -> int:
     w = width or a.d_model
     return 2 * w if (a.norm == "layernorm" and a.norm_bias) else w
 
 
-def attn_params(a: Arch, cross: bool = False) -> int:
-    d, da, dkv = a.d_model, a.d_attn, a.d_kv
-    n = d * da + 2 * d * dkv + da * d  # W_q, W_k, W_v, W_o
-    if a.bias == "all":
-        n += da + 2 * dkv + d
-    elif a.bias == "qkv":
-        n += da + 2 * dkv
-    if a.qk_norm:
-        n += 2 * a.d_head  # one RMSNorm over head_dim for queries, one for keys, shared by heads
-    if a.positions == "xl_relative" and not cross:
-        n += d * da + 2 * da  # W_r projecting the sinusoidal relative encodings; biases u and v
-    return n
-
-
-def dense_mlp_params(a: Arch, d_ff: int) -> int:
-    d = a.d_model
-    n = (3 if a.gated else 2) * d * d_ff
-    if a.bias == "all":
-        n += (2 if a.gated else 1) * d_ff + d
-    return n
-
-
-def mlp_params(a: Arch, active: bool = False) -> int:
-    if a.moe is None:
-        return dense_mlp_params(a, a.d_ff)
-    m, d = a.moe, a.d_model
-    n_routed = m.top_k if active else m.n_experts
-    n = d * m.n_experts  # router
-    n += n_routed * dense_mlp_params(a, m.d_ff_expert)
-    if m.d_ff_shared:
-        n += dense_mlp_params(a, m.d_ff_shared) + (d if m.shared_gate else 0)
-    return n
-
-
-def norms_per_layer(a: Arch, decoder_of_enc_dec: bool = False) -> int:
+def norms_per_layer(a: Arch, cross: bool = False) -> int:
     if a.parallel_block:
         return 1
     k = 4 if a.norm_placement == "sandwich" else 2
-    return k + (1 if decoder_of_enc_dec else 0)  # T5's decoder: self, cross, MLP
+    return k + (1 if cross else 0)  # T5's decoder: self, cross, MLP
+
+
+@dataclass(frozen=True)
+class Layer:
+    stack: str  # "decoder" or "encoder"
+    index: int
+    kind: str  # "global" or "local"
+    cross: bool  # has cross-attention (T5's decoder)
+    matmuls: tuple[Matmul, ...]
+    other_params: dict  # parameters outside the matmuls: norms, qk-norm, XL's u and v, T5's bias table
+
+    @property
+    def params(self) -> int:
+        return sum(m.params for m in self.matmuls) + sum(self.other_params.values())
+
+    @property
+    def active_params(self) -> int:
+        return sum(m.active_params for m in self.matmuls) + sum(self.other_params.values())
+
+
+def layers(a: Arch) -> list[Layer]:
+    """Every layer of the built module, in order (T5: the encoder's, then the decoder's)."""
+    stacks = [("encoder", a.n_enc_layers), ("decoder", a.n_layers)] if a.is_encoder_decoder else [("decoder", a.n_layers)]
+    out = []
+    for stack, n in stacks:
+        cross = a.is_encoder_decoder and stack == "decoder"
+        for i in range(n):
+            mm = attn_matmuls(a) + (attn_matmuls(a, "cross_attn", cross=True) if cross else []) + mlp_inventory(a)
+            other = {"norms": norms_per_layer(a, cross) * _norm(a)}
+            if a.qk_norm:
+                # one RMSNorm over head_dim for queries, one for keys, per attention
+                other["qk_norm"] = (2 if cross else 1) * 2 * a.d_head
+            if a.positions == "xl_relative":
+                other["xl_uv"] = 2 * a.d_attn  # Transformer-XL's global content and position biases u, v
+            if a.positions == "t5_bias" and i == 0:
+                other["rel_bias"] = a.rel_buckets * a.n_heads  # one table per stack, in its first layer
+            out.append(Layer(stack, i, "global" if stack == "encoder" else a.layer_kind(i), cross, tuple(mm), other))
+    return out
+
+
+# ---------------------------------------------------------------------------------- parameters
+def _group(layer: Layer, prefix: str, active: bool = False) -> int:
+    return sum(m.active_params if active else m.params for m in layer.matmuls if m.name.startswith(prefix))
 
 
 @dataclass
@@ -78,123 +158,111 @@ def params(a: Arch) -> Params:
     d, V = a.d_model, a.vocab_size
     tok = V * d
     pos = a.ctx_len * d if a.positions == "learned" else 0
-    head = 0 if a.tied_embeddings else V * d
-    layers = []
-    stacks = [("encoder", a.n_enc_layers), ("decoder", a.n_layers)] if a.is_encoder_decoder else [("decoder", a.n_layers)]
-    for stack, n in stacks:
-        cross = a.is_encoder_decoder and stack == "decoder"
-        for i in range(n):
-            row = {
-                "stack": stack, "layer": i, "kind": a.layer_kind(i),
-                "attn": attn_params(a) + (attn_params(a, cross=True) if cross else 0),
-                "mlp": mlp_params(a), "mlp_active": mlp_params(a, active=True),
-                "norms": norms_per_layer(a, cross) * _norm(a),
-                # T5: one bucketed bias table per stack, in its first layer, shared by the rest
-                "rel_bias": a.rel_buckets * a.n_heads if (a.positions == "t5_bias" and i == 0) else 0,
-            }
-            row["total"] = row["attn"] + row["mlp"] + row["norms"] + row["rel_bias"]
-            layers.append(row)
-    final = (len(stacks) if a.final_norm else 0) * _norm(a)
-    body = sum(r["total"] for r in layers) + final
-    body_active = body - sum(r["mlp"] - r["mlp_active"] for r in layers)
+    head = (0 if a.tied_embeddings else V * d) + (V if a.lm_head_bias else 0)
+    rows = []
+    ls = layers(a)
+    for L in ls:
+        row = {"stack": L.stack, "layer": L.index, "kind": L.kind,
+               "attn": _group(L, "attn.") + _group(L, "cross_attn.") + L.other_params.get("qk_norm", 0)
+                       + L.other_params.get("xl_uv", 0),
+               "mlp": _group(L, "mlp."), "mlp_active": _group(L, "mlp.", active=True),
+               "norms": L.other_params["norms"], "rel_bias": L.other_params.get("rel_bias", 0), "total": L.params}
+        rows.append(row)
+    n_stacks = 2 if a.is_encoder_decoder else 1
+    final = (n_stacks if a.final_norm else 0) * _norm(a)
+    body = sum(L.params for L in ls) + final
+    body_active = sum(L.active_params for L in ls) + final
     emb = tok + pos + head
-    return Params(total=body + emb, embedding=emb, non_embedding=body, active=body_active + emb, layers=layers)
+    return Params(total=body + emb, embedding=emb, non_embedding=body, active=body_active + emb, layers=rows)
 
 
 # ---------------------------------------------------------------------------------------- FLOPs
-FLOP_CONVENTIONS = {
-    "6N": "6 x N per token, N = all (active) parameters incl. embeddings: Chinchilla's C = 6ND",
-    "kaplan": "6 x N_non-embedding + 6 x n_layers x n_ctx x d_attn (Kaplan et al. 2020, Table 1)",
-    "palm": "6 x N + 12 x L x H x Q x T, N = all (active) parameters (Chowdhery et al. 2022, App. B)",
-    "chinchilla": "Hoffmann et al. 2022 App. F: embeddings, QKV, logits, softmax, reduction, "
-                  "projection, dense and output logits; 2 FLOPs per MAC, backward = 2 x forward",
-    "counted": "every matmul this tool's model executes (attention over all T keys, as dense kernels "
-               "compute it; MoE top-k only): what torch's FlopCounterMode sees, per token",
-    "useful": "like counted, but attention only over the keys a query may see (causal, windows)",
-}
-
-
 def _attended_keys(a: Arch, kind: str, T: int, causal_only: bool) -> float:
     """Average number of keys each query scores against."""
     if not causal_only:
         return T
-    w = a.window if kind == "local" else T
-    w = min(w, T)
-    # position i sees min(i + 1, w) keys
-    return (w * (w + 1) / 2 + (T - w) * w) / T
+    w = min(a.window if kind == "local" else T, T)
+    return (w * (w + 1) / 2 + (T - w) * w) / T  # position i sees min(i + 1, w) keys
 
 
-def _layer_forward_flops(a: Arch, kind: str, T: int, causal_only: bool, cross_T: int = 0) -> float:
-    """Forward FLOPs per token of one layer (2 per multiply-accumulate)."""
-    d, da, dkv = a.d_model, a.d_attn, a.d_kv
-    f = 2 * (d * da + 2 * d * dkv + da * d)  # projections
-    f += 2 * 2 * _attended_keys(a, kind, T, causal_only) * da  # QK^T and AV
+def _score_flops(a: Arch, L: Layer, T: int, causal_only: bool) -> float:
+    """Forward FLOPs per token of attention without weights: QK^T and AV (and XL's position term)."""
+    f = 2 * 2 * _attended_keys(a, L.kind, T, causal_only and L.stack == "decoder") * a.d_attn
     if a.positions == "xl_relative":
-        f += 2 * T * da  # (q + v) . W_r R for every distance
-        f += 2 * d * da  # W_r R: T encodings projected once per sequence (our model shares it across a batch)
-    if cross_T:
-        f += 2 * (2 * d * da) + 2 * 2 * cross_T * da  # cross-attn W_q, W_o and scores/values
-        f += 2 * (2 * d * dkv)  # W_k, W_v on the encoder output (one encoder token per decoder token here)
-    if a.moe is None:
-        f += 2 * (3 if a.gated else 2) * d * a.d_ff
-    else:
-        m = a.moe
-        f += 2 * d * m.n_experts  # router
-        f += m.top_k * 2 * (3 if a.gated else 2) * d * m.d_ff_expert
-        if m.d_ff_shared:
-            f += 2 * 3 * d * m.d_ff_shared + (2 * d if m.shared_gate else 0)
+        f += 2 * T * a.d_attn  # (q + v) . W_r R against every distance
+    if L.cross:
+        f += 2 * 2 * T * a.d_attn  # one encoder token per decoder token here
     return f
+
+
+def _forward(a: Arch, T: int, per_layer: Callable[[Layer], float], per_token: float) -> float:
+    """Forward FLOPs per token: layers plus per-token terms. T5: T input and T target tokens, per
+    token of both (the encoder sees the inputs, the decoder and its head the targets)."""
+    body = sum(per_layer(L) for L in layers(a))
+    logits = 2 * a.d_model * a.vocab_size
+    return body + logits + per_token if not a.is_encoder_decoder else (body + logits) / 2 + per_token
+
+
+def counted_forward(a: Arch, T: int, causal_only: bool = False) -> float:
+    """Every matmul the model executes (what FlopCounterMode sees), per token."""
+    return _forward(a, T, lambda L: sum(m.flops for m in L.matmuls) + _score_flops(a, L, T, causal_only), 0)
+
+
+def chinchilla_forward(a: Arch, T: int) -> float:
+    """Hoffmann et al. 2022 App. F per token: embeddings (as a matmul), the projections, QK^T over all
+    T keys, softmax (3 H T), the value reduction, the MLP and the logits. MoE: the router and the
+    top-k experts. No term for Transformer-XL's W_r."""
+    def layer(L: Layer) -> float:
+        f = sum(m.flops for m in L.matmuls if m.chinchilla)
+        n_attn = 2 if L.cross else 1
+        return f + n_attn * (2 * 2 * T * a.d_attn + 3 * a.n_heads * T)
+
+    return _forward(a, T, layer, 2 * a.vocab_size * a.d_model)
 
 
 def forward_flops_per_token(a: Arch, T: int | None = None, causal_only: bool = False) -> float:
     """Forward FLOPs per token at context T (for T5: T input and T target tokens, per token of both)."""
-    T = T or a.ctx_len
-    logits = 2 * a.d_model * a.vocab_size
-    if not a.is_encoder_decoder:
-        body = sum(_layer_forward_flops(a, a.layer_kind(i), T, causal_only) for i in range(a.n_layers))
-        return body + logits
-    enc = sum(_layer_forward_flops(a, "global", T, False) for _ in range(a.n_enc_layers))
-    dec = sum(_layer_forward_flops(a, "global", T, causal_only, cross_T=T) for _ in range(a.n_layers))
-    return (enc + dec + logits) / 2
+    return counted_forward(a, T or a.ctx_len, causal_only)
 
 
-def chinchilla_forward_flops_per_token(a: Arch, T: int | None = None) -> float:
-    """Hoffmann et al. 2022 Appendix F, per token (sequence count / T), decoder-only form."""
-    T = T or a.ctx_len
-    d, V, da, H = a.d_model, a.vocab_size, a.d_attn, a.n_heads
-    emb = 2 * T * V * d
-    attn = 2 * T * d * (da + 2 * a.d_kv)  # key, query, value projections
-    attn += 2 * T * T * da  # key @ query logits
-    attn += 3 * H * T * T  # softmax
-    attn += 2 * T * T * da  # softmax @ value reduction
-    attn += 2 * T * da * d  # final linear
-    if a.moe is None:
-        dense = 2 * T * (3 if a.gated else 2) * d * a.d_ff
-    else:
-        m = a.moe
-        dense = 2 * T * (m.top_k * (3 if a.gated else 2) * d * m.d_ff_expert + 3 * d * m.d_ff_shared + d * m.n_experts)
-    logits = 2 * T * d * V
-    layers = a.n_layers + a.n_enc_layers
-    return (emb + layers * (attn + dense) + logits) / T
+def _6n(a: Arch, T: int) -> float:
+    return 2 * params(a).active
+
+
+def _kaplan(a: Arch, T: int) -> float:
+    p = params(a)
+    return 2 * (p.non_embedding - (p.total - p.active)) + 2 * (a.n_layers + a.n_enc_layers) * T * a.d_attn
+
+
+def _palm(a: Arch, T: int) -> float:
+    return 2 * params(a).active + 4 * (a.n_layers + a.n_enc_layers) * a.n_heads * a.d_head * T
+
+
+@dataclass(frozen=True)
+class Convention:
+    description: str
+    forward: Callable[[Arch, int], float]  # forward FLOPs per token at context T; training = 3x
+
+
+FLOP_CONVENTIONS: dict[str, Convention] = {
+    "6N": Convention("6 x N per token, N = all (active) parameters incl. embeddings: Chinchilla's C = 6ND", _6n),
+    "kaplan": Convention("6 x N_non-embedding + 6 x n_layers x n_ctx x d_attn (Kaplan et al. 2020, Table 1)", _kaplan),
+    "palm": Convention("6 x N + 12 x L x H x Q x T, N = all (active) parameters (Chowdhery et al. 2022, App. B)", _palm),
+    "chinchilla": Convention("Hoffmann et al. 2022 App. F: embeddings, QKV, logits, softmax, reduction, projection, "
+                             "dense and output logits; 2 FLOPs per MAC, backward = 2 x forward", chinchilla_forward),
+    "counted": Convention("every matmul this tool's model executes (attention over all T keys, as dense kernels "
+                          "compute it; MoE top-k only): what torch's FlopCounterMode sees, per token",
+                          lambda a, T: counted_forward(a, T)),
+    "useful": Convention("like counted, but attention only over the keys a query may see (causal, windows)",
+                         lambda a, T: counted_forward(a, T, causal_only=True)),
+}
 
 
 def flops_per_token(a: Arch, convention: str = "6N", T: int | None = None, training: bool = True) -> float:
     """FLOPs per token under a named convention; training = forward + backward (3x forward)."""
-    T = T or a.ctx_len
-    p = params(a)
-    mult = 3 if training else 1
-    if convention == "6N":
-        return 2 * mult * p.active
-    if convention == "kaplan":
-        n_nonemb_active = p.non_embedding - (p.total - p.active)
-        return mult * (2 * n_nonemb_active + 2 * (a.n_layers + a.n_enc_layers) * T * a.d_attn)
-    if convention == "palm":
-        return mult * (2 * p.active + 4 * (a.n_layers + a.n_enc_layers) * a.n_heads * a.d_head * T)
-    if convention == "chinchilla":
-        return mult * chinchilla_forward_flops_per_token(a, T)
-    if convention in ("counted", "useful"):
-        return mult * forward_flops_per_token(a, T, causal_only=(convention == "useful"))
-    raise ValueError(f"unknown FLOP convention {convention!r}; one of {', '.join(FLOP_CONVENTIONS)}")
+    if convention not in FLOP_CONVENTIONS:
+        raise ValueError(f"unknown FLOP convention {convention!r}; one of {', '.join(FLOP_CONVENTIONS)}")
+    return (3 if training else 1) * FLOP_CONVENTIONS[convention].forward(a, T or a.ctx_len)
 
 
 # --------------------------------------------------------------------------------------- memory
@@ -217,18 +285,22 @@ def kv_cache_bytes_per_token(a: Arch, dtype: str = "bf16", T: int | None = None)
 
 def activation_bytes_per_token(a: Arch, recompute: bool = False, T: int | None = None, flash: bool = True) -> float:
     """16-bit activation memory per token kept for backward (Korthikanti et al. 2022, eq. 1-2),
-    generalised to any MLP width: attention block 11 d (+ 5 H T without a fused kernel), MLP block
-    3 d + 4 d_ff (+ 2 d_ff gated), norms 4 d. With full rematerialisation only each layer's input
-    (2 d bytes) is kept."""
+    generalised to any MLP from the inventory: each attention block 11 d (+ 5 H T without a fused
+    kernel; T5's decoder has two), the MLP block 3 d + 4 f + 2 g with f the hidden width applied per
+    token (MoE: top-k experts plus the shared one) and g its gated part, norms 4 d. With full
+    rematerialisation only each layer's input (2 d bytes) is kept."""
     T = T or a.ctx_len
     d = a.d_model
-    layers = a.n_layers + a.n_enc_layers
+    ls = layers(a)
     if recompute:
-        return layers * 2 * d
-    f = a.d_ff if a.moe is None else a.moe.top_k * a.moe.d_ff_expert + a.moe.d_ff_shared
-    attn = 11 * d + (0 if flash else 5 * a.n_heads * T)
-    mlp = 3 * d + 4 * f + (2 * f if a.gated else 0)
-    return layers * (attn + mlp + 4 * d)
+        return len(ls) * 2 * d
+    total = 0.0
+    for L in ls:
+        f = sum(m.active * m.d_in for m in L.matmuls if m.name.startswith("mlp.") and m.name.endswith(".down"))
+        g = sum(m.active * m.d_out for m in L.matmuls if m.name.startswith("mlp.") and m.name.endswith(".gate"))
+        attn = (2 if L.cross else 1) * (11 * d + (0 if flash else 5 * a.n_heads * T))
+        total += attn + 3 * d + 4 * f + 2 * g + 4 * d
+    return total
 
 
 def training_memory_bytes(a: Arch, tokens_per_step: int = 0, recompute: bool = False, mixed: bool = True) -> dict:

@@ -38,6 +38,12 @@ def model_type(a: Arch) -> str:
             return "mixtral"
         if a.moe is not None and a.bias == "qkv" and a.moe.shared_gate:
             return "qwen2_moe"
+    if a.positions == "rope" and a.parallel_block and a.norm == "layernorm" and a.norm_bias and a.bias == "mlp" \
+            and a.mlp == "gelu_tanh" and a.rope_interleaved and a.rope_theta == 10000.0 and a.rope_scaling is None \
+            and not a.tied_embeddings and a.lm_head_bias and a.final_norm and a.attn_pattern == ("global",) \
+            and a.moe is None and a.kv_heads == a.n_heads and a.head_dim is None and a.query_scale is None \
+            and not a.qk_norm and not a.output_scale and not a.embed_scale and not a.attn_softcap and not a.final_softcap:
+        return "gptj"
     if a.norm == "rmsnorm_1p" and a.norm_placement == "sandwich" and a.mlp == "geglu" and a.embed_scale \
             and a.positions == "rope" and a.tied_embeddings and a.bias == "none" and a.moe is None:
         return "gemma2"
@@ -52,7 +58,7 @@ def model_type(a: Arch) -> str:
     raise NoHFEquivalent(
         f"{a.name}: transformers has no model class with exactly these choices"
         + (f" ({', '.join(why)})" if why else "")
-        + "; export supports openai-gpt, gpt2, llama, mixtral, gemma2, qwen2, qwen2_moe and t5 layouts"
+        + "; export supports openai-gpt, gpt2, gptj, llama, mixtral, gemma2, qwen2, qwen2_moe and t5 layouts"
     )
 
 
@@ -67,10 +73,10 @@ def hf_config(a: Arch):
         rope = {"rope_type": "llama3", "rope_theta": a.rope_theta, "factor": s.factor,
                 "low_freq_factor": s.low_freq_factor, "high_freq_factor": s.high_freq_factor,
                 "original_max_position_embeddings": s.original_ctx}
-    common = dict(vocab_size=a.vocab_size, hidden_size=a.d_model, intermediate_size=a.d_ff,
-                  num_hidden_layers=a.n_layers, num_attention_heads=a.n_heads, num_key_value_heads=a.kv_heads,
-                  head_dim=a.d_attn // a.n_heads, max_position_embeddings=a.ctx_len, rms_norm_eps=a.norm_eps,
-                  rope_parameters=rope, tie_word_embeddings=a.tied_embeddings, attention_dropout=0.0)
+    common = {"vocab_size": a.vocab_size, "hidden_size": a.d_model, "intermediate_size": a.d_ff,
+                  "num_hidden_layers": a.n_layers, "num_attention_heads": a.n_heads, "num_key_value_heads": a.kv_heads,
+                  "head_dim": a.d_attn // a.n_heads, "max_position_embeddings": a.ctx_len, "rms_norm_eps": a.norm_eps,
+                  "rope_parameters": rope, "tie_word_embeddings": a.tied_embeddings, "attention_dropout": 0.0}
     if t == "openai-gpt":
         return tf.OpenAIGPTConfig(vocab_size=a.vocab_size, n_positions=a.ctx_len, n_embd=a.d_model,
                                   n_layer=a.n_layers, n_head=a.n_heads, afn="gelu", layer_norm_epsilon=a.norm_eps,
@@ -79,6 +85,11 @@ def hf_config(a: Arch):
         return tf.GPT2Config(vocab_size=a.vocab_size, n_positions=a.ctx_len, n_embd=a.d_model, n_layer=a.n_layers,
                              n_head=a.n_heads, n_inner=a.d_ff, activation_function="gelu_new",
                              layer_norm_epsilon=a.norm_eps, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    if t == "gptj":
+        return tf.GPTJConfig(vocab_size=a.vocab_size, n_positions=a.ctx_len, n_embd=a.d_model, n_layer=a.n_layers,
+                             n_head=a.n_heads, rotary_dim=a.rotary_dim or a.d_head, n_inner=a.d_ff, activation_function="gelu_new",
+                             layer_norm_epsilon=a.norm_eps, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                             tie_word_embeddings=False)
     if t == "llama":
         return tf.LlamaConfig(hidden_act="silu", attention_bias=False, mlp_bias=False, **common)
     if t == "qwen2":
@@ -155,6 +166,17 @@ def _pairs(a: Arch) -> list[tuple[str, str]]:
         P.append(("decoder.final_norm.weight", "model.norm.weight"))
         if not a.tied_embeddings:
             P.append(("lm_head.weight", "lm_head.weight"))
+        return P
+    if t == "gptj":
+        P = [("tok_emb.weight", "transformer.wte.weight")]
+        for i in range(a.n_layers):
+            o, h = f"decoder.blocks.{i}.", f"transformer.h.{i}."
+            P += [(o + f"attn.{p}.weight", h + f"attn.{q}_proj.weight") for p, q in zip("qkvo", ("q", "k", "v", "out"))]
+            P += [(o + f"attn_norm.{w}", h + f"ln_1.{w}") for w in ("weight", "bias")]
+            P += [(o + f"mlp.{p}.{w}", h + f"mlp.{q}.{w}") for p, q in (("up", "fc_in"), ("down", "fc_out"))
+                  for w in ("weight", "bias")]
+        P += [("decoder.final_norm.weight", "transformer.ln_f.weight"), ("decoder.final_norm.bias", "transformer.ln_f.bias"),
+              ("lm_head.weight", "lm_head.weight"), ("lm_head.bias", "lm_head.bias")]
         return P
     if t == "t5":
         P = [("tok_emb.weight", "shared.weight")]

@@ -34,6 +34,8 @@ class Norm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.kind == "layernorm":
             return F.layer_norm(x, x.shape[-1:], self.weight, self.bias, self.eps)
+        if self.kind == "rmsnorm" and x.dtype == torch.float32 and self.weight.dtype == torch.float32:
+            return F.rms_norm(x, x.shape[-1:], self.weight, self.eps)  # one fused kernel; same math in fp32
         h = x.float()
         h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)  # statistics in fp32
         if self.kind == "rmsnorm_1p":
@@ -45,7 +47,7 @@ class Norm(nn.Module):
 
 
 def rope_inv_freq(a: Arch) -> torch.Tensor:
-    hd = a.d_head
+    hd = a.rotary_dim or a.d_head  # partial rotary (GPT-J): frequencies over the rotated dims only
     inv = 1.0 / (a.rope_theta ** (torch.arange(0, hd, 2, dtype=torch.int64).float() / hd))
     s = a.rope_scaling
     if s is None:
@@ -60,9 +62,32 @@ def rope_inv_freq(a: Arch) -> torch.Tensor:
     return torch.where(medium, smoothed, scaled)
 
 
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat((-x2, x1), dim=-1)
+def rope_tables(inv_freq: torch.Tensor, T: int, interleaved: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and signed sin of position x frequency, (T, rotary_dim), in fp32, laid out so that
+    rotating x is x * cos + swap(x) * sin (see apply_rope): halves [c | c], [-s | s];
+    interleaved (c0 c0 c1 c1 ..), (-s0 s0 -s1 s1 ..)."""
+    ang = torch.arange(T, device=inv_freq.device).float()[:, None] * inv_freq[None]
+    c, s = ang.cos(), ang.sin()
+    if interleaved:
+        return c.repeat_interleave(2, dim=-1), torch.stack((-s, s), dim=-1).flatten(-2)
+    return torch.cat((c, c), dim=-1), torch.cat((-s, s), dim=-1)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, interleaved: bool) -> torch.Tensor:
+    """Rotate the first cos.shape[-1] dims of each head; the rest pass through (partial rotary).
+
+    Halves (Llama, GPT-NeoX): pairs (i, i + r/2). Interleaved (GPT-J, PaLM/Mesh): pairs (2i, 2i + 1).
+    Each pair (x1, x2) becomes (x1 cos - x2 sin, x2 cos + x1 sin), the reference's
+    x * cos + rotate(x) * sin written as x * cos + swap(x) * signed sin: three kernels
+    (swap, multiply, fused multiply-add), which is what costs at small widths."""
+    r = cos.shape[-1]
+    xr = x[..., :r] if r < x.shape[-1] else x
+    if interleaved:
+        swapped = xr.unflatten(-1, (r // 2, 2)).flip(-1).flatten(-2)
+    else:
+        swapped = xr.roll(r // 2, dims=-1)
+    out = torch.addcmul(xr * cos, swapped, sin)
+    return torch.cat((out, x[..., r:]), dim=-1) if r < x.shape[-1] else out
 
 
 def sinusoid(positions: torch.Tensor, dim: int) -> torch.Tensor:
@@ -100,7 +125,7 @@ class Attention(nn.Module):
         self.kind = "global" if cross else a.layer_kind(layer)
         d, da, dkv = a.d_model, a.d_attn, a.d_kv
         self.h, self.hkv, self.hd = a.n_heads, a.kv_heads, da // a.n_heads
-        qkv_bias, o_bias = a.bias in ("all", "qkv"), a.bias == "all"
+        qkv_bias, o_bias = a.bias in ("all", "qkv"), a.bias == "all"  # "mlp" (GPT-J): none here
         self.q = nn.Linear(d, da, bias=qkv_bias)
         self.k = nn.Linear(d, dkv, bias=qkv_bias)
         self.v = nn.Linear(d, dkv, bias=qkv_bias)
@@ -125,12 +150,12 @@ class Attention(nn.Module):
         kv: encoder states for cross-attention."""
         B, T, _ = x.shape
         src = x if kv is None else kv
+        # separate q, k, v matmuls: one fused matmul over concatenated weights measured no faster on CPU
         q, k, v = self._heads(self.q(x), self.h), self._heads(self.k(src), self.hkv), self._heads(self.v(src), self.hkv)
         if self.a.qk_norm:
             q, k = self.q_norm(q), self.k_norm(k)
         if rope is not None:
-            cos, sin = rope
-            q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+            q, k = apply_rope(q, *rope, self.a.rope_interleaved), apply_rope(k, *rope, self.a.rope_interleaved)
         if self.hkv != self.h:  # GQA / MQA: each KV head serves h / hkv consecutive query heads
             k = k.repeat_interleave(self.h // self.hkv, dim=1)
             v = v.repeat_interleave(self.h // self.hkv, dim=1)
@@ -178,15 +203,16 @@ ACT = {
 
 
 class MLP(nn.Module):
-    def __init__(self, a: Arch, d_ff: int, bias: bool | None = None):
+    def __init__(self, a: Arch, d_ff: int, bias: bool | None = None, gated: bool | None = None):
         super().__init__()
-        b = (a.bias == "all") if bias is None else bias
-        self.act, self.gated = ACT[a.mlp], a.gated
+        b = a.bias in ("all", "mlp") if bias is None else bias
+        self.act, self.gated = ACT[a.mlp], a.gated if gated is None else gated
         self.up = nn.Linear(a.d_model, d_ff, bias=b)
-        self.gate = nn.Linear(a.d_model, d_ff, bias=b) if a.gated else None
+        self.gate = nn.Linear(a.d_model, d_ff, bias=b) if self.gated else None
         self.down = nn.Linear(d_ff, a.d_model, bias=b)
 
     def forward(self, x):
+        # gate and up stay two matmuls: one over concatenated weights measured slower on CPU
         h = self.act(self.gate(x)) * self.up(x) if self.gated else self.act(self.up(x))
         return self.down(h)
 
@@ -195,7 +221,9 @@ class MoE(nn.Module):
     """Top-k routed experts (softmax over all experts, then top-k, optionally renormalised) plus
     an optional shared expert behind a sigmoid gate. Experts are stored fused as in transformers:
     gate_up (E, 2 f, d) with the gate half first, down (E, d, f). Only routed tokens are computed,
-    so FLOPs scale with top-k. The Switch-style load-balancing loss of the last call is in aux_loss."""
+    so FLOPs scale with top-k. Routed and shared experts are gated MLPs (as in Mixtral and Qwen2-MoE)
+    with the spec's activation and no biases. The last call's routing statistics are kept for the
+    load-balancing loss (Transformer.aux_loss)."""
 
     def __init__(self, a: Arch):
         super().__init__()
@@ -207,9 +235,9 @@ class MoE(nn.Module):
         self.down = nn.Parameter(torch.empty(m.n_experts, d, f))
         for p in (self.gate_up, self.down):
             nn.init.normal_(p, std=0.02)
-        self.shared = MLP(a, m.d_ff_shared, bias=False) if m.d_ff_shared else None
+        self.shared = MLP(a, m.d_ff_shared, bias=False, gated=True) if m.d_ff_shared else None
         self.shared_gate = nn.Linear(d, 1, bias=False) if m.shared_gate else None
-        self.aux_loss = torch.zeros(())
+        self.route_frac = self.route_prob = torch.zeros(m.n_experts)
 
     def forward(self, x):
         shape = x.shape
@@ -225,10 +253,11 @@ class MoE(nn.Module):
             g, u = F.linear(x[tok], self.gate_up[e]).chunk(2, dim=-1)
             y = F.linear(self.act(g) * u, self.down[e])
             out.index_add_(0, tok, y * w[tok, slot, None])
-        # load balance (Fedus et al. 2021): E * sum_e (fraction of routings to e) * (mean prob of e)
-        frac = torch.zeros(self.cfg.n_experts, device=x.device).scatter_add_(
-            0, idx.flatten(), torch.ones(idx.numel(), device=x.device)) / idx.numel()
-        self.aux_loss = self.cfg.n_experts * (frac * probs.mean(0)).sum()
+        # for the load-balancing loss: top-k routings to each expert per token (sums to top_k, as in
+        # transformers' load_balancing_loss_func) and each expert's mean router probability
+        self.route_frac = torch.zeros(self.cfg.n_experts, device=x.device).scatter_add_(
+            0, idx.flatten(), torch.ones(idx.numel(), device=x.device)) / x.shape[0]
+        self.route_prob = probs.mean(0)
         if self.shared is not None:
             s = self.shared(x)
             out = out + (torch.sigmoid(self.shared_gate(x)) * s if self.shared_gate is not None else s)
@@ -273,6 +302,8 @@ class Block(nn.Module):
 
 # ----------------------------------------------------------------------------------- model
 
+ROPE_CACHE_MAX = 8192  # positions whose cos/sin are kept as buffers; longer sequences compute them
+
 
 class Stack(nn.Module):
     """A stack of blocks with its position machinery and final norm."""
@@ -286,14 +317,20 @@ class Stack(nn.Module):
         self.remat = False  # activation checkpointing per block while training (train --remat)
         if a.positions == "rope":
             self.register_buffer("inv_freq", rope_inv_freq(a), persistent=False)
+            # cos/sin computed once for the model's context (capped), sliced per forward
+            cos, sin = rope_tables(self.inv_freq, min(a.ctx_len, ROPE_CACHE_MAX), a.rope_interleaved)
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
 
     def forward(self, x, causal=True, enc=None):
         a, T = self.a, x.shape[1]
         rope = bias = None
         if a.positions == "rope":
-            ang = torch.arange(T, device=x.device).float()[:, None] * self.inv_freq[None]
-            ang = torch.cat([ang, ang], dim=-1)
-            rope = (ang.cos().to(x.dtype), ang.sin().to(x.dtype))
+            if T <= self.rope_cos.shape[0]:
+                cos, sin = self.rope_cos[:T], self.rope_sin[:T]
+            else:
+                cos, sin = rope_tables(self.inv_freq.float(), T, a.rope_interleaved)
+            rope = (cos.to(x.dtype), sin.to(x.dtype))
         if a.positions == "t5_bias":
             pos = torch.arange(T, device=x.device)
             buckets = t5_bucket(pos[None] - pos[:, None], not causal, a.rel_buckets, a.rel_max_distance)
@@ -318,7 +355,7 @@ class Transformer(nn.Module):
         if a.is_encoder_decoder:
             self.encoder = Stack(a, a.n_enc_layers)
         self.decoder = Stack(a, a.n_layers, cross=a.is_encoder_decoder)
-        self.lm_head = nn.Linear(a.d_model, a.vocab_size, bias=False)
+        self.lm_head = nn.Linear(a.d_model, a.vocab_size, bias=a.lm_head_bias)
         if a.tied_embeddings:
             self.lm_head.weight = self.tok_emb.weight
         self.apply(self._init)
@@ -362,11 +399,18 @@ class Transformer(nn.Module):
         return logits
 
     def aux_loss(self) -> torch.Tensor:
-        """Mean MoE load-balancing loss of the last forward (0 for dense models)."""
+        """MoE load-balancing loss of the last forward (0 for dense models), as transformers defines it
+        for Mixtral and Qwen2-MoE (load_balancing_loss_func, Fedus et al. 2021 eq. 4-6 with top-k):
+        E * sum_e f_e * P_e, f_e = top-k routings to expert e per token and P_e = its mean router
+        probability, each averaged over all MoE layers before the product. With top_k routings per
+        token f sums to top_k, so a uniform router gives top_k; the recipes' coefficients are the
+        released configs' router_aux_loss_coef, which multiply exactly this."""
         moes = [m for m in self.modules() if isinstance(m, MoE)]
         if not moes:
             return torch.zeros((), device=self.tok_emb.weight.device)
-        return torch.stack([m.aux_loss for m in moes]).mean()
+        frac = torch.stack([m.route_frac for m in moes]).mean(0)
+        prob = torch.stack([m.route_prob for m in moes]).mean(0)
+        return self.a.moe.n_experts * (frac * prob).sum()
 
 
 def build(a: Arch, device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> Transformer:

@@ -4,12 +4,23 @@ from dataclasses import replace
 
 import pytest
 import torch
-
-from llmhist.archs import FAMILIES, SMALL_SIZES, build_spec, flops_per_token, get, params
+from llmhist.archs import (
+    ENTRIES,
+    FAMILIES,
+    SMALL_SIZES,
+    build_spec,
+    flops_per_token,
+    get,
+    params,
+)
+from llmhist.archs.accounting import layers
 from llmhist.archs.flopcount import count_flops
 from llmhist.archs.model import build
 
-SHAPED_FAMILIES = [f for f in FAMILIES if get(f).shape_known]
+# every shaped family (its flagship's choices), plus members whose layout differs from their family's
+# flagship (Qwen2's MoE member): derived from the registry, so a new family or layout is tested
+SHAPED_FAMILIES = [f for f in FAMILIES if get(f).shape_known] + [
+    e.name for e in ENTRIES if e.shape_known and (e.moe is None) != (get(e.family).moe is None)]
 
 
 
@@ -114,3 +125,36 @@ def test_chinchilla_appendix_f_close_to_6n():
 def test_named_sizes_span_100k_to_100m():
     totals = [params(build_spec("gpt2", s)).non_embedding for s in SMALL_SIZES]
     assert totals == sorted(totals) and totals[0] < 2e5 and 5e7 < totals[-1] < 1.2e8
+
+
+@pytest.mark.parametrize("fam", SHAPED_FAMILIES)
+def test_inventory_is_the_module(fam):
+    """accounting.layers lists exactly the built module's weight matrices, shapes and biases."""
+    a = build_spec(fam, "nano")
+    m = build(a, device="meta")
+    for L in layers(a):
+        blk = m.get_submodule(f"{L.stack}.blocks.{L.index}")
+        expert = [mm for mm in L.matmuls if mm.name.startswith("mlp.expert.")]
+        for mm in L.matmuls:
+            if mm in expert:
+                continue
+            lin = blk.get_submodule(mm.name)
+            assert (lin.in_features, lin.out_features, lin.bias is not None) == (mm.d_in, mm.d_out, mm.bias), mm.name
+        if expert:  # routed experts are stored fused: gate_up (E, 2 f, d), down (E, d, f)
+            f, E = a.moe.d_ff_expert, a.moe.n_experts
+            assert tuple(blk.mlp.gate_up.shape) == (E, 2 * f, a.d_model) and tuple(blk.mlp.down.shape) == (E, a.d_model, f)
+            assert sorted(mm.name for mm in expert) == ["mlp.expert.down", "mlp.expert.gate", "mlp.expert.up"]
+        linears = {n for n, x in blk.named_modules() if isinstance(x, torch.nn.Linear)}
+        assert linears == {mm.name for mm in L.matmuls if mm not in expert}
+
+
+@pytest.mark.parametrize("name", [e.name for e in ENTRIES if e.moe is not None])
+def test_moe_counts_follow_the_module_whatever_the_mlp(name):
+    """Experts (routed and shared) are gated and bias-free in the module whatever the spec's MLP and
+    biases say; parameters and FLOPs must follow the module, not the dense MLP's flags."""
+    a = replace(build_spec(name, "nano"), mlp="gelu", bias="all")
+    m = build(a)
+    assert sum(p.numel() for p in m.parameters()) == params(a).total
+    x = torch.randint(0, a.vocab_size, (1, 16))
+    # routed experts run on the tokens routed to them, top_k per token: the forward count is exact
+    assert count_flops(m, x) == pytest.approx(flops_per_token(a, "counted", T=16, training=False) * 16, rel=1e-9)

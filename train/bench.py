@@ -14,9 +14,9 @@ import torch.nn.functional as F
 
 from llmhist.archs import accounting
 from llmhist.archs.registry import build_spec
+from llmhist.archs.spec import SpecError
 
 from . import device as devmod
-from .config import RunError
 
 
 def _step_fn(model, opt, x, y, amp, hf: bool):
@@ -45,7 +45,8 @@ def bench(arch: str, size=None, d_model=128, n_layers=4, n_heads=4, ctx=128, bat
     a = build_spec(arch, size, d_model=d_model, n_layers=n_layers, n_heads=n_heads, vocab_size=vocab_size,
                    ctx_len=ctx) if not size else build_spec(arch, size)
     if a.is_encoder_decoder:
-        raise RunError(f"{a.name}: bench times decoder-only language models; T5 is an encoder-decoder")
+        raise SpecError(f"--arch {arch}: bench times decoder-only language models and {a.name} is an "
+                        "encoder-decoder; pick a decoder-only --arch (gpt2, llama, ...)")
     from llmhist.archs.model import build
 
     torch.manual_seed(0)

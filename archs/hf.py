@@ -41,7 +41,7 @@ def model_type(a: Arch) -> str:
     if a.positions == "rope" and a.parallel_block and a.norm == "layernorm" and a.norm_bias and a.bias == "mlp" \
             and a.mlp == "gelu_tanh" and a.rope_interleaved and a.rope_theta == 10000.0 and a.rope_scaling is None \
             and not a.tied_embeddings and a.lm_head_bias and a.final_norm and a.attn_pattern == ("global",) \
-            and a.moe is None and a.kv_heads == a.n_heads and a.head_dim is None and a.query_scale is None \
+            and a.moe is None and a.kv_heads == a.n_heads and a.d_head * a.n_heads == a.d_model and a.query_scale is None \
             and not a.qk_norm and not a.output_scale and not a.embed_scale and not a.attn_softcap and not a.final_softcap:
         return "gptj"
     if a.norm == "rmsnorm_1p" and a.norm_placement == "sandwich" and a.mlp == "geglu" and a.embed_scale \

@@ -17,6 +17,7 @@ import torch
 import transformers  # the test extra: pip install -e ".[test]"; fail loudly without it
 from llmhist.archs import (
     ENTRIES,
+    FAMILIES,
     RopeScaling,
     build_spec,
     flops_per_token,
@@ -321,6 +322,13 @@ INDEPENDENT = {
                  num_key_value_heads=8, head_dim=128, vocab_size=49152, tie_word_embeddings=True, rms_norm_eps=1e-5,
                  attention_bias=False, hidden_act="silu", max_position_embeddings=4096, **_rope(500000.0)),
             *LLAMA_SHRINK),
+    # HF EleutherAI/gpt-j-6b config.json (heads cut to 2 to shrink d_model while keeping 256-wide heads and
+    # 64 rotary dims). The registry's entry is h3's; until it lands this case is skipped.
+    "gptj": ("gptj", "gptj",
+             {"vocab_size": 50400, "n_positions": 2048, "n_embd": 4096, "n_layer": 28, "n_head": 16, "rotary_dim": 64,
+              "n_inner": None, "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5, "tie_word_embeddings": False},
+             {"n_embd": 512, "n_head": 2, "n_layer": 2, "vocab_size": 512, "n_inner": 1024},
+             {"d_model": 512, "n_heads": 2, "n_layers": 2, "vocab_size": 512, "d_ff": 1024}),
 }
 # Qwen2's MoE member is a second transformers class in the qwen2 family: HF Qwen/Qwen2-57B-A14B config.json
 INDEPENDENT_MOE = ("qwen2-57b-a14b", "qwen2_moe",
@@ -389,6 +397,8 @@ def _load_llama_style(a, m, ref, interleaved_ref: bool):
 @pytest.mark.parametrize("family", [*INDEPENDENT, "qwen2-moe"])
 def test_released_config_typed_in_matches_registry(family):
     entry, mtype, released, shrink_hf, shrink_ours = INDEPENDENT_MOE if family == "qwen2-moe" else INDEPENDENT[family]
+    if family != "qwen2-moe" and family not in FAMILIES:
+        pytest.skip(f"no {family} entry in the registry yet")
     a = _shrunk(entry, shrink_ours)
     cfg = transformers.AutoConfig.for_model(mtype, **{**released, **shrink_hf})
     cfg._attn_implementation = "eager"

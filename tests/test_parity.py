@@ -17,7 +17,6 @@ import torch
 import transformers  # the test extra: pip install -e ".[test]"; fail loudly without it
 from llmhist.archs import (
     ENTRIES,
-    FAMILIES,
     RopeScaling,
     build_spec,
     flops_per_token,
@@ -268,15 +267,6 @@ INDEPENDENT = {
                       max_position_embeddings=131072, tie_word_embeddings=True, hidden_act="silu",
                       **_rope(500000.0, factor=32.0, low_freq_factor=1.0, high_freq_factor=4.0,
                               original_max_position_embeddings=8192)), *LLAMA_SHRINK),
-    # HF EleutherAI/gpt-j-6b config.json (rotary_dim 64 of 256-wide heads, interleaved; untied head with a bias).
-    # Shrunk to 2 heads of 128 so the partial rotary (64 of 128) still leaves a pass-through part.
-    "gptj": ("gptj-6b", "gptj",
-             {"vocab_size": 50400, "n_positions": 2048, "n_embd": 4096, "n_layer": 28, "n_head": 16, "rotary_dim": 64,
-              "n_inner": None, "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5,
-              "tie_word_embeddings": False},
-             {"n_embd": 256, "n_head": 2, "n_layer": 2, "vocab_size": 512},
-             {"d_model": 256, "n_heads": 2, "n_kv_heads": 2, "head_dim": 128, "d_ff": 1024, "n_layers": 2,
-              "vocab_size": 512}),
     # HF mistralai/Mixtral-8x7B-v0.1 config.json
     "mixtral": ("mixtral-8x7b", "mixtral",
                 dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
@@ -323,8 +313,8 @@ INDEPENDENT = {
                  attention_bias=False, hidden_act="silu", max_position_embeddings=4096, **_rope(500000.0)),
             *LLAMA_SHRINK),
     # HF EleutherAI/gpt-j-6b config.json (heads cut to 2 to shrink d_model while keeping 256-wide heads and
-    # 64 rotary dims). The registry's entry is h3's; until it lands this case is skipped.
-    "gptj": ("gptj", "gptj",
+    # 64 rotary dims)
+    "gptj": ("gptj-6b", "gptj",
              {"vocab_size": 50400, "n_positions": 2048, "n_embd": 4096, "n_layer": 28, "n_head": 16, "rotary_dim": 64,
               "n_inner": None, "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5, "tie_word_embeddings": False},
              {"n_embd": 512, "n_head": 2, "n_layer": 2, "vocab_size": 512, "n_inner": 1024},
@@ -397,8 +387,6 @@ def _load_llama_style(a, m, ref, interleaved_ref: bool):
 @pytest.mark.parametrize("family", [*INDEPENDENT, "qwen2-moe"])
 def test_released_config_typed_in_matches_registry(family):
     entry, mtype, released, shrink_hf, shrink_ours = INDEPENDENT_MOE if family == "qwen2-moe" else INDEPENDENT[family]
-    if family != "qwen2-moe" and family not in FAMILIES:
-        pytest.skip(f"no {family} entry in the registry yet")
     a = _shrunk(entry, shrink_ours)
     cfg = transformers.AutoConfig.for_model(mtype, **{**released, **shrink_hf})
     cfg._attn_implementation = "eager"

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .spec import Arch
+from .spec import Arch, SpecError
 
 DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1, "int4": 0.5}
 
@@ -261,7 +261,7 @@ FLOP_CONVENTIONS: dict[str, Convention] = {
 def flops_per_token(a: Arch, convention: str = "6N", T: int | None = None, training: bool = True) -> float:
     """FLOPs per token under a named convention; training = forward + backward (3x forward)."""
     if convention not in FLOP_CONVENTIONS:
-        raise ValueError(f"unknown FLOP convention {convention!r}; one of {', '.join(FLOP_CONVENTIONS)}")
+        raise SpecError(f"unknown FLOP convention {convention!r}; one of {', '.join(FLOP_CONVENTIONS)}")
     return (3 if training else 1) * FLOP_CONVENTIONS[convention].forward(a, T or a.ctx_len)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
 from llmhist.files import atomic_path
 
 from . import laws as L

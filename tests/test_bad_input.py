@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from llmhist.cli.main import app
 from typer.testing import CliRunner
+
+from llmhist.cli.main import app
 
 runner = CliRunner()
 CORES = os.cpu_count() or 1
@@ -262,6 +263,7 @@ def test_the_table_covers_every_command_it_claims():
 ])
 def test_os_errors_are_one_line_naming_the_file(err, says, not_says):
     import typer
+
     from llmhist.cli.common import user_errors
 
     mini = typer.Typer()
@@ -279,6 +281,7 @@ def test_os_errors_are_one_line_naming_the_file(err, says, not_says):
 
 def test_user_text_prints_literally_and_a_bug_keeps_its_traceback():
     import typer
+
     from llmhist.cli.common import user_errors
     from llmhist.train.config import RunError
 

@@ -5,6 +5,7 @@ import typing
 from dataclasses import fields, replace
 
 import pytest
+
 from llmhist.archs import (
     ENTRIES,
     FAMILIES,
@@ -219,7 +220,7 @@ def test_gptj_count_equals_transformers_from_the_released_config():
 
 
 def test_new_rows_are_in_the_timeline():
-    from llmhist.cli.archs_cmd import list_archs
+    from llmhist.report import list_archs
 
     rows = list_archs()
     names = [r["name"] for r in rows]

@@ -26,15 +26,16 @@ class ExportError(UserError, ValueError):
 
 def load_run(run_dir: str | Path):
     """(spec, model) of a run folder's final weights."""
-    from llmhist.archs.model import build
     from safetensors.torch import load_model
+
+    from llmhist.archs.model import build
 
     run_dir = Path(run_dir)
     cfg, weights = run_dir / rf.CONFIG, run_dir / rf.WEIGHTS
     if not cfg.exists():
-        raise FileNotFoundError(f"{run_dir}: not a run folder (no config.json); give a folder `llmhist train` wrote")
+        raise ExportError(f"{run_dir}: not a run folder (no config.json); give a folder `llmhist train` wrote")
     if not weights.exists():
-        raise FileNotFoundError(f"{run_dir}: the run has no final weights (model.safetensors); "
+        raise ExportError(f"{run_dir}: the run has no final weights (model.safetensors); "
                                 "finish it first (run the same train command again)")
     doc = rf.read_config(run_dir)
     try:

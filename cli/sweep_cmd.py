@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
+
+if TYPE_CHECKING:
+    from rich.live import Live
 
 from .common import console, err_console, human, print_json, say, user_errors
 
@@ -67,9 +70,11 @@ class Progress:
     """On a terminal a live table; piped, one line per run whose state changed."""
 
     def __init__(self, folder, err: bool = False):
-        self.folder, self.seen, self.live, self.err = folder, {}, None, err  # err: stdout is kept for --json
+        self.folder, self.err = folder, err  # err: stdout is kept for --json
+        self.seen: dict[str, tuple] = {}
+        self.live: Live | None = None
 
-    def __enter__(self):
+    def __enter__(self) -> Progress:
         from rich.live import Live
 
         out = err_console if self.err else console

@@ -116,13 +116,14 @@ def describe(e: Entry) -> dict:
     out["rests_on_assumed"] = {q: sorted(rests_on_assumed(e, q)) for q in DEPENDS}
     N = s["params"]["active"]
     out["tokens_20x"] = laws.tokens_20x(N)
-    out["compute_optimal"] = {}
+    optimal: dict[str, dict] = {}
     for name in LAWS:
         law = laws.PUBLISHED[name]
         entry = {"D_opt_for_N": law.d_opt_for_n(N)}
         if e.train_tokens:
             entry.update(laws.compute_optimality(N, e.train_tokens, law))
-        out["compute_optimal"][name] = entry
+        optimal[name] = entry
+    out["compute_optimal"] = optimal
     return out
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -162,7 +163,7 @@ def fit_group(pts: Points, opt: Options, out: Path, stem: str) -> GroupFit:
         raise F.FitError("--law envelope needs training curves: give a runs folder, not a table")
     results = []
     for law in wanted:
-        base = {"name": f"{stem}-{law}", "conventions": pts.conventions, "data": pts.source,
+        base: dict[str, Any] = {"name": f"{stem}-{law}", "conventions": pts.conventions, "data": pts.source,
                 "data_fingerprint": pts.fingerprint, "n_points": len(pts.N), "seed": opt.seed,
                 "group": {"key": pts.group_key, "label": pts.group_label} if pts.group_key else {},
                 "fitted_range": pts.fitted_range()}
@@ -215,7 +216,7 @@ def run_fits(source, opt: Options | None = None, conventions: Conventions | None
 def comparison(fits: list[GroupFit], law: str = "chinchilla") -> list[dict]:
     """Side by side across spec groups: each group's law parameters (with intervals) and, on the
     loss-predicting law, the loss at the groups' common largest budget."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for g in fits:
         r = next((x for x in g.results if x.law == law and x.skipped is None), None)
         if r is None:

@@ -7,8 +7,9 @@ repetitions is reported, with MFU against the device's dense peak (train/device.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable
 import time
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -119,7 +120,7 @@ def bench(arch: str, size: str | None = None, d_model: int | None = 128, n_layer
             times[k].append((time.perf_counter() - t) / steps)
     fpt = accounting.flops_per_token(a, "palm", ctx)
     peak = devmod.peak_flops(dev, dtype, peak_flops)
-    res = []
+    res: list[dict[str, Any]] = []
     hf_tps = None
     for k, ts in times.items():
         s = statistics.median(ts)

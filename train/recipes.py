@@ -30,7 +30,7 @@ def recipe_for(name_or_family: str | Arch, moe: bool | None = None) -> Recipe:
     from llmhist.archs.registry import ENTRIES, get
 
     spec = name_or_family if isinstance(name_or_family, Arch) else None
-    key = spec.family if spec is not None else name_or_family
+    key = name_or_family.family if isinstance(name_or_family, Arch) else name_or_family
     e = get(key)
     r = e.recipe
     if moe is None:

@@ -293,7 +293,8 @@ def resize(
             n_kv_heads = n_heads // ratio
     if d_model % n_heads:
         raise SpecError(
-            f"{base.name}: d_model {d_model} is not divisible by n_heads {n_heads}; pick n_heads dividing d_model"
+            f"d_model {d_model} is not divisible by n_heads {n_heads} (--d-model, --n-heads; resizing {base.name}); "
+            "pick n_heads dividing d_model"
         )
     per_head = d_model // n_heads
     base_per_head = base.d_model / base.n_heads

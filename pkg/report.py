@@ -64,7 +64,7 @@ def list_archs(family: str | None = None, since: int | None = None, until: int |
         import difflib
 
         near = difflib.get_close_matches(family.lower(), FAMILIES, n=3)
-        raise UnknownArch(f"family {family}", near)
+        raise UnknownArch(family, near, what="--family")
     es = [e for e in ENTRIES if (not family or e.family == family.lower())
           and (since is None or e.year >= since) and (until is None or e.year <= until)]
     return [row(e) for e in sorted(es, key=lambda e: (e.year, e.family, e.published_params or 0))]
@@ -75,7 +75,7 @@ def resolve(name: str, size: str | None = None, d_model: int | None = None, n_la
     """The catalogue entry to show: a registry entry, or a custom size described as one."""
     from llmhist.archs.registry import build_spec, custom_entry, get
 
-    if size or d_model or n_layers or n_heads:
+    if size is not None or any(v is not None for v in (d_model, n_layers, n_heads)):
         a = build_spec(name, size, d_model=d_model, n_layers=n_layers, n_heads=n_heads)
         if _is_entry(a.name):  # --size named a registry entry of the family
             return get(a.name)

@@ -52,6 +52,13 @@ def load_run(run_dir: str | Path):
 
 
 def export(run_dir: str | Path, out_dir: str | Path) -> dict:
+    """Write out_dir (new, or an empty folder) that transformers' from_pretrained loads; every
+    argument is checked before any work."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ExportError(f"{out_dir}: exists and is a file; give a new (or empty) folder to export into")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        raise ExportError(f"{out_dir}: exists and is not empty; give a new (or empty) folder to export into")
     a, model = load_run(run_dir)
     mt = hf.model_type(a)  # raises NoHFEquivalent (a ValueError) with the reason for other families
     try:
@@ -67,9 +74,6 @@ def export(run_dir: str | Path, out_dir: str | Path) -> dict:
             setattr(ref.config, key, None)
             if getattr(ref, "generation_config", None) is not None:
                 setattr(ref.generation_config, key, None)
-    out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise ExportError(f"{out_dir}: exists and is not an empty folder; give a new folder")
     tmp = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     try:

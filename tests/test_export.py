@@ -2,6 +2,7 @@
 `llmhist bench` measures both implementations."""
 
 import json
+import statistics
 
 import pytest
 import torch
@@ -53,7 +54,11 @@ def test_bench_times_both_implementations():
     res = json.loads(r.output[r.output.index("{"):])
     impls = {x["impl"]: x for x in res["results"]}
     assert set(impls) == {"llmhist eager", "transformers eager (sdpa)"}
-    assert all(x["tokens_per_s"] > 0 and 0 < x["mfu"] for x in impls.values())
+    for x in impls.values():  # each figure follows from the timed steps, and MFU is a fraction of the peak
+        assert x["tokens_per_s"] == pytest.approx(4 * 32 / (x["ms_per_step"] / 1e3), rel=1e-9)
+        assert x["ms_per_step"] == pytest.approx(statistics.median(x["all_ms"]), rel=1e-9)
+        assert x["mfu"] == pytest.approx(x["tokens_per_s"] * res["flops_per_token"] / res["peak_flops"], rel=1e-9)
+        assert 0 < x["mfu"] <= 1
     assert impls["transformers eager (sdpa)"]["ratio_vs_hf"] == 1.0
 
 

@@ -25,9 +25,9 @@ from llmhist.archs.catalogue import (
     objective_for,
     rests_on_assumed,
 )
+from llmhist.archs.recipes import recipe_for
 from llmhist.archs.registry import BY_NAME, FAMILY_TEMPLATE
 from llmhist.archs.spec import attention_kind
-from llmhist.train.recipes import recipe_for
 
 HF_FREE_FAMILIES = {"gpt3", "jurassic1", "mtnlg", "gopher", "chinchilla", "palm"}
 SHAPED = [e for e in ENTRIES if e.arch is not None]

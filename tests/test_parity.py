@@ -15,6 +15,7 @@ from dataclasses import replace
 import pytest
 import torch
 import transformers  # the test extra: pip install -e ".[test]"; fail loudly without it
+
 from llmhist.archs import (
     ENTRIES,
     RopeScaling,

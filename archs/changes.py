@@ -124,7 +124,7 @@ def _set_kv_ratio(a: Arch, r, target: Arch) -> Arch:
     return replace(a, n_kv_heads=a.n_heads // r)
 
 
-def _set_mlp(a: Arch, mlp: str, target: Arch) -> Arch:
+def _set_mlp(a: Arch, mlp, target: Arch) -> Arch:
     was, now = a.mlp in GATED, mlp in GATED
     d_ff = a.d_ff
     if now and not was:
@@ -139,7 +139,7 @@ def _set_window_frac(a: Arch, frac, target: Arch) -> Arch:
 
 
 def _set_rope_scaling(a: Arch, kind, target: Arch) -> Arch:
-    if kind in (None, "none"):
+    if kind in (None, "none") or target.rope_scaling is None:
         return replace(a, rope_scaling=None)
     return replace(a, rope_scaling=replace(target.rope_scaling, original_ctx=max(1, a.ctx_len // 2)))
 
@@ -322,7 +322,7 @@ def _derive(base_name: str, target_name: str) -> tuple[Change, ...]:
     rb, rt = _recipe_of(base_name), _recipe_of(target_name)
     if (rb is None) != (rt is None):
         rb = rt = None
-    if rb is not None and recipe_value(rb, "objective") != recipe_value(rt, "objective"):
+    if rb is not None and rt is not None and rb.objective != rt.objective:
         raise ChangeError(f"{base_name} and {target_name} train with different objectives "
                           f"({rb.objective} / {rt.objective}); their losses cannot be compared")
     defs = _defs_with_catchall(base, target, rb, rt)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -179,7 +179,7 @@ def ablate(
         folder = out or Path("runs") / f"ablate-{base}-{target}"
         if report_only:
             return _report(A, folder, bootstrap, plot, json_out, law)
-        kw = dict(mode=mode, changes=changes, budgets=_floats(budgets, "--budgets") or None, points=points,
+        kw: dict[str, Any] = dict(mode=mode, changes=changes, budgets=_floats(budgets, "--budgets") or None, points=points,
                   spread=spread, seeds=seeds, ctx=ctx, batch=batch, data=data, tokenizer=tokenizer, seed=seed,
                   out=folder, eval_batches=eval_batches)
         p = A.plan(base, target, **kw)  # validates every option before anything is measured or written

@@ -10,10 +10,11 @@ from dataclasses import fields
 
 import numpy as np
 import pytest
+
 from llmhist.archs import accounting
 from llmhist.archs import changes as CH
-from llmhist.train import ablate as A
 from llmhist.errors import UserError
+from llmhist.train import ablate as A
 from llmhist.train.config import TrainConfig
 
 SMALL = {"budgets": [3e11, 1e12], "points": 3, "seeds": 3}
@@ -211,8 +212,9 @@ BAD = [
 
 @pytest.mark.parametrize("args,says", BAD, ids=[a for a, _ in BAD])
 def test_bad_input_is_refused_before_anything_is_written(args, says, tmp_path):
-    from llmhist.cli.main import app
     from typer.testing import CliRunner
+
+    from llmhist.cli.main import app
 
     new = tmp_path / "new"
     r = CliRunner().invoke(app, ["ablate", *args.split(), "--yes", "--out", str(new)])

@@ -3,6 +3,7 @@
 from dataclasses import fields
 
 import pytest
+
 from llmhist.archs import accounting, registry
 from llmhist.archs import changes as CH
 from llmhist.archs.spec import Arch
@@ -70,6 +71,7 @@ def test_all_changes_reach_the_target_choices_and_build():
 
 def test_base_variant_is_the_base_and_each_step_builds_in_the_model():
     import torch
+
     from llmhist.archs.model import build
 
     base = CH.variant_spec({"base": "gpt2", "target": "llama3", "changes": []}, **V)

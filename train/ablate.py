@@ -303,7 +303,8 @@ def plan(base: str, target: str, mode: str = "ladder", changes: str | None = Non
                     continue
                 kept.append((d, L, h, a, N, D))
             if len(kept) < 3:
-                smallest = accounting.params(CH.variant_spec(var, *ladder[0][:3], vocab, ctx)).active
+                d0, L0, h0 = ladder[0][:3]
+                smallest = accounting.params(CH.variant_spec(var, d0, L0, h0, vocab, ctx)).active
                 raise AblationError(
                     f"--budgets: C={C:.3g} is too small for variant {v['label']!r}: only {len(kept)} of its sizes get "
                     f"{MIN_STEPS_PER_RUN} optimizer steps of {tps} tokens; the smallest model here has "

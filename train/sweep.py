@@ -194,7 +194,7 @@ def default_budgets(archs: list[str], spread: float = 16.0, ctx: int = 128, batc
 def _pick_distinct(ladder, targets):
     """One shape per target, each strictly larger than the last (so `points` targets give `points`
     distinct sizes), nearest the target in log N, preferring aspect ratio ~32 among near ties."""
-    chosen = []
+    chosen: list[tuple[int, int, int, int]] = []
     for t in targets:
         pool = [s for s in ladder if not chosen or s[3] > chosen[-1][3] * 1.05]
         if not pool:
@@ -352,8 +352,8 @@ def plan_grid(path: str | Path, common: dict | None = None) -> SweepPlan:
         raise RunError(f"--grid {path}: a folder, not a TOML file") from None
     except UnicodeDecodeError:
         raise RunError(f"--grid {path}: not a text file") from None
-    except tomllib.TOMLDecodeError as e:
-        raise RunError(f"--grid {path}: not valid TOML ({e})") from None
+    except tomllib.TOMLDecodeError as err:
+        raise RunError(f"--grid {path}: not valid TOML ({err})") from None
     known = {f.name for f in fields(TrainConfig)} - {"out"}
     extra = sorted(set(doc) - {"defaults", "run"})
     if extra:
@@ -388,7 +388,7 @@ def plan_grid(path: str | Path, common: dict | None = None) -> SweepPlan:
         except SpecError as err:
             raise RunError(f"{where}: {err}") from None
         N = accounting.params(a).active
-        D = cfg.tokens if cfg.tokens is not None else int(cfg.flops / (6 * N))
+        D = cfg.tokens if cfg.tokens is not None else int((cfg.flops or 0.0) / (6 * N))
         if D < MIN_STEPS * cfg.ctx * cfg.batch:
             raise RunError(f"{where}: {D:,} tokens is fewer than {MIN_STEPS} optimizer steps of {cfg.ctx * cfg.batch} "
                            "tokens (ctx x batch); give more tokens or flops")

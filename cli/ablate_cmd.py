@@ -14,15 +14,9 @@ from .common import console, human, print_json, user_errors
 
 DEFAULT_POINTS, DEFAULT_SEEDS = 4, 4  # llmhist.train.ablate's (not imported here: --help stays light)
 
-HELP = """What each change from BASE to TARGET buys, in compute-equivalent gain (CEG): the compute BASE's
-frontier needs to reach the loss the variant reaches, over the variant's compute.
+HELP = """What each change from BASE to TARGET buys, in compute-equivalent gain (CEG): the compute BASE's frontier needs to reach the loss the variant reaches, over the variant's compute.
 
-Default plan (sized to finish in about 15 minutes on a 2-core CPU, fits included): a ladder of two
-grouped steps, BASE -> + the recipe changes -> + the architecture changes (= TARGET), isoFLOP
-sweeps at 1e12 and 3e12 FLOPs with 4 sizes each, and 3 more seeds of BASE at 1e12 for seed noise.
-Those budgets are where gpt2 and llama3 sweeps first showed a clear gap (3e11 did not). A ladder of
-every change is `--changes all` (one sweep per change: about an hour for gpt2 -> llama3); steps
-join changes with '+', e.g. --changes recipe,norm+bias,positions+rope_theta,mlp+mlp_width.
+Default plan: a ladder of two grouped steps, BASE -> + the recipe changes -> + the architecture changes (= TARGET), isoFLOP sweeps at 1e12 and 3e12 FLOPs with 4 sizes each, and 3 more seeds of BASE at 1e12 for seed noise (where gpt2 and llama3 sweeps first showed a clear gap; 3e11 did not). Estimated ~15 min on a quiet 2-core CPU; measured 31 min with the machine shared (load ~5), and its gpt2 -> llama3 total (1.6x) still had an interval including 1x: add a budget (--budgets 1e12,3e12,1e13) to establish it. A ladder of every change is `--changes all` (one sweep per change: about an hour for gpt2 -> llama3); steps join changes with '+', e.g. --changes recipe,norm+bias,positions+rope_theta,mlp+mlp_width.
 """
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, fields, replace
 from llmhist.errors import UserError
 
 from . import registry
+from .catalogue import Recipe
 from .spec import Arch, SpecError
 
 MLP_ROUND = 32  # resize() rounds custom-size MLP widths up to a multiple of 32; so do we
@@ -54,7 +55,7 @@ CHANGES: tuple[ChangeDef, ...] = (
               "where the norm sits: post-norm LN(x + f(x)) -> pre-norm x + f(LN(x)) with a final norm"),
     ChangeDef("norm", "arch", ("norm", "norm_eps"), "the normalisation: LayerNorm -> RMSNorm"),
     ChangeDef("bias", "arch", ("bias", "norm_bias", "lm_head_bias"), "biases on linear layers and norms"),
-    ChangeDef("positions", "arch", ("positions", "rotary_dim", "rope_interleaved", "rel_buckets", "rel_max_distance"),
+    ChangeDef("positions", "arch", ("positions", "rotary_frac", "rope_interleaved", "rel_buckets", "rel_max_distance"),
               "position encoding: learned table -> rotary (RoPE), relative biases, ..."),
     ChangeDef("rope_theta", "arch", ("rope_theta",), "RoPE base frequency theta", requires=("positions",)),
     ChangeDef("rope_scaling", "arch", ("rope_scaling_kind",), "RoPE frequency scaling for long context",
@@ -71,6 +72,9 @@ CHANGES: tuple[ChangeDef, ...] = (
     ChangeDef("qk_norm", "arch", ("qk_norm",), "RMSNorm on each head's queries and keys"),
     ChangeDef("local_attention", "arch", ("attn_pattern", "window_frac"),
               "local (sliding-window) attention layers and their window"),
+    ChangeDef("head_width", "arch", ("head_ratio",), "head width decoupled from d_model / n_heads"),
+    ChangeDef("query_scale", "arch", ("query_scale_rule",),
+              "attention logits scaled by a width other than the head's (Gemma 2: (d_model / n_heads)^-1/2)"),
     ChangeDef("softcap", "arch", ("attn_softcap", "final_softcap"), "tanh soft-capping of attention and output logits"),
     ChangeDef("optimizer", "recipe", ("optimizer", "betas", "eps"), "optimizer and its betas / epsilon (Adam -> AdamW)"),
     ChangeDef("weight_decay", "recipe", ("weight_decay",), "weight decay"),
@@ -88,9 +92,9 @@ NOT_CHOICES = {
     "name", "family", "year", "paper", "source", "d_model", "n_layers", "n_heads", "d_ff", "vocab_size",
     "ctx_len", "n_kv_heads", "head_dim", "train_tokens", "optimizer", "tokenizer", "published_params",
     "shape_known", "notes", "aliases", "flagship", "field_sources", "window_published", "train_ctx_len",
-    "window", "rope_scaling", "query_scale", "n_enc_layers", "moe",
+    "window", "rope_scaling", "query_scale", "rotary_dim", "n_enc_layers", "moe", "attn_width",
 }
-RECIPE_NOT_CHOICES = {"source", "aux_loss"}
+RECIPE_NOT_CHOICES = {"source", "sources", "aux_loss", "objective"}
 MISSING = object()
 
 
@@ -99,7 +103,7 @@ def _round_up(x: float, multiple: int = MLP_ROUND) -> int:
     return int(multiple * math.ceil(x / multiple - 1e-9))
 
 
-def _kv_ratio(a: Arch):
+def _kv_ratio(a: Arch) -> int | str:
     """1 = MHA, 'mqa' = one KV head, r = GQA with r query heads per KV head."""
     if a.kv_heads == a.n_heads:
         return 1
@@ -110,16 +114,17 @@ def _kv_ratio(a: Arch):
 
 def _set_kv_ratio(a: Arch, r, target: Arch) -> Arch:
     if r == 1:
-        return replace(a, n_kv_heads=None)
+        return replace(a, n_kv_heads=a.n_heads)
     if r == "mqa":
         return replace(a, n_kv_heads=1)
-    if a.n_heads % r:
-        raise SpecError(f"{a.name}: GQA keeps the target's {r} query heads per KV head, so n_heads must be a "
-                        f"multiple of {r} (got {a.n_heads}); choose --n-heads {r * max(1, a.n_heads // r)} or more")
-    return replace(a, n_kv_heads=a.n_heads // r if a.n_heads // r != a.n_heads else None)
+    if a.n_heads % r or a.n_heads < 2 * r:  # as spec.resize: GQA keeps at least two KV heads
+        raise SpecError(f"{a.name}: GQA keeps the target's {r} query heads per KV head with at least two KV "
+                        f"heads, so n_heads must be a multiple of {r} and at least {2 * r} (got {a.n_heads}); "
+                        f"choose --n-heads {2 * r} or a larger multiple of {r}")
+    return replace(a, n_kv_heads=a.n_heads // r)
 
 
-def _set_mlp(a: Arch, mlp: str, target: Arch) -> Arch:
+def _set_mlp(a: Arch, mlp, target: Arch) -> Arch:
     was, now = a.mlp in GATED, mlp in GATED
     d_ff = a.d_ff
     if now and not was:
@@ -134,9 +139,30 @@ def _set_window_frac(a: Arch, frac, target: Arch) -> Arch:
 
 
 def _set_rope_scaling(a: Arch, kind, target: Arch) -> Arch:
-    if kind in (None, "none"):
+    if kind in (None, "none") or target.rope_scaling is None:
         return replace(a, rope_scaling=None)
     return replace(a, rope_scaling=replace(target.rope_scaling, original_ctx=max(1, a.ctx_len // 2)))
+
+
+def _set_head_ratio(a: Arch, ratio, target: Arch) -> Arch:
+    hd = a.d_model // a.n_heads if ratio == 1 else 2 * max(1, round(ratio * a.d_model / a.n_heads / 2))
+    rd = None if a.rotary_dim is None else min(hd, 2 * max(1, round(a.rotary_dim / a.head_dim * hd / 2)))
+    return replace(a, head_dim=hd, rotary_dim=rd)
+
+
+def _set_rotary_frac(a: Arch, frac, target: Arch) -> Arch:
+    if frac is None or target.rotary_dim is None:
+        return replace(a, rotary_dim=None)
+    even = 2 * max(1, round(target.rotary_dim / target.head_dim * a.head_dim / 2))  # spec.resize's rounding
+    return replace(a, rotary_dim=min(a.head_dim, even))
+
+
+def _set_query_scale_rule(a: Arch, ratio, target: Arch) -> Arch:
+    if ratio is None or target.query_scale is None:
+        return replace(a, query_scale=None)
+    # spec.resize's arithmetic, so the ladder ends exactly at build_spec(target)
+    return replace(a, query_scale=(target.query_scale ** -2 / (target.d_model / target.n_heads)
+                                   * (a.d_model // a.n_heads)) ** -0.5)
 
 
 # name -> (value of an Arch, setter(arch, value, target_arch) -> arch). A None value means "not
@@ -154,6 +180,11 @@ FEATURES = {
     "window_frac": (lambda a: round(a.window / a.ctx_len, 4) if (a.window and "local" in a.attn_pattern) else None,
                     _set_window_frac),
     "mlp": (lambda a: a.mlp, _set_mlp),
+    "rotary_frac": (lambda a: None if a.rotary_dim is None else round(a.rotary_dim / a.head_dim, 4), _set_rotary_frac),
+    # the head width and the query scale's width as ratios of d_model / n_heads (as spec.resize keeps them)
+    "head_ratio": (lambda a: round(a.head_dim / (a.d_model / a.n_heads), 4), _set_head_ratio),
+    "query_scale_rule": (lambda a: None if a.query_scale is None else round(a.query_scale ** -2 / (a.d_model / a.n_heads), 4),
+                         _set_query_scale_rule),
 }
 OPTIONAL_FEATURES = {"rope_theta", "rope_scaling_kind", "window_frac", "mlp_ratio"}
 # what an optional feature's field holds while it does not apply (a learned-position model's RoPE
@@ -181,11 +212,10 @@ def recipe_value(r, feature: str):
     return _norm(getattr(r, feature, MISSING))
 
 
-def _recipe_of(a: Arch):
-    from llmhist.train.recipes import recipe_for
-
+def _recipe_of(name: str) -> Recipe | None:
+    """The recipe of a registry entry (by its name); None where it has none."""
     try:
-        return recipe_for(a.family)
+        return registry.get(name).recipe
     except (UserError, KeyError, ValueError):
         return None
 
@@ -258,22 +288,23 @@ def _introduced(d: ChangeDef, want: dict, req_want: dict) -> tuple[int, str]:
     order = sorted(range(len(registry.ENTRIES)), key=lambda i: (registry.ENTRIES[i].year, i))
     for i in order:
         e = registry.ENTRIES[i]
-        if not e.shape_known:
+        a = e.arch
+        if a is None:
             continue
-        r = _recipe_of(e) if d.kind == "recipe" else None
-        if d.kind == "recipe" and r is None:
-            continue
-        got = _values(d, e, r)
+        r = e.recipe if d.kind == "recipe" else None
+        got = _values(d, a, r)
         if all(got.get(k, MISSING) == v for k, v in want.items()) and \
-                all(arch_value(e, k) == v for k, v in req_want.items()):
+                all(arch_value(a, k) == v for k, v in req_want.items()):
             return e.year, e.name
     raise AssertionError("the target itself takes its own values")  # pragma: no cover
 
 
 def resolve(name: str) -> Arch:
-    """A registry entry or family name -> its entry (shape known; decoder-only; dense)."""
-    a = registry.get(name)
-    if not a.shape_known:
+    """A registry entry or family name -> the spec whose proportions its custom sizes keep
+    (registry.template: a family's template, an entry's own shape), so that a ladder of all
+    changes ends exactly at build_spec(target) at any size. Shape known; decoder-only; dense."""
+    a = registry.get(name).arch and registry.template(name)
+    if a is None:
         raise ChangeError(f"{name}: its shape was never published, so it cannot be ablated; "
                           "pick a published model (`llmhist archs`)")
     if a.is_encoder_decoder:
@@ -288,10 +319,10 @@ def resolve(name: str) -> Arch:
 @functools.lru_cache(maxsize=64)
 def _derive(base_name: str, target_name: str) -> tuple[Change, ...]:
     base, target = resolve(base_name), resolve(target_name)
-    rb, rt = _recipe_of(base), _recipe_of(target)
+    rb, rt = _recipe_of(base_name), _recipe_of(target_name)
     if (rb is None) != (rt is None):
         rb = rt = None
-    if rb is not None and recipe_value(rb, "objective") != recipe_value(rt, "objective"):
+    if rb is not None and rt is not None and rb.objective != rt.objective:
         raise ChangeError(f"{base_name} and {target_name} train with different objectives "
                           f"({rb.objective} / {rt.objective}); their losses cannot be compared")
     defs = _defs_with_catchall(base, target, rb, rt)
@@ -403,7 +434,7 @@ def variant_spec(variant: dict, d_model: int, n_layers: int, n_heads: int, vocab
     require_closed(base, target, names, "variant changes")
     a = registry.build_spec(base, d_model=d_model, n_layers=n_layers, n_heads=n_heads, vocab_size=vocab_size,
                             ctx_len=ctx_len)
-    t = registry.get(target)
+    t = resolve(target)
     order = [c for c in derive(base, target) if c.name in names and c.kind == "arch"]
     for c in order:
         for f in c.fields:
@@ -419,8 +450,7 @@ def variant_spec(variant: dict, d_model: int, n_layers: int, n_heads: int, vocab
             a = setter(a, None, t) if setter else replace(a, **{f: getattr(t, f)})
     if names:
         label = "+".join(names)
-        a = replace(a, name=f"{a.family}+{label}@d{d_model}-l{n_layers}-h{n_heads}",
-                    notes=f"ablation variant: {registry.get(base).name} with {label} from {t.name}")
+        a = replace(a, name=f"{a.family}+{label}@d{d_model}-l{n_layers}-h{n_heads}")
     return a.check()
 
 
@@ -428,7 +458,7 @@ def variant_recipe(variant: dict):
     """The base recipe with the listed recipe changes' values taken from the target's recipe."""
     base, target, names = _variant_parts(variant)
     names = check_names(base, target, names, "variant changes")
-    rb = _recipe_of(registry.get(base))
+    rb = _recipe_of(base)
     if rb is None:
         raise ChangeError(f"{base}: no training recipe is known for it")
     kw = {}
@@ -439,5 +469,6 @@ def variant_recipe(variant: dict):
             applied.append(c.name)
     if not kw:
         return rb
-    src = f"{rb.source} | ablation: {', '.join(applied)} from {registry.get(target).name}'s recipe"
-    return replace(rb, **kw, **({"source": src} if hasattr(rb, "source") else {}))
+    why = f"ablation: {', '.join(applied)} from {registry.get(target).name}'s recipe"
+    return replace(rb, **kw, sources={**rb.sources, **{f: f"{rb.sources.get(f, '')} | {why}" if f in rb.sources
+                                                        else why for f in kw}})

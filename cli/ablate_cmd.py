@@ -6,36 +6,40 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from .common import console, human, print_json, user_errors
 
-HELP = """What each change from BASE to TARGET buys, in compute-equivalent gain (CEG): the compute BASE's
-frontier needs to reach the loss the variant reaches, over the variant's compute.
+DEFAULT_POINTS, DEFAULT_SEEDS = 4, 4  # llmhist.train.ablate's (not imported here: --help stays light)
 
-Default plan (sized to finish in about 15 minutes on a 2-core CPU, fits included): a ladder of two
-grouped steps, BASE -> + the recipe changes -> + the architecture changes (= TARGET), isoFLOP
-sweeps at 1e12 and 3e12 FLOPs with 4 sizes each, and 3 more seeds of BASE at 1e12 for seed noise.
-Those budgets are where gpt2 and llama3 sweeps first showed a clear gap (3e11 did not). A ladder of
-every change is `--changes all` (one sweep per change: about an hour for gpt2 -> llama3); steps
-join changes with '+', e.g. --changes recipe,norm+bias,positions+rope_theta,mlp+mlp_width.
+HELP = """What each change from BASE to TARGET buys, in compute-equivalent gain (CEG): the compute BASE's frontier needs to reach the loss the variant reaches, over the variant's compute.
+
+Default plan: a ladder of two grouped steps, BASE -> + the recipe changes -> + the architecture changes (= TARGET), isoFLOP sweeps at 1e12 and 3e12 FLOPs with 4 sizes each, and 3 more seeds of BASE at 1e12 for seed noise (where gpt2 and llama3 sweeps first showed a clear gap; 3e11 did not). Estimated ~15 min on a quiet 2-core CPU; measured 31 min with the machine shared (load ~5), and its gpt2 -> llama3 total (1.6x) still had an interval including 1x: add a budget (--budgets 1e12,3e12,1e13) to establish it. A ladder of every change is `--changes all` (one sweep per change: about an hour for gpt2 -> llama3); steps join changes with '+', e.g. --changes recipe,norm+bias,positions+rope_theta,mlp+mlp_width.
 """
 
 
 def _floats(s: str | None, what: str) -> list[float]:
+    from llmhist.train.ablate import AblationError
+
     if not s:
         return []
     try:
-        return [float(x) for x in s.split(",") if x.strip()]
+        out = [float(x) for x in s.split(",") if x.strip()]
     except ValueError:
-        raise ValueError(f"{what} {s!r}: give comma-separated numbers, e.g. 1e12,3e12") from None
+        raise AblationError(f"{what} {s!r}: give comma-separated numbers, e.g. 1e12,3e12") from None
+    if not out:
+        raise AblationError(f"{what} {s!r}: give comma-separated numbers, e.g. 1e12,3e12")
+    return out
 
 
 def _iv(b: dict) -> str:
     lo, hi = b["interval"]
-    fmt = lambda x: "inf" if x == math.inf else f"{x:.3g}"
+
+    def fmt(x: float) -> str:
+        return "inf" if x == math.inf else f"{x:.3g}"
+
     if b["verdict"].startswith("no gain"):
         return f"no gain detectable [{fmt(lo)}, {fmt(hi)}]" + (" (extrap.)" if b["extrapolated"] else "")
     return f"{fmt(b['ceg'])}x [{fmt(lo)}, {fmt(hi)}]" + (" (extrap.)" if b["extrapolated"] else "")
@@ -99,84 +103,115 @@ def _report_table(res: dict):
     return t
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("ablate", help=HELP)
-    def ablate(
-        base: Annotated[str, typer.Argument(help="registry entry or family, e.g. gpt2")],
-        target: Annotated[str, typer.Argument(help="registry entry or family, e.g. llama3")],
-        mode: Annotated[str, typer.Option(help="ladder (cumulative, in historical order), each (BASE + one "
-                                               "change), drop (TARGET - one change)")] = "ladder",
-        changes: Annotated[str | None, typer.Option(help="steps, comma-separated; '+' joins changes into one "
-                                                            "step; groups arch, recipe; all = every change "
-                                                            "(default: ladder recipe,arch; each/drop all)")] = None,
-        list_: Annotated[bool, typer.Option("--list", help="print the changes (year, introduced by) and exit")] = False,
-        budgets: Annotated[str | None, typer.Option(help="isoFLOP budgets in FLOPs (default 1e12,3e12)")] = None,
-        points: Annotated[int, typer.Option(help="model sizes per budget")] = 4,
-        spread: Annotated[float, typer.Option(help="largest/smallest N per budget")] = 16.0,
-        seeds: Annotated[int, typer.Option(help="runs of the reference at the smallest budget, seed 0 included, "
-                                                "to measure seed noise (1 = none)")] = 4,
-        ctx: Annotated[int, typer.Option(help="sequence length")] = 128,
-        batch: Annotated[int, typer.Option(help="sequences per step")] = 16,
-        data: Annotated[str, typer.Option(help="as for `llmhist train`")] = "stdlib",
-        tokenizer: Annotated[str, typer.Option(help="as for `llmhist train`")] = "bytes",
-        seed: Annotated[int, typer.Option(help="seed of every frontier run")] = 0,
-        out: Annotated[Path | None, typer.Option(help="ablation folder (default runs/ablate-BASE-TARGET)")] = None,
-        workers: Annotated[int, typer.Option(help="worker processes at once")] = 1,
-        bootstrap: Annotated[int, typer.Option(help="bootstrap resamples for the intervals")] = 1000,
-        law: Annotated[list[str] | None, typer.Option("--law", help="laws (published names or fit JSON) for the "
-                                                                    "CEG of compute-optimal allocation against "
-                                                                    "Kaplan's at each budget (default: "
-                                                                    "hoffmann2022, epoch2024)")] = None,
-        plot: Annotated[str | None, typer.Option(help="png, svg or terminal")] = None,
-        report_only: Annotated[bool, typer.Option("--report", help="only report the finished runs in --out")] = False,
-        yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
-        dry_run: Annotated[bool, typer.Option(help="print the plan only")] = False,
-        json_out: Annotated[bool, typer.Option("--json", help="the plan (with --dry-run) or the report as JSON")] = False,
-    ) -> None:
-        from llmhist.archs import changes as CH
-        from llmhist.train import ablate as A
+app = typer.Typer()
 
-        with user_errors():
-            if plot not in (None, "png", "svg", "terminal"):
-                raise ValueError(f"--plot {plot!r}: png, svg or terminal")
-            ch = [c.to_dict() for c in CH.derive(base, target)]
-            if list_:
-                if json_out:
-                    return print_json([{k: c[k] for k in ("name", "kind", "year", "introduced_by", "description",
-                                                          "from", "to", "requires")} for c in ch])
-                console.print(_changes_table(ch, f"changes from {base} to {target}, in historical order"))
-                return
-            folder = out or Path("runs") / f"ablate-{base}-{target}"
-            if report_only:
-                return _report(A, folder, bootstrap, plot, json_out, law)
-            p = A.plan(base, target, mode=mode, changes=changes, budgets=_floats(budgets, "--budgets") or None,
-                       points=points, spread=spread, seeds=seeds, ctx=ctx, batch=batch, data=data,
-                       tokenizer=tokenizer, seed=seed, out=folder)
-        if json_out and dry_run:
-            return print_json({
-                "base": p["base"], "target": p["target"], "mode": p["mode"], "budgets": p["budgets"],
-                "changes": [{"name": c["name"], "year": c["year"], "introduced_by": c["introduced_by"]}
-                            for c in p["changes"]],
-                "variants": [{"id": v["id"], "label": v["label"], "changes": v["changes"], "runs": v["runs"],
-                              "estimated_wall_s": v["estimated_wall_s"]} for v in p["variants"]],
-                "comparisons": p["comparisons"], "convention": p["convention"], "estimate": p["estimate"],
-                "estimated_wall_s": p["estimated_wall_s"], "out": str(folder)})
-        console.print(_plan_table(p))
-        console.print(f"FLOP convention: {p['convention']}", soft_wrap=True)
-        console.print(f"estimated wall time {p['estimated_wall_s'] / 60:.1f} min ({p['estimate']['how']}) -> {folder}",
-                      soft_wrap=True)
-        if dry_run:
+
+@app.command("ablate", help=HELP)
+def ablate(
+    base: Annotated[str, typer.Argument(help="registry entry or family, e.g. gpt2")],
+    target: Annotated[str, typer.Argument(help="registry entry or family, e.g. llama3")],
+    mode: Annotated[str, typer.Option(help="ladder (cumulative, in historical order), each (BASE + one "
+                                           "change), drop (TARGET - one change)")] = "ladder",
+    changes: Annotated[str | None, typer.Option(help="steps, comma-separated; '+' joins changes into one "
+                                                        "step; groups arch, recipe; all = every change "
+                                                        "(default: ladder recipe,arch; each/drop all)")] = None,
+    list_: Annotated[bool, typer.Option("--list", help="print the changes (year, introduced by) and exit")] = False,
+    budgets: Annotated[str | None, typer.Option(help="isoFLOP budgets in FLOPs (default "
+                                                        "1e12,3e12)")] = None,
+    points: Annotated[int, typer.Option(help="model sizes per budget")] = DEFAULT_POINTS,
+    spread: Annotated[float, typer.Option(help="largest/smallest N per budget")] = 16.0,
+    seeds: Annotated[int, typer.Option(help="runs of the reference at the smallest budget, seed 0 included, "
+                                            "to measure seed noise (1 = none)")] = DEFAULT_SEEDS,
+    ctx: Annotated[int, typer.Option(help="sequence length")] = 128,
+    batch: Annotated[int, typer.Option(help="sequences per step")] = 16,
+    eval_batches: Annotated[int, typer.Option(help="each run's one final evaluation: this x batch fixed "
+                                                   "validation windows")] = 16,
+    data: Annotated[str, typer.Option(help="as for `llmhist train`")] = "stdlib",
+    tokenizer: Annotated[str, typer.Option(help="as for `llmhist train`")] = "bytes",
+    seed: Annotated[int, typer.Option(help="seed of every frontier run")] = 0,
+    out: Annotated[Path | None, typer.Option(help="ablation folder, a sweep folder (default "
+                                                     "runs/ablate-BASE-TARGET)")] = None,
+    launcher: Annotated[str, typer.Option(help="local (the sweep's queue) or slurm (a job array via "
+                                               "submitit)")] = "local",
+    workers: Annotated[int | None, typer.Option(help="worker processes at once (default: the sweep's "
+                                                        "measured best split)")] = None,
+    threads: Annotated[int | None, typer.Option(help="threads per worker process")] = None,
+    retry_failed: Annotated[bool, typer.Option(help="run failed runs again")] = False,
+    partition: Annotated[str | None, typer.Option(help="Slurm partition")] = None,
+    time_min: Annotated[int, typer.Option("--time", help="Slurm time limit per run, minutes")] = 60,
+    gpus_per_job: Annotated[int, typer.Option(help="Slurm GPUs per run")] = 0,
+    cpus_per_job: Annotated[int | None, typer.Option(help="Slurm CPUs per run")] = None,
+    max_concurrent: Annotated[int, typer.Option(help="Slurm array parallelism")] = 32,
+    bootstrap: Annotated[int, typer.Option(help="bootstrap resamples for the intervals")] = 1000,
+    law: Annotated[list[str] | None, typer.Option("--law", help="laws (published names or fit JSON) for the "
+                                                                   "CEG of compute-optimal allocation against "
+                                                                   "Kaplan's at each budget (default: "
+                                                                   "hoffmann2022, epoch2024)")] = None,
+    plot: Annotated[str | None, typer.Option(help="png, svg or terminal")] = None,
+    report_only: Annotated[bool, typer.Option("--report", help="only report the finished runs in --out")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+    dry_run: Annotated[bool, typer.Option(help="print the plan only")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="the plan (with --dry-run) or the report as JSON")] = False,
+) -> None:
+    from llmhist.archs import changes as CH
+    from llmhist.train import ablate as A
+
+    with user_errors():
+        if plot not in (None, "png", "svg", "terminal"):
+            raise A.AblationError(f"--plot {plot!r}: png, svg or terminal")
+        if launcher not in ("local", "slurm"):
+            raise A.AblationError(f"--launcher {launcher!r}: local or slurm")
+        if bootstrap < 50:
+            raise A.AblationError(f"--bootstrap {bootstrap}: give at least 50 resamples (1000 is usual)")
+        ch = [c.to_dict() for c in CH.derive(base, target)]
+        if list_:
+            if json_out:
+                return print_json([{k: c[k] for k in ("name", "kind", "year", "introduced_by", "description",
+                                                      "from", "to", "requires")} for c in ch])
+            console.print(_changes_table(ch, f"changes from {base} to {target}, in historical order"))
             return
-        if not yes and not typer.confirm("run this ablation?", default=True):
-            raise typer.Exit(1)
-        with user_errors():
-            rows = A.run_plan(p, folder, workers=workers)
-        bad = [r for r in rows if r["state"] != "finished"]
-        if bad:
-            console.print(f"[yellow]{len(bad)} run(s) not finished ({', '.join(r['run'] for r in bad[:3])}...); "
-                          "the same command resumes; the report uses the finished runs[/]")
-        with user_errors():
-            _report(A, folder, bootstrap, plot, json_out, law)
+        folder = out or Path("runs") / f"ablate-{base}-{target}"
+        if report_only:
+            return _report(A, folder, bootstrap, plot, json_out, law)
+        kw: dict[str, Any] = dict(mode=mode, changes=changes, budgets=_floats(budgets, "--budgets") or None, points=points,
+                  spread=spread, seeds=seeds, ctx=ctx, batch=batch, data=data, tokenizer=tokenizer, seed=seed,
+                  out=folder, eval_batches=eval_batches)
+        p = A.plan(base, target, **kw)  # validates every option before anything is measured or written
+        if not dry_run and launcher == "local":
+            pk, how = A.measured_peak(threads * (workers or 1) if threads else None)
+            p = A.plan(base, target, **kw, peak=pk, peak_how=how)
+    if json_out and dry_run:
+        return print_json({
+            "base": p["base"], "target": p["target"], "mode": p["mode"], "budgets": p["budgets"],
+            "changes": [{"name": c["name"], "year": c["year"], "introduced_by": c["introduced_by"]}
+                        for c in p["changes"]],
+            "variants": [{"id": v["id"], "label": v["label"], "changes": v["changes"], "runs": v["runs"],
+                          "estimated_wall_s": v["estimated_wall_s"]} for v in p["variants"]],
+            "comparisons": p["comparisons"], "convention": p["convention"], "estimate": p["estimate"],
+            "estimated_wall_s": p["estimated_wall_s"], "out": str(folder)})
+    console.print(_plan_table(p))
+    console.print(f"FLOP convention: {p['convention']}", soft_wrap=True)
+    console.print(f"estimated wall time {p['estimated_wall_s'] / 60:.1f} min ({p['estimate']['how']}) -> {folder}",
+                  soft_wrap=True)
+    if dry_run:
+        return
+    if not yes and not typer.confirm("run this ablation?", default=True):
+        raise typer.Exit(1)
+    with user_errors():
+        slurm = {"partition": partition, "time_min": time_min, "gpus_per_job": gpus_per_job,
+                 "max_concurrent": max_concurrent, "cpus_per_job": cpus_per_job}
+        rows = A.run_plan(p, folder, workers=workers, threads=threads, launcher=launcher, slurm=slurm,
+                          retry_failed=retry_failed)
+    if launcher == "slurm":
+        console.print(f"submitted to Slurm; `llmhist sweep status {folder}` follows it, and `llmhist ablate "
+                      f"{base} {target} --report --out {folder}` reports once the runs are done", soft_wrap=True)
+        return
+    bad = [r for r in rows if r["state"] != "finished"]
+    if bad:
+        console.print(f"[yellow]{len(bad)} run(s) not finished ({', '.join(r['run'] for r in bad[:3])}...); "
+                      "the same command resumes; the report uses the finished runs[/]")
+    with user_errors():
+        _report(A, folder, bootstrap, plot, json_out, law)
 
 
 def _report(A, folder, bootstrap, plot, json_out, laws=None):

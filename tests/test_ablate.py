@@ -10,8 +10,10 @@ from dataclasses import fields
 
 import numpy as np
 import pytest
+
 from llmhist.archs import accounting
 from llmhist.archs import changes as CH
+from llmhist.errors import UserError
 from llmhist.train import ablate as A
 from llmhist.train.config import TrainConfig
 
@@ -22,25 +24,28 @@ def test_default_plan_is_sized_for_twenty_minutes_and_says_how():
     p = A.plan("gpt2", "llama3", peak=3.3e11)
     assert p["estimated_wall_s"] <= 20 * 60
     assert "MFU" in p["estimate"]["how"] and "given peak" in p["estimate"]["how"]
+    assert "assumed peak" in A.plan("gpt2", "llama3")["estimate"]["how"]
     assert [v["id"] for v in p["variants"]] == ["v00-base", "v01-plus-recipe", "v02-target"]
     assert {c["change"] for c in p["comparisons"]} == {"recipe", "arch", "total"}
-    total = sum(v["estimated_wall_s"] for v in p["variants"]) + A.FIT_S
+    total = sum(v["estimated_wall_s"] for v in p["variants"]) + A.FIT_S + A.START_S
     assert p["estimated_wall_s"] == pytest.approx(total, abs=0.2)
 
 
 def test_every_run_is_a_train_config_with_a_buildable_variant_at_equal_compute():
     p = A.plan("gpt2", "llama3", **SMALL)
-    known = {f.name for f in fields(TrainConfig)} | {"variant"}
+    known = {f.name for f in fields(TrainConfig)}
     shapes = {}
     for v in p["variants"]:
         for r in v["runs"]:
             cfg = r["config"]
             assert set(cfg) <= known
             assert cfg["variant"] == {"base": "gpt2", "target": "llama3", "changes": v["changes"]}
-            a = CH.variant_spec(cfg["variant"], cfg["d_model"], cfg["n_layers"], cfg["n_heads"], 256, cfg["ctx"])
+            a = CH.variant_spec(cfg["variant"], cfg["d_model"], cfg["n_layers"], cfg["n_heads"], 256,
+                                p["common"]["ctx"])
             N = accounting.params(a).active
-            assert r["N"] == N and cfg["flops"] == r["budget"]
+            assert r["N"] == N and cfg["tokens"] == r["D"]
             assert 6 * N * r["D"] == pytest.approx(r["budget"], rel=1e-3)  # equal compute, 6N convention
+            assert cfg["eval_every"] == r["steps"]  # one evaluation, at the end
             if r["role"] == "frontier":
                 shapes.setdefault(v["id"], set()).add((r["budget"], cfg["d_model"], cfg["n_layers"], cfg["n_heads"]))
     assert len({frozenset(s) for s in shapes.values()}) == 1  # every variant trains the same shapes
@@ -82,7 +87,7 @@ def _fake_finished(p: dict, out, k_by_variant: dict, sd: float, rng):
     for v in p["variants"]:
         k = k_by_variant[v["id"]]
         for r in v["runs"]:
-            d = out / v["id"] / r["name"]
+            d = out / r["name"]
             d.mkdir(parents=True, exist_ok=True)
             s = math.sqrt(k)
             L = law(r["N"] * s, r["D"] * s) + rng.normal(0, sd)
@@ -92,12 +97,13 @@ def _fake_finished(p: dict, out, k_by_variant: dict, sd: float, rng):
 
 def test_report_recovers_the_gains_of_a_faked_ladder(tmp_path):
     p = A.plan("gpt2", "llama3", budgets=[1e12, 3e12], points=5, seeds=4, out=tmp_path)
-    with pytest.raises(A.AblationError, match="worker"):
-        if A.worker_available():
-            pytest.skip("the worker exists: run_plan would train")
-        A.run_plan(p, tmp_path)
-    run_json = json.loads(next(tmp_path.glob("v00-base/*/run.json")).read_text())
+    assert len(A.prepare(p, tmp_path)) == p["n_runs"]
+    run_json = json.loads(next(tmp_path.glob("v00-base-*/run.json")).read_text())
     assert run_json["config"]["variant"]["changes"] == []
+    # the folder is a sweep folder: `llmhist sweep status` reads it
+    from llmhist.train import sweep as S
+
+    assert S.load_plan(tmp_path).kind == "ablation" and len(S.status(tmp_path)) == p["n_runs"]
     _fake_finished(p, tmp_path, {"v00-base": 1.0, "v01-plus-recipe": 1.5, "v02-target": 3.0}, 0.002,
                    np.random.default_rng(0))
     res = A.report(tmp_path, n_boot=300)
@@ -125,8 +131,11 @@ def test_report_recovers_the_gains_of_a_faked_ladder(tmp_path):
     # the same plan again is accepted (resume); another plan in the folder is refused
     assert A.prepare(p, tmp_path) == []
     other = A.plan("gpt2", "llama3", budgets=[1e12, 3e12], points=4, seeds=4, out=tmp_path)
-    with pytest.raises(A.AblationError, match="another ablation plan"):
+    with pytest.raises(UserError, match="another sweep plan"):
         A.prepare(other, tmp_path)
+    st = subprocess.run([sys.executable, "-m", "llmhist", "sweep", "status", str(tmp_path)], capture_output=True,
+                        text=True, check=True, env={**os.environ, "COLUMNS": "200"})
+    assert "finished" in st.stdout
 
 
 def test_null_ablation_reports_no_gain(tmp_path):
@@ -167,13 +176,51 @@ def test_cli_refuses_with_a_message():
     assert r.returncode == 2 and "depends on 'positions'" in r.stderr
 
 
-@pytest.mark.parametrize("cache", [{"CPU|2|t": 3e11}, {"CPU|2|t": {"flops": 3e11, "threads": 2}},
-                                   {"CPU|2|t": "garbage"}, []])
-def test_measured_peak_reads_either_cache_format(tmp_path, monkeypatch, cache):
-    monkeypatch.setenv("LLMHIST_CACHE", str(tmp_path))
-    (tmp_path / "cpu_peak.json").write_text(json.dumps(cache))
-    peak, how = A.measured_peak(cores=2)
-    if cache in ([], {"CPU|2|t": "garbage"}):
-        assert peak == A.ASSUMED_PEAK and "assumed" in how
-    else:
-        assert peak == 3e11 and "measured" in how
+def test_measured_peak_is_the_device_modules(monkeypatch):
+    from llmhist.train import device
+
+    monkeypatch.setattr(device, "cpu_matmul_peak", lambda threads=None, refresh=False: 1.5e11)
+    peak, how = A.measured_peak(threads=2)
+    assert peak == 1.5e11 and "measured" in how and "2 threads" in how
+
+
+# Bad input, in tests/test_bad_input.py's style: the exit code, a message naming the option (or the
+# name that is wrong), no traceback, and nothing written. {new} is a folder that must not exist after.
+BAD = [
+    ("gtp2 llama3", ("unknown architecture", "gtp2")),
+    ("gpt2 lama3", ("unknown architecture", "lama3")),
+    ("llama-7b llama-65b", ("same choices",)),
+    ("gpt2 gpt4", ("gpt4", "never published")),
+    ("gpt2 llama3 --changes rope_theta", ("--changes", "depends on 'positions'")),
+    ("gpt2 llama3 --changes rope,mlp", ("--changes", "'rope'", "no such change")),
+    ("gpt2 llama3 --changes parallel_block", ("--changes", "do not differ")),
+    ("gpt2 llama3 --changes ,", ("--changes", "at least one change")),
+    ("gpt2 llama3 --mode zigzag", ("--mode", "ladder, each or drop")),
+    ("gpt2 llama3 --budgets 1e9,3e9", ("--budgets", "too small")),
+    ("gpt2 llama3 --budgets 1e12", ("--budgets", "two positive")),
+    ("gpt2 llama3 --budgets abc", ("--budgets", "comma-separated numbers")),
+    ("gpt2 llama3 --budgets 1e12,-3e12", ("--budgets", "two positive")),
+    ("gpt2 llama3 --seeds 0", ("--seeds",)),
+    ("gpt2 llama3 --points 2", ("--points",)),
+    ("gpt2 llama3 --spread 1", ("--spread",)),
+    ("gpt2 llama3 --eval-batches 0", ("--eval-batches",)),
+    ("gpt2 llama3 --plot gif", ("--plot",)),
+    ("gpt2 llama3 --launcher pbs", ("--launcher",)),
+    ("gpt2 llama3 --bootstrap 3", ("--bootstrap",)),
+]
+
+
+@pytest.mark.parametrize("args,says", BAD, ids=[a for a, _ in BAD])
+def test_bad_input_is_refused_before_anything_is_written(args, says, tmp_path):
+    from typer.testing import CliRunner
+
+    from llmhist.cli.main import app
+
+    new = tmp_path / "new"
+    r = CliRunner().invoke(app, ["ablate", *args.split(), "--yes", "--out", str(new)])
+    text = " ".join(r.output.split())
+    assert r.exit_code == 2, (args, r.output, r.exception)
+    assert "Traceback" not in r.output and (r.exception is None or isinstance(r.exception, SystemExit)), r.output
+    for s in says:
+        assert s in text, (args, s, text)
+    assert not new.exists(), "a refused ablation wrote files"

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+
 from llmhist.scaling import ceg as G
 from llmhist.scaling import laws
 from llmhist.scaling.fit import FitError

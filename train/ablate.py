@@ -12,7 +12,7 @@ d_model 32, 16 below 128, 32 up to 256, 64 above; aspect d_model / n_layers 16..
 n_heads a multiple of the largest GQA ratio among the variants), sizes per budget are log-spaced
 over `spread` around N ~ sqrt(C / 120) of the reference variant (sweep.plan_isoflop's rule), and each
 variant's tokens are its own D = C / (6 N) (the 6N convention, N = all parameters from the
-accounting: runs carry `flops`, and the loop computes D from its own count).
+accounting: each run carries its tokens D, computed from its own variant's count).
 
 Default plan, sized for a 2-core CPU in <= 20 minutes with fits. The issue's measurement: gpt2
 and llama3 isoFLOP sweeps at 3e11, 1e12 and 3e12 FLOPs with 5 sizes each took 283 s and 417 s and
@@ -23,18 +23,16 @@ the gap is visible) with 4 sizes each, plus 3 more seeds of the reference at 1e1
 answering "what did the recipe buy, what did the architecture buy, and the total". Any finer
 ladder is one option away (`--changes all`, or e.g. `--changes recipe,norm+bias,positions+rope_theta,
 mlp+mlp_width,attention,tied_embeddings`) and its estimated time is printed before anything runs.
+Measured (2026-12-01, the 2-core machine shared, load ~5): 31 min wall, total gpt2 -> llama3 CEG 1.6x
+whose 90% interval still includes 1x at both budgets; see the README's ablate section.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import json
 import math
 import os
 import re
-import subprocess
-import sys
 from dataclasses import fields
 from pathlib import Path
 
@@ -52,15 +50,16 @@ DEFAULT_SEEDS = 4  # the reference's seed-noise run at the smallest budget: seed
 DEFAULT_STEPS = {"ladder": "recipe,arch", "each": "all", "drop": "all"}
 MIN_STEPS_PER_RUN = 4
 MIN_HEAD_DIM = 4  # below this RoPE rotates a single frequency pair; sweep's GQA rounding can reach 2
-WORKER = "llmhist.train.worker"
+DEFAULT_EVAL_BATCHES = 16  # the one final evaluation: 16 x batch fixed validation windows
 
 # wall-time model (see estimate_run_s)
-ASSUMED_PEAK = 1.0e11  # FLOP/s, used when no CPU peak has been measured (`llmhist bench` measures it)
+ASSUMED_PEAK = 3.0e11  # FLOP/s for --dry-run (torch-free): about a 2-core Xeon's measured matmul peak
 BASE_MFU = 0.45  # a GPT-2-like block at d_model 32-48 on this CPU: 0.41-0.50 (issue 10's sweeps)
 ELEMENTWISE_MFU = 0.8  # x this for each of RoPE, RMSNorm, a gated MLP (llama3-like: 0.22-0.29 measured)
 RUN_OVERHEAD_S = 3.0  # process start-up share, data preparation, evaluation, checkpoint per run
 STEP_OVERHEAD_S = 0.004  # python and launch cost per optimizer step, dominant for the tiniest models
 FIT_S = 15.0  # bootstrap fits and the report
+START_S = 10.0  # the processes x threads probe (cached after the first time) and the CPU peak probe
 
 
 class AblationError(UserError, ValueError):
@@ -177,9 +176,7 @@ def _closure(by: dict, name: str) -> list[str]:
 
 # ----------------------------------------------------------------------- shapes (sweep's ladder, per variant)
 def _max_ratio(base: str, target: str) -> int:
-    from llmhist.archs import registry
-
-    rs = [CH.arch_value(registry.get(x), "kv_ratio") for x in (base, target)]
+    rs = [CH.arch_value(CH.resolve(x), "kv_ratio") for x in (base, target)]
     return math.lcm(*[r for r in rs if isinstance(r, int)], 1)
 
 
@@ -194,8 +191,8 @@ def shape_candidates(base: str, target: str, n_max: float, vocab: int = 256, ctx
         if d % hd:
             continue
         h = d // hd
-        if ratio > 1:
-            h = ratio * max(1, h // ratio)
+        if ratio > 1:  # GQA r:1 with at least two KV heads (spec.resize; one would be MQA)
+            h = ratio * max(2, h // ratio)
         if d % h or (d // h) % 2 or d // h < MIN_HEAD_DIM:
             continue
         smallest = None
@@ -221,21 +218,14 @@ def _nearest(ladder, target_N, tol=0.08):
 
 
 # ----------------------------------------------------------------------- time
-def measured_peak(cores: int | None = None) -> tuple[float, str]:
-    """The CPU matmul peak `llmhist bench`/training measured and cached (no torch import here), else
-    an assumed figure; the string says which."""
-    cores = cores or _cores()
-    path = Path(os.environ.get("LLMHIST_CACHE", Path.home() / ".cache" / "llmhist")) / "cpu_peak.json"
-    try:
-        cache = json.loads(path.read_text())
-        # values are FLOP/s, or {"flops": FLOP/s, ...} records (newer caches)
-        vals = [float(v["flops"] if isinstance(v, dict) else v) for k, v in cache.items()
-                if k.split("|")[1:2] == [str(cores)]]
-        if vals:
-            return max(vals), f"measured CPU peak {max(vals):.3g} FLOP/s ({cores} threads, cached)"
-    except (OSError, ValueError, TypeError, KeyError, AttributeError, json.JSONDecodeError, IndexError):
-        pass
-    return ASSUMED_PEAK, f"assumed peak {ASSUMED_PEAK:.3g} FLOP/s (none measured yet: `llmhist bench` measures it)"
+def measured_peak(threads: int | None = None) -> tuple[float, str]:
+    """The CPU's float32 matmul peak with `threads` threads (all usable cores by default), measured
+    and cached by llmhist.train.device (imports torch: call it only when a run is about to start)."""
+    from . import device
+
+    threads = threads or device.usable_cores()
+    pk = device.cpu_matmul_peak(threads)
+    return pk, f"measured CPU peak {pk:.3g} FLOP/s ({threads} threads; {device.cpu_peak_cache_path()})"
 
 
 def _cores() -> int:
@@ -260,7 +250,8 @@ def estimate_run_s(a, tokens: int, steps: int, ctx: int, peak: float) -> float:
 def plan(base: str, target: str, mode: str = "ladder", changes: str | None = None, budgets=None,
          points: int = DEFAULT_POINTS, spread: float = DEFAULT_SPREAD, seeds: int = DEFAULT_SEEDS,
          ctx: int = 128, batch: int = 16, vocab: int = 256, data: str = "stdlib", tokenizer: str = "bytes",
-         seed: int = 0, out: str | Path | None = None, peak: float | None = None) -> dict:
+         seed: int = 0, out: str | Path | None = None, peak: float | None = None, peak_how: str | None = None,
+         eval_batches: int = DEFAULT_EVAL_BATCHES) -> dict:
     """Plan an ablation: variants x budgets x shapes, plus seed repeats of the reference."""
     from llmhist.archs import registry
     from llmhist.train.config import TrainConfig
@@ -273,6 +264,8 @@ def plan(base: str, target: str, mode: str = "ladder", changes: str | None = Non
         raise AblationError(f"--points {points}: an isoFLOP minimum needs at least 3 sizes per budget")
     if spread < 2:
         raise AblationError(f"--spread {spread}: sizes must span at least a factor 2")
+    if not isinstance(eval_batches, int) or eval_batches < 1:
+        raise AblationError(f"--eval-batches {eval_batches}: give 1 or more")
     if seeds < 1:
         raise AblationError(f"--seeds {seeds}: give 1 (no seed-noise runs) or more (2+ measure seed noise)")
     V = variants(base, target, mode, changes)
@@ -280,9 +273,10 @@ def plan(base: str, target: str, mode: str = "ladder", changes: str | None = Non
     base_name, target_name = registry.get(base).name, registry.get(target).name
     ladder = shape_candidates(base, target, math.sqrt(max(budgets) / 120) * math.sqrt(spread) * 2, vocab, ctx)
     tps = ctx * batch
-    pk, how = (peak, f"given peak {peak:.3g} FLOP/s") if peak else measured_peak()
+    pk, how = (peak, peak_how or f"given peak {peak:.3g} FLOP/s") if peak else (
+        ASSUMED_PEAK, f"assumed peak {ASSUMED_PEAK:.3g} FLOP/s (a run measures this CPU's before it starts)")
     known = {f.name for f in fields(TrainConfig)}
-    common = {"data": data, "tokenizer": tokenizer, "ctx": ctx, "batch": batch}
+    common = {"data": data, "tokenizer": tokenizer, "ctx": ctx, "batch": batch, "eval_batches": eval_batches}
     shapes: dict[float, list] = {}
     for C in budgets:
         n_mid = math.sqrt(C / 120)
@@ -311,16 +305,17 @@ def plan(base: str, target: str, mode: str = "ladder", changes: str | None = Non
                     continue
                 kept.append((d, L, h, a, N, D))
             if len(kept) < 3:
-                smallest = accounting.params(CH.variant_spec(var, *ladder[0][:3], vocab, ctx)).active
+                d0, L0, h0 = ladder[0][:3]
+                smallest = accounting.params(CH.variant_spec(var, d0, L0, h0, vocab, ctx)).active
                 raise AblationError(
                     f"--budgets: C={C:.3g} is too small for variant {v['label']!r}: only {len(kept)} of its sizes get "
                     f"{MIN_STEPS_PER_RUN} optimizer steps of {tps} tokens; the smallest model here has "
                     f"N={smallest:,}, which alone needs C >= {6 * smallest * MIN_STEPS_PER_RUN * tps:.2g}. "
                     "Raise the budgets, or lower --batch/--ctx")
             for d, L, h, a, N, D in kept:
-                name = f"C{C:.0e}-d{d}l{L}h{h}".replace("+", "")
-                runs_by_variant[v["id"]].append(_run(a, name, C, N, D, var, d, L, h, seed, common, tps, ctx, pk,
-                                                     out / v["id"], base_name, "frontier"))
+                name = f"{v['id']}-C{C:.0e}-d{d}l{L}h{h}".replace("+", "")
+                runs_by_variant[v["id"]].append(_run(a, name, C, N, D, var, d, L, h, seed, tps, ctx, pk, base,
+                                                     "frontier"))
     # seed repeats: the reference variant at the smallest budget, the size nearest the expected optimum
     ref_id = V["reference"]
     if seeds > 1:
@@ -333,38 +328,42 @@ def plan(base: str, target: str, mode: str = "ladder", changes: str | None = Non
                                 vocab, ctx)
             runs_by_variant[ref_id].append(_run(a, f"{mid['name']}-seed{s}", C0, mid["N"], mid["D"], var,
                                                 mid["config"]["d_model"], mid["config"]["n_layers"],
-                                                mid["config"]["n_heads"], s, common, tps, ctx, pk, out / ref_id,
-                                                base_name, "seed_repeat", repeat_of=mid["name"]))
+                                                mid["config"]["n_heads"], s, tps, ctx, pk, base, "seed_repeat",
+                                                repeat_of=mid["name"]))
     for rs in runs_by_variant.values():
         for r in rs:
-            bad = [k for k in r["config"] if k not in known and k != "variant"]
-            assert not bad, bad  # every key is a TrainConfig field (variant: h1's, after the merge)
+            bad = [k for k in r["config"] if k not in known]
+            assert not bad, bad  # every key is a TrainConfig field
     for v in V["variants"]:
         v["runs"] = runs_by_variant[v["id"]]
         v["estimated_wall_s"] = round(sum(r["estimated_wall_s"] for r in v["runs"]), 1)
         v["flops"] = sum(r["budget"] for r in v["runs"])
-    total = sum(v["estimated_wall_s"] for v in V["variants"]) + FIT_S
+    total = sum(v["estimated_wall_s"] for v in V["variants"]) + FIT_S + START_S
     doc = {
         "version": PLAN_VERSION, "base": base, "target": target, "base_entry": base_name, "target_entry": target_name,
         "mode": mode, "budgets": budgets, "points": points, "spread": spread, "seeds": seeds, "seed": seed,
         "common": common, "vocab": vocab, "out": str(out), **V,
-        "convention": "C = 6 N D, N = all parameters incl. embeddings (accounting.flops_per_token '6N'); runs "
-                      "carry `flops` = C, and each variant's D = C / 6N follows from its own N",
+        "convention": "C = 6 N D, N = all parameters incl. embeddings (accounting.flops_per_token '6N'); each run "
+                      "of a variant trains D = C / 6N tokens with its own N",
         "estimate": {"how": f"{how}; MFU {BASE_MFU} x {ELEMENTWISE_MFU} per RoPE/RMSNorm/gated MLP (assumed from "
                             f"issue 10's measurements); + {RUN_OVERHEAD_S:g} s per run + "
-                            f"{1e3 * STEP_OVERHEAD_S:g} ms per step (assumed); + {FIT_S:g} s for the fits",
+                            f"{1e3 * STEP_OVERHEAD_S:g} ms per step (assumed); + {FIT_S:g} s for the fits and "
+                            f"{START_S:g} s to start",
                      "peak_flops": pk},
         "estimated_wall_s": round(total, 1),
         "n_runs": sum(len(v["runs"]) for v in V["variants"]),
     }
-    doc["hash"] = plan_hash(doc)
+    doc["hash"] = sweep_plan(doc).to_dict()["hash"]
     return doc
 
 
-def _run(a, name, C, N, D, var, d, L, h, seed, common, tps, ctx, peak, folder, arch, role, repeat_of=None) -> dict:
+def _run(a, name, C, N, D, var, d, L, h, seed, tps, ctx, peak, arch, role, repeat_of=None) -> dict:
     steps = max(1, math.ceil(D / tps))
-    cfg = {"arch": arch, "d_model": d, "n_layers": L, "n_heads": h, "flops": C, "seed": seed, **common,
-           "out": str(folder / name), "variant": var}
+    # one evaluation, at the end, on the fixed validation windows every run shares (eval_batches x
+    # batch of them): the final loss is all a frontier needs, and 20 evaluations per run cost a
+    # tenth of a tiny run's time
+    cfg = {"arch": arch, "d_model": d, "n_layers": L, "n_heads": h, "tokens": int(D), "seed": seed,
+           "variant": var, "eval_every": steps}
     r = {"name": name, "role": role, "budget": C, "N": N, "D": int(D), "steps": steps, "config": cfg,
          "estimated_wall_s": round(estimate_run_s(a, steps * tps, steps, ctx, peak), 2)}
     if repeat_of:
@@ -372,93 +371,81 @@ def _run(a, name, C, N, D, var, d, L, h, seed, common, tps, ctx, peak, folder, a
     return r
 
 
-def plan_hash(doc: dict) -> str:
-    keep = {k: doc[k] for k in ("version", "base", "target", "mode", "budgets", "common", "seed", "vocab")}
-    keep["runs"] = [[r["name"], r["config"]["variant"]["changes"], r["config"]["seed"], r["config"]["d_model"],
-                     r["config"]["n_layers"], r["config"]["n_heads"]] for v in doc["variants"] for r in v["runs"]]
-    return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
+def sweep_plan(doc: dict):
+    """The ablation as a sweep plan (llmhist.train.sweep.SweepPlan, kind "ablation"): one RunSpec per
+    run, its variant, seed and evaluation settings as per-run TrainConfig options, grouped by budget
+    (the local queue trains the runs of one budget in one worker process); the ablation's own
+    description (variants, comparisons, changes) rides along as the plan's meta."""
+    from .sweep import RunSpec, SweepPlan
+
+    mapped = ("arch", "d_model", "n_layers", "n_heads", "tokens")
+    runs = []
+    for v in doc["variants"]:
+        for r in v["runs"]:
+            c = r["config"]
+            runs.append(RunSpec(name=r["name"], arch=c["arch"], d_model=c["d_model"], n_layers=c["n_layers"],
+                                n_heads=c["n_heads"], tokens=c["tokens"], N=r["N"], C=6 * r["N"] * c["tokens"],
+                                group=f"C={r['budget']:.3g}", options={k: x for k, x in c.items() if k not in mapped}))
+    meta = {"ablation": {k: x for k, x in doc.items() if k != "hash"}}
+    return SweepPlan("ablation", runs, dict(doc["common"]), meta)
+
+
+def load(folder: str | Path) -> dict:
+    """The ablation plan an ablation folder (a sweep folder of kind "ablation") holds."""
+    from .sweep import load_plan
+
+    folder = Path(folder)
+    if not (folder / "plan.json").exists():
+        raise AblationError(f"{folder}: no plan.json; give a folder `llmhist ablate` wrote (--out)")
+    sp = load_plan(folder)
+    if sp.kind != "ablation" or "ablation" not in sp.meta:
+        raise AblationError(f"{folder}: a {sp.kind} sweep, not an ablation; `llmhist fit {folder}` fits it")
+    return {**sp.meta["ablation"], "hash": sp.to_dict()["hash"]}
 
 
 # ----------------------------------------------------------------------- running
-def _finished(run_dir: Path) -> bool:
-    try:
-        return json.loads((run_dir / "summary.json").read_text()).get("status") in ("finished", "diverged")
-    except (OSError, json.JSONDecodeError):
-        return False
-
-
 def prepare(plan_doc: dict, out: str | Path, threads: int | None = None) -> list[Path]:
-    """Write plan.json (or check the folder holds this plan) and each run's run.json; return the
-    run folders not finished yet, most expensive first."""
+    """Write plan.json (or check the folder holds this plan, as `llmhist sweep` does) and each
+    unfinished run's run.json; return those run folders."""
+    from .sweep import SWEEP_LOCK, exclusive_lock, runs_to_launch, write_requests
+    from .sweep import prepare as sweep_prepare
+
     out = Path(out)
-    pj = out / "plan.json"
-    if pj.exists():
-        old = json.loads(pj.read_text())
-        if old.get("hash") != plan_doc["hash"]:
-            raise AblationError(f"{out} holds another ablation plan (hash {old.get('hash')}, this one "
-                                f"{plan_doc['hash']}); use another --out, or the same options as before")
-    elif out.exists() and any(p for p in out.iterdir() if not p.name.startswith(".")):
-        raise AblationError(f"{out}: exists and holds files but no plan.json; give a new --out")
-    else:
-        write_json(pj, plan_doc)
-    todo = []
-    for v in plan_doc["variants"]:
-        for r in v["runs"]:
-            d = out / v["id"] / r["name"]
-            if not (d / "run.json").exists():
-                extra = {"threads": threads} if threads else {}  # a runtime field: may differ on resume
-                write_json(d / "run.json", {"config": {**r["config"], "out": str(d), **extra}})
-            if not _finished(d):
-                todo.append((r["estimated_wall_s"], d))
-    return [d for _, d in sorted(todo, key=lambda x: -x[0])]
+    sp = sweep_plan(plan_doc)
+    with exclusive_lock(out, f"{SWEEP_LOCK} (llmhist ablate, pid {os.getpid()})"):
+        sweep_prepare(out, sp)
+        return write_requests(out, sp, runs_to_launch(out, sp), threads)
 
 
-def worker_available() -> bool:
-    return importlib.util.find_spec(WORKER) is not None
+def run_plan(plan_doc: dict, out: str | Path, workers: int | None = None, threads: int | None = None,
+             launcher: str = "local", slurm: dict | None = None, retry_failed: bool = False,
+             on_tick=None) -> list[dict]:
+    """Train what is not finished, through the sweep machinery: the local queue (llmhist.train.sweep.
+    run_local: the folder's lock, one worker process per group of runs of one budget, processes x
+    threads as the sweep decides, children that die with this process, resumable) or Slurm
+    (sweep.submit_slurm; returns at once). Returns `llmhist sweep status` rows."""
+    from . import sweep as S
 
-
-def run_plan(plan_doc: dict, out: str | Path, workers: int = 1, threads: int | None = None) -> list[dict]:
-    """Write the run folders and train what is not finished with `python -m llmhist.train.worker
-    RUN_DIR...` (`workers` processes at once, runs dealt round-robin, most expensive first).
-    Returns each run's state. Resumable: finished runs are skipped, the same plan is required."""
-    workers = max(1, workers)
-    threads = threads or (max(1, _cores() // workers) if workers > 1 else None)
-    todo = prepare(plan_doc, out, threads)
-    if not todo:
-        return status(plan_doc, out)
-    if not worker_available():
-        raise AblationError(f"{WORKER} is missing in this build, so ablation runs cannot start yet (the run folders "
-                            f"and their run.json are written in {out}); once the worker exists, the same command "
-                            "runs them. `--dry-run` shows the plan")
     out = Path(out)
-    (out / "logs").mkdir(parents=True, exist_ok=True)
-    workers = min(workers, len(todo))
-    groups = [todo[i::workers] for i in range(workers)]
-    env = dict(os.environ)
-    procs = []
-    for i, g in enumerate(groups):
-        log = open(out / "logs" / f"worker-{i}.log", "ab")  # noqa: SIM115 (closed after the worker exits)
-        procs.append((subprocess.Popen([sys.executable, "-m", WORKER, *map(str, g)], stdout=log,
-                                       stderr=subprocess.STDOUT, env=env), log))
-    for p, log in procs:
-        p.wait()
-        log.close()
-    return status(plan_doc, out)
+    sp = S.SweepPlan.from_dict(sweep_plan(plan_doc).to_dict())
+    if launcher == "slurm":
+        S.submit_slurm(out, sp, retry_failed=retry_failed, **(slurm or {}))
+        return S.status(out)
+    if launcher != "local":
+        raise AblationError(f"--launcher {launcher!r}: local or slurm")
+    w, t, _ = S.choose_split(sp, workers, threads)
+    est = {r["name"]: r["estimated_wall_s"] for v in plan_doc["variants"] for r in v["runs"]}
+    return S.run_local(out, sp, w, t, retry_failed=retry_failed, on_tick=on_tick, est=est)
 
 
 def status(plan_doc: dict, out: str | Path) -> list[dict]:
-    rows = []
-    for v in plan_doc["variants"]:
-        for r in v["runs"]:
-            d = Path(out) / v["id"] / r["name"]
-            s = {}
-            try:
-                s = json.loads((d / "summary.json").read_text())
-            except (OSError, json.JSONDecodeError):
-                pass
-            rows.append({"variant": v["id"], "run": r["name"], "role": r["role"], "budget": r["budget"], "N": r["N"],
-                         "state": s.get("status", "pending"), "val_loss": s.get("val_loss")})
-    return rows
+    """`llmhist sweep status` rows of the ablation folder, with each run's variant and role."""
+    from .sweep import status as sweep_status
+
+    role = {r["name"]: (v["id"], r["role"]) for v in plan_doc["variants"] for r in v["runs"]}
+    rows = sweep_status(Path(out))
+    return [{**x, "variant": role.get(x["run"], ("?", "?"))[0], "role": role.get(x["run"], ("?", "?"))[1]}
+            for x in rows]
 
 
 # ----------------------------------------------------------------------- the report
@@ -469,15 +456,15 @@ def _read_points(folder: Path, plan_doc: dict) -> tuple[dict, dict, list]:
     for v in plan_doc["variants"]:
         P: dict[str, list[float]] = {"C": [], "N": [], "loss": [], "budget": []}
         for r in v["runs"]:
-            d = folder / v["id"] / r["name"]
+            d = folder / r["name"]
             try:
                 s = json.loads((d / "summary.json").read_text())
             except (OSError, json.JSONDecodeError):
-                left.append({"run": f"{v['id']}/{r['name']}", "reason": "unfinished (no summary.json)"})
+                left.append({"run": r["name"], "reason": "unfinished (no summary.json)"})
                 continue
             L = s.get("val_loss")
             if s.get("status") != "finished" or L is None or not math.isfinite(L):
-                left.append({"run": f"{v['id']}/{r['name']}", "reason": s.get("status", "no status")})
+                left.append({"run": r["name"], "reason": s.get("status", "no status")})
                 continue
             if r["role"] == "seed_repeat":
                 seeds.setdefault(r["repeat_of"], {"variant": v["id"], "losses": []})["losses"].append(float(L))
@@ -495,8 +482,9 @@ def _read_points(folder: Path, plan_doc: dict) -> tuple[dict, dict, list]:
 def frontier_band(P: dict, n_boot: int = 200, seed_sd: float = 0.0, rng_seed: int = 0) -> dict:
     """A variant's frontier points and a 90% band (runs resampled within budgets, plus seed noise)."""
     import numpy as np
+
     from llmhist.scaling.ceg import budget_minima
-    from llmhist.scaling.fit import FitError
+    from llmhist.scaling.points import FitError
 
     C, N, L, B = (np.asarray(P[k], float) for k in ("C", "N", "loss", "budget"))
     if len(np.unique(B)) < 2:
@@ -514,16 +502,15 @@ def frontier_band(P: dict, n_boot: int = 200, seed_sd: float = 0.0, rng_seed: in
 
 
 def _spec_groups(folder: Path, doc: dict) -> list[dict]:
-    """Where h5's spec_key exists: the runs of one variant must share one spec (else a warning)."""
-    try:
-        from llmhist.scaling.runs import spec_key  # type: ignore[import-not-found]
-    except ImportError:
-        return []
+    """The runs of one variant must share one spec (scaling.runs.spec_key, as `llmhist fit` groups
+    them); a variant whose runs span several is reported."""
+    from llmhist.scaling.runs import spec_key
+
     warn = []
     for v in doc["variants"]:
         keys = set()
         for r in v["runs"]:
-            cj = folder / v["id"] / r["name"] / "config.json"
+            cj = folder / r["name"] / "config.json"
             try:
                 keys.add(spec_key(json.loads(cj.read_text()))[0])
             except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError):
@@ -556,13 +543,10 @@ def report(folder: str | Path, n_boot: int = 1000, level: float = 0.9, method: s
     CEG of every comparison with intervals, the cumulative product along a ladder, and write the
     fits as JSON into OUT/fits (or `out`)."""
     from llmhist.scaling import ceg as G
-    from llmhist.scaling.fit import FitError
+    from llmhist.scaling.points import FitError
 
     folder = Path(folder)
-    pj = folder / "plan.json"
-    if not pj.exists():
-        raise AblationError(f"{folder}: no plan.json; give a folder `llmhist ablate` wrote (--out)")
-    doc = json.loads(pj.read_text())
+    doc = load(folder)
     pts, seeds, left = _read_points(folder, doc)
     left += _spec_groups(folder, doc)
     seed_rows = [s for s in seeds.values() if len(s["losses"]) >= 2]

@@ -77,20 +77,26 @@ def _spec_dict(r: RunSpec) -> dict:
 
 @dataclass
 class SweepPlan:
-    kind: str  # isoflop | ladder | grid
+    kind: str  # isoflop | ladder | grid | ablation
     runs: list[RunSpec]
     common: dict = field(default_factory=dict)  # options every run shares (ctx, batch, data, seed, ...)
+    # what a planner adds for its own reading (an ablation's variants and comparisons); saved in
+    # plan.json, not hashed: the runs (with their options) are what identify a plan
+    meta: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         d = {"version": PLAN_VERSION, "kind": self.kind, "common": self.common, "runs": [_spec_dict(r) for r in self.runs]}
         d["hash"] = hashlib.sha256(json.dumps({k: d[k] for k in ("version", "kind", "common", "runs")},
                                               sort_keys=True).encode()).hexdigest()[:16]
+        if self.meta:
+            d["meta"] = self.meta
         return d
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "plan.json") -> SweepPlan:
         try:
-            return cls(kind=d["kind"], runs=[RunSpec(**r) for r in d["runs"]], common=dict(d["common"]))
+            return cls(kind=d["kind"], runs=[RunSpec(**r) for r in d["runs"]], common=dict(d["common"]),
+                       meta=dict(d.get("meta") or {}))
         except (KeyError, TypeError, ValueError) as e:
             raise RunError(f"{source}: not a sweep plan ({type(e).__name__}: {e}); give a folder `llmhist sweep` "
                            "wrote, or plan it again into a new --out") from None
@@ -188,7 +194,7 @@ def default_budgets(archs: list[str], spread: float = 16.0, ctx: int = 128, batc
 def _pick_distinct(ladder, targets):
     """One shape per target, each strictly larger than the last (so `points` targets give `points`
     distinct sizes), nearest the target in log N, preferring aspect ratio ~32 among near ties."""
-    chosen = []
+    chosen: list[tuple[int, int, int, int]] = []
     for t in targets:
         pool = [s for s in ladder if not chosen or s[3] > chosen[-1][3] * 1.05]
         if not pool:
@@ -346,8 +352,8 @@ def plan_grid(path: str | Path, common: dict | None = None) -> SweepPlan:
         raise RunError(f"--grid {path}: a folder, not a TOML file") from None
     except UnicodeDecodeError:
         raise RunError(f"--grid {path}: not a text file") from None
-    except tomllib.TOMLDecodeError as e:
-        raise RunError(f"--grid {path}: not valid TOML ({e})") from None
+    except tomllib.TOMLDecodeError as err:
+        raise RunError(f"--grid {path}: not valid TOML ({err})") from None
     known = {f.name for f in fields(TrainConfig)} - {"out"}
     extra = sorted(set(doc) - {"defaults", "run"})
     if extra:
@@ -382,7 +388,7 @@ def plan_grid(path: str | Path, common: dict | None = None) -> SweepPlan:
         except SpecError as err:
             raise RunError(f"{where}: {err}") from None
         N = accounting.params(a).active
-        D = cfg.tokens if cfg.tokens is not None else int(cfg.flops / (6 * N))
+        D = cfg.tokens if cfg.tokens is not None else int((cfg.flops or 0.0) / (6 * N))
         if D < MIN_STEPS * cfg.ctx * cfg.batch:
             raise RunError(f"{where}: {D:,} tokens is fewer than {MIN_STEPS} optimizer steps of {cfg.ctx * cfg.batch} "
                            "tokens (ctx x batch); give more tokens or flops")
@@ -409,6 +415,16 @@ def plan_grid(path: str | Path, common: dict | None = None) -> SweepPlan:
 # ------------------------------------------------------------------------- estimates
 
 
+def _spec_of(r: RunSpec, ctx: int, vocab: int = 256):
+    """The spec a run trains: its family at its shape, or its ablation variant (options["variant"])."""
+    if r.options.get("variant"):
+        from llmhist.archs.changes import variant_spec
+
+        return variant_spec(r.options["variant"], r.d_model, r.n_layers, r.n_heads, vocab, ctx)
+    return build_spec(r.arch, d_model=r.d_model, n_layers=r.n_layers, n_heads=r.n_heads, vocab_size=vocab,
+                      ctx_len=ctx)
+
+
 def estimate_seconds(plan: SweepPlan) -> tuple[list[float], str]:
     """Estimated wall time per run on one device: the device's peak (the CPU's measured matmul probe)
     at 45% MFU, as llmhist's CPU runs reach at d_model 128 (see `llmhist bench`), plus a fixed cost
@@ -424,7 +440,7 @@ def estimate_seconds(plan: SweepPlan) -> tuple[list[float], str]:
     ctx, batch = int(plan.common.get("ctx", 128)), int(plan.common.get("batch", 16))
     step_s = 0.005 if dev.type == "cpu" else 0.02  # fixed cost per optimizer step (python, launch, eval share)
     for r in plan.runs:
-        a = build_spec(r.arch, d_model=r.d_model, n_layers=r.n_layers, n_heads=r.n_heads, ctx_len=ctx)
+        a = _spec_of(r, ctx)
         steps = math.ceil(r.tokens / (ctx * batch))
         out.append(steps * step_s + r.tokens * accounting.flops_per_token(a, "palm", ctx) / (0.45 * peak))
     return out, f"{peak:.3g} FLOP/s peak x 45% MFU + {1e3 * step_s:.0f} ms/step"

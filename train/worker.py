@@ -19,6 +19,7 @@ import json
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 from llmhist.errors import UserError
 from llmhist.files import Locked, write_json
@@ -64,9 +65,9 @@ class _CorpusCache:
     of one group load their data once. Installed around llmhist.train.data.load (the loop calls
     it through the module). TODO(h2): a corpus hook in the loop would make this patch unnecessary."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.cache: dict = {}
-        self.orig = None
+        self.orig: Any = None
 
     def __enter__(self):
         from . import data
@@ -79,7 +80,7 @@ class _CorpusCache:
                 self.cache[key] = self.orig(data_, tokenizer, token_dtype, vocab_size)
             return self.cache[key]
 
-        data.load = load
+        setattr(data, "load", load)  # noqa: B010 (the same signature, memoised; mypy sees a Callable swap)
         return self
 
     def __exit__(self, *exc):

@@ -39,10 +39,7 @@ def _main(
 
 
 for _mod in (archs_cmd, scaling_cmd, train_cmd, sweep_cmd, study_cmd, ablate_cmd):
-    if hasattr(_mod, "app"):
-        app.add_typer(_mod.app)  # the module's commands (and named groups) join the top level
-    else:  # transitional: a module not yet converted to `app = typer.Typer()`
-        _mod.register(app)
+    app.add_typer(_mod.app)  # the module's commands (and named groups) join the top level
 
 
 def run() -> None:

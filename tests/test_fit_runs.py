@@ -131,15 +131,17 @@ def test_terminal_plot_and_bad_runs_folders(tmp_path):
 
 def test_study_runs_sweep_fit_recommend_and_plots_end_to_end(tmp_path):
     out = tmp_path / "study"
-    r = runner.invoke(app, ["study", "--budgets", "3e10,1e11", "--points", "3", "--ctx", "32", "--batch", "16",
+    # the smallest plan that still fits: Approach 3 needs 6 points (2 budgets x 3 sizes); batch 64 takes
+    # a quarter of the steps of batch 16 at the same compute
+    r = runner.invoke(app, ["study", "--budgets", "3e10,6e10", "--points", "3", "--ctx", "32", "--batch", "64",
                             "--data", "markov:order=2,alphabet=16,tokens=400000", "--bootstrap", "10",
                             "--out", str(out)])
     assert r.exit_code == 0, r.output
     summaries = list(out.rglob("summary.json"))
-    assert len(summaries) >= 5 and all(json.loads(p.read_text())["status"] == "finished" for p in summaries)
+    assert len(summaries) == 6 and all(json.loads(p.read_text())["status"] == "finished" for p in summaries)
     assert (out / "fits" / "study-chinchilla.json").exists()
     assert (out / "fits" / "frontier.png").exists() and "plots:" in r.output and "frontier.png" in r.output
-    assert "compute-optimal allocation" in r.output
+    assert "compute-optimal allocation" in r.output and "synthetic Markov source" in r.output
 
 
 GPT2 = {"family": "gpt2", "d_model": 64, "n_heads": 4, "n_kv_heads": None, "d_ff": 256, "norm": "layernorm",

@@ -328,11 +328,35 @@ class Markov:
         p = self.probs()
         return float(-(p * np.log(p)).sum())
 
+    @property
+    def offset(self) -> int:
+        """Symbol s is stored as token s + offset (printable bytes 'A'.. when the alphabet allows)."""
+        return 65 if self.alphabet <= 190 else 0
+
+    def _table(self, rng: np.random.Generator) -> np.ndarray:
+        """(A^k, A): rank -> symbol per context (the generator's first draw)."""
+        A = self.alphabet
+        return np.argsort(rng.random((A**self.order, A)), axis=1).astype(np.int64)
+
+    def table(self) -> np.ndarray:
+        return self._table(np.random.default_rng([self.seed, 0x4D41524B]))
+
+    def nll(self, seq: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """-log p_true(seq[j] | the k symbols before it) for each index j in `targets` (each >= k):
+        the source's own probability of the token actually there."""
+        A, k = self.alphabet, self.order
+        sym = np.asarray(seq, dtype=np.int64) - self.offset
+        ctx = np.zeros(len(targets), dtype=np.int64)
+        for i in range(k, 0, -1):  # ctx = x[j-k] A^(k-1) + ... + x[j-1], as generate() builds it
+            ctx = ctx * A + sym[targets - i]
+        rank_of = np.argsort(self.table(), axis=1)  # symbol -> rank per context
+        return -np.log(self.probs()[rank_of[ctx, sym[targets]]])
+
     def generate(self) -> np.ndarray:
         A, k = self.alphabet, self.order
         rng = np.random.default_rng([self.seed, 0x4D41524B])
         n_ctx = A**k
-        table = np.argsort(rng.random((n_ctx, A)), axis=1).astype(np.int64)  # rank -> symbol per context
+        table = self._table(rng)
         ranks = rng.choice(A, size=self.tokens, p=self.probs())
         flat = table.ravel().tolist()
         ranks_l = ranks.tolist()
@@ -343,7 +367,26 @@ class Markov:
             out[t] = x
             ctx = (ctx * A + x) % n_ctx
         # symbols shown as printable bytes ('A'..), so decoded samples are readable
-        return (np.asarray(out, dtype=np.uint16) + 65) if A <= 190 else np.asarray(out, dtype=np.uint16)
+        return np.asarray(out, dtype=np.uint16) + self.offset
+
+
+def eval_entropy(corpus: Corpus, starts: np.ndarray, T: int) -> float | None:
+    """The exact floor of an evaluation on a synthetic source: the mean of -log p_true over exactly
+    the tokens the evaluation scores (targets 1..T of each validation window starting at `starts`).
+    It differs from the entropy rate H by the sampling noise of those tokens (~0.04 nats on a few
+    thousand), which is what a fitted E can recover. None for data whose source is unknown. For
+    order k > 1 the first k-1 targets of a window have part of their context before the window, so
+    there the floor is a lower bound (a (k-1)/T share of the tokens)."""
+    meta = corpus.meta.get("markov") if corpus.meta else None
+    if not meta:
+        return None
+    m = Markov(**meta)
+    whole = np.concatenate([np.asarray(corpus.train), np.asarray(corpus.val)])
+    base = len(corpus.train)
+    targets = (base + np.asarray(starts, dtype=np.int64)[:, None] + np.arange(1, T + 1)[None, :]).ravel()
+    if targets.min() < m.order:
+        return None
+    return float(m.nll(whole, targets).mean())
 
 
 def markov_corpus(spec: str) -> Corpus:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.text import Text
@@ -32,11 +32,11 @@ def study(
     batch: Annotated[int, typer.Option(help="sequences per step")] = 32,
     data: Annotated[str, typer.Option(help="as for `llmhist train` (default: the stdlib corpus)")] = "stdlib",
     bootstrap: Annotated[int, typer.Option(help="bootstrap resamples for the fits")] = 200,
-    flops: Annotated[Optional[float], typer.Option(help="budget to recommend for (default: 10x the largest)")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="sweep folder (default runs/study-<arch>)")] = None,
+    flops: Annotated[float | None, typer.Option(help="budget to recommend for (default: 10x the largest)")] = None,
+    out: Annotated[Path | None, typer.Option(help="sweep folder (default runs/study-<arch>)")] = None,
     plot: Annotated[str, typer.Option(help="files, terminal or none")] = "files",
-    workers: Annotated[Optional[int], typer.Option(help="worker processes at once (default: measured best split)")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="threads per process (default: measured best split)")] = None,
+    workers: Annotated[int | None, typer.Option(help="worker processes at once (default: measured best split)")] = None,
+    threads: Annotated[int | None, typer.Option(help="threads per process (default: measured best split)")] = None,
 ) -> None:
     """A small scaling study end to end: sweep, fits, recommendation, plots (minutes on a laptop CPU)."""
     from llmhist.train import sweep as S

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from llmhist.errors import UserError
 
 
@@ -103,7 +104,8 @@ def group_exact(C: np.ndarray, rel_tol: float = 0.05) -> np.ndarray:
     """Nominal C per point by the old rule: C within rel_tol (in log) of the first C of its group."""
     order = np.argsort(C)
     out = np.empty(len(C))
-    ref, members = None, []
+    ref: float | None = None
+    members: list[int] = []
     for i in order:
         if ref is None or abs(math.log(C[i] / ref)) > rel_tol:
             if members:

@@ -4,6 +4,7 @@ shows the cached value was taken under load (the cache lives in a temporary fold
 import json
 
 import torch
+
 from llmhist.train import device
 
 

@@ -6,9 +6,10 @@ import math
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
+
 from llmhist.cli.main import app
 from llmhist.scaling import laws
-from typer.testing import CliRunner
 
 runner = CliRunner()
 TRUE = laws.Chinchilla("true", E=1.9, A=400.0, B=1200.0, alpha=0.33, beta=0.30)

@@ -3,18 +3,19 @@
 import json
 import math
 import os
-import signal
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
 from llmhist.cli.main import app
 from llmhist.train import sweep as S
 from llmhist.train.loop import RunError, read_metrics
-from typer.testing import CliRunner
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,10 +9,11 @@ import sys
 
 import pytest
 import torch
+from typer.testing import CliRunner
+
 from llmhist.cli.main import app
 from llmhist.train import loop
 from llmhist.train.loop import TrainConfig, train
-from typer.testing import CliRunner
 
 runner = CliRunner()
 TINY = dict(size="nano", ctx=32, batch=8, data="markov:tokens=20000")

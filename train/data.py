@@ -25,8 +25,10 @@ import os
 import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
 from llmhist.errors import UserError
 from llmhist.files import atomic_path, fault
 
@@ -69,7 +71,7 @@ class Corpus:
         }
 
 
-def bits_per_byte(loss_nats_per_token: float, bytes_per_token: float | None) -> float | None:
+def bits_per_byte(loss_nats_per_token: float | None, bytes_per_token: float | None) -> float | None:
     if bytes_per_token is None or loss_nats_per_token is None or not math.isfinite(loss_nats_per_token):
         return None
     return loss_nats_per_token / math.log(2) / bytes_per_token
@@ -106,7 +108,8 @@ def _is_val(rel: str) -> bool:
 def split_text(root: Path, files: list[Path]) -> tuple[bytes, bytes]:
     """Concatenate files into train and validation byte strings, split by file (a hash of the
     relative path), so no document straddles the split and the split never changes."""
-    train, val = [], []
+    train: list[bytes] = []
+    val: list[bytes] = []
     for p in files:
         rel = p.name if root.is_file() else str(p.relative_to(root))
         b = p.read_bytes()
@@ -146,7 +149,7 @@ class BPETokenizer:
         except ImportError as e:
             raise DataError("the BPE tokenizer needs the `tokenizers` package: pip install 'llmhist[bpe]'") from e
         self.name, self.vocab_size = f"bpe{vocab_size}", vocab_size
-        self.tok = None
+        self.tok: Any = None
         if cache.exists():
             try:
                 self.tok = Tokenizer.from_file(str(cache))
@@ -208,8 +211,8 @@ def tokenize(tokenizer: str, fp: str, train_b: bytes, val_b: bytes):
     """(tokenizer, train ids, val ids) for a --tokenizer value: bytes, or a BPE trained on the
     training split and cached with its token arrays under the corpus fingerprint."""
     if tokenizer == "bytes":
-        tok = ByteTokenizer()
-        return tok, tok.encode(train_b), tok.encode(val_b)
+        byte_tok = ByteTokenizer()
+        return byte_tok, byte_tok.encode(train_b), byte_tok.encode(val_b)
     if not tokenizer.startswith("bpe"):
         raise DataError(f"--tokenizer {tokenizer!r}: use 'bytes' or 'bpe[VOCAB]' (e.g. bpe4096)")
     size = int(tokenizer[3:] or 4096)
@@ -284,6 +287,8 @@ def token_corpus(path: Path, dtype: str = "uint16", vocab_size: int | None = Non
             raise DataError(f"{p}: size {p.stat().st_size} B is empty or not a whole number of {dtype} tokens; "
                             "check --token-dtype")
         arrays.append(np.memmap(p, dtype=dt, mode="r"))
+    train: np.ndarray
+    val: np.ndarray
     if len(arrays) == 2:
         train, val = arrays
     else:
@@ -390,7 +395,7 @@ def eval_entropy(corpus: Corpus, starts: np.ndarray, T: int) -> float | None:
 
 
 def markov_corpus(spec: str) -> Corpus:
-    kw = {}
+    kw: dict[str, Any] = {}
     body = spec.partition(":")[2]
     for item in filter(None, body.split(",")):
         k, _, v = item.partition("=")
@@ -572,13 +577,17 @@ def span_corrupt(x: np.ndarray, rng: np.random.Generator, sentinel0: int, noise=
     for row in x:
         # split noise and kept tokens into n_spans segments each (random partition, >= 1 per segment)
         def seg(total):
-            cuts = np.sort(rng.choice(np.arange(1, total), size=n_spans - 1, replace=False)) if n_spans > 1 else []
+            cuts: Any = np.sort(rng.choice(np.arange(1, total), size=n_spans - 1, replace=False)) if n_spans > 1 else []
             return np.diff(np.concatenate([[0], cuts, [total]])).astype(int)
         noise_len, keep_len = seg(n_noise), seg(n_keep)
         inp, tgt, pos = [], [], 0
         for s in range(n_spans):
-            inp.extend(row[pos : pos + keep_len[s]]); pos += keep_len[s]
-            inp.append(sentinel0 - s); tgt.append(sentinel0 - s)
-            tgt.extend(row[pos : pos + noise_len[s]]); pos += noise_len[s]
-        ins.append(inp); tgs.append(tgt + [sentinel0 - n_spans])  # a closing sentinel ends the target
+            inp.extend(row[pos : pos + keep_len[s]])
+            pos += keep_len[s]
+            inp.append(sentinel0 - s)
+            tgt.append(sentinel0 - s)
+            tgt.extend(row[pos : pos + noise_len[s]])
+            pos += noise_len[s]
+        ins.append(inp)
+        tgs.append(tgt + [sentinel0 - n_spans])  # a closing sentinel ends the target
     return np.asarray(ins, dtype=np.int64), np.asarray(tgs, dtype=np.int64)

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import torch
+
 from llmhist.files import write_json
 
 from . import hardware
@@ -196,6 +197,7 @@ def mfu(flops_per_s: float | None, peak: float | None, dev: torch.device | None 
 
 def environment(dev: torch.device) -> dict:
     import numpy as np
+
     from llmhist import __version__
 
     return {

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.distributed as tdist
 import torch.nn.functional as F
+
 from llmhist.archs import accounting
 from llmhist.archs.registry import build_spec
 from llmhist.archs.spec import Arch
@@ -143,6 +144,8 @@ def resolve_spec(cfg: TrainConfig, vocab_size: int) -> Arch:
     if variant:  # an ablation variant (archs/changes.py): a base architecture with some changes applied
         from llmhist.archs.changes import variant_spec
 
+        if cfg.d_model is None or cfg.n_layers is None or cfg.n_heads is None:
+            raise RunError("an ablation variant needs an explicit shape: give d_model, n_layers and n_heads")
         a = variant_spec(variant, d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads,
                          vocab_size=vocab_size, ctx_len=cfg.ctx)
     else:
@@ -177,8 +180,9 @@ def init_weights(model: torch.nn.Module, a: Arch, recipe) -> None:
 
 
 def make_optimizer(model, recipe, lr: float, dev: torch.device):
-    decay, no_decay = [], []
-    for n, p in model.named_parameters():
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
+    for p in model.parameters():
         (decay if p.dim() >= 2 else no_decay).append(p)  # matrices and embeddings decay; norms, biases not
     groups = [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     fused = {"fused": True} if dev.type == "cuda" else {}
@@ -227,6 +231,7 @@ def plan_run(cfg: TrainConfig, corpus: datamod.Corpus, world: int = 1) -> Plan:
     f6 = accounting.flops_per_token(a, "6N", cfg.ctx)
     if cfg.tokens is not None and cfg.flops is not None:
         raise RunError("give --tokens or --flops, not both")
+    D: float
     if cfg.tokens is not None:
         D = cfg.tokens
     elif cfg.flops is not None:
@@ -346,7 +351,7 @@ class Trainer:
                          "nothing to do[/]")
                 summary["already"] = True
             elif status == "diverged":
-                raise Diverged(rf.read_summary(self.out).get("error") or f"{self.out}: this run diverged")
+                raise Diverged((rf.read_summary(self.out) or {}).get("error") or f"{self.out}: this run diverged")
             else:
                 t0 = time.perf_counter()
                 st = self.setup()
@@ -672,6 +677,7 @@ class Trainer:
         x = torch.from_numpy(xy).to(st.dev, non_blocking=True)
         with st.amp:
             if self._span(st):
+                assert rng is not None  # train_step and evaluate pass one for span corruption
                 inp, tgt = datamod.span_corrupt(xy[:, : cfg.ctx], rng, a.vocab_size - 1)
                 inp, tgt = torch.from_numpy(inp).to(st.dev), torch.from_numpy(tgt).to(st.dev)
                 dec = torch.cat([torch.zeros_like(tgt[:, :1]), tgt[:, :-1]], dim=1)  # T5 starts at id 0
@@ -822,7 +828,8 @@ class Trainer:
     def _branch_points(self, steps: int, warmup: int) -> list[tuple[float, int, int]]:
         """(fraction, horizon steps S_f, branch step b_f) per WSD branch: the branch leaves the stable
         phase at b_f and decays over the last `decay` of its own horizon S_f."""
-        cfg, out = self.cfg, []
+        cfg = self.cfg
+        out: list[tuple[float, int, int]] = []
         if not cfg.branches:
             return out
         if cfg.schedule != "wsd":

@@ -16,7 +16,7 @@ TRUE = laws.Chinchilla("true", E=1.9, A=400.0, B=1200.0, alpha=0.33, beta=0.30)
 
 
 def write_run(folder, N, D, loss, status="finished", objective="causal_lm", evals=8, arch=None, entropy=None,
-              n_active=None):
+              n_active=None, entropy_eval=None):
     folder.mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps({"train": {}, "arch": arch or {}}))
     rows = ["step,tokens,flops,train_loss,val_loss,val_bpb,lr,tokens_per_s,mfu,wall_s"]
@@ -29,16 +29,17 @@ def write_run(folder, N, D, loss, status="finished", objective="causal_lm", eval
     (folder / "summary.json").write_text(json.dumps({
         "status": status, "N": N, "N_non_embedding": 0.8 * N, "N_active": n_active or N, "D": D, "C": 6 * N * D,
         "C_counted": 1.25 * 6 * N * D, "val_loss": loss, "train_loss_smoothed": loss + 0.01,
-        "objective": objective, "data_fingerprint": "abc", "entropy_nats_per_token": entropy}))
+        "objective": objective, "data_fingerprint": "abc", "entropy_nats_per_token": entropy,
+        "entropy_eval_nats_per_token": entropy_eval}))
 
 
-def make_runs(root, noise=0.003, arch=None, law=TRUE, entropy=None):
+def make_runs(root, noise=0.003, arch=None, law=TRUE, entropy=None, entropy_eval=None):
     rng = np.random.default_rng(0)
     for C in np.geomspace(1e17, 1e20, 4):
         for j, n in enumerate(np.geomspace(law.n_opt(C) / 5, law.n_opt(C) * 5, 7)):
             d = C / (6 * n)
             write_run(root / f"C{C:.0e}" / f"n{j}", n, d, law.loss(n, d) * math.exp(rng.normal(0, noise)), arch=arch,
-                      entropy=entropy)
+                      entropy=entropy, entropy_eval=entropy_eval)
     write_run(root / "bad" / "diverged", 1e8, 1e9, float("nan"), status="diverged")
     write_run(root / "bad" / "unfinished", 1e8, 1e9, 3.0, status=None)
 
@@ -176,6 +177,29 @@ def test_a_folder_of_two_specs_is_fitted_per_spec_with_a_comparison(tmp_path, mo
     assert g["entropy"]["H_nats_per_token"] == 1.7
     assert (tmp_path / "fits" / "sweep" / "gpt2" / "frontier.png").exists()
     assert (tmp_path / "fits" / "sweep" / "llama3" / "frontier.png").exists()
+
+
+def test_E_is_compared_with_the_evaluated_tokens_floor_when_the_runs_recorded_it(tmp_path):
+    """The fitted E lands on the floor of the tokens scored (a sample of the source), not on the
+    entropy rate H 0.04 nat away: the fit says which it compared with, and E's interval holds the floor."""
+    floor, H = 1.68, 1.72
+    law = laws.Chinchilla("sampled", E=floor, A=400.0, B=1200.0, alpha=0.33, beta=0.30)
+    make_runs(tmp_path / "a", law=law, entropy=H, entropy_eval=floor, noise=0.001)
+    r = runner.invoke(app, ["fit", str(tmp_path / "a"), "--law", "chinchilla", "--bootstrap", "30", "--plot", "none",
+                            "--out", str(tmp_path / "fa")])
+    assert r.exit_code == 0, r.output
+    ent = json.loads((tmp_path / "fa" / "a-chinchilla.json").read_text())["entropy"]
+    assert ent["compared_with"] == "eval_floor" and ent["eval_floor_nats_per_token"] == floor
+    assert ent["reference_in_E_interval"] and not ent["H_in_E_interval"], ent
+    assert "E is compared with the floor" in r.output
+    # runs without a recorded floor: E is compared with H, and the fit says why
+    make_runs(tmp_path / "b", law=law, entropy=H, noise=0.001)
+    r = runner.invoke(app, ["fit", str(tmp_path / "b"), "--law", "chinchilla", "--bootstrap", "0", "--plot", "none",
+                            "--out", str(tmp_path / "fb")])
+    assert r.exit_code == 0, r.output
+    ent = json.loads((tmp_path / "fb" / "b-chinchilla.json").read_text())["entropy"]
+    assert ent["compared_with"] == "H" and ent["reference_nats_per_token"] == H
+    assert "evaluation floors differ or are missing" in r.output
 
 
 def test_moe_runs_count_active_parameters_by_default(tmp_path):

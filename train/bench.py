@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -55,7 +56,7 @@ def bench(arch: str, size=None, d_model=128, n_layers=4, n_heads=4, ctx=128, bat
     x, y = x[:, :-1], x[:, 1:]
     amp = (torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else torch.autocast("cpu", enabled=False))
     fused = {"fused": True} if dev.type == "cuda" else {}
-    impls: dict[str, callable] = {}
+    impls: dict[str, Callable[[], None]] = {}
 
     ours = build(a, dev)
     impls["llmhist eager"] = _step_fn(ours, torch.optim.AdamW(ours.parameters(), lr=1e-4, **fused), x, y, amp, False)
@@ -87,7 +88,7 @@ def bench(arch: str, size=None, d_model=128, n_layers=4, n_heads=4, ctx=128, bat
         for _ in range(3):
             fn()
     _sync(dev)
-    times = {k: [] for k in impls}
+    times: dict[str, list[float]] = {k: [] for k in impls}
     for _ in range(repeats):
         for k, fn in impls.items():
             _sync(dev)

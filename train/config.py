@@ -96,7 +96,8 @@ class TrainConfig:
     compile: bool | None = opt(None, "torch.compile (default: on for CUDA)", flag="--compile/--no-compile",
                                runtime=True)
     remat: bool = opt(False, "activation checkpointing per block")
-    ckpt_seconds: float = opt(60.0, "seconds between time-based checkpoints", gt=0, runtime=True, cli=False)
+    ckpt_seconds: float = opt(60.0, "seconds between time-based checkpoints (0: after every step)", ge=0,
+                              runtime=True, cli=False)
     peak_flops: float | None = opt(None, "override the MFU denominator (FLOP/s)", gt=0, runtime=True)
     out: str = opt("runs/default", "run folder (default: runs/<arch>-<size>-s<seed>)", runtime=True,
                    cli_default=None)

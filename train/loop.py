@@ -321,9 +321,9 @@ class RunState:
     ema: float | None = None
     ckpt_step: int = -1  # the step of the last checkpoint written or loaded
     wall_before: float = 0.0  # wall seconds of earlier processes of this run
-    mfu_notes: list = field(default_factory=list)
+    mfu_notes: list = field(default_factory=list)  # why an MFU was re-measured or clamped (device.mfu)
     # wall seconds of this process by phase (summary.json's overhead_s; the issue-10 measurements)
-    phase_s: dict = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))  # why an MFU was re-measured or clamped (device.mfu)
+    phase_s: dict = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
     t_start: float = field(default_factory=time.time)
 
 
@@ -743,12 +743,13 @@ class Trainer:
         """MFU through device.mfu, the one place that computes it: never above 1; a CPU value above
         100% re-measures the peak (once per process) and the note is printed and kept for the summary."""
         fps = tokens_per_s * st.plan.flops_per_token_mfu if tokens_per_s else None
-        value, peak, note = devmod.mfu(fps, st.peak, st.dev, self.cfg.peak_flops)
+        # the peak is re-measured at the first implausible value only; later ones are clamped
+        value, peak, note = devmod.mfu(fps, st.peak, None if st.mfu_notes else st.dev, self.cfg.peak_flops)
         if note:
             st.peak = peak
-            if note not in st.mfu_notes:
-                st.mfu_notes.append(note)
+            if not st.mfu_notes:
                 self.note(note)
+            st.mfu_notes.append(note)
         return value
 
     def finish(self, st: RunState) -> dict:
@@ -806,7 +807,8 @@ class Trainer:
             "tokens_per_s": float(np.median(tps)) if tps else None, "mfu": float(np.median(mfus)) if mfus else None,
             "wall_s": st.wall_before + time.time() - st.t_start, "data_fingerprint": corpus.fingerprint,
             "tokenizer": corpus.tokenizer, "seed": self.cfg.seed, "environment": st.env,
-            "peak_flops": st.peak, "mfu_note": "; ".join(st.mfu_notes) or None, "overhead_s": self._overhead(st),
+            "peak_flops": st.peak, "mfu_note": (st.mfu_notes[0] + (f" (and {len(st.mfu_notes) - 1} later evaluation(s) clamped)"
+                                            if len(st.mfu_notes) > 1 else "")) if st.mfu_notes else None, "overhead_s": self._overhead(st),
         }
 
     @staticmethod

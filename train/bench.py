@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -56,7 +55,7 @@ def bench(arch: str, size=None, d_model=128, n_layers=4, n_heads=4, ctx=128, bat
     x, y = x[:, :-1], x[:, 1:]
     amp = (torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else torch.autocast("cpu", enabled=False))
     fused = {"fused": True} if dev.type == "cuda" else {}
-    impls: dict[str, Callable[[], None]] = {}
+    impls: dict[str, callable] = {}
 
     ours = build(a, dev)
     impls["llmhist eager"] = _step_fn(ours, torch.optim.AdamW(ours.parameters(), lr=1e-4, **fused), x, y, amp, False)
@@ -88,7 +87,7 @@ def bench(arch: str, size=None, d_model=128, n_layers=4, n_heads=4, ctx=128, bat
         for _ in range(3):
             fn()
     _sync(dev)
-    times: dict[str, list[float]] = {k: [] for k in impls}
+    times = {k: [] for k in impls}
     for _ in range(repeats):
         for k, fn in impls.items():
             _sync(dev)
@@ -101,14 +100,12 @@ def bench(arch: str, size=None, d_model=128, n_layers=4, n_heads=4, ctx=128, bat
     peak = devmod.peak_flops(dev, dtype, peak_flops)
     res = []
     hf_tps = None
-    notes = []
     for k, ts in times.items():
         s = statistics.median(ts)
         tps = batch * ctx / s
         if k.startswith("transformers eager"):
             hf_tps = tps
         mfu, peak, note = devmod.mfu(tps * fpt, peak, dev, peak_flops)  # never above 1 (re-measures a CPU peak)
-        notes += [note] if note else []
         res.append({"impl": k, "ms_per_step": 1e3 * s, "tokens_per_s": tps,
                     "mfu": mfu, "mfu_note": note, "all_ms": [1e3 * t for t in ts]})
     for r in res:

@@ -132,11 +132,15 @@ def test_terminal_plot_and_bad_runs_folders(tmp_path):
 
 
 def test_study_runs_sweep_fit_recommend_and_plots_end_to_end(tmp_path):
+    from llmhist.train.device import usable_cores
+
     out = tmp_path / "study"
     # the smallest plan that still fits: Approach 3 needs 6 points (2 budgets x 3 sizes); batch 64 takes
     # a quarter of the steps of batch 16 at the same compute
     r = runner.invoke(app, ["study", "--budgets", "3e10,6e10", "--points", "3", "--ctx", "32", "--batch", "64",
                             "--data", "markov:order=2,alphabet=16,tokens=400000", "--bootstrap", "10",
+                            # a given split skips measuring the best one (~11 s of this test)
+                            "--workers", str(min(2, usable_cores())), "--threads", "1",
                             "--out", str(out)])
     assert r.exit_code == 0, r.output
     summaries = list(out.rglob("summary.json"))

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .spec import Arch
+from .spec import Arch, SpecError
 
 DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1, "int4": 0.5}
 
@@ -181,7 +181,7 @@ def _attended_keys(a: Arch, kind: str, T: int, causal_only: bool) -> float:
     """Average number of keys each query scores against."""
     if not causal_only:
         return T
-    w = min(a.window if kind == "local" else T, T)
+    w = min(a.local_window if kind == "local" else T, T)
     return (w * (w + 1) / 2 + (T - w) * w) / T  # position i sees min(i + 1, w) keys
 
 
@@ -261,7 +261,7 @@ FLOP_CONVENTIONS: dict[str, Convention] = {
 def flops_per_token(a: Arch, convention: str = "6N", T: int | None = None, training: bool = True) -> float:
     """FLOPs per token under a named convention; training = forward + backward (3x forward)."""
     if convention not in FLOP_CONVENTIONS:
-        raise ValueError(f"unknown FLOP convention {convention!r}; one of {', '.join(FLOP_CONVENTIONS)}")
+        raise SpecError(f"unknown FLOP convention {convention!r}; one of {', '.join(FLOP_CONVENTIONS)}")
     return (3 if training else 1) * FLOP_CONVENTIONS[convention].forward(a, T or a.ctx_len)
 
 
@@ -276,7 +276,7 @@ def kv_cache_bytes_per_token(a: Arch, dtype: str = "bf16", T: int | None = None)
     b = DTYPE_BYTES[dtype]
     total = 0.0
     for i in range(a.n_layers):
-        kept = min(T, a.window) if a.layer_kind(i) == "local" else T
+        kept = min(T, a.local_window) if a.layer_kind(i) == "local" else T
         total += 2 * a.d_kv * b * kept
     if a.is_encoder_decoder:  # decoder's cross-attention keeps the encoder's K and V too
         total += a.n_layers * 2 * a.d_kv * b * T
@@ -307,7 +307,7 @@ def training_memory_bytes(a: Arch, tokens_per_step: int = 0, recompute: bool = F
     """Weights, gradients and Adam states (16 bytes/param either way: bf16 weights + grads + fp32
     master, m, v; or fp32 weights, grads, m, v) plus activations for tokens_per_step tokens."""
     n = params(a).total
-    out = {
+    out: dict[str, float] = {
         "weights": n * (2 if mixed else 4),
         "grads": n * (2 if mixed else 4),
         "master_weights": n * 4 if mixed else 0,

@@ -95,11 +95,11 @@ def hf_config(a: Arch):
     if t == "qwen2":
         return tf.Qwen2Config(hidden_act="silu", use_sliding_window=False, **common)
     if t == "mixtral":
-        m = a.moe
+        m = a.experts
         return tf.MixtralConfig(hidden_act="silu", num_local_experts=m.n_experts, num_experts_per_tok=m.top_k,
                                 sliding_window=None, **{**common, "intermediate_size": m.d_ff_expert})
     if t == "qwen2_moe":
-        m = a.moe
+        m = a.experts
         return tf.Qwen2MoeConfig(hidden_act="silu", num_experts=m.n_experts, num_experts_per_tok=m.top_k,
                                  moe_intermediate_size=m.d_ff_expert, shared_expert_intermediate_size=m.d_ff_shared,
                                  norm_topk_prob=m.renormalize, decoder_sparse_step=1, mlp_only_layers=[],

@@ -145,7 +145,7 @@ class Attention(nn.Module):
         B, T, _ = x.shape
         return x.view(B, T, n, self.hd).transpose(1, 2)
 
-    def forward(self, x, rope=None, bias=None, causal=True, kv=None):
+    def forward(self, x, rope: tuple[torch.Tensor, torch.Tensor] | None = None, bias=None, causal=True, kv=None):
         """x: (B, T, d). rope: (cos, sin). bias: additive (1|B, H, T, S) scores bias (T5).
         kv: encoder states for cross-attention."""
         B, T, _ = x.shape
@@ -213,7 +213,7 @@ class MLP(nn.Module):
 
     def forward(self, x):
         # gate and up stay two matmuls: one over concatenated weights measured slower on CPU
-        h = self.act(self.gate(x)) * self.up(x) if self.gated else self.act(self.up(x))
+        h = self.act(self.gate(x)) * self.up(x) if self.gate is not None else self.act(self.up(x))
         return self.down(h)
 
 
@@ -227,7 +227,7 @@ class MoE(nn.Module):
 
     def __init__(self, a: Arch):
         super().__init__()
-        m = self.cfg = a.moe
+        m = self.cfg = a.experts
         d, f = a.d_model, m.d_ff_expert
         self.act = ACT[a.mlp]
         self.router = nn.Linear(d, m.n_experts, bias=False)
@@ -410,7 +410,7 @@ class Transformer(nn.Module):
             return torch.zeros((), device=self.tok_emb.weight.device)
         frac = torch.stack([m.route_frac for m in moes]).mean(0)
         prob = torch.stack([m.route_prob for m in moes]).mean(0)
-        return self.a.moe.n_experts * (frac * prob).sum()
+        return self.a.experts.n_experts * (frac * prob).sum()
 
 
 def build(a: Arch, device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> Transformer:

@@ -804,10 +804,10 @@ for _f, _t in FAMILY_TEMPLATE.items():
 
 
 class UnknownArch(UserError, KeyError):
-    def __init__(self, name: str, suggestions: list[str]):
+    def __init__(self, name: str, suggestions: list[str], what: str = "architecture"):
         self.name, self.suggestions = name, suggestions
         hint = f"; did you mean {', '.join(suggestions)}?" if suggestions else ""
-        super().__init__(f"unknown architecture {name!r}{hint} (`llmhist archs` lists them)")
+        super().__init__(f"unknown {what} {name!r}{hint} (`llmhist archs` lists them)")
 
     def __str__(self) -> str:
         return self.args[0]
@@ -865,7 +865,11 @@ def build_spec(
     """Resolve a CLI-style request to a buildable Arch: a registry name, a named small size
     (nano..base) or a registry name of the same family as --size, or an explicit shape."""
     shape = (d_model, n_layers, n_heads)
-    if size and any(shape):
+    given = any(v is not None for v in shape)
+    for flag, v in zip(("--d-model", "--n-layers", "--n-heads"), shape):
+        if v is not None and v < 1:
+            raise SpecError(f"{flag} {v}: must be >= 1")
+    if size and given:
         raise SpecError("give either --size or an explicit shape (--d-model/--n-layers/--n-heads), not both")
     if size:
         key = size.strip().lower()
@@ -877,10 +881,9 @@ def build_spec(
                                 f"({', '.join(x.name for x in ENTRIES if x.family == fam)}) or a named size")
             return e.require_arch()
         return small(template(arch), key, **kw)
-    if any(shape):
-        if not all(shape):
+    if given:
+        if d_model is None or n_layers is None or n_heads is None:
             raise SpecError("an explicit shape needs all of --d-model, --n-layers and --n-heads")
-        assert d_model and n_layers and n_heads
         return resize(template(arch), d_model, n_layers, n_heads, **kw)
     return get(arch).require_arch()
 

@@ -133,6 +133,20 @@ class Arch:
     def layer_kind(self, i: int) -> AttnLayer:
         return self.attn_pattern[i % len(self.attn_pattern)]
 
+    @property
+    def experts(self) -> MoE:
+        """The MoE block of a mixture-of-experts spec (callers branch on `a.moe` first)."""
+        if self.moe is None:
+            raise SpecError(f"{self.name}: not a mixture-of-experts spec (moe is None)")
+        return self.moe
+
+    @property
+    def local_window(self) -> int:
+        """Keys a local layer sees; check() requires a window whenever the pattern has local layers."""
+        if self.window is None:
+            raise SpecError(f"{self.name}: a local attention layer needs window (keys it sees)")
+        return self.window
+
     def check(self) -> Arch:
         """Raise SpecError if the shape cannot be built as a module; return self."""
         for f in ("d_model", "n_layers", "n_heads", "n_kv_heads", "head_dim", "d_ff", "vocab_size", "ctx_len"):
@@ -279,7 +293,8 @@ def resize(
             n_kv_heads = n_heads // ratio
     if d_model % n_heads:
         raise SpecError(
-            f"{base.name}: d_model {d_model} is not divisible by n_heads {n_heads}; pick n_heads dividing d_model"
+            f"d_model {d_model} is not divisible by n_heads {n_heads} (--d-model, --n-heads; resizing {base.name}); "
+            "pick n_heads dividing d_model"
         )
     per_head = d_model // n_heads
     base_per_head = base.d_model / base.n_heads

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from contextlib import contextmanager
 from typing import NoReturn
@@ -12,31 +11,10 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from llmhist.numbers import human, nbytes, sci  # noqa: F401  (re-exported for the commands)
+
 console = Console()
 err_console = Console(stderr=True)
-
-
-def human(x: float | None, unit: str = "") -> str:
-    """1234567 -> '1.23M'; None -> 'n/a'."""
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "n/a"
-    for div, suf in ((1e15, "P"), (1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(x) >= div:
-            return f"{x / div:.3g}{suf}{unit}"
-    return f"{x:.3g}{unit}"
-
-
-def sci(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.3g}"
-
-
-def nbytes(x: float | None) -> str:
-    if x is None:
-        return "n/a"
-    for div, suf in ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
-        if x >= div:
-            return f"{x / div:.3g} {suf}"
-    return f"{x:.0f} B"
 
 
 def print_json(obj) -> None:

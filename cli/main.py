@@ -8,7 +8,7 @@ Heavy imports (torch, matplotlib, scipy) happen inside the commands that need th
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -32,7 +32,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
+    version: Annotated[bool | None, typer.Option("--version", callback=_version, is_eager=True,
                                                     help="print the version and exit")] = None,
 ) -> None:
     """The history of LLM architectures, built for real, and the scaling laws that explain them."""

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from .common import console, human, print_json, sci, user_errors
+from llmhist.numbers import human, sci
+
+from .common import console, print_json, user_errors
+
+app = typer.Typer()
 
 
-def _iv(r: dict, key: str, fmt=human) -> str:
+def _iv(r: dict, key: str, fmt: Callable[[float], str] = human) -> str:
     if r.get(key) is None:
         return "n/a"
     v = fmt(r[key])
@@ -20,155 +26,123 @@ def _iv(r: dict, key: str, fmt=human) -> str:
     return v
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("recommend")
-    def recommend_(
-        flops: Annotated[float | None, typer.Option("--flops", help="Training compute C in FLOPs.")] = None,
-        gpu_hours: Annotated[float | None, typer.Option("--gpu-hours", help="Budget in GPU-hours (with --gpu, --mfu).")] = None,
-        gpu: Annotated[str | None, typer.Option("--gpu", help="h100, a100, h200, ...")] = None,
-        mfu: Annotated[float, typer.Option("--mfu", help="Model FLOPs utilisation for --gpu-hours.")] = 0.4,
-        params_: Annotated[float | None, typer.Option("--params", help="Model size N: the budget at which N is optimal.")] = None,
-        tokens: Annotated[float | None, typer.Option("--tokens", help="Data D: the budget at which D is optimal.")] = None,
-        law: Annotated[list[str] | None, typer.Option("--law", help="Published law(s) to use (default: all).")] = None,
-        fit: Annotated[list[str] | None, typer.Option("--fit", help="Fit JSON file(s) written by `llmhist fit`.")] = None,
-        inference_tokens: Annotated[float | None, typer.Option("--inference-tokens", help="Tokens the model will serve (Sardana & Frankle 2023).")] = None,
-        as_json: Annotated[bool, typer.Option("--json")] = False,
-    ):
-        """Compute-optimal N, D, tokens/param and predicted loss under each law, side by side."""
-        from llmhist.scaling import laws as L
-        from llmhist.scaling.recommend import budget_from, inference_aware, recommend
+@app.command("recommend")
+def recommend_(
+    flops: Annotated[float | None, typer.Option("--flops", help="Training compute C in FLOPs.")] = None,
+    gpu_hours: Annotated[float | None, typer.Option("--gpu-hours", help="Budget in GPU-hours (with --gpu, --mfu).")] = None,
+    gpu: Annotated[str | None, typer.Option("--gpu", help="h100, a100, h200, ...")] = None,
+    mfu: Annotated[float, typer.Option("--mfu", help="Model FLOPs utilisation for --gpu-hours.")] = 0.4,
+    params_: Annotated[float | None, typer.Option("--params", help="Model size N: the budget at which N is optimal.")] = None,
+    tokens: Annotated[float | None, typer.Option("--tokens", help="Data D: the budget at which D is optimal.")] = None,
+    law: Annotated[list[str] | None, typer.Option("--law", help="Published law(s) to use (default: all).")] = None,
+    fit: Annotated[list[str] | None, typer.Option("--fit", help="Fit JSON file(s) written by `llmhist fit`.")] = None,
+    inference_tokens: Annotated[float | None, typer.Option("--inference-tokens", help="Tokens the model will serve (Sardana & Frankle 2023).")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Compute-optimal N, D, tokens/param and predicted loss under each law, side by side."""
+    from llmhist.scaling.recommend import loss_data_note, recommendations
 
-        with user_errors():
-            chosen = [L.get(n) for n in (law or L.DEFAULT_LAWS)] + [L.load(f) for f in (fit or [])]
-            C = None
-            if sum(x is not None for x in (flops, gpu_hours, params_, tokens)) > 1:
-                raise L.LawError("give one budget: --flops, --gpu-hours, --params or --tokens")
-            if params_ is None and tokens is None:
-                C = budget_from(flops, gpu_hours, gpu, mfu)
-            rows = [recommend(l, C=C, N=params_, D=tokens) for l in chosen]
-            inf = None
-            if inference_tokens is not None:
-                if not inference_tokens >= 0:
-                    raise L.LawError(f"--inference-tokens {inference_tokens}: must be >= 0")
-                inf = [inference_aware(l, r["C"], inference_tokens) for l, r in zip(chosen, rows) if l.kind == "chinchilla"]
-        if as_json:
-            return print_json({"recommendations": rows, "inference_aware": inf})
-        t = Table(title="compute-optimal allocation", header_style="bold")
-        for c in ("law", "C (FLOPs)", "N_opt", "D_opt", "tokens/param", "loss"):
-            t.add_column(c, justify="left" if c == "law" else "right", no_wrap=c in ("law", "C (FLOPs)"))
-        for r in rows:
-            t.add_row(r["law"], sci(r["C"]), _iv(r, "N_opt"), _iv(r, "D_opt"),
-                      _iv(r, "tokens_per_param", lambda v: f"{v:.1f}"), _iv(r, "loss", lambda v: f"{v:.3f}"))
-            if "as_written" in r:
-                w = r["as_written"]
-                t.add_row(f"  {r['law']} (C_min = C)", "", human(w["N_opt"]), human(w["D_opt"]),
-                          f"{w['D_opt'] / w['N_opt']:.1f}", "")
+    with user_errors():
+        rows, inf = recommendations(law, fit, flops=flops, gpu_hours=gpu_hours, gpu=gpu, mfu=mfu, N=params_,
+                                    D=tokens, inference_tokens=inference_tokens)
+    if as_json:
+        return print_json({"recommendations": rows, "inference_aware": inf})
+    t = Table(title="compute-optimal allocation", header_style="bold")
+    for c in ("law", "C (FLOPs)", "N_opt", "D_opt", "tokens/param", "loss"):
+        t.add_column(c, justify="left" if c == "law" else "right", no_wrap=c in ("law", "C (FLOPs)"))
+    for r in rows:
+        t.add_row(r["law"], sci(r["C"]), _iv(r, "N_opt"), _iv(r, "D_opt"),
+                  _iv(r, "tokens_per_param", lambda v: f"{v:.1f}"), _iv(r, "loss", lambda v: f"{v:.3f}"))
+        if "as_written" in r:
+            w = r["as_written"]
+            t.add_row(f"  {r['law']} (C_min = C)", "", human(w["N_opt"]), human(w["D_opt"]),
+                      f"{w['D_opt'] / w['N_opt']:.1f}", "")
+    console.print(t)
+    for r in rows:
+        if "convention" in r:
+            console.print(f"{r['law']}: {r['convention']}; the (C_min = C) row reads Kaplan's formula as written.",
+                          soft_wrap=True)
+        if r.get("warning"):
+            console.print(f"[yellow]warning:[/] {r['warning']}", soft_wrap=True)
+    note = loss_data_note(rows)
+    if note:
+        console.print(note, soft_wrap=True)
+    if inf:
+        t = Table(title=f"inference-aware: same loss, serving {human(inference_tokens)} tokens", header_style="bold")
+        for c in ("law", "N", "D_train", "tokens/param", "N vs Chinchilla", "total FLOPs saved"):
+            t.add_column(c, justify="right")
+        for r in inf:
+            saved = 1 - r["total_flops"] / r["chinchilla_total_flops"]
+            t.add_row(r["law"], human(r["N"]), human(r["D_train"]), f"{r['tokens_per_param']:.0f}",
+                      f"{r['N_vs_chinchilla']:.2f}x", f"{saved:.1%}")
         console.print(t)
-        for r in rows:
-            if "convention" in r:
-                console.print(f"{r['law']}: {r['convention']}; the (C_min = C) row reads Kaplan's formula as written.",
-                              soft_wrap=True)
-            if r.get("warning"):
-                console.print(f"[yellow]warning:[/] {r['warning']}", soft_wrap=True)
-        by_data: dict = {}
-        for r in rows:
-            if r.get("loss") is not None:
-                by_data.setdefault(r.get("loss_data") or "its own data", []).append(r["law"])
-        if by_data:
-            console.print("loss is measured on: " + "; ".join(f"{d} ({', '.join(ls)})" for d, ls in by_data.items())
-                          + ". Compare losses within a law, not across.", soft_wrap=True)
-        if inf:
-            t = Table(title=f"inference-aware: same loss, serving {human(inference_tokens)} tokens", header_style="bold")
-            for c in ("law", "N", "D_train", "tokens/param", "N vs Chinchilla", "total FLOPs saved"):
-                t.add_column(c, justify="right")
-            for r in inf:
-                saved = 1 - r["total_flops"] / r["chinchilla_total_flops"]
-                t.add_row(r["law"], human(r["N"]), human(r["D_train"]), f"{r['tokens_per_param']:.0f}",
-                          f"{r['N_vs_chinchilla']:.2f}x", f"{saved:.1%}")
-            console.print(t)
 
 
-    @app.command("fit")
-    def fit_(
-        source: Annotated[str, typer.Argument(help="A runs folder (any depth; runs grouped by spec) or a CSV/Parquet table of (N, D or C, loss).")],
-        law: Annotated[list[str] | None, typer.Option("--law", help="chinchilla, isoflop, kaplan, envelope (default: all the data supports).")] = None,
-        bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples (0: none).")] = 200,
-        n_col: Annotated[str, typer.Option("--n-col")] = "N",
-        d_col: Annotated[str | None, typer.Option("--d-col")] = None,
-        c_col: Annotated[str | None, typer.Option("--c-col")] = None,
-        loss_col: Annotated[str, typer.Option("--loss-col")] = "loss",
-        budget_col: Annotated[str | None, typer.Option("--budget-col", help="Table column holding each point's nominal isoFLOP budget (default: C snapped to where it clusters).")] = None,
-        min_points: Annotated[int, typer.Option("--min-points", help="Approach 2: fewest model sizes a budget needs.")] = 5,
-        window: Annotated[str, typer.Option("--window", help="Approach 2: points each parabola sees around its budget's sampled minimum: decades of N (1dec), a number of points (7), or all.")] = "1dec",
-        n_convention: Annotated[str, typer.Option("--n-convention", help="What N counts: auto (total; active for MoE runs), total, non_embedding, active.")] = "auto",
-        c_convention: Annotated[str, typer.Option("--c-convention", help="runs: C as 6ND or the counted FLOPs.")] = "6ND",
-        loss: Annotated[str, typer.Option("--loss", help="runs: final validation loss or smoothed training loss.")] = "final",
-        holdout: Annotated[float, typer.Option("--holdout", help="Fraction of largest-C points held out to measure extrapolation error.")] = 0.0,
-        seed: Annotated[int, typer.Option("--seed")] = 0,
-        out: Annotated[str | None, typer.Option("--out", help="Folder for the fit JSON files and plots (default: fits/<source name>/).")] = None,
-        plot: Annotated[str, typer.Option("--plot", help="files (PNG + SVG), terminal (also draws the main plot here), or none.")] = "files",
-        as_json: Annotated[bool, typer.Option("--json")] = False,
-    ):
-        """Fit scaling laws to runs or a table, with bootstrap intervals and flags; one JSON per law, and plots."""
-        from llmhist.scaling.fit import Window
-        from llmhist.scaling.pipeline import Options, comparison, run_fits
-        from llmhist.scaling.points import Columns, Conventions
+@app.command("fit")
+def fit_(
+    source: Annotated[str, typer.Argument(help="A runs folder (any depth; runs grouped by spec) or a CSV/Parquet table of (N, D or C, loss).")],
+    law: Annotated[list[str] | None, typer.Option("--law", help="chinchilla, isoflop, kaplan, envelope (default: all the data supports).")] = None,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples (0: none).")] = 200,
+    n_col: Annotated[str, typer.Option("--n-col")] = "N",
+    d_col: Annotated[str | None, typer.Option("--d-col")] = None,
+    c_col: Annotated[str | None, typer.Option("--c-col")] = None,
+    loss_col: Annotated[str, typer.Option("--loss-col")] = "loss",
+    budget_col: Annotated[str | None, typer.Option("--budget-col", help="Table column holding each point's nominal isoFLOP budget (default: C snapped to where it clusters).")] = None,
+    min_points: Annotated[int, typer.Option("--min-points", help="Approach 2: fewest model sizes a budget needs.")] = 5,
+    window: Annotated[str, typer.Option("--window", help="Approach 2: points each parabola sees around its budget's sampled minimum: decades of N (1dec), a number of points (7), or all.")] = "1dec",
+    n_convention: Annotated[str, typer.Option("--n-convention", help="What N counts: auto (total; active for MoE runs), total, non_embedding, active.")] = "auto",
+    c_convention: Annotated[str, typer.Option("--c-convention", help="runs: C as 6ND or the counted FLOPs.")] = "6ND",
+    loss: Annotated[str, typer.Option("--loss", help="runs: final validation loss or smoothed training loss.")] = "final",
+    holdout: Annotated[float, typer.Option("--holdout", help="Fraction of largest-C points held out to measure extrapolation error.")] = 0.0,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    out: Annotated[str | None, typer.Option("--out", help="Folder for the fit JSON files and plots (default: fits/<source name>/).")] = None,
+    plot: Annotated[str, typer.Option("--plot", help="files (PNG + SVG), terminal (also draws the main plot here), or none.")] = "files",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Fit scaling laws to runs or a table, with bootstrap intervals and flags; one JSON per law, and plots."""
+    from llmhist.scaling.fit import Window
+    from llmhist.scaling.pipeline import Options, comparison, report, run_fits, terminal_plots, write_group_plots
+    from llmhist.scaling.points import Columns, Conventions
 
-        with user_errors():
-            if plot not in ("files", "terminal", "none"):
-                raise ValueError(f"--plot {plot!r}: files, terminal or none")
-            opt = Options(laws=tuple(law or ()), bootstrap=bootstrap, seed=seed, holdout=holdout,
-                          min_points=min_points, window=Window.parse(window, min_points))
-            conv = Conventions(n_convention, c_convention, loss)
-            cols = Columns(n_col, d_col, c_col, loss_col, budget_col)
-            fits = run_fits(source, opt, conv, cols, out)
-        plots: list[str] = []
-        if plot != "none":
-            from llmhist.scaling.plots import write_plots
+    with user_errors():
+        opt = Options(laws=tuple(law or ()), bootstrap=bootstrap, seed=seed, holdout=holdout,
+                      min_points=min_points, window=Window.parse(window, min_points), plot=plot)
+        conv = Conventions(n_convention, c_convention, loss)
+        cols = Columns(n_col, d_col, c_col, loss_col, budget_col)
+        fits = run_fits(source, opt, conv, cols, out)
+        plots = write_group_plots(fits, opt)
+    if as_json:
+        return print_json(report(fits, plots))
+    for x in fits[0].points.left_out:
+        console.print(f"[yellow]left out[/] {x['run']}: {x['reason']}", soft_wrap=True)
+    if len(fits) > 1:
+        console.print(f"[bold]{len(fits)} spec groups[/] in {source}: each is fitted on its own "
+                      "(runs of different architectures or recipes never share a law)", soft_wrap=True)
+    for g in fits:
+        _print_group(g, opt)
+    if len(fits) > 1:
+        t = Table(title="comparison across spec groups", header_style="bold")
+        for c in ("group", "law", "points", "a [10-90%]", "E [10-90%]", "C range", "flags"):
+            t.add_column(c, justify="left" if c == "group" else "right")
+        for row in comparison(fits):
+            if "skipped" in row:
+                t.add_row(row["group"], "-", "-", "-", "-", "-", row["skipped"][:60])
+                continue
+            cr = row["C_range"]
+            t.add_row(row["group"], row["law"], str(row["n_points"]), _with_iv(row["a"], row["a_interval"]),
+                      _with_iv(row["E"], row["E_interval"]), f"{cr[0]:.2g}-{cr[1]:.2g}" if cr else "",
+                      str(row["flags"]))
+        console.print(t)
+    if plot == "terminal":
+        for text in terminal_plots(fits):
+            sys.stdout.write(text + "\n")
+    if plots:
+        console.print("plots: " + ", ".join(p for p in plots if p.endswith(".png")) + " (and .svg)", soft_wrap=True)
 
-            for g in fits:
-                if any(r.path for r in g.results):
-                    plots += write_plots([r.to_dict() for r in g.results], g.points, g.out)
-        if as_json:
-            return print_json({"groups": [{"group": g.points.group_label, "out": str(g.out),
-                                           "budgets": g.points.budget_note, "left_out": g.points.left_out}
-                                          for g in fits],
-                               "fits": [{k: v for k, v in r.to_dict().items()
-                                         if k not in ("bootstrap_samples", "residuals", "left_out")}
-                                        for g in fits for r in g.results],
-                               "left_out": fits[0].points.left_out, "plots": plots,
-                               "comparison": comparison(fits) if len(fits) > 1 else None})
-        for x in fits[0].points.left_out:
-            console.print(f"[yellow]left out[/] {x['run']}: {x['reason']}", soft_wrap=True)
-        if len(fits) > 1:
-            console.print(f"[bold]{len(fits)} spec groups[/] in {source}: each is fitted on its own "
-                          "(runs of different architectures or recipes never share a law)", soft_wrap=True)
-        for g in fits:
-            _print_group(g, opt)
-        if len(fits) > 1:
-            t = Table(title="comparison across spec groups", header_style="bold")
-            for c in ("group", "law", "points", "a [10-90%]", "E [10-90%]", "C range", "flags"):
-                t.add_column(c, justify="left" if c == "group" else "right")
-            for row in comparison(fits):
-                if "skipped" in row:
-                    t.add_row(row["group"], "-", "-", "-", "-", "-", row["skipped"][:60])
-                    continue
-                fmt = lambda v, iv: "n/a" if v is None else f"{v:.3g}" + (f" [{iv[0]:.3g}, {iv[1]:.3g}]" if iv else "")
-                cr = row["C_range"]
-                t.add_row(row["group"], row["law"], str(row["n_points"]), fmt(row["a"], row["a_interval"]),
-                          fmt(row["E"], row["E_interval"]), f"{cr[0]:.2g}-{cr[1]:.2g}" if cr else "",
-                          str(row["flags"]))
-            console.print(t)
-        if plot == "terminal":
-            import sys
 
-            from llmhist.scaling.plots import terminal_plot
 
-            for g in fits:
-                if any(r.path for r in g.results):
-                    sys.stdout.write(terminal_plot([r.to_dict() for r in g.results], g.points) + "\n")
-        if plots:
-            console.print("plots: " + ", ".join(p for p in plots if p.endswith(".png")) + " (and .svg)", soft_wrap=True)
+def _with_iv(v: float | None, iv: list | tuple | None) -> str:
+    return "n/a" if v is None else f"{v:.3g}" + (f" [{iv[0]:.3g}, {iv[1]:.3g}]" if iv else "")
 
 
 def _print_group(g, opt) -> None:

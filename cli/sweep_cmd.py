@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
+
+if TYPE_CHECKING:
+    from rich.live import Live
 
 from .common import console, err_console, human, print_json, say, user_errors
 
@@ -67,9 +70,11 @@ class Progress:
     """On a terminal a live table; piped, one line per run whose state changed."""
 
     def __init__(self, folder, err: bool = False):
-        self.folder, self.seen, self.live, self.err = folder, {}, None, err  # err: stdout is kept for --json
+        self.folder, self.err = folder, err  # err: stdout is kept for --json
+        self.seen: dict[str, tuple] = {}
+        self.live: Live | None = None
 
-    def __enter__(self):
+    def __enter__(self) -> Progress:
         from rich.live import Live
 
         out = err_console if self.err else console
@@ -110,30 +115,30 @@ class Progress:
 def sweep(
     ctx_: typer.Context,
     arch: Annotated[str, typer.Option("--arch", "-a", help="family, or several: gpt2,llama")] = "llama",
-    budgets: Annotated[Optional[str], typer.Option(help="isoFLOP budgets C, comma-separated (default: three from "
+    budgets: Annotated[str | None, typer.Option(help="isoFLOP budgets C, comma-separated (default: three from "
                                                         "the smallest the family can plan, 1e11,3e11,1e12 for most)")] = None,
     points: Annotated[int, typer.Option(help="model sizes per budget (exactly this many distinct sizes)")] = 7,
     spread: Annotated[float, typer.Option(help="largest/smallest N per budget, centred on N ~ sqrt(C/120)")] = 16.0,
-    sizes: Annotated[Optional[str], typer.Option(help="ladder (Approach 1): target N values, e.g. 2e5,8e5,3e6")] = None,
+    sizes: Annotated[str | None, typer.Option(help="ladder (Approach 1): target N values, e.g. 2e5,8e5,3e6")] = None,
     tokens_per_param: Annotated[str, typer.Option(help="ladder horizons in tokens per parameter")] = "20",
     schedule: Annotated[str, typer.Option(help="ladder: cosine (a run per horizon) or wsd (one run per size, "
                                                "shorter horizons as decay branches)")] = "cosine",
-    grid: Annotated[Optional[Path], typer.Option(help="TOML file of arbitrary runs ([defaults] + [[run]])")] = None,
+    grid: Annotated[Path | None, typer.Option(help="TOML file of arbitrary runs ([defaults] + [[run]])")] = None,
     ctx: Annotated[int, typer.Option(help="sequence length")] = 128,
     batch: Annotated[int, typer.Option(help="sequences per step")] = 16,
     data: Annotated[str, typer.Option(help="as for `llmhist train`")] = "stdlib",
     tokenizer: Annotated[str, typer.Option(help="as for `llmhist train`")] = "bytes",
     seed: Annotated[int, typer.Option(help="one seed for every run")] = 0,
-    out: Annotated[Optional[Path], typer.Option(help="sweep folder (default runs/<kind>-<arch>)")] = None,
+    out: Annotated[Path | None, typer.Option(help="sweep folder (default runs/<kind>-<arch>)")] = None,
     launcher: Annotated[str, typer.Option(help="local or slurm")] = "local",
-    workers: Annotated[Optional[int], typer.Option(help="local: worker processes at once (1 to the cores; default: "
+    workers: Annotated[int | None, typer.Option(help="local: worker processes at once (1 to the cores; default: "
                                                         "measured best split)")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="local: threads per process (default: measured best split)")] = None,
+    threads: Annotated[int | None, typer.Option(help="local: threads per process (default: measured best split)")] = None,
     retry_failed: Annotated[bool, typer.Option(help="run failed runs again")] = False,
-    partition: Annotated[Optional[str], typer.Option(help="slurm partition")] = None,
+    partition: Annotated[str | None, typer.Option(help="slurm partition")] = None,
     time_min: Annotated[int, typer.Option("--time", help="slurm time limit per run, minutes")] = 60,
     gpus_per_job: Annotated[int, typer.Option(help="slurm GPUs per run")] = 0,
-    cpus_per_job: Annotated[Optional[int], typer.Option(help="slurm CPUs per run")] = None,
+    cpus_per_job: Annotated[int | None, typer.Option(help="slurm CPUs per run")] = None,
     max_concurrent: Annotated[int, typer.Option(help="slurm array: runs at once")] = 8,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
     dry_run: Annotated[bool, typer.Option(help="print the plan only")] = False,

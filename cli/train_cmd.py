@@ -7,18 +7,18 @@ import os
 import typing
 from dataclasses import fields
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal
 
 import typer
 
 from .common import console, fail, print_json, say, user_errors
 
 Arch_ = Annotated[str, typer.Option("--arch", "-a", help="family or registry name (llama, gpt2, mixtral, t5, ...)")]
-Size = Annotated[Optional[str], typer.Option(help="named size: nano (train's default), micro, mini, small, base, "
+Size = Annotated[str | None, typer.Option(help="named size: nano (train's default), micro, mini, small, base, "
                                                  "or a registry name")]
-DModel = Annotated[Optional[int], typer.Option("--d-model", help="explicit width (with --n-layers, --n-heads)")]
-NLayers = Annotated[Optional[int], typer.Option("--n-layers", help="explicit depth")]
-NHeads = Annotated[Optional[int], typer.Option("--n-heads", help="explicit head count")]
+DModel = Annotated[int | None, typer.Option("--d-model", help="explicit width (with --n-layers, --n-heads)")]
+NLayers = Annotated[int | None, typer.Option("--n-layers", help="explicit depth")]
+NHeads = Annotated[int | None, typer.Option("--n-heads", help="explicit head count")]
 
 
 def train_options() -> list[inspect.Parameter]:
@@ -36,10 +36,10 @@ def train_options() -> list[inspect.Parameter]:
             continue
         tp = m.get("cli_type") or types[f.name]
         if typing.get_origin(tp) is Literal or any(typing.get_origin(x) is Literal for x in typing.get_args(tp)):
-            tp = Optional[str] if f.default is None else str  # choices are checked by TrainConfig, with its message
+            tp = (str | None) if f.default is None else str  # choices are checked by TrainConfig, with its message
         default = f.default if m.get("cli_default", MISSING) is MISSING else m["cli_default"]
         if default is None and type(None) not in typing.get_args(tp):
-            tp = Optional[tp]
+            tp = tp | None
         flags = [m.get("flag") or "--" + f.name.replace("_", "-")] + ([m["short"]] if m.get("short") else [])
         help_ = m["help"]
         if f.name == "compile":
@@ -121,24 +121,14 @@ def bench(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, mps")] = "auto",
     compile: Annotated[bool, typer.Option("--compile/--no-compile", help="also time torch.compile variants")] = False,
     hf: Annotated[bool, typer.Option("--hf/--no-hf", help="also time transformers' implementation")] = True,
-    peak_flops: Annotated[Optional[float], typer.Option(help="override the MFU denominator (FLOP/s)")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads (default: all usable cores)")] = None,
+    peak_flops: Annotated[float | None, typer.Option(help="override the MFU denominator (FLOP/s)")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads (default: all usable cores)")] = None,
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Training-step tokens/s and MFU here, against transformers' implementation of the same model."""
     from llmhist.train.bench import bench as do_bench
 
-    if size:
-        d_model = n_layers = n_heads = None
-    with user_errors():
-        from llmhist.train.config import RunError, TrainConfig
-
-        # the options bench shares with a run get the run's checks (shape, --ctx, --device, --threads, ...)
-        TrainConfig(arch=arch, size=size, d_model=d_model, n_layers=n_layers, n_heads=n_heads, ctx=ctx, batch=batch,
-                    device=device, threads=threads, peak_flops=peak_flops, out="bench")
-        for name, v in (("--steps", steps), ("--repeats", repeats)):
-            if v < 1:  # TODO(h4): move into llmhist.train.bench.bench so a Python caller gets it too
-                raise RunError(f"{name} {v}: must be >= 1")
+    with user_errors():  # every option is checked by the library before any work
         res = do_bench(arch, size=size, d_model=d_model, n_layers=n_layers, n_heads=n_heads, ctx=ctx, batch=batch,
                        steps=steps, repeats=repeats, device=device, compile=compile, hf=hf, peak_flops=peak_flops,
                        threads=threads)

@@ -24,6 +24,7 @@ import re
 import warnings
 import zlib
 from dataclasses import dataclass, field, replace
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -37,12 +38,15 @@ GRID_RANGE = {"a": (0.0, 25.0), "b": (0.0, 25.0), "e": (-1.0, 1.0), "alpha": (0.
 MIN_SURVIVAL = 0.8  # below this share of surviving bootstrap refits, no interval is reported
 
 
+LawT = TypeVar("LawT", laws.Chinchilla, laws.Kaplan, laws.PowerLaw)
+
+
 @dataclass
-class Fitted:
+class Fitted(Generic[LawT]):
     """A fitter's result: the law object, flags (each a sentence: why not to trust it), extras
     (isoFLOP minima and refused budgets, the envelope's frontier, the optimiser's state)."""
 
-    law: object
+    law: LawT
     flags: list = field(default_factory=list)
     extra: dict = field(default_factory=dict)
 
@@ -218,7 +222,7 @@ class Optimum:
     message: str
 
 
-def fit_chinchilla(N, D, L, starts: np.ndarray | None = None, keep: int = 4, name: str = "fit") -> Fitted:
+def fit_chinchilla(N, D, L, starts: np.ndarray | None = None, keep: int = 4, name: str = "fit") -> Fitted[laws.Chinchilla]:
     N, D, L = _points(N, D, L, need=6)
     if len(np.unique(N)) < 2 or len(np.unique(D)) < 2:
         raise FitError("the parametric law needs points at two or more model sizes and token counts")
@@ -381,7 +385,7 @@ def isoflop_minima(N, D, L, budget=None, min_points: int = 5, window: Window = W
     return kept, refused
 
 
-def fit_isoflop(N, D, L, budget=None, min_points: int = 5, window: Window = Window(), name: str = "fit") -> Fitted:
+def fit_isoflop(N, D, L, budget=None, min_points: int = 5, window: Window = Window(), name: str = "fit") -> Fitted[laws.PowerLaw]:
     kept, refused = isoflop_minima(N, D, L, budget, min_points, window)
     if len(kept) < 2:
         names = "; ".join(f"C={r['C']:.3g}: {r['reason']}" for r in refused[:8]) or "none"
@@ -425,7 +429,7 @@ def envelope(curves: list[dict], n_grid: int = 1500):
     return np.array(rows)
 
 
-def fit_envelope(curves: list[dict], name: str = "fit") -> Fitted:
+def fit_envelope(curves: list[dict], name: str = "fit") -> Fitted[laws.PowerLaw]:
     rows = envelope(curves)
     if len(rows) < 2 or len(np.unique(rows[:, 1])) < 2:
         raise FitError("the envelope of the training curves spans fewer than two model sizes")
@@ -439,7 +443,7 @@ def fit_envelope(curves: list[dict], name: str = "fit") -> Fitted:
 KAPLAN_BOUNDS = ([1e-3, 1e-3, 0.0, 0.0], [3.0, 3.0, 80.0, 80.0])  # alpha_N, alpha_D, log N_c, log D_c
 
 
-def fit_kaplan(N, D, L, name: str = "fit") -> Fitted:
+def fit_kaplan(N, D, L, name: str = "fit") -> Fitted[laws.Kaplan]:
     from scipy.optimize import least_squares
 
     N, D, L = _points(N, D, L, need=5)
@@ -462,6 +466,7 @@ def fit_kaplan(N, D, L, name: str = "fit") -> Fitted:
                     r = least_squares(res, [aN, aD, lNc, lDc], bounds=KAPLAN_BOUNDS)
                     if best is None or r.cost < best.cost:
                         best = r
+    assert best is not None  # the start grid above is never empty
     aN, aD, lNc, lDc = (float(v) for v in best.x)
     flags = []
     for nm, v, lo, hi in zip(("alpha_N", "alpha_D", "log N_c", "log D_c"), best.x, *KAPLAN_BOUNDS):
@@ -495,7 +500,8 @@ def interval(values: np.ndarray, q=(10, 90)) -> list[float]:
 def bootstrap(refit, n: int, errors=(FitError,)) -> tuple[list, dict]:
     """n calls of refit() (each on its own resample) -> (list of results, report). A resample the
     method cannot fit is counted by reason, never dropped silently."""
-    out, failed = [], {}
+    out: list = []
+    failed: dict[str, int] = {}
     with warnings.catch_warnings():  # resamples repeat points: a parabola may be exact
         warnings.simplefilter("ignore", np.exceptions.RankWarning)
         for _ in range(n):

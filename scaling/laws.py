@@ -24,8 +24,15 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from llmhist.errors import UserError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# a loss evaluates on one point or elementwise on arrays of points (the fitters' residuals)
+Num = TypeVar("Num", float, "np.ndarray")
 
 PF_DAY = 8.64e19  # FLOPs in one petaflop/s-day
 EXTRAPOLATION_WARN = 10.0  # warn beyond this factor outside a fit's compute range
@@ -42,6 +49,22 @@ def kaplan_loss(N, D, alpha_N, alpha_D, N_c, D_c):
 
 class _Allocation:
     """What every law shares once it says N_opt(C), D_opt(C) and the C at which N is optimal."""
+
+    name: str
+    kind: str  # "chinchilla", "kaplan" or "power": the form, as each subclass sets it
+
+    def n_opt(self, C: float) -> float:
+        raise NotImplementedError
+
+    def d_opt(self, C: float) -> float:
+        raise NotImplementedError
+
+    def c_opt_for_n(self, N: float) -> float:
+        raise NotImplementedError
+
+    def loss(self, N: float, D: float) -> float | None:
+        """Predicted loss at (N, D); None for a law that predicts no loss (an allocation power law)."""
+        raise NotImplementedError
 
     def extrapolation(self, C: float) -> str | None:
         """A warning naming the fitted compute range when C lies far outside it (fitted laws only)."""
@@ -80,7 +103,7 @@ class Chinchilla(_Allocation):
 
     kind = "chinchilla"
 
-    def loss(self, N: float, D: float) -> float:
+    def loss(self, N: Num, D: Num) -> Num:
         return self.E + self.A / N**self.alpha + self.B / D**self.beta
 
     @property

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -15,6 +16,7 @@ from .points import Columns, Conventions, Points, load, save_fit
 from .result import CHIN_SAMPLE, POWER_SAMPLE, FitResult
 
 KNOWN = ("chinchilla", "isoflop", "kaplan", "envelope")
+PLOTS = ("files", "terminal", "none")  # PNG + SVG files; also the main plot drawn in the terminal; none
 
 
 @dataclass
@@ -27,6 +29,7 @@ class Options:
     holdout: float = 0.0
     min_points: int = 5  # per isoFLOP budget
     window: F.Window = field(default_factory=F.Window)
+    plot: str = "files"  # one of PLOTS (used by write_group_plots and the command)
 
     def __post_init__(self):
         unknown = [l for l in self.laws if l not in KNOWN]
@@ -38,6 +41,8 @@ class Options:
             raise F.FitError(f"--holdout {self.holdout}: give a fraction of points in [0, 0.5)")
         if self.min_points < 3:
             raise F.FitError(f"--min-points {self.min_points}: a parabola needs at least 3 points per budget")
+        if self.plot not in PLOTS:
+            raise F.FitError(f"--plot {self.plot!r}: one of {', '.join(PLOTS)}")
 
 
 @dataclass
@@ -164,7 +169,7 @@ def fit_group(pts: Points, opt: Options, out: Path, stem: str) -> GroupFit:
         raise F.FitError("--law envelope needs training curves: give a runs folder, not a table")
     results = []
     for law in wanted:
-        base = {"name": f"{stem}-{law}", "conventions": pts.conventions, "data": pts.source,
+        base: dict[str, Any] = {"name": f"{stem}-{law}", "conventions": pts.conventions, "data": pts.source,
                 "data_fingerprint": pts.fingerprint, "n_points": len(pts.N), "seed": opt.seed,
                 "group": {"key": pts.group_key, "label": pts.group_label} if pts.group_key else {},
                 "fitted_range": pts.fitted_range()}
@@ -217,7 +222,7 @@ def run_fits(source, opt: Options | None = None, conventions: Conventions | None
 def comparison(fits: list[GroupFit], law: str = "chinchilla") -> list[dict]:
     """Side by side across spec groups: each group's law parameters (with intervals) and, on the
     loss-predicting law, the loss at the groups' common largest budget."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for g in fits:
         r = next((x for x in g.results if x.law == law and x.skipped is None), None)
         if r is None:
@@ -231,4 +236,36 @@ def comparison(fits: list[GroupFit], law: str = "chinchilla") -> list[dict]:
     return rows
 
 
-__all__ = ["KNOWN", "GroupFit", "Options", "comparison", "holdout_error", "run_fits"]
+def write_group_plots(fits: list[GroupFit], opt: Options) -> list[str]:
+    """Each fitted group's plots in its output folder (none with plot="none"); the files written."""
+    if opt.plot == "none":
+        return []
+    from .plots import write_plots
+
+    out: list[str] = []
+    for g in fits:
+        if any(r.path for r in g.results):
+            out += write_plots([r.to_dict() for r in g.results], g.points, g.out)
+    return out
+
+
+def terminal_plots(fits: list[GroupFit]) -> list[str]:
+    """Each fitted group's main plot drawn as text."""
+    from .plots import terminal_plot
+
+    return [terminal_plot([r.to_dict() for r in g.results], g.points) for g in fits if any(r.path for r in g.results)]
+
+
+def report(fits: list[GroupFit], plots: list[str]) -> dict:
+    """`llmhist fit --json`: the groups, each law's fit (without samples and residuals), what was left
+    out, the plots, and the comparison across groups when there are several."""
+    return {"groups": [{"group": g.points.group_label, "out": str(g.out), "budgets": g.points.budget_note,
+                        "left_out": g.points.left_out} for g in fits],
+            "fits": [{k: v for k, v in r.to_dict().items() if k not in ("bootstrap_samples", "residuals", "left_out")}
+                     for g in fits for r in g.results],
+            "left_out": fits[0].points.left_out, "plots": plots,
+            "comparison": comparison(fits) if len(fits) > 1 else None}
+
+
+__all__ = ["KNOWN", "PLOTS", "GroupFit", "Options", "comparison", "holdout_error", "report", "run_fits",
+           "terminal_plots", "write_group_plots"]

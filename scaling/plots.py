@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
 from llmhist.files import atomic_path
 
 from . import laws as L
@@ -56,7 +57,129 @@ def _budgets(pts):
     return b, np.unique(b[np.isfinite(b)])
 
 
+def _plot_isoflop(plt, by: dict, pts, chin, out: Path) -> list[str]:
+    """IsoFLOP curves with their parabolas and minima."""
+    N, Lo = pts.N, pts.loss
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    labels, groups = _budgets(pts)
+    cmap = plt.get_cmap("viridis")
+    minima = {round(np.log10(m["C"]), 3): m for m in by["isoflop"]["minima"]}
+    for i, g in enumerate(groups):
+        sel = labels == g
+        col = cmap(i / max(1, len(groups) - 1))
+        Cg = float(g)
+        m = minima.get(round(np.log10(Cg), 3))
+        ax.scatter(N[sel], Lo[sel], color=col, s=18, label=f"C = {Cg:.2g} FLOPs" + ("" if m else " (refused)"),
+                   alpha=1.0 if m else 0.35)
+        if m:
+            lo_, hi_ = m.get("window_N", [N[sel].min(), N[sel].max()])
+            xs = np.linspace(np.log(lo_), np.log(hi_), 100)
+            c2, c1, c0 = m["parabola"]
+            ax.plot(np.exp(xs), c2 * xs**2 + c1 * xs + c0, color=col, lw=1)
+            ax.scatter([m["N_opt"]], [m["loss_min"]], color=col, marker="*", s=120, edgecolor="k", zorder=3)
+    ax.set_xscale("log")
+    ax.set(xlabel="parameters N", ylabel="loss (nats/token)",
+           title="isoFLOP curves (Approach 2): local parabolas, minima starred")
+    _legend_outside(ax)
+    written = _save(fig, out, "isoflop")
+    plt.close(fig)
+    return written
+
+
+def _plot_frontier(plt, by: dict, pts, chin, out: Path) -> list[str]:
+    """Loss against compute, with the fitted frontier and its bootstrap band."""
+    N, D, Lo = pts.N, pts.D, pts.loss
+    C = 6 * N * D
+    crange = (C.min(), C.max())
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    ax.axvspan(*crange, color="0.92", zorder=0, label="fitted range of C")
+    ax.scatter(C, Lo, s=14, color="0.5", label="runs")
+    cg = np.geomspace(C.min() / 3, C.max() * 30, 80)
+    ax.plot(cg, [chin.optimum(c)["loss"] for c in cg], color="C3", label="Approach 3 frontier L(N_opt, D_opt)")
+    if chin.samples:
+        sm = np.array([[L.Chinchilla("s", *s).optimum(c)["loss"] for c in cg] for s in chin.samples[:300]])
+        lo, hi = np.percentile(sm, [10, 90], axis=0)
+        ax.fill_between(cg, lo, hi, color="C3", alpha=0.2, label="10-90% bootstrap band")
+    ax.axhline(chin.E, color="k", ls=":", lw=1, label=f"E = {chin.E:.3f}")
+    ent = getattr(pts, "entropy", None)
+    if ent is not None:
+        iv = by["chinchilla"].get("intervals", {}).get("E")
+        ax.axhline(ent, color="C2", ls="--", lw=1.2, label=f"true entropy H = {ent:.3f}")
+        if iv:
+            ax.axhspan(iv[0], iv[1], color="k", alpha=0.08, label="E 10-90% interval")
+    ax.set_xscale("log")
+    ax.set(xlabel="compute C = 6ND (FLOPs)", ylabel="loss (nats/token)", title="loss against compute")
+    _legend_outside(ax)
+    written = _save(fig, out, "frontier")
+    plt.close(fig)
+    return written
+
+
+def _plot_optimal(plt, by: dict, pts, chin, out: Path) -> list[str]:
+    """N_opt and D_opt against C, with the registry's historical models placed on it."""
+    N, D = pts.N, pts.D
+    C = 6 * N * D
+    crange = (C.min(), C.max())
+    fig, axes = plt.subplots(1, 2, figsize=(12.5, 4.5))
+    reg = _registry_points()
+    cmin = min(C.min(), 1e10)
+    cg = np.geomspace(cmin, 1e26, 100)
+    for ax, key, idx, ylab in ((axes[0], "N_opt", 1, "parameters N"), (axes[1], "D_opt", 2, "tokens D")):
+        for name, law in (("Hoffmann et al. 2022", L.get("hoffmann2022")), ("Epoch AI 2024", L.get("epoch2024"))):
+            ax.plot(cg, [law.optimum(c)[key] for c in cg], lw=1, ls="--", label=name)
+        if chin is not None:
+            ax.plot(cg, [chin.optimum(c)[key] for c in cg], color="C3", lw=2, label="this fit (Approach 3)")
+        for law_name, colour in (("isoflop", "C4"), ("envelope", "C5")):
+            if law_name in by:
+                p = by[law_name]["params"]
+                e, k = (p["a"], p["k_N"]) if key == "N_opt" else (p["b"], p["k_D"])
+                ax.plot(cg, k * cg**e, color=colour, lw=1.5, label=f"this fit ({law_name})")
+        if "isoflop" in by:
+            ms = by["isoflop"]["minima"]
+            ax.scatter([m["C"] for m in ms], [m[key] for m in ms], marker="*", s=80, color="C4", zorder=3)
+        for name, Nr, Dr in reg:
+            v = (Nr, Nr, Dr)[idx]
+            ax.scatter([6 * Nr * Dr], [v], s=12, color="k", zorder=3)
+            ax.annotate(name, (6 * Nr * Dr, v), fontsize=6, xytext=(3, 2), textcoords="offset points")
+        ax.axvspan(*crange, color="0.9", zorder=0, label="fitted range of C")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set(xlabel="compute C (FLOPs)", ylabel=ylab, title=f"{key} against compute")
+    _legend_outside(axes[1])
+    axes[1].legend_.remove() if axes[1].legend_ else None
+    h, lab = axes[0].get_legend_handles_labels()
+    fig.legend(h, lab, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 0.95))
+    written = _save(fig, out, "optimal")
+    plt.close(fig)
+    return written
+
+
+def _plot_contours(plt, by: dict, pts, chin, out: Path) -> list[str]:
+    """Approach 3 loss contours over (N, D), the compute-optimal line and isoFLOP lines."""
+    N, D = pts.N, pts.D
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    n = np.geomspace(N.min() / 4, N.max() * 4, 120)
+    d = np.geomspace(D.min() / 4, D.max() * 4, 120)
+    NN, DD = np.meshgrid(n, d)
+    cs = ax.contour(NN, DD, chin.loss(NN, DD), levels=14, cmap="magma", linewidths=0.8)
+    ax.clabel(cs, fontsize=6)
+    cg = np.geomspace(6 * n.min() * d.min(), 6 * n.max() * d.max(), 50)
+    ax.plot([chin.n_opt(c) for c in cg], [chin.d_opt(c) for c in cg], color="C0", lw=2, label="compute-optimal")
+    ax.scatter(N, D, s=10, color="0.3", label="runs")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(n.min(), n.max())
+    ax.set_ylim(d.min(), d.max())
+    ax.set(xlabel="parameters N", ylabel="tokens D", title="Approach 3: loss contours (nats/token)")
+    _legend_outside(ax)
+    written = _save(fig, out, "contours")
+    plt.close(fig)
+    return written
+
+
 def write_plots(results: list[dict], pts, out: str | Path) -> list[str]:
+    """The fit's plots as PNG + SVG in out: isoFLOP curves, loss against compute, N_opt and D_opt
+    against compute (with the registry's models), and Approach 3's loss contours; the files written."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -65,115 +188,16 @@ def write_plots(results: list[dict], pts, out: str | Path) -> list[str]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     by = {r["law"]: r for r in results if r.get("params")}
-    N, D, Lo = pts.N, pts.D, pts.loss
-    C = 6 * N * D
-    crange = (C.min(), C.max())
-    written = []
     chin = _law_from(by["chinchilla"]) if "chinchilla" in by else None
-
-    # 1. isoFLOP curves with their parabolas and minima
+    written: list[str] = []
     if "isoflop" in by:
-        fig, ax = plt.subplots(figsize=(7.5, 4.5))
-        labels, groups = _budgets(pts)
-        cmap = plt.get_cmap("viridis")
-        minima = {round(np.log10(m["C"]), 3): m for m in by["isoflop"]["minima"]}
-        for i, g in enumerate(groups):
-            sel = labels == g
-            col = cmap(i / max(1, len(groups) - 1))
-            Cg = float(g)
-            m = minima.get(round(np.log10(Cg), 3))
-            ax.scatter(N[sel], Lo[sel], color=col, s=18, label=f"C = {Cg:.2g} FLOPs" + ("" if m else " (refused)"),
-                       alpha=1.0 if m else 0.35)
-            if m:
-                lo_, hi_ = m.get("window_N", [N[sel].min(), N[sel].max()])
-                xs = np.linspace(np.log(lo_), np.log(hi_), 100)
-                c2, c1, c0 = m["parabola"]
-                ax.plot(np.exp(xs), c2 * xs**2 + c1 * xs + c0, color=col, lw=1)
-                ax.scatter([m["N_opt"]], [m["loss_min"]], color=col, marker="*", s=120, edgecolor="k", zorder=3)
-        ax.set_xscale("log")
-        ax.set(xlabel="parameters N", ylabel="loss (nats/token)",
-               title="isoFLOP curves (Approach 2): local parabolas, minima starred")
-        _legend_outside(ax)
-        written += _save(fig, out, "isoflop")
-        plt.close(fig)
-
-    # 2. loss against compute, with the fitted frontier and its bootstrap band
+        written += _plot_isoflop(plt, by, pts, chin, out)
     if chin is not None:
-        fig, ax = plt.subplots(figsize=(7.5, 4.5))
-        ax.axvspan(*crange, color="0.92", zorder=0, label="fitted range of C")
-        ax.scatter(C, Lo, s=14, color="0.5", label="runs")
-        cg = np.geomspace(C.min() / 3, C.max() * 30, 80)
-        ax.plot(cg, [chin.optimum(c)["loss"] for c in cg], color="C3", label="Approach 3 frontier L(N_opt, D_opt)")
-        if chin.samples:
-            sm = np.array([[L.Chinchilla("s", *s).optimum(c)["loss"] for c in cg] for s in chin.samples[:300]])
-            lo, hi = np.percentile(sm, [10, 90], axis=0)
-            ax.fill_between(cg, lo, hi, color="C3", alpha=0.2, label="10-90% bootstrap band")
-        ax.axhline(chin.E, color="k", ls=":", lw=1, label=f"E = {chin.E:.3f}")
-        ent = getattr(pts, "entropy", None)
-        if ent is not None:
-            iv = by["chinchilla"].get("intervals", {}).get("E")
-            ax.axhline(ent, color="C2", ls="--", lw=1.2, label=f"true entropy H = {ent:.3f}")
-            if iv:
-                ax.axhspan(iv[0], iv[1], color="k", alpha=0.08, label="E 10-90% interval")
-        ax.set_xscale("log")
-        ax.set(xlabel="compute C = 6ND (FLOPs)", ylabel="loss (nats/token)", title="loss against compute")
-        _legend_outside(ax)
-        written += _save(fig, out, "frontier")
-        plt.close(fig)
-
-    # 3. N_opt and D_opt against C, with the registry's historical models placed on it
+        written += _plot_frontier(plt, by, pts, chin, out)
     if by:
-        fig, axes = plt.subplots(1, 2, figsize=(12.5, 4.5))
-        reg = _registry_points()
-        cmin = min(C.min(), 1e10)
-        cg = np.geomspace(cmin, 1e26, 100)
-        for ax, key, idx, ylab in ((axes[0], "N_opt", 1, "parameters N"), (axes[1], "D_opt", 2, "tokens D")):
-            for name, law in (("Hoffmann et al. 2022", L.get("hoffmann2022")), ("Epoch AI 2024", L.get("epoch2024"))):
-                ax.plot(cg, [law.optimum(c)[key] for c in cg], lw=1, ls="--", label=name)
-            if chin is not None:
-                ax.plot(cg, [chin.optimum(c)[key] for c in cg], color="C3", lw=2, label="this fit (Approach 3)")
-            for law_name, colour in (("isoflop", "C4"), ("envelope", "C5")):
-                if law_name in by:
-                    p = by[law_name]["params"]
-                    e, k = (p["a"], p["k_N"]) if key == "N_opt" else (p["b"], p["k_D"])
-                    ax.plot(cg, k * cg**e, color=colour, lw=1.5, label=f"this fit ({law_name})")
-            if "isoflop" in by:
-                ms = by["isoflop"]["minima"]
-                ax.scatter([m["C"] for m in ms], [m[key] for m in ms], marker="*", s=80, color="C4", zorder=3)
-            for name, Nr, Dr in reg:
-                v = (Nr, Nr, Dr)[idx]
-                ax.scatter([6 * Nr * Dr], [v], s=12, color="k", zorder=3)
-                ax.annotate(name, (6 * Nr * Dr, v), fontsize=6, xytext=(3, 2), textcoords="offset points")
-            ax.axvspan(*crange, color="0.9", zorder=0, label="fitted range of C")
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.set(xlabel="compute C (FLOPs)", ylabel=ylab, title=f"{key} against compute")
-        _legend_outside(axes[1])
-        axes[1].legend_.remove() if axes[1].legend_ else None
-        h, lab = axes[0].get_legend_handles_labels()
-        fig.legend(h, lab, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 0.95))
-        written += _save(fig, out, "optimal")
-        plt.close(fig)
-
-    # 4. Approach 3 loss contours over (N, D), the compute-optimal line and isoFLOP lines
+        written += _plot_optimal(plt, by, pts, chin, out)
     if chin is not None:
-        fig, ax = plt.subplots(figsize=(7.5, 4.5))
-        n = np.geomspace(N.min() / 4, N.max() * 4, 120)
-        d = np.geomspace(D.min() / 4, D.max() * 4, 120)
-        NN, DD = np.meshgrid(n, d)
-        cs = ax.contour(NN, DD, chin.loss(NN, DD), levels=14, cmap="magma", linewidths=0.8)
-        ax.clabel(cs, fontsize=6)
-        cg = np.geomspace(6 * n.min() * d.min(), 6 * n.max() * d.max(), 50)
-        ax.plot([chin.n_opt(c) for c in cg], [chin.d_opt(c) for c in cg], color="C0", lw=2, label="compute-optimal")
-        ax.scatter(N, D, s=10, color="0.3", label="runs")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlim(n.min(), n.max())
-        ax.set_ylim(d.min(), d.max())
-        ax.set(xlabel="parameters N", ylabel="tokens D", title="Approach 3: loss contours (nats/token)")
-        _legend_outside(ax)
-        written += _save(fig, out, "contours")
-        plt.close(fig)
+        written += _plot_contours(plt, by, pts, chin, out)
     return written
 
 

@@ -142,3 +142,34 @@ def inference_aware(law, C: float, inference_tokens: float) -> dict:
             "N_vs_chinchilla": N / N0, "D_vs_chinchilla": D / D0,
             "total_flops": 6 * N * D + 2 * N * inference_tokens,
             "chinchilla_total_flops": 6 * N0 * D0 + 2 * N0 * inference_tokens}
+
+
+def recommendations(laws_: list[str] | None = None, fits: list[str] | None = None, flops: float | None = None,
+                    gpu_hours: float | None = None, gpu: str | None = None, mfu: float = 0.4,
+                    N: float | None = None, D: float | None = None,
+                    inference_tokens: float | None = None) -> tuple[list[dict], list[dict] | None]:
+    """`llmhist recommend` as a library function: one row per law (published names, then fit JSON
+    files) for one budget, and with inference_tokens the inference-aware rows (Chinchilla-form laws).
+    Every option is checked before any work; a bad one raises a BudgetError/LawError naming it."""
+    chosen = [laws.get(n) for n in (laws_ or laws.DEFAULT_LAWS)] + [laws.load(f) for f in (fits or [])]
+    if sum(x is not None for x in (flops, gpu_hours, N, D)) > 1:
+        raise BudgetError("give one budget: --flops, --gpu-hours, --params or --tokens")
+    if inference_tokens is not None and not inference_tokens >= 0:
+        raise BudgetError(f"--inference-tokens {inference_tokens}: must be >= 0 (tokens the model will serve)")
+    C = budget_from(flops, gpu_hours, gpu, mfu) if N is None and D is None else None
+    rows = [recommend(l, C=C, N=N, D=D) for l in chosen]
+    if inference_tokens is None:
+        return rows, None
+    return rows, [inference_aware(l, r["C"], inference_tokens) for l, r in zip(chosen, rows) if l.kind == "chinchilla"]
+
+
+def loss_data_note(rows: list[dict]) -> str | None:
+    """Which data each law's loss is measured on (losses compare within a law, not across)."""
+    by_data: dict[str, list[str]] = {}
+    for r in rows:
+        if r.get("loss") is not None:
+            by_data.setdefault(r.get("loss_data") or "its own data", []).append(r["law"])
+    if not by_data:
+        return None
+    return ("loss is measured on: " + "; ".join(f"{d} ({', '.join(ls)})" for d, ls in by_data.items())
+            + ". Compare losses within a law, not across.")

@@ -3,7 +3,8 @@ names the offending option or file, no traceback, and nothing already written ch
 
 The table is the test: to cover a new command or option, add a row. Placeholders in the arguments:
 {run} a finished run folder, {sweep} a sweep folder holding a plan, {tmp} a scratch folder, {new}
-a folder that must still not exist afterwards, {grid:NAME} a grid file from GRIDS, {fifo} a named pipe.
+a folder that must still not exist afterwards, {grid:NAME} a grid file from GRIDS, {table:NAME} a
+file from TABLES, {fifo} a named pipe.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from llmhist.cli.main import app
 from typer.testing import CliRunner
+
+from llmhist.cli.main import app
 
 runner = CliRunner()
 CORES = os.cpu_count() or 1
@@ -49,6 +51,17 @@ GRIDS = {
               '[[run]]\nname = "a"\narch = "llama"\nsize = "nano"\ntokens = 2e5\n',
     "nan": '[[run]]\narch = "llama"\nsize = "nano"\ntokens = 1e5\nlr = nan\n',
 }
+
+# inputs to `fit`, `recommend --fit` and `compare --fit` (name -> file name, text)
+TABLES = {
+    "small": ("small.csv", "N,D,loss\n1e6,2e7,3.1\n2e6,4e7,2.9\n4e6,8e7,2.8\n"),
+    "one": ("one.csv", "N,D,loss\n1e6,2e7,3.1\n"),
+    "cols": ("cols.csv", "x,y\n1,2\n"),
+    "negative": ("negative.csv", "N,D,loss\n1e6,2e7,3.1\n-1,2e7,3.0\n"),
+    "broken": ("broken.json", '{"law": "chinchilla"'),
+    "not_a_law": ("not_a_law.json", '{"law": "chinchilla", "params": {"E": 1.7}}'),
+}
+FIT = "--out {new} --bootstrap 0"
 
 CASES: dict[str, Case] = {
     # ---- train: every value outside its range, named
@@ -188,7 +201,57 @@ CASES: dict[str, Case] = {
     "bench arch unknown": Case("bench --arch gpt5 --no-hf", ("gpt5",)),
     "bench size other family": Case("bench --arch llama --size gpt2-small --no-hf", ("--size gpt2-small",)),
     "bench peak-flops -1": Case("bench --peak-flops -1 --no-hf", ("--peak-flops -1",)),
-    "bench t5": Case("bench --arch t5 --no-hf", ("T5",)),
+    "bench t5": Case("bench --arch t5 --no-hf", ("--arch t5", "encoder-decoder", "decoder-only")),
+    # ---- fit: every option checked before any point is read, every file problem named
+    "fit missing": Case(f"fit {{tmp}}/nope.csv {FIT}", ("nope.csv", "no such file")),
+    "fit plot pdf": Case(f"fit {{table:small}} --plot pdf {FIT}", ("--plot 'pdf'", "files, terminal, none")),
+    "fit law unknown": Case(f"fit {{table:small}} --law magic {FIT}", ("--law 'magic'", "chinchilla")),
+    "fit bootstrap -1": Case("fit {table:small} --bootstrap -1 --out {new}", ("--bootstrap -1",)),
+    "fit holdout 0.7": Case(f"fit {{table:small}} --holdout 0.7 {FIT}", ("--holdout 0.7", "[0, 0.5)")),
+    "fit min-points 2": Case(f"fit {{table:small}} --min-points 2 {FIT}", ("--min-points 2", "at least 3")),
+    "fit window": Case(f"fit {{table:small}} --window 3x {FIT}", ("--window '3x'", "1dec")),
+    "fit n-convention": Case(f"fit {{table:small}} --n-convention weird {FIT}", ("--n-convention 'weird'", "total")),
+    "fit c-convention": Case(f"fit {{table:small}} --c-convention 7ND {FIT}", ("--c-convention '7ND'", "6ND")),
+    "fit loss": Case(f"fit {{table:small}} --loss best {FIT}", ("--loss 'best'", "final")),
+    "fit no N column": Case(f"fit {{table:cols}} {FIT}", ("cols.csv", "no column 'N'", "--n-col")),
+    "fit n-col absent": Case(f"fit {{table:small}} --n-col P {FIT}", ("small.csv", "no column 'P'", "--n-col")),
+    "fit negative N": Case(f"fit {{table:negative}} {FIT}", ("negative.csv", "non-finite N", "-1")),
+    "fit one point": Case(f"fit {{table:one}} {FIT}", ("no law could be fitted", "too few points")),
+    "fit envelope of a table": Case(f"fit {{table:small}} --law envelope {FIT}", ("--law envelope", "runs folder")),
+    "fit folder without runs": Case(f"fit {{tmp}}/grids {FIT}", ("grids", "no finished runs")),
+    "fit a sweep not run": Case(f"fit {{sweep}} {FIT}", ("no finished runs",)),
+    # ---- recommend: one budget, each a positive finite number, laws and fit files named
+    "recommend no budget": Case("recommend", ("give a budget", "--flops")),
+    "recommend flops -1": Case("recommend --flops -1", ("--flops -1", "positive")),
+    "recommend flops nan": Case("recommend --flops nan", ("--flops nan",)),
+    "recommend flops word": Case("recommend --flops lots", ("--flops", "valid")),
+    "recommend two budgets": Case("recommend --flops 1e21 --params 1e9", ("give one budget",)),
+    "recommend hours no gpu": Case("recommend --gpu-hours 100", ("--gpu", "--gpu-hours", "h100")),
+    "recommend gpu unknown": Case("recommend --gpu-hours 100 --gpu tpu9", ("--gpu 'tpu9'", "h100")),
+    "recommend mfu 2": Case("recommend --gpu-hours 100 --gpu h100 --mfu 2", ("--mfu 2", "(0, 1]")),
+    "recommend gpu no hours": Case("recommend --gpu h100", ("--gpu h100", "--gpu-hours")),
+    "recommend params 0": Case("recommend --params 0", ("--params 0",)),
+    "recommend tokens inf": Case("recommend --tokens inf", ("--tokens inf",)),
+    "recommend law unknown": Case("recommend --flops 1e21 --law nope", ("--law 'nope'", "hoffmann2022")),
+    "recommend inference -5": Case("recommend --flops 1e21 --inference-tokens -5", ("--inference-tokens -5",)),
+    "recommend fit missing": Case("recommend --flops 1e21 --fit {tmp}/nope.json", ("nope.json", "fit file")),
+    "recommend fit broken": Case("recommend --flops 1e21 --fit {table:broken}", ("broken.json", "fit file")),
+    "recommend fit a table": Case("recommend --flops 1e21 --fit {table:small}", ("small.csv", "fit file")),
+    "recommend fit not a law": Case("recommend --flops 1e21 --fit {table:not_a_law}", ("not_a_law.json",)),
+    # ---- archs, show, compare
+    "archs family unknown": Case("archs --family lama", ("--family 'lama'", "llama")),
+    "archs since word": Case("archs --since soon", ("--since", "integer")),
+    "show unknown": Case("show gpt5", ("'gpt5'", "did you mean")),
+    "show size unknown": Case("show llama --size huge", ("'huge'", "nano")),
+    "show half shape": Case("show llama --d-model 64", ("--d-model", "--n-layers", "--n-heads")),
+    "show heads divide": Case("show gpt2 --d-model 96 --n-layers 2 --n-heads 5", ("divisible",)),
+    "show size of other family": Case("show llama --size gpt2-small", ("--size gpt2-small", "llama")),
+    "show d-model 0": Case("show llama --d-model 0 --n-layers 2 --n-heads 2", ("--d-model 0",)),
+    "compare one": Case("compare gpt3", ("at least two",)),
+    "compare unknown": Case("compare gpt3 gpt5", ("'gpt5'",)),
+    "compare unpublished": Case("compare gpt3 gpt4", ("gpt4", "never published")),
+    "compare fit missing": Case("compare gpt3 chinchilla --fit {tmp}/nope.json", ("nope.json", "fit file")),
+    "compare fit broken": Case("compare gpt3 chinchilla --fit {table:broken}", ("broken.json", "fit file")),
 }
 
 
@@ -220,13 +283,15 @@ def world(tmp_path_factory):
     grids.mkdir()
     for name, text in GRIDS.items():
         (grids / f"{name}.toml").write_text(text)
+    for name, text in TABLES.values():
+        (tmp / name).write_text(text)
     fifo = tmp / "pipe.txt"
     os.mkfifo(fifo)
     return {"run": run, "sweep": sweep, "corrupt": corrupt, "grids": grids, "fifo": fifo, "tmp": tmp}
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_bad_input_ends_in_one_clear_line(world, name, tmp_path):
+def test_bad_input_ends_in_one_clear_line(world, name, tmp_path, monkeypatch):
     case = CASES[name]
     new = tmp_path / "new"
     subs = {"run": world["run"], "sweep": world["sweep"], "tmp": world["tmp"], "new": new, "fifo": world["fifo"],
@@ -235,8 +300,13 @@ def test_bad_input_ends_in_one_clear_line(world, name, tmp_path):
     for a in case.args.split():
         for g in GRIDS:
             a = a.replace(f"{{grid:{g}}}", str(world["grids"] / f"{g}.toml"))
+        for t, (fname, _) in TABLES.items():
+            a = a.replace(f"{{table:{t}}}", str(world["tmp"] / fname))
         args.append(a.format(**subs))
-    before = _snapshot(world["run"], world["sweep"], world["corrupt"])
+    before = _snapshot(world["run"], world["sweep"], world["corrupt"], world["tmp"])
+    cwd = tmp_path / "cwd"  # a default output folder (fits/, runs/) would land here
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
     r = runner.invoke(app, args)
     out = " ".join(r.output.replace("│", " ").split())  # click's own parse errors come in a box
     assert r.exit_code == case.code, (args, r.output, r.exception)
@@ -244,12 +314,14 @@ def test_bad_input_ends_in_one_clear_line(world, name, tmp_path):
     for frag in case.says:
         assert frag in out, (frag, out)
     assert not new.exists(), "a refused command created its output folder"
-    assert _snapshot(world["run"], world["sweep"], world["corrupt"]) == before, "a refused command changed files"
+    assert not any(cwd.iterdir()), "a refused command wrote into the working folder"
+    assert _snapshot(world["run"], world["sweep"], world["corrupt"], world["tmp"]) == before, \
+        "a refused command changed files"
 
 
 def test_the_table_covers_every_command_it_claims():
     cmds = {k.split()[0] for k in CASES}
-    assert {"train", "sweep", "study", "export", "bench"} <= cmds
+    assert {"train", "sweep", "study", "export", "bench", "fit", "recommend", "archs", "show", "compare"} <= cmds
     print(f"{len(CASES)} bad inputs in the table")
 
 
@@ -262,6 +334,7 @@ def test_the_table_covers_every_command_it_claims():
 ])
 def test_os_errors_are_one_line_naming_the_file(err, says, not_says):
     import typer
+
     from llmhist.cli.common import user_errors
 
     mini = typer.Typer()
@@ -279,6 +352,7 @@ def test_os_errors_are_one_line_naming_the_file(err, says, not_says):
 
 def test_user_text_prints_literally_and_a_bug_keeps_its_traceback():
     import typer
+
     from llmhist.cli.common import user_errors
     from llmhist.train.config import RunError
 

@@ -4,8 +4,9 @@ import json
 import subprocess
 import sys
 
-from llmhist.cli.main import app
 from typer.testing import CliRunner
+
+from llmhist.cli.main import app
 
 runner = CliRunner()
 

@@ -4,9 +4,10 @@ import json
 
 import numpy as np
 import pandas as pd
+from typer.testing import CliRunner
+
 from llmhist.cli.main import app
 from llmhist.scaling import laws
-from typer.testing import CliRunner
 
 runner = CliRunner()
 TRUE = laws.Chinchilla("true", E=1.9, A=400.0, B=1200.0, alpha=0.33, beta=0.30)
@@ -26,7 +27,7 @@ def table(tmp_path):
 def test_fit_writes_json_that_recommend_reads(tmp_path):
     p = table(tmp_path)
     r = runner.invoke(app, ["fit", str(p), "--n-col", "params", "--c-col", "flops", "--loss-col", "final_loss",
-                            "--bootstrap", "20", "--out", str(tmp_path / "fits"), "--json"])
+                            "--bootstrap", "20", "--plot", "none", "--out", str(tmp_path / "fits"), "--json"])
     assert r.exit_code == 0, r.output
     res = {x["law"]: x for x in json.loads(r.output)["fits"]}
     assert set(res) == {"chinchilla", "isoflop", "kaplan"}

@@ -6,11 +6,12 @@ import os
 from dataclasses import fields
 
 import pytest
+from typer.main import get_command
+from typer.testing import CliRunner
+
 from llmhist.cli.main import app
 from llmhist.train import sweep as S
 from llmhist.train.config import RunError, TrainConfig
-from typer.main import get_command
-from typer.testing import CliRunner
 
 runner = CliRunner()
 CORES = os.cpu_count() or 1

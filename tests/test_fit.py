@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from llmhist.scaling import laws
 from llmhist.scaling.fit import (
     FitError,

@@ -8,6 +8,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
+
 from llmhist.cli.main import app
 from llmhist.scaling import laws
 from llmhist.scaling.fit import (
@@ -20,7 +22,6 @@ from llmhist.scaling.fit import (
 from llmhist.scaling.pipeline import Options, fit_group, run_fits
 from llmhist.scaling.points import Points, snap_budgets
 from llmhist.scaling.recommend import BudgetError, budget_from, recommend
-from typer.testing import CliRunner
 
 runner = CliRunner()
 VALLEY = laws.Chinchilla("valley", E=1.5, A=60.0, B=3000.0, alpha=0.2, beta=0.6)  # alpha << beta: lopsided in log N
@@ -39,7 +40,10 @@ def test_local_parabola_recovers_an_asymmetric_valley_the_whole_range_misses():
     N, D, L, B = lopsided_sweep(VALLEY)
     whole = fit_isoflop(N, D, L, B, window=Window.parse("all"))
     local = fit_isoflop(N, D, L, B, window=Window.parse("1dec"))
-    err = lambda f: [m["N_opt"] / VALLEY.n_opt(m["C"]) - 1 for m in f.extra["minima"]]
+
+    def err(f):
+        return [m["N_opt"] / VALLEY.n_opt(m["C"]) - 1 for m in f.extra["minima"]]
+
     assert max(abs(e) for e in err(whole)) > 0.25 and abs(whole.law.a - VALLEY.a) > 0.03
     assert max(abs(e) for e in err(local)) < 0.08 and abs(local.law.a - VALLEY.a) < 0.01
     assert all(m["n_window"] < m["n_points"] for m in local.extra["minima"])
@@ -164,6 +168,7 @@ def test_one_hardware_table_serves_mfu_and_recommend():
 
 def test_mfu_is_never_above_one():
     import torch
+
     from llmhist.train.device import mfu
 
     v, _peak, note = mfu(2e12, 1e12, torch.device("cuda"), override=None)

@@ -27,10 +27,19 @@ def _tracked() -> list[str]:
 
 
 def _build_wheel(src: Path, dest: Path) -> set[str]:
-    """Build the wheel from `src` with the installed setuptools (no download, no isolation)."""
+    """The modules of the wheel built from `src` with the installed setuptools (no download, no
+    isolation). A setuptools older than 70.1 without the `wheel` package has no bdist_wheel: then
+    the modules its build_py step collects, which is what a wheel packs (the test extra pins
+    setuptools>=70.1, so CI builds the wheel itself)."""
     code = ("import sys; from setuptools import build_meta; "
             f"print(build_meta.build_wheel({str(dest)!r}))")
     r = subprocess.run([sys.executable, "-c", code], cwd=src, capture_output=True, text=True)
+    if r.returncode != 0 and "invalid command 'bdist_wheel'" in r.stderr:
+        lib = dest / "lib"
+        r = subprocess.run([sys.executable, "setup.py", "-q", "build_py", "--build-lib", str(lib)], cwd=src,
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-3000:]
+        return {p.relative_to(lib).as_posix() for p in lib.rglob("*.py")}
     assert r.returncode == 0, r.stderr[-3000:]
     (whl,) = dest.glob("*.whl")
     with zipfile.ZipFile(whl) as z:

@@ -15,6 +15,7 @@ from dataclasses import replace
 import pytest
 import torch
 import transformers  # the test extra: pip install -e ".[test]"; fail loudly without it
+
 from llmhist.archs import (
     ENTRIES,
     RopeScaling,
@@ -267,15 +268,6 @@ INDEPENDENT = {
                       max_position_embeddings=131072, tie_word_embeddings=True, hidden_act="silu",
                       **_rope(500000.0, factor=32.0, low_freq_factor=1.0, high_freq_factor=4.0,
                               original_max_position_embeddings=8192)), *LLAMA_SHRINK),
-    # HF EleutherAI/gpt-j-6b config.json (rotary_dim 64 of 256-wide heads, interleaved; untied head with a bias).
-    # Shrunk to 2 heads of 128 so the partial rotary (64 of 128) still leaves a pass-through part.
-    "gptj": ("gptj-6b", "gptj",
-             {"vocab_size": 50400, "n_positions": 2048, "n_embd": 4096, "n_layer": 28, "n_head": 16, "rotary_dim": 64,
-              "n_inner": None, "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5,
-              "tie_word_embeddings": False},
-             {"n_embd": 256, "n_head": 2, "n_layer": 2, "vocab_size": 512},
-             {"d_model": 256, "n_heads": 2, "n_kv_heads": 2, "head_dim": 128, "d_ff": 1024, "n_layers": 2,
-              "vocab_size": 512}),
     # HF mistralai/Mixtral-8x7B-v0.1 config.json
     "mixtral": ("mixtral-8x7b", "mixtral",
                 dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
@@ -321,6 +313,13 @@ INDEPENDENT = {
                  num_key_value_heads=8, head_dim=128, vocab_size=49152, tie_word_embeddings=True, rms_norm_eps=1e-5,
                  attention_bias=False, hidden_act="silu", max_position_embeddings=4096, **_rope(500000.0)),
             *LLAMA_SHRINK),
+    # HF EleutherAI/gpt-j-6b config.json (heads cut to 2 to shrink d_model while keeping 256-wide heads and
+    # 64 rotary dims)
+    "gptj": ("gptj-6b", "gptj",
+             {"vocab_size": 50400, "n_positions": 2048, "n_embd": 4096, "n_layer": 28, "n_head": 16, "rotary_dim": 64,
+              "n_inner": None, "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5, "tie_word_embeddings": False},
+             {"n_embd": 512, "n_head": 2, "n_layer": 2, "vocab_size": 512, "n_inner": 1024},
+             {"d_model": 512, "n_heads": 2, "n_layers": 2, "vocab_size": 512, "d_ff": 1024}),
 }
 # Qwen2's MoE member is a second transformers class in the qwen2 family: HF Qwen/Qwen2-57B-A14B config.json
 INDEPENDENT_MOE = ("qwen2-57b-a14b", "qwen2_moe",

@@ -5,6 +5,7 @@ import typing
 from dataclasses import fields, replace
 
 import pytest
+
 from llmhist.archs import (
     ENTRIES,
     FAMILIES,
@@ -24,9 +25,9 @@ from llmhist.archs.catalogue import (
     objective_for,
     rests_on_assumed,
 )
+from llmhist.archs.recipes import recipe_for
 from llmhist.archs.registry import BY_NAME, FAMILY_TEMPLATE
 from llmhist.archs.spec import attention_kind
-from llmhist.train.recipes import recipe_for
 
 HF_FREE_FAMILIES = {"gpt3", "jurassic1", "mtnlg", "gopher", "chinchilla", "palm"}
 SHAPED = [e for e in ENTRIES if e.arch is not None]
@@ -219,7 +220,7 @@ def test_gptj_count_equals_transformers_from_the_released_config():
 
 
 def test_new_rows_are_in_the_timeline():
-    from llmhist.cli.archs_cmd import list_archs
+    from llmhist.report import list_archs
 
     rows = list_archs()
     names = [r["name"] for r in rows]

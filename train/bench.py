@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -38,8 +40,28 @@ def _sync(dev):
         torch.cuda.synchronize()
 
 
-def bench(arch: str, size=None, d_model=128, n_layers=4, n_heads=4, ctx=128, batch=16, steps=10, repeats=3,
-          device="auto", compile=False, hf=True, peak_flops=None, vocab_size=256, threads=None) -> dict:
+def check(arch: str, size: str | None, d_model: int | None, n_layers: int | None, n_heads: int | None, ctx: int,
+          batch: int, steps: int, repeats: int, device: str, threads: int | None, peak_flops: float | None) -> None:
+    """Every option checked before any work: those bench shares with a run get the run's checks
+    (shape, --ctx, --device, --threads, ...); a bad one raises a RunError/SpecError naming it."""
+    from llmhist.train.config import RunError, TrainConfig
+
+    TrainConfig(arch=arch, size=size, d_model=d_model, n_layers=n_layers, n_heads=n_heads, ctx=ctx, batch=batch,
+                device=device, threads=threads, peak_flops=peak_flops, out="bench")
+    for name, v in (("--steps", steps), ("--repeats", repeats)):
+        if v < 1:
+            raise RunError(f"{name} {v}: must be >= 1")
+
+
+def bench(arch: str, size: str | None = None, d_model: int | None = 128, n_layers: int | None = 4,
+          n_heads: int | None = 4, ctx: int = 128, batch: int = 16, steps: int = 10, repeats: int = 3,
+          device: str = "auto", compile: bool = False, hf: bool = True, peak_flops: float | None = None,
+          vocab_size: int = 256, threads: int | None = None) -> dict:
+    """Training-step time of our model (and transformers' of the same spec) on one device; with a
+    named size the explicit shape is ignored."""
+    if size:
+        d_model = n_layers = n_heads = None
+    check(arch, size, d_model, n_layers, n_heads, ctx, batch, steps, repeats, device, threads, peak_flops)
     dev = devmod.pick(device)
     dtype = devmod.setup(dev, threads)
     a = build_spec(arch, size, d_model=d_model, n_layers=n_layers, n_heads=n_heads, vocab_size=vocab_size,
@@ -55,7 +77,7 @@ def bench(arch: str, size=None, d_model=128, n_layers=4, n_heads=4, ctx=128, bat
     x, y = x[:, :-1], x[:, 1:]
     amp = (torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else torch.autocast("cpu", enabled=False))
     fused = {"fused": True} if dev.type == "cuda" else {}
-    impls: dict[str, callable] = {}
+    impls: dict[str, Callable[[], object]] = {}
 
     ours = build(a, dev)
     impls["llmhist eager"] = _step_fn(ours, torch.optim.AdamW(ours.parameters(), lr=1e-4, **fused), x, y, amp, False)
@@ -87,7 +109,7 @@ def bench(arch: str, size=None, d_model=128, n_layers=4, n_heads=4, ctx=128, bat
         for _ in range(3):
             fn()
     _sync(dev)
-    times = {k: [] for k in impls}
+    times: dict[str, list[float]] = {k: [] for k in impls}
     for _ in range(repeats):
         for k, fn in impls.items():
             _sync(dev)
@@ -98,7 +120,7 @@ def bench(arch: str, size=None, d_model=128, n_layers=4, n_heads=4, ctx=128, bat
             times[k].append((time.perf_counter() - t) / steps)
     fpt = accounting.flops_per_token(a, "palm", ctx)
     peak = devmod.peak_flops(dev, dtype, peak_flops)
-    res = []
+    res: list[dict[str, Any]] = []
     hf_tps = None
     for k, ts in times.items():
         s = statistics.median(ts)

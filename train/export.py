@@ -26,15 +26,16 @@ class ExportError(UserError, ValueError):
 
 def load_run(run_dir: str | Path):
     """(spec, model) of a run folder's final weights."""
-    from llmhist.archs.model import build
     from safetensors.torch import load_model
+
+    from llmhist.archs.model import build
 
     run_dir = Path(run_dir)
     cfg, weights = run_dir / rf.CONFIG, run_dir / rf.WEIGHTS
     if not cfg.exists():
-        raise FileNotFoundError(f"{run_dir}: not a run folder (no config.json); give a folder `llmhist train` wrote")
+        raise ExportError(f"{run_dir}: not a run folder (no config.json); give a folder `llmhist train` wrote")
     if not weights.exists():
-        raise FileNotFoundError(f"{run_dir}: the run has no final weights (model.safetensors); "
+        raise ExportError(f"{run_dir}: the run has no final weights (model.safetensors); "
                                 "finish it first (run the same train command again)")
     doc = rf.read_config(run_dir)
     try:
@@ -51,6 +52,13 @@ def load_run(run_dir: str | Path):
 
 
 def export(run_dir: str | Path, out_dir: str | Path) -> dict:
+    """Write out_dir (new, or an empty folder) that transformers' from_pretrained loads; every
+    argument is checked before any work."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ExportError(f"{out_dir}: exists and is a file; give a new (or empty) folder to export into")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        raise ExportError(f"{out_dir}: exists and is not empty; give a new (or empty) folder to export into")
     a, model = load_run(run_dir)
     mt = hf.model_type(a)  # raises NoHFEquivalent (a ValueError) with the reason for other families
     try:
@@ -66,9 +74,6 @@ def export(run_dir: str | Path, out_dir: str | Path) -> dict:
             setattr(ref.config, key, None)
             if getattr(ref, "generation_config", None) is not None:
                 setattr(ref.generation_config, key, None)
-    out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise ExportError(f"{out_dir}: exists and is not an empty folder; give a new folder")
     tmp = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     try:

@@ -1,54 +1,9 @@
-"""Training recipes: each registry entry carries its recipe as data (llmhist.archs.registry, with a
-source for every field); this module looks them up and scales what cannot carry over.
-
-What cannot carry over from a 100B-parameter run to a 1M-parameter one is scaled, and said so:
-- peak learning rate: GPT-3 Table 2.1 gives 6e-4 at d_model 768 (125M). We scale it as 1/d_model
-  (the muP rule for hidden weights) and cap it at 3e-3, so tiny models train in seconds;
-- warmup: a fraction of the run (Recipe.warmup_frac; published warmups of 375M tokens or 2,000
-  steps are longer than a whole small run), by default 2% of steps, at least 1 step.
-"""
+"""Training recipes: kept as a thin re-export of llmhist.archs.recipes (a recipe is data on the
+catalogue entry, so the lookup lives beside it; importing it from archs keeps archs from importing
+train). No torch here."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
-from llmhist.archs.catalogue import Recipe, objective_for
-from llmhist.archs.spec import Arch
+from llmhist.archs.recipes import Recipe, peak_lr, recipe_for
 
 __all__ = ["Recipe", "peak_lr", "recipe_for"]
-
-SWITCH_AUX = 0.01  # Fedus et al. 2021 (Switch Transformer) §2.2: alpha = 10^-2
-
-
-def recipe_for(name_or_family: str | Arch, moe: bool | None = None) -> Recipe:
-    """The recipe of a registry entry, alias or family (a family's flagship's), or of a built Arch
-    (its family's, with the objective and MoE coefficient following that spec).
-
-    Unknown names raise UnknownArch. A MoE spec of a family whose recipe has no load-balancing
-    coefficient takes the family's MoE member's (Qwen2 -> Qwen2-57B-A14B's 0.001) or else Switch
-    Transformer's 0.01. The objective follows the spec: span corruption for an encoder-decoder."""
-    from llmhist.archs.registry import ENTRIES, get
-
-    spec = name_or_family if isinstance(name_or_family, Arch) else None
-    key = spec.family if spec is not None else name_or_family
-    e = get(key)
-    r = e.recipe
-    if moe is None:
-        moe = (spec.moe is not None) if spec is not None else (e.arch is not None and e.arch.moe is not None)
-    if moe and not r.aux_loss:
-        sib = next((x for x in ENTRIES if x.family == e.family and x.arch is not None and x.arch.moe is not None
-                    and x.recipe.aux_loss), None)
-        if sib is not None:
-            r = replace(r, aux_loss=sib.recipe.aux_loss,
-                        sources={**r.sources, "aux_loss": sib.recipe.sources["aux_loss"]})
-        else:
-            r = replace(r, aux_loss=SWITCH_AUX, sources={
-                **r.sources, "aux_loss": "assumed: Switch Transformer §2.2's 0.01 (the family has no MoE recipe)"})
-    if spec is not None and r.objective != objective_for(spec):
-        r = replace(r, objective=objective_for(spec))
-    return r
-
-
-def peak_lr(d_model: int) -> float:
-    """GPT-3 Table 2.1's 6e-4 at d_model 768, scaled as 1/d_model, capped at 3e-3."""
-    return min(3e-3, 6e-4 * 768 / d_model)

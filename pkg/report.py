@@ -1,0 +1,216 @@
+"""The registry as report rows: the timeline (`archs`), one entry in full (`show`), and entries side by
+side (`compare`), each judged against published scaling laws. Pure Python, no torch; the CLI
+(llmhist.cli.archs_cmd) only renders these rows.
+
+It lives at the top of the namespace (llmhist.report, in pkg/) because it joins llmhist.archs with
+llmhist.scaling: inside archs/ it would make archs and scaling import each other."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from llmhist.archs.catalogue import Entry
+from llmhist.archs.spec import Arch, SpecError
+from llmhist.numbers import human, nbytes, sci
+
+LAWS = ("hoffmann2022-unrounded", "epoch2024")
+
+
+def choices(a: Arch | None) -> str:
+    """One short line of the key architectural choices (a is an Arch, or None: shape unpublished)."""
+    if a is None:
+        return "shape not published"
+    from llmhist.archs.spec import attention_kind
+
+    pos = {"rope": f"RoPE {a.rope_theta:g}" + (" scaled" if a.rope_scaling else "")
+                   + (f" partial {a.rotary_dim}" if a.rotary_dim else ""),
+           "learned": "learned pos", "xl_relative": "XL rel pos", "t5_bias": "T5 rel bias",
+           "sinusoidal": "sinusoidal"}.get(a.positions, a.positions)
+    parts = [f"{a.norm_placement}-{a.norm}", pos, attention_kind(a).replace(":1", ""), a.mlp]
+    if "local" in a.attn_pattern:
+        parts.append("local/global" if a.attn_pattern[0] == "local" else "dense/banded")
+    if a.moe:
+        parts.append(f"MoE {a.moe.n_experts}x top-{a.moe.top_k}" + (" +shared" if a.moe.d_ff_shared else ""))
+    if a.parallel_block:
+        parts.append("parallel")
+    if a.attn_softcap:
+        parts.append("soft-cap")
+    if a.is_encoder_decoder:
+        parts.append("enc-dec")
+    return ", ".join(parts)
+
+
+def row(e: Entry) -> dict:
+    """One catalogue entry as a timeline row."""
+    from llmhist.archs.accounting import params
+
+    out = {"name": e.name, "family": e.family, "year": e.year, "paper": e.paper,
+           "shape_known": e.arch is not None, "train_tokens": e.train_tokens, "train_ctx_len": e.train_ctx_len,
+           "ctx_len": e.ctx_len, "params_published": e.published_params, "choices": choices(e.arch)}
+    if e.arch is not None:
+        p = params(e.arch)
+        out.update(params_total=p.total, params_non_embedding=p.non_embedding, params_active=p.active)
+    else:
+        out.update(params_total=None, params_non_embedding=None, params_active=None)
+    return out
+
+
+def list_archs(family: str | None = None, since: int | None = None, until: int | None = None) -> list[dict]:
+    from llmhist.archs.registry import ENTRIES, FAMILIES, UnknownArch
+
+    if family and family.lower() not in FAMILIES:
+        import difflib
+
+        near = difflib.get_close_matches(family.lower(), FAMILIES, n=3)
+        raise UnknownArch(family, near, what="--family")
+    es = [e for e in ENTRIES if (not family or e.family == family.lower())
+          and (since is None or e.year >= since) and (until is None or e.year <= until)]
+    return [row(e) for e in sorted(es, key=lambda e: (e.year, e.family, e.published_params or 0))]
+
+
+def resolve(name: str, size: str | None = None, d_model: int | None = None, n_layers: int | None = None,
+            n_heads: int | None = None, need_shape: bool = True) -> Entry:
+    """The catalogue entry to show: a registry entry, or a custom size described as one."""
+    from llmhist.archs.registry import build_spec, custom_entry, get
+
+    if size is not None or any(v is not None for v in (d_model, n_layers, n_heads)):
+        a = build_spec(name, size, d_model=d_model, n_layers=n_layers, n_heads=n_heads)
+        if _is_entry(a.name):  # --size named a registry entry of the family
+            return get(a.name)
+        how = f"--size {size}" if size else f"--d-model {d_model} --n-layers {n_layers} --n-heads {n_heads}"
+        return custom_entry(a, name, how)
+    e = get(name)
+    if need_shape:
+        e.require_arch()
+    return e
+
+
+def _is_entry(name: str) -> bool:
+    from llmhist.archs.registry import BY_NAME
+
+    return name in BY_NAME
+
+
+def describe(e: Entry) -> dict:
+    """Everything known about one entry: each value with its source, accounting, optimality, and
+    which derived numbers rest on an assumed value."""
+    from llmhist.archs.accounting import summary
+    from llmhist.archs.catalogue import CATALOGUE_SOURCED, DEPENDS, rests_on_assumed
+    from llmhist.scaling import laws
+
+    shown = e.shown()
+    out = {"name": e.name, "family": e.family, "year": e.year, "paper": e.paper, "notes": e.notes,
+           "aliases": list(e.aliases), "template": e.template,
+           "catalogue": {k: getattr(e, k) for k in CATALOGUE_SOURCED} | {"known": dict(e.known)},
+           "spec": e.arch.to_dict() if e.arch is not None else None,
+           "recipe": e.recipe.to_dict(),
+           "values": {k: (v.__dict__ if hasattr(v, "__dict__") else v) for k, v in shown.items()},
+           "sources": {k: e.sources.get(k) for k in shown},
+           "assumed": e.assumed()}
+    if e.arch is None:
+        return out
+    s = summary(e.arch, e.train_tokens, e.train_ctx_len)
+    out["accounting"] = s
+    out["rests_on_assumed"] = {q: sorted(rests_on_assumed(e, q)) for q in DEPENDS}
+    N = s["params"]["active"]
+    out["tokens_20x"] = laws.tokens_20x(N)
+    optimal: dict[str, dict] = {}
+    for name in LAWS:
+        law = laws.PUBLISHED[name]
+        entry = {"D_opt_for_N": law.d_opt_for_n(N)}
+        if e.train_tokens:
+            entry.update(laws.compute_optimality(N, e.train_tokens, law))
+        optimal[name] = entry
+    out["compute_optimal"] = optimal
+    return out
+
+
+def fmt_value(v: Any) -> str:
+    if isinstance(v, float) and (abs(v) >= 1e6 or 0 < abs(v) < 1e-3):
+        return f"{v:.4g}"
+    if isinstance(v, tuple):
+        return ", ".join(map(str, v))
+    return str(v)
+
+
+
+def compare(names: Sequence[str], fits: Sequence[str] = ()) -> tuple[list[Entry], list[dict]]:
+    """`compare`'s entries (each must have a published shape) and rows; fits are JSON files from `llmhist fit`."""
+    if len(names) < 2:
+        raise SpecError("compare needs at least two models, e.g. `llmhist compare gpt3 chinchilla`")
+    entries = [resolve(n) for n in names]
+    return entries, compare_rows(entries, fits)
+
+
+def compare_rows(entries: Sequence[Entry], fits: Sequence[str] = ()) -> list[dict]:
+    """Rows for `compare`: raw values (for --json), formatted ones, and per model the assumed
+    values each row rests on."""
+    from llmhist.archs.accounting import (
+        activation_bytes_per_token,
+        flops_per_token,
+        kv_cache_bytes_per_token,
+        params,
+        weight_bytes,
+    )
+    from llmhist.archs.catalogue import FLOPS_RESTS, rests_on_assumed
+    from llmhist.scaling import laws
+
+    rows: list[dict] = []
+    specs = [e.require_arch() for e in entries]
+
+    def add(section: str, label: str, values: list, fmt: Callable[[Any], str] = str, rests: str | None = None) -> None:
+        if rests is None:
+            assumed = [sorted(e.assumed([label]) if label in e.sources else []) for e in entries]
+        else:
+            assumed = [sorted(rests_on_assumed(e, rests)) for e in entries]
+        rows.append({"section": section, "label": label, "values": values, "shown": [fmt(v) for v in values],
+                     "assumed": assumed})
+
+    ps = [params(a) for a in specs]
+    T = [e.train_ctx_len or a.ctx_len for e, a in zip(entries, specs)]
+    add("identity", "year", [e.year for e in entries])
+    add("identity", "family", [e.family for e in entries])
+    for k in ("d_model", "n_layers", "n_heads", "n_kv_heads", "head_dim", "d_ff", "vocab_size", "ctx_len"):
+        add("shape", k, [getattr(a, k) for a in specs], lambda v: f"{v:,}")
+    add("shape", "train_ctx_len", T, lambda v: f"{v:,}")
+    add("shape", "n_enc_layers", [a.n_enc_layers for a in specs])
+    for k in ("norm", "norm_placement", "final_norm", "positions", "rope_theta", "mlp", "bias", "tied_embeddings",
+              "parallel_block", "attn_pattern", "window", "attn_softcap", "final_softcap", "embed_scale", "qk_norm"):
+        add("choices", k, [getattr(a, k) for a in specs], lambda v: "-" if v is None else (", ".join(v) if isinstance(v, tuple) else str(v)))
+    add("choices", "MoE", [f"{a.moe.n_experts}x top-{a.moe.top_k}" if a.moe else "-" for a in specs])
+    add("choices", "optimizer", [e.optimizer for e in entries])
+    add("choices", "tokenizer", [e.tokenizer for e in entries])
+    add("parameters", "total", [p.total for p in ps], human, rests="params")
+    add("parameters", "non-embedding", [p.non_embedding for p in ps], human, rests="params")
+    add("parameters", "active per token", [p.active for p in ps], human, rests="params")
+    add("parameters", "published", [e.published_params for e in entries], human)
+    for conv in ("6N", "chinchilla", "kaplan", "palm"):
+        add("FLOPs / token (train, at train_ctx_len)", conv, [flops_per_token(a, conv, t) for a, t in zip(specs, T)],
+            sci, rests=FLOPS_RESTS[conv])
+    add("memory", "weights bf16", [weight_bytes(a)["bf16"] for a in specs], nbytes, rests="params")
+    add("memory", "training state 16 B/param", [16 * p.total for p in ps], nbytes, rests="params")
+    add("memory", "activations / token", [activation_bytes_per_token(a, T=t) for a, t in zip(specs, T)], nbytes,
+        rests="activations")
+    add("memory", "KV cache / token bf16", [kv_cache_bytes_per_token(a) for a in specs], nbytes, rests="kv_cache")
+    add("memory", "KV cache at ctx_len", [kv_cache_bytes_per_token(a) * a.ctx_len for a in specs], nbytes,
+        rests="kv_cache")
+    D = [e.train_tokens for e in entries]
+    add("training", "tokens D", D, human, rests="tokens")
+    add("training", "compute C = 6ND", [6 * p.active * d if d else None for p, d in zip(ps, D)], sci, rests="tokens")
+    add("training", "tokens / parameter", [d / p.active if d else None for p, d in zip(ps, D)],
+        lambda v: "n/a" if v is None else f"{v:.1f}", rests="tokens")
+    chosen = [(n, laws.PUBLISHED[n]) for n in LAWS] + [(Path(f).stem, laws.load(f)) for f in fits]
+    for name, law in chosen:
+        opt = [laws.compute_optimality(p.active, d, law) if d else None for p, d in zip(ps, D)]
+        add(f"compute-optimal ({name})", "N_opt at its C", [o and o["N_opt"] for o in opt], human, rests="tokens")
+        add(f"compute-optimal ({name})", "D_opt at its C", [o and o["D_opt"] for o in opt], human, rests="tokens")
+        add(f"compute-optimal ({name})", "N / N_opt (>1 undertrained)", [o and o["N_over_N_opt"] for o in opt],
+            lambda v: "n/a" if v is None else f"{v:.2f}x", rests="tokens")
+        add(f"compute-optimal ({name})", "D_opt for its N", [law.d_opt_for_n(p.active) for p in ps], human,
+            rests="params")
+        if any(o and o.get("warning") for o in opt):  # a fit judged far outside its data
+            add(f"compute-optimal ({name})", "warning", [o and o.get("warning") for o in opt], lambda v: v or "-")
+    add("compute-optimal (20 tok/param)", "D for its N", [laws.tokens_20x(p.active) for p in ps], human, rests="params")
+    return rows

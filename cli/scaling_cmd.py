@@ -172,12 +172,19 @@ def _print_group(g, opt) -> None:
             iv = ent["E_interval"]
             t.add_row("true entropy H", f"{ent['H_nats_per_token']:.4g}",
                       ("inside E's interval" if ent["H_in_E_interval"] else "OUTSIDE E's interval") if iv else "no interval")
+            if ent.get("eval_floor_nats_per_token") is not None:
+                t.add_row("eval-set floor", f"{ent['eval_floor_nats_per_token']:.4g}",
+                          ("inside E's interval" if ent["reference_in_E_interval"] else "OUTSIDE E's interval")
+                          if iv else "no interval")
         console.print(t)
         if ent:
             iv = ent["E_interval"]
             console.print(f"E = {ent['E']:.4f}" + (f" [{iv[0]:.4f}, {iv[1]:.4f}]" if iv else "")
                           + f" against the source's true entropy H = {ent['H_nats_per_token']:.4f} nats/token "
-                          f"(E - H = {ent['E_minus_H']:+.4f})", soft_wrap=True)
+                          f"(E - H = {ent['E_minus_H']:+.4f})"
+                          + (f" and the evaluated tokens' exact floor {ent['eval_floor_nats_per_token']:.4f} "
+                             f"(E - floor = {ent['E_minus_reference']:+.4f}; E is compared with the floor)"
+                             if ent.get("compared_with") == "eval_floor" else ""), soft_wrap=True)
         if r.law == "isoflop":
             console.print(f"isoFLOP: {len(r.details['minima'])} budget(s) kept, {len(r.details['refused'])} refused; "
                           f"parabola window: {r.details['window']}", soft_wrap=True)

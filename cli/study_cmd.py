@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.text import Text
@@ -32,11 +32,11 @@ def study(
     batch: Annotated[int, typer.Option(help="sequences per step")] = 32,
     data: Annotated[str, typer.Option(help="as for `llmhist train` (default: the stdlib corpus)")] = "stdlib",
     bootstrap: Annotated[int, typer.Option(help="bootstrap resamples for the fits")] = 200,
-    flops: Annotated[Optional[float], typer.Option(help="budget to recommend for (default: 10x the largest)")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="sweep folder (default runs/study-<arch>)")] = None,
+    flops: Annotated[float | None, typer.Option(help="budget to recommend for (default: 10x the largest)")] = None,
+    out: Annotated[Path | None, typer.Option(help="sweep folder (default runs/study-<arch>)")] = None,
     plot: Annotated[str, typer.Option(help="files, terminal or none")] = "files",
-    workers: Annotated[Optional[int], typer.Option(help="worker processes at once (default: measured best split)")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="threads per process (default: measured best split)")] = None,
+    workers: Annotated[int | None, typer.Option(help="worker processes at once (default: measured best split)")] = None,
+    threads: Annotated[int | None, typer.Option(help="threads per process (default: measured best split)")] = None,
 ) -> None:
     """A small scaling study end to end: sweep, fits, recommendation, plots (minutes on a laptop CPU)."""
     from llmhist.train import sweep as S
@@ -46,7 +46,7 @@ def study(
     from .sweep_cmd import Progress, _gpus, floats, plan_table, status_table
 
     folder = out or Path("runs") / f"study-{arch}"
-    fits = folder / "fits"
+    fits_dir = folder / "fits"
     with user_errors():  # every option is checked here, before any run starts
         if plot not in PLOTS:
             raise RunError(f"--plot {plot!r}: use {', '.join(PLOTS)}")
@@ -81,58 +81,47 @@ def study(
         raise typer.Exit(1)
 
     _rule(f"fit: {folder}")
-    from llmhist.scaling.fitting import run_fits
+    from llmhist.scaling.pipeline import Options, run_fits
+
+    from .scaling_cmd import _print_group
 
     with user_errors():
-        results, pts = run_fits(str(folder), bootstrap=bootstrap, out=str(fits))
+        opt = Options(bootstrap=bootstrap)
+        fits = run_fits(str(folder), opt, out=str(fits_dir))
     plots: list[str] = []
-    if plot != "none":
-        from llmhist.scaling.plots import write_plots
+    for x in fits[0].points.left_out:
+        say(f"left out {x['run']}: {x['reason']}", style="yellow")
+    for g in fits:
+        _print_group(g, opt)
+        done = [r.to_dict() for r in g.results]
+        if plot != "none" and any(r.path for r in g.results):
+            from llmhist.scaling.plots import write_plots
 
-        plots = write_plots(results, pts, fits)
-    _print_fits(results, pts)
-    if plot == "terminal":
-        import sys
+            plots += write_plots(done, g.points, g.out)
+        if plot == "terminal" and any(r.path for r in g.results):
+            import sys
 
-        from llmhist.scaling.plots import terminal_plot
+            from llmhist.scaling.plots import terminal_plot
 
-        sys.stdout.write(terminal_plot(results, pts) + "\n")
+            sys.stdout.write(terminal_plot(done, g.points) + "\n")
 
     _rule(f"recommend: C = {C:g} FLOPs")
     from llmhist.scaling import laws as L
     from llmhist.scaling.recommend import recommend
 
-    fit_files = [p for p in sorted(fits.glob(f"{folder.name}-*.json")) if not p.name.endswith("kaplan.json")]
+    fit_files = [Path(r.path) for g in fits for r in g.results
+                 if r.path and r.law in ("chinchilla", "isoflop", "envelope")]
     with user_errors():
         chosen = [L.get(n) for n in L.DEFAULT_LAWS] + [L.load(f) for f in fit_files]
         recs = [recommend(law, C=C) for law in chosen]
     _print_recommendations(recs)
     say("The published laws' losses are for their own data and tokenizer (MassiveText, 32k SentencePiece); only "
-        "their N/D split carries over. This study's loss is nats per byte of Python source.", style="dim")
+        "their N/D split carries over. " + _loss_note(data), style="dim")
     _rule("done")
-    say(f"runs: {folder}   fits: {fits}")
+    say(f"runs: {folder}   fits: {fits_dir}")
     pngs = [p for p in plots if p.endswith(".png")]
     if pngs:
         say("plots:\n" + "\n".join(f"  {p}" for p in pngs) + "\n  (SVG beside each)")
-
-
-def _print_fits(results: list[dict], pts: dict) -> None:
-    from rich.table import Table
-
-    say(f"{pts['n_rows']} points from {pts['source']}")
-    for x in pts["left_out"]:
-        say(f"left out {x['run']}: {x['reason']}", style="yellow")
-    for r in results:
-        if "skipped" in r:
-            say(f"{r['law']} not fitted: {r['skipped']}", style="yellow")
-            continue
-        t = Table(title=Text(f"{r['law']} fit ({r['n_points']} points) -> {r.get('path', '')}"), header_style="bold")
-        for c in ("parameter", "value", "interval (10th-90th pct)"):
-            t.add_column(c, justify="right")
-        for k, v in r["params"].items():
-            iv = r.get("intervals", {}).get(k)
-            t.add_row(k, f"{v:.4g}", f"[{iv[0]:.4g}, {iv[1]:.4g}]" if iv else "-")
-        console.print(t)
 
 
 def _print_recommendations(rows: list[dict]) -> None:
@@ -156,3 +145,11 @@ def _print_recommendations(rows: list[dict]) -> None:
         t.add_row(Text(r["law"]), sci(r["C"]), iv(r, "N_opt"), iv(r, "D_opt"),
                   iv(r, "tokens_per_param", lambda v: f"{v:.1f}"), iv(r, "loss", lambda v: f"{v:.3f}"))
     console.print(t)
+
+
+def _loss_note(data: str) -> str:
+    if data == "stdlib":
+        return "This study's loss is in nats per byte of Python source (the standard library)."
+    if data.startswith("markov"):
+        return "This study's loss is in nats per token of a synthetic Markov source (its entropy is the floor)."
+    return f"This study's loss is in nats per token of {data}."

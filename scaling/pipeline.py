@@ -98,9 +98,15 @@ def fit_chinchilla(pts: Points, opt: Options, base: dict) -> FitResult:
             r.samples = rows.tolist()
     if pts.entropy is not None:
         iv = r.intervals.get("E")
-        r.details["entropy"] = {"H_nats_per_token": pts.entropy, "E": law.E, "E_interval": iv,
-                                "E_minus_H": law.E - pts.entropy,
-                                "H_in_E_interval": None if iv is None else bool(iv[0] <= pts.entropy <= iv[1])}
+        # E estimates the loss floor of the tokens scored: the evaluated set's exact floor when the runs
+        # recorded it (points.entropy_eval), else the source's entropy rate H
+        ref = pts.entropy_eval if pts.entropy_eval is not None else pts.entropy
+        r.details["entropy"] = {"H_nats_per_token": pts.entropy, "eval_floor_nats_per_token": pts.entropy_eval,
+                                "compared_with": "eval_floor" if pts.entropy_eval is not None else "H",
+                                "reference_nats_per_token": ref, "E": law.E, "E_interval": iv,
+                                "E_minus_H": law.E - pts.entropy, "E_minus_reference": law.E - ref,
+                                "H_in_E_interval": None if iv is None else bool(iv[0] <= pts.entropy <= iv[1]),
+                                "reference_in_E_interval": None if iv is None else bool(iv[0] <= ref <= iv[1])}
     return r
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from llmhist.errors import UserError
 
 
@@ -75,8 +76,11 @@ class Points:
     curves: list = field(default_factory=list)
     left_out: list = field(default_factory=list)
     entropy: float | None = None  # the data's true entropy (nats/token) when known (synthetic sources)
+    # entropy_eval (last field): the exact floor of the evaluated validation tokens (mean -log p_true
+    # over exactly the tokens the final evaluation scores; summary.json's entropy_eval_nats_per_token)
     objective: str = "causal_lm"
     n_rows: int = 0
+    entropy_eval: float | None = None
 
     @property
     def C(self) -> np.ndarray:
@@ -87,7 +91,7 @@ class Points:
         b = None if self.budget is None else self.budget[idx]
         return Points(self.N[idx], self.D[idx], self.loss[idx], self.source, self.fingerprint, self.conventions,
                       b, self.budget_note, self.group_key, self.group_label, self.curves, self.left_out,
-                      self.entropy, self.objective, len(np.atleast_1d(idx)))
+                      self.entropy, self.objective, len(np.atleast_1d(idx)), self.entropy_eval)
 
     def fitted_range(self) -> dict:
         C = self.C
@@ -100,7 +104,8 @@ def group_exact(C: np.ndarray, rel_tol: float = 0.05) -> np.ndarray:
     """Nominal C per point by the old rule: C within rel_tol (in log) of the first C of its group."""
     order = np.argsort(C)
     out = np.empty(len(C))
-    ref, members = None, []
+    ref: float | None = None
+    members: list[int] = []
     for i in order:
         if ref is None or abs(math.log(C[i] / ref)) > rel_tol:
             if members:
@@ -261,12 +266,14 @@ def load_runs(folder: str | Path, conventions: Conventions = Conventions(), min_
         D = float(s["D"]) if conventions.C == "6ND" else float(s["C_counted"]) / (6 * N)
         key, label = spec_key(cfg)
         g = groups.setdefault(key, {"label": label, "rows": [], "curves": [], "fps": set(), "ent": set(),
-                                    "n_conv": set(), "budget": []})
+                                    "ent_eval": set(), "n_conv": set(), "budget": []})
         g["rows"].append((N, D, float(L)))
         g["fps"].add(s.get("data_fingerprint", ""))
         g["n_conv"].add(n_conv)
         ent = s.get("entropy_nats_per_token")
         g["ent"].add(None if ent is None else round(float(ent), 9))
+        ent_eval = s.get("entropy_eval_nats_per_token")
+        g["ent_eval"].add(None if ent_eval is None else round(float(ent_eval), 9))
         g["budget"].append(float((cfg.get("train") or {}).get("budget_flops") or s.get("budget_flops") or np.nan))
         scale = D / float(s["D"])  # 1 for 6ND; counted / 6ND otherwise
         curve = [(r["tokens"] * scale, r["val_loss"]) for r in read_metrics(run / "metrics.csv")
@@ -289,6 +296,13 @@ def load_runs(folder: str | Path, conventions: Conventions = Conventions(), min_
         fp = hashlib.sha256(arr.tobytes() + "".join(fps).encode()).hexdigest()[:16]
         ents = g["ent"] - {None}
         entropy = ents.pop() if len(ents) == 1 and None not in g["ent"] else None
+        # one floor when every run scored the same tokens (same data, ctx and validation windows)
+        floors = g["ent_eval"] - {None}
+        entropy_eval = floors.pop() if entropy is not None and len(floors) == 1 and None not in g["ent_eval"] else None
+        if entropy is not None and entropy_eval is None:
+            lo.append({"run": "(all)", "reason": "note: the runs' evaluation floors differ or are missing (runs "
+                       "with other --ctx or validation windows, or from before the floor was recorded); E is "
+                       "compared with the entropy rate H"})
         label = g["label"] if labels.count(g["label"]) == 1 else f"{g['label']}-{key[:6]}"
         C = 6 * arr[:, 0] * arr[:, 1]
         b = np.array(g["budget"])
@@ -298,7 +312,7 @@ def load_runs(folder: str | Path, conventions: Conventions = Conventions(), min_
         conv = conventions.to_dict() | {"N": "/".join(sorted(g["n_conv"]))}
         out.append(Points(arr[:, 0], arr[:, 1], arr[:, 2], str(folder), fp, conv, budget=budget, budget_note=note,
                           group_key=key, group_label=label, curves=g["curves"], left_out=lo, entropy=entropy,
-                          n_rows=len(arr)))
+                          n_rows=len(arr), entropy_eval=entropy_eval))
     return out
 
 

@@ -72,6 +72,27 @@ def test_markov_entropy_is_exact():
     assert c.entropy_nats == pytest.approx(m.entropy_nats) and len(c.val) == 20_000
 
 
+def test_the_evaluated_tokens_floor_is_the_mean_true_nll_of_exactly_those_tokens():
+    """entropy_eval_nats_per_token: -log p_true of each scored target, from the chain's own table."""
+    c = data.load("markov:order=2,alphabet=5,zipf=1.1,tokens=6000,seed=4")
+    m = data.Markov(order=2, alphabet=5, zipf=1.1, tokens=6000, seed=4)
+    whole = np.concatenate([np.asarray(c.train), np.asarray(c.val)]).astype(np.int64) - 65
+    table, p = m.table(), m.probs()
+    T, starts = 16, data.val_windows(len(c.val), 16, 7)
+    by_hand = []
+    for s0 in starts:
+        for t in range(1, T + 1):  # the targets of window s0: val[s0 + 1 .. s0 + T]
+            j = len(c.train) + s0 + t
+            ctx = whole[j - 2] * 5 + whole[j - 1]
+            by_hand.append(-np.log(p[list(table[ctx]).index(whole[j])]))
+    floor = data.eval_entropy(c, starts, T)
+    assert floor == pytest.approx(float(np.mean(by_hand)), rel=1e-12)
+    assert floor != pytest.approx(m.entropy_nats, abs=1e-6)  # a sample of 112 tokens, not the rate
+    # over the whole sequence the mean true NLL is the entropy rate
+    assert m.nll(whole + 65, np.arange(2, len(whole))).mean() == pytest.approx(m.entropy_nats, abs=0.03)
+    assert data.eval_entropy(data.load("stdlib"), starts, T) is None  # unknown source: no floor
+
+
 def test_batches_are_a_pure_function_of_seed_and_step():
     a = data.batch_windows(10_000, 32, 8, seed=1, step=5)
     assert np.array_equal(a, data.batch_windows(10_000, 32, 8, seed=1, step=5))

@@ -4,6 +4,7 @@ shows the cached value was taken under load (the cache lives in a temporary fold
 import json
 
 import torch
+
 from llmhist.train import device
 
 
@@ -21,3 +22,35 @@ def test_a_poisoned_cpu_peak_is_measured_again_and_dated(tmp_path, monkeypatch):
     # an implausible MFU on a CPU measures the peak again (once), and never shows above 100%
     v, _, note = device.mfu(peak * 50, peak / 100, torch.device("cpu"))
     assert v <= 1.0 and note and "implausible" in note
+
+
+def test_the_loop_reports_mfu_only_through_device_mfu(tmp_path, monkeypatch):
+    """A run whose peak is implausibly low (a cache measured under load) re-measures it instead of
+    printing MFU above 100%, and says so in summary.json; if it stays implausible it is clamped."""
+    from llmhist.train import loop
+    from llmhist.train.config import TrainConfig
+
+    monkeypatch.setenv("LLMHIST_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(device, "peak_flops", lambda *a, **k: 1e3)  # any real run is "above 100%"
+    rechecks = []
+
+    def recheck(threads=None, value=1e15):
+        rechecks.append(threads)
+        return value
+
+    monkeypatch.setattr(device, "recheck_cpu_peak", recheck)
+    cfg = dict(arch="llama", size="nano", ctx=16, batch=4, tokens=16 * 4 * 3, data="markov:tokens=5000",
+               device="cpu", threads=1)
+    s = loop.train(TrainConfig(out=str(tmp_path / "a"), **cfg))
+    rows = loop.read_metrics(tmp_path / "a" / "metrics.csv")
+    assert rechecks and s["peak_flops"] == 1e15
+    assert all(r["mfu"] is None or 0 < r["mfu"] <= 1 for r in rows) and 0 < s["mfu"] <= 1
+    assert "measured again" in s["mfu_note"] and "cpu_peak.json" in s["mfu_note"]
+    on_disk = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert on_disk["mfu_note"] == s["mfu_note"]
+
+    monkeypatch.setattr(device, "recheck_cpu_peak", lambda threads=None: 2e3)  # still implausible
+    s = loop.train(TrainConfig(out=str(tmp_path / "b"), **cfg))
+    rows = loop.read_metrics(tmp_path / "b" / "metrics.csv")
+    assert s["mfu"] == 1.0 and all(r["mfu"] == 1.0 for r in rows if r["mfu"] is not None)
+    assert "clamped to 100%" in s["mfu_note"] and "still implausible" in s["mfu_note"]

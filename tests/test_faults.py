@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from llmhist.files import Locked, exclusive_lock
 from llmhist.train import data as datamod
 from llmhist.train import loop
@@ -316,8 +317,9 @@ def test_a_full_disk_in_safetensors_or_torch_is_an_enospc_oserror(tmp_path, monk
                 train(_config(out, branches=None, schedule="cosine", tokens=32 * 8 * 3))
             assert e.value.errno == errno.ENOSPC
             assert not [p for p in out.iterdir() if ".tmp" in p.name]
-    from llmhist.cli.main import app
     from typer.testing import CliRunner
+
+    from llmhist.cli.main import app
 
     monkeypatch.setattr(safetensors.torch, "save_model", st_full)
     r = CliRunner().invoke(app, ["train", "--size", "nano", "--ctx", "32", "--batch", "8", "--tokens", "768",

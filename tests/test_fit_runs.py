@@ -6,16 +6,17 @@ import math
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
+
 from llmhist.cli.main import app
 from llmhist.scaling import laws
-from typer.testing import CliRunner
 
 runner = CliRunner()
 TRUE = laws.Chinchilla("true", E=1.9, A=400.0, B=1200.0, alpha=0.33, beta=0.30)
 
 
 def write_run(folder, N, D, loss, status="finished", objective="causal_lm", evals=8, arch=None, entropy=None,
-              n_active=None):
+              n_active=None, entropy_eval=None):
     folder.mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps({"train": {}, "arch": arch or {}}))
     rows = ["step,tokens,flops,train_loss,val_loss,val_bpb,lr,tokens_per_s,mfu,wall_s"]
@@ -28,16 +29,17 @@ def write_run(folder, N, D, loss, status="finished", objective="causal_lm", eval
     (folder / "summary.json").write_text(json.dumps({
         "status": status, "N": N, "N_non_embedding": 0.8 * N, "N_active": n_active or N, "D": D, "C": 6 * N * D,
         "C_counted": 1.25 * 6 * N * D, "val_loss": loss, "train_loss_smoothed": loss + 0.01,
-        "objective": objective, "data_fingerprint": "abc", "entropy_nats_per_token": entropy}))
+        "objective": objective, "data_fingerprint": "abc", "entropy_nats_per_token": entropy,
+        "entropy_eval_nats_per_token": entropy_eval}))
 
 
-def make_runs(root, noise=0.003, arch=None, law=TRUE, entropy=None):
+def make_runs(root, noise=0.003, arch=None, law=TRUE, entropy=None, entropy_eval=None):
     rng = np.random.default_rng(0)
     for C in np.geomspace(1e17, 1e20, 4):
         for j, n in enumerate(np.geomspace(law.n_opt(C) / 5, law.n_opt(C) * 5, 7)):
             d = C / (6 * n)
             write_run(root / f"C{C:.0e}" / f"n{j}", n, d, law.loss(n, d) * math.exp(rng.normal(0, noise)), arch=arch,
-                      entropy=entropy)
+                      entropy=entropy, entropy_eval=entropy_eval)
     write_run(root / "bad" / "diverged", 1e8, 1e9, float("nan"), status="diverged")
     write_run(root / "bad" / "unfinished", 1e8, 1e9, 3.0, status=None)
 
@@ -130,16 +132,22 @@ def test_terminal_plot_and_bad_runs_folders(tmp_path):
 
 
 def test_study_runs_sweep_fit_recommend_and_plots_end_to_end(tmp_path):
+    from llmhist.train.device import usable_cores
+
     out = tmp_path / "study"
-    r = runner.invoke(app, ["study", "--budgets", "3e10,1e11", "--points", "3", "--ctx", "32", "--batch", "16",
+    # the smallest plan that still fits: Approach 3 needs 6 points (2 budgets x 3 sizes); batch 64 takes
+    # a quarter of the steps of batch 16 at the same compute
+    r = runner.invoke(app, ["study", "--budgets", "3e10,6e10", "--points", "3", "--ctx", "32", "--batch", "64",
                             "--data", "markov:order=2,alphabet=16,tokens=400000", "--bootstrap", "10",
+                            # a given split skips measuring the best one (~11 s of this test)
+                            "--workers", str(min(2, usable_cores())), "--threads", "1",
                             "--out", str(out)])
     assert r.exit_code == 0, r.output
     summaries = list(out.rglob("summary.json"))
-    assert len(summaries) >= 5 and all(json.loads(p.read_text())["status"] == "finished" for p in summaries)
+    assert len(summaries) == 6 and all(json.loads(p.read_text())["status"] == "finished" for p in summaries)
     assert (out / "fits" / "study-chinchilla.json").exists()
     assert (out / "fits" / "frontier.png").exists() and "plots:" in r.output and "frontier.png" in r.output
-    assert "compute-optimal allocation" in r.output
+    assert "compute-optimal allocation" in r.output and "synthetic Markov source" in r.output
 
 
 GPT2 = {"family": "gpt2", "d_model": 64, "n_heads": 4, "n_kv_heads": None, "d_ff": 256, "norm": "layernorm",
@@ -173,6 +181,31 @@ def test_a_folder_of_two_specs_is_fitted_per_spec_with_a_comparison(tmp_path, mo
     assert g["entropy"]["H_nats_per_token"] == 1.7
     assert (tmp_path / "fits" / "sweep" / "gpt2" / "frontier.png").exists()
     assert (tmp_path / "fits" / "sweep" / "llama3" / "frontier.png").exists()
+
+
+def test_E_is_compared_with_the_evaluated_tokens_floor_when_the_runs_recorded_it(tmp_path):
+    """The fitted E lands on the floor of the tokens scored (a sample of the source), not on the
+    entropy rate H 0.04 nat away: the fit says which it compared with, and E's interval holds the floor."""
+    floor, H = 1.68, 1.72
+    law = laws.Chinchilla("sampled", E=floor, A=40.0, B=120.0, alpha=0.33, beta=0.30)  # runs near the floor
+    make_runs(tmp_path / "a", law=law, entropy=H, entropy_eval=floor, noise=0.0005)
+    r = runner.invoke(app, ["fit", str(tmp_path / "a"), "--law", "chinchilla", "--bootstrap", "30", "--plot", "none",
+                            "--out", str(tmp_path / "fa")])
+    assert r.exit_code == 0, r.output
+    ent = json.loads((tmp_path / "fa" / "a-chinchilla.json").read_text())["entropy"]
+    assert ent["compared_with"] == "eval_floor" and ent["eval_floor_nats_per_token"] == floor
+    lo, hi = ent["E_interval"]
+    assert ent["reference_in_E_interval"] == (lo <= floor <= hi) and not ent["H_in_E_interval"], ent
+    assert abs(ent["E_minus_reference"]) < abs(ent["E_minus_H"]) / 3, ent  # E lands on the floor, not on H
+    assert "E is compared with the floor" in r.output
+    # runs without a recorded floor: E is compared with H, and the fit says why
+    make_runs(tmp_path / "b", law=law, entropy=H, noise=0.001)
+    r = runner.invoke(app, ["fit", str(tmp_path / "b"), "--law", "chinchilla", "--bootstrap", "0", "--plot", "none",
+                            "--out", str(tmp_path / "fb")])
+    assert r.exit_code == 0, r.output
+    ent = json.loads((tmp_path / "fb" / "b-chinchilla.json").read_text())["entropy"]
+    assert ent["compared_with"] == "H" and ent["reference_nats_per_token"] == H
+    assert "evaluation floors differ or are missing" in r.output
 
 
 def test_moe_runs_count_active_parameters_by_default(tmp_path):

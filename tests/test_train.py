@@ -9,33 +9,61 @@ import sys
 
 import pytest
 import torch
+from typer.testing import CliRunner
+
 from llmhist.cli.main import app
 from llmhist.train import loop
 from llmhist.train.loop import TrainConfig, train
-from typer.testing import CliRunner
 
 runner = CliRunner()
-FAMILIES = ["gpt1", "gpt2", "gpt3", "jurassic1", "mtnlg", "gopher", "chinchilla", "palm", "llama", "llama2",
-            "llama3", "llama3.1", "mixtral", "gemma2", "qwen2", "afm", "t5"]
 TINY = dict(size="nano", ctx=32, batch=8, data="markov:tokens=20000")
+
+
+def _families() -> tuple[list[str], dict[str, str]]:
+    """Every family in the registry (a new family is trained without an edit here), split into those
+    that train and those that cannot, with the reason (an unpublished shape: gpt4, codex)."""
+    from llmhist.archs import registry
+
+    trains, cannot = [], {}
+    for fam in registry.FAMILIES:
+        entry = registry.get(registry.FAMILY_TEMPLATE.get(fam, fam))
+        if entry.shape_known:
+            trains.append(fam)
+        else:
+            cannot[fam] = f"{entry.name}'s shape was never published"
+    return trains, cannot
+
+
+FAMILIES, CANNOT_TRAIN = _families()
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_every_family_trains_at_toy_size(family, tmp_path):
     s = train(TrainConfig(arch=family, tokens=32 * 8 * 6, out=str(tmp_path / "r"), **TINY))
     assert s["status"] == "finished" and s["steps"] == 6
-    assert math.isfinite(s["val_loss"]) and s["val_loss"] < math.log(s["N"])  # sanity: not absurd
-    assert s["val_loss"] < math.log(256 + 100) + 1
+    rows = loop.read_metrics(tmp_path / "r" / "metrics.csv")
+    # untrained weights score about ln(vocab) (5.5 nats on 256 byte ids; T5 adds its sentinels): six
+    # steps on a 16-symbol source must already move the loss well below that and below its first value
+    vocab = json.loads((tmp_path / "r" / "config.json").read_text())["arch"]["vocab_size"]
+    assert math.isfinite(s["val_loss"]) and s["val_loss"] < math.log(vocab) - 0.25, (s["val_loss"], vocab)
+    assert s["val_loss"] < rows[0]["val_loss"], [r["val_loss"] for r in rows]
     run = tmp_path / "r"
     for f in ("config.json", "metrics.csv", "summary.json", "model.safetensors", "checkpoint/state.pt"):
         assert (run / f).exists(), f
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["arch"]["family"] == family and cfg["data"]["fingerprint"] == s["data_fingerprint"]
-    assert s["objective"] == ("span_corruption" if family == "t5" else "causal_lm")
+    assert s["objective"] == ("span_corruption" if cfg["arch"]["n_enc_layers"] else "causal_lm")
     assert s["N_active"] <= s["N"] and s["D"] == 6 * 32 * 8
     assert s["C"] == 6 * s["N_active"] * s["D"]
-    if family == "mixtral":
+    if cfg["arch"].get("moe"):
         assert s["N_active"] < s["N"]
+
+
+@pytest.mark.parametrize("family", sorted(CANNOT_TRAIN))
+def test_families_without_a_published_shape_are_refused(family, tmp_path):
+    r = runner.invoke(app, ["train", "--arch", family, "--out", str(tmp_path / "r")])
+    assert r.exit_code == 2 and "never published" in r.output, (CANNOT_TRAIN[family], r.output)
+    assert not (tmp_path / "r").exists()
 
 
 def test_loss_decreases_on_the_stdlib_corpus(tmp_path):
@@ -49,9 +77,12 @@ def test_synthetic_loss_approaches_the_known_entropy(tmp_path):
     spec = "markov:order=1,alphabet=16,tokens=200000"
     s = train(TrainConfig(arch="llama", size="nano", ctx=64, batch=32, tokens=64 * 32 * 150, data=spec,
                           out=str(tmp_path / "r")))
-    H = s["entropy_nats_per_token"]
+    H, floor = s["entropy_nats_per_token"], s["entropy_eval_nats_per_token"]
     assert H == pytest.approx(2.3589, abs=1e-3)
-    assert abs(s["val_loss"] - H) < 0.05, (s["val_loss"], H)  # the floor is reached, not beaten
+    # the floor of the tokens scored is a sample of the rate: near H, not equal to it
+    assert abs(floor - H) < 0.1 and floor != H
+    # reached (within 0.05 nat; ln 16 = 2.77 for a model that learned only the alphabet), never beaten
+    assert floor - 0.01 < s["val_loss"] < floor + 0.05, (s["val_loss"], floor, H)
 
 
 def _cli(*args, out):
@@ -89,14 +120,16 @@ def test_wsd_and_cosine_schedules():
 
 
 def test_gradient_accumulation_matches_one_big_batch(tmp_path):
-    base = dict(arch="llama", size="nano", ctx=32, batch=8, tokens=32 * 8 * 4, data="markov:tokens=20000")
+    base = dict(arch="llama", size="nano", ctx=32, batch=8, tokens=32 * 8 * 4, data="markov:tokens=20000",
+                eval_every=4)  # evaluates only the final loss it compares
     a = train(TrainConfig(out=str(tmp_path / "a"), **base))
     b = train(TrainConfig(out=str(tmp_path / "b"), micro_batch=2, **base))
     assert b["val_loss"] == pytest.approx(a["val_loss"], abs=1e-4)
 
 
 def test_remat_gives_the_same_numbers(tmp_path):
-    base = dict(arch="gpt2", size="nano", ctx=32, batch=8, tokens=32 * 8 * 3, data="markov:tokens=20000")
+    base = dict(arch="gpt2", size="nano", ctx=32, batch=8, tokens=32 * 8 * 3, data="markov:tokens=20000",
+                eval_every=3)
     a = train(TrainConfig(out=str(tmp_path / "a"), **base))
     b = train(TrainConfig(out=str(tmp_path / "b"), remat=True, **base))
     assert b["val_loss"] == pytest.approx(a["val_loss"], abs=1e-5)
@@ -124,8 +157,6 @@ def test_bad_input_is_refused_cleanly(tmp_path):
     r = runner.invoke(app, ["train", "--arch", "gpt2", "--d-model", "96", "--n-layers", "2", "--n-heads", "5",
                             "--out", str(tmp_path / "c")])
     assert r.exit_code == 2 and "divisible" in r.output
-    r = runner.invoke(app, ["train", "--arch", "gpt4", "--out", str(tmp_path / "d")])
-    assert r.exit_code == 2 and "never published" in r.output
     # an output folder holding a different run is never touched
     ok = runner.invoke(app, base + ["--data", "markov:tokens=20000", "--out", str(tmp_path / "e")])
     assert ok.exit_code == 0, ok.output
@@ -154,7 +185,7 @@ def test_atomic_write_keeps_the_old_file_when_the_disk_is_full(tmp_path, monkeyp
 
 
 def test_checkpoints_are_loaded_without_unpickling_code(tmp_path):
-    train(TrainConfig(arch="llama", tokens=32 * 8 * 2, out=str(tmp_path / "r"), **TINY))
+    train(TrainConfig(arch="llama", tokens=32 * 8 * 2, out=str(tmp_path / "r"), eval_every=2, **TINY))
     state = torch.load(tmp_path / "r" / "checkpoint" / "state.pt", weights_only=True)
     assert state["step"] == 2 and "optimizer" in state
 

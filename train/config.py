@@ -86,15 +86,18 @@ class TrainConfig:
     branches: str | None = opt(None, "wsd: also end at these fractions of the budget (e.g. 0.25,0.5), each a "
                                      "decay branch from the stable phase")
     seed: int = opt(0, "the one seed every other is derived from", ge=0, lt=2**63)
-    eval_every: int | None = opt(None, "steps between evaluations (default: 20 per run)", ge=1, runtime=True)
-    eval_batches: int = opt(4, "validation windows = this x batch", ge=1, le=1 << 20)
+    eval_every: int | None = opt(None, "steps between evaluations (default: 10 per run, spaced geometrically, and the "
+                                            "last)", ge=1, runtime=True)
+    eval_batches: int = opt(4, "validation windows of the final evaluation = this x batch (earlier "
+                                  "evaluations score every 4th)", ge=1, le=1 << 20)
     device: str = opt("auto", "auto, cpu, cuda, cuda:N, mps", runtime=True)
     threads: int | None = opt(None, "CPU threads (default: all usable cores)", ge=1, runtime=True,
                               hint="at most the machine's cores")
     compile: bool | None = opt(None, "torch.compile (default: on for CUDA)", flag="--compile/--no-compile",
                                runtime=True)
     remat: bool = opt(False, "activation checkpointing per block")
-    ckpt_seconds: float = opt(60.0, "seconds between time-based checkpoints", gt=0, runtime=True, cli=False)
+    ckpt_seconds: float = opt(60.0, "seconds between time-based checkpoints (0: after every step)", ge=0,
+                              runtime=True, cli=False)
     peak_flops: float | None = opt(None, "override the MFU denominator (FLOP/s)", gt=0, runtime=True)
     out: str = opt("runs/default", "run folder (default: runs/<arch>-<size>-s<seed>)", runtime=True,
                    cli_default=None)

@@ -25,8 +25,10 @@ import os
 import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
 from llmhist.errors import UserError
 from llmhist.files import atomic_path, fault
 
@@ -69,7 +71,7 @@ class Corpus:
         }
 
 
-def bits_per_byte(loss_nats_per_token: float, bytes_per_token: float | None) -> float | None:
+def bits_per_byte(loss_nats_per_token: float | None, bytes_per_token: float | None) -> float | None:
     if bytes_per_token is None or loss_nats_per_token is None or not math.isfinite(loss_nats_per_token):
         return None
     return loss_nats_per_token / math.log(2) / bytes_per_token
@@ -106,7 +108,8 @@ def _is_val(rel: str) -> bool:
 def split_text(root: Path, files: list[Path]) -> tuple[bytes, bytes]:
     """Concatenate files into train and validation byte strings, split by file (a hash of the
     relative path), so no document straddles the split and the split never changes."""
-    train, val = [], []
+    train: list[bytes] = []
+    val: list[bytes] = []
     for p in files:
         rel = p.name if root.is_file() else str(p.relative_to(root))
         b = p.read_bytes()
@@ -146,7 +149,7 @@ class BPETokenizer:
         except ImportError as e:
             raise DataError("the BPE tokenizer needs the `tokenizers` package: pip install 'llmhist[bpe]'") from e
         self.name, self.vocab_size = f"bpe{vocab_size}", vocab_size
-        self.tok = None
+        self.tok: Any = None
         if cache.exists():
             try:
                 self.tok = Tokenizer.from_file(str(cache))
@@ -208,8 +211,8 @@ def tokenize(tokenizer: str, fp: str, train_b: bytes, val_b: bytes):
     """(tokenizer, train ids, val ids) for a --tokenizer value: bytes, or a BPE trained on the
     training split and cached with its token arrays under the corpus fingerprint."""
     if tokenizer == "bytes":
-        tok = ByteTokenizer()
-        return tok, tok.encode(train_b), tok.encode(val_b)
+        byte_tok = ByteTokenizer()
+        return byte_tok, byte_tok.encode(train_b), byte_tok.encode(val_b)
     if not tokenizer.startswith("bpe"):
         raise DataError(f"--tokenizer {tokenizer!r}: use 'bytes' or 'bpe[VOCAB]' (e.g. bpe4096)")
     size = int(tokenizer[3:] or 4096)
@@ -284,6 +287,8 @@ def token_corpus(path: Path, dtype: str = "uint16", vocab_size: int | None = Non
             raise DataError(f"{p}: size {p.stat().st_size} B is empty or not a whole number of {dtype} tokens; "
                             "check --token-dtype")
         arrays.append(np.memmap(p, dtype=dt, mode="r"))
+    train: np.ndarray
+    val: np.ndarray
     if len(arrays) == 2:
         train, val = arrays
     else:
@@ -328,11 +333,35 @@ class Markov:
         p = self.probs()
         return float(-(p * np.log(p)).sum())
 
+    @property
+    def offset(self) -> int:
+        """Symbol s is stored as token s + offset (printable bytes 'A'.. when the alphabet allows)."""
+        return 65 if self.alphabet <= 190 else 0
+
+    def _table(self, rng: np.random.Generator) -> np.ndarray:
+        """(A^k, A): rank -> symbol per context (the generator's first draw)."""
+        A = self.alphabet
+        return np.argsort(rng.random((A**self.order, A)), axis=1).astype(np.int64)
+
+    def table(self) -> np.ndarray:
+        return self._table(np.random.default_rng([self.seed, 0x4D41524B]))
+
+    def nll(self, seq: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """-log p_true(seq[j] | the k symbols before it) for each index j in `targets` (each >= k):
+        the source's own probability of the token actually there."""
+        A, k = self.alphabet, self.order
+        sym = np.asarray(seq, dtype=np.int64) - self.offset
+        ctx = np.zeros(len(targets), dtype=np.int64)
+        for i in range(k, 0, -1):  # ctx = x[j-k] A^(k-1) + ... + x[j-1], as generate() builds it
+            ctx = ctx * A + sym[targets - i]
+        rank_of = np.argsort(self.table(), axis=1)  # symbol -> rank per context
+        return -np.log(self.probs()[rank_of[ctx, sym[targets]]])
+
     def generate(self) -> np.ndarray:
         A, k = self.alphabet, self.order
         rng = np.random.default_rng([self.seed, 0x4D41524B])
         n_ctx = A**k
-        table = np.argsort(rng.random((n_ctx, A)), axis=1).astype(np.int64)  # rank -> symbol per context
+        table = self._table(rng)
         ranks = rng.choice(A, size=self.tokens, p=self.probs())
         flat = table.ravel().tolist()
         ranks_l = ranks.tolist()
@@ -343,11 +372,30 @@ class Markov:
             out[t] = x
             ctx = (ctx * A + x) % n_ctx
         # symbols shown as printable bytes ('A'..), so decoded samples are readable
-        return (np.asarray(out, dtype=np.uint16) + 65) if A <= 190 else np.asarray(out, dtype=np.uint16)
+        return np.asarray(out, dtype=np.uint16) + self.offset
+
+
+def eval_entropy(corpus: Corpus, starts: np.ndarray, T: int) -> float | None:
+    """The exact floor of an evaluation on a synthetic source: the mean of -log p_true over exactly
+    the tokens the evaluation scores (targets 1..T of each validation window starting at `starts`).
+    It differs from the entropy rate H by the sampling noise of those tokens (~0.04 nats on a few
+    thousand), which is what a fitted E can recover. None for data whose source is unknown. For
+    order k > 1 the first k-1 targets of a window have part of their context before the window, so
+    there the floor is a lower bound (a (k-1)/T share of the tokens)."""
+    meta = corpus.meta.get("markov") if corpus.meta else None
+    if not meta:
+        return None
+    m = Markov(**meta)
+    whole = np.concatenate([np.asarray(corpus.train), np.asarray(corpus.val)])
+    base = len(corpus.train)
+    targets = (base + np.asarray(starts, dtype=np.int64)[:, None] + np.arange(1, T + 1)[None, :]).ravel()
+    if targets.min() < m.order:
+        return None
+    return float(m.nll(whole, targets).mean())
 
 
 def markov_corpus(spec: str) -> Corpus:
-    kw = {}
+    kw: dict[str, Any] = {}
     body = spec.partition(":")[2]
     for item in filter(None, body.split(",")):
         k, _, v = item.partition("=")
@@ -529,13 +577,17 @@ def span_corrupt(x: np.ndarray, rng: np.random.Generator, sentinel0: int, noise=
     for row in x:
         # split noise and kept tokens into n_spans segments each (random partition, >= 1 per segment)
         def seg(total):
-            cuts = np.sort(rng.choice(np.arange(1, total), size=n_spans - 1, replace=False)) if n_spans > 1 else []
+            cuts: Any = np.sort(rng.choice(np.arange(1, total), size=n_spans - 1, replace=False)) if n_spans > 1 else []
             return np.diff(np.concatenate([[0], cuts, [total]])).astype(int)
         noise_len, keep_len = seg(n_noise), seg(n_keep)
         inp, tgt, pos = [], [], 0
         for s in range(n_spans):
-            inp.extend(row[pos : pos + keep_len[s]]); pos += keep_len[s]
-            inp.append(sentinel0 - s); tgt.append(sentinel0 - s)
-            tgt.extend(row[pos : pos + noise_len[s]]); pos += noise_len[s]
-        ins.append(inp); tgs.append(tgt + [sentinel0 - n_spans])  # a closing sentinel ends the target
+            inp.extend(row[pos : pos + keep_len[s]])
+            pos += keep_len[s]
+            inp.append(sentinel0 - s)
+            tgt.append(sentinel0 - s)
+            tgt.extend(row[pos : pos + noise_len[s]])
+            pos += noise_len[s]
+        ins.append(inp)
+        tgs.append(tgt + [sentinel0 - n_spans])  # a closing sentinel ends the target
     return np.asarray(ins, dtype=np.int64), np.asarray(tgs, dtype=np.int64)

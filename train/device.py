@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import torch
+
 from llmhist.files import write_json
 
 from . import hardware
@@ -186,13 +187,17 @@ def mfu(flops_per_s: float | None, peak: float | None, dev: torch.device | None 
     if dev is not None and dev.type == "cpu" and not override:
         peak = recheck_cpu_peak()
         value = flops_per_s / peak
+        cache = cpu_peak_cache_path()
         if value <= 1.0:
-            return value, peak, note + f"; the CPU peak was measured again: {peak:.3g} FLOP/s"
+            return value, peak, note + f"; the CPU peak was measured again: {peak:.3g} FLOP/s (cached in {cache})"
+        return 1.0, peak, note + (f"; measured again ({peak:.3g} FLOP/s, cached in {cache}) it is still "
+                                  "implausible: shown clamped to 100%")
     return 1.0, peak, note + "; shown clamped to 100%"
 
 
 def environment(dev: torch.device) -> dict:
     import numpy as np
+
     from llmhist import __version__
 
     return {

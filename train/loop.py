@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.distributed as tdist
 import torch.nn.functional as F
+
 from llmhist.archs import accounting
 from llmhist.archs.registry import build_spec
 from llmhist.archs.spec import Arch
@@ -58,6 +59,11 @@ EXIT_INTERRUPTED = 130
 # the divergence rule (see diverged_reason)
 DIVERGE_MARGIN_NATS = 1.0
 DIVERGE_EVALS = 3
+# evaluation (issue 10: it was ~a quarter of a nano run's wall time): EVAL_POINTS geometric points by
+# default, each scoring every EVAL_SUBSET-th validation window; the last scores all of them
+EVAL_POINTS = 10
+EVAL_SUBSET = 4
+PHASES = ("startup", "train", "eval", "checkpoint", "final_save")
 STATE_FORMAT = 2  # state.pt: 2 carries the metrics rows themselves (1 carried their count)
 
 
@@ -100,6 +106,17 @@ def diverged_reason(val_losses: list[float], vocab_size: int, last: bool = False
 # ------------------------------------------------------------------------------ helpers
 
 
+def eval_schedule(steps: int, every: int | None = None, points: int = EVAL_POINTS) -> list[int]:
+    """The steps after which the run evaluates: every `every` steps when given, otherwise `points`
+    steps spaced geometrically (dense early, where the loss moves, sparse late; evenly spaced in
+    log D, as the envelope fit reads the curves); the last step always."""
+    if every:
+        got = set(range(every, steps + 1, every))
+    else:
+        got = {max(1, round(steps ** (i / points))) for i in range(1, points + 1)}
+    return sorted(got | {steps})
+
+
 def lr_at(step: int, steps: int, peak: float, warmup: int, schedule: str, min_ratio: float, decay: float) -> float:
     """Linear warmup, then cosine to min_ratio*peak at the last step (its length = the run's: the
     Chinchilla correction), or warmup-stable-decay (linear decay over the last `decay` of steps)."""
@@ -127,6 +144,8 @@ def resolve_spec(cfg: TrainConfig, vocab_size: int) -> Arch:
     if variant:  # an ablation variant (archs/changes.py): a base architecture with some changes applied
         from llmhist.archs.changes import variant_spec
 
+        if cfg.d_model is None or cfg.n_layers is None or cfg.n_heads is None:
+            raise RunError("an ablation variant needs an explicit shape: give d_model, n_layers and n_heads")
         a = variant_spec(variant, d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads,
                          vocab_size=vocab_size, ctx_len=cfg.ctx)
     else:
@@ -161,8 +180,9 @@ def init_weights(model: torch.nn.Module, a: Arch, recipe) -> None:
 
 
 def make_optimizer(model, recipe, lr: float, dev: torch.device):
-    decay, no_decay = [], []
-    for n, p in model.named_parameters():
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
+    for p in model.parameters():
         (decay if p.dim() >= 2 else no_decay).append(p)  # matrices and embeddings decay; norms, biases not
     groups = [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     fused = {"fused": True} if dev.type == "cuda" else {}
@@ -185,7 +205,8 @@ class Plan:
     micro: int
     warmup: int
     lr: float
-    eval_every: int
+    eval_every: int | None  # None: the geometric schedule (eval_schedule)
+    eval_steps: frozenset[int]
     params: accounting.Params
     flops_per_token_6n: float
     flops_per_token_counted: float
@@ -210,6 +231,7 @@ def plan_run(cfg: TrainConfig, corpus: datamod.Corpus, world: int = 1) -> Plan:
     f6 = accounting.flops_per_token(a, "6N", cfg.ctx)
     if cfg.tokens is not None and cfg.flops is not None:
         raise RunError("give --tokens or --flops, not both")
+    D: float
     if cfg.tokens is not None:
         D = cfg.tokens
     elif cfg.flops is not None:
@@ -230,7 +252,7 @@ def plan_run(cfg: TrainConfig, corpus: datamod.Corpus, world: int = 1) -> Plan:
         spec=a, steps=steps, tokens_per_step=tps, tokens=steps * tps, n_micro=per_rank // micro, micro=micro,
         warmup=max(1, round(cfg.warmup * steps)) if cfg.warmup > 0 else 0,
         lr=cfg.lr or (1e-2 if recipe.optimizer == "adafactor" else peak_lr(a.d_model)),
-        eval_every=cfg.eval_every or max(1, steps // 20), params=p, flops_per_token_6n=f6,
+        eval_every=cfg.eval_every, eval_steps=frozenset(eval_schedule(steps, cfg.eval_every)), params=p, flops_per_token_6n=f6,
         flops_per_token_counted=accounting.flops_per_token(a, "counted", cfg.ctx),
         flops_per_token_mfu=accounting.flops_per_token(a, "palm", cfg.ctx), recipe=recipe,
     )
@@ -293,11 +315,15 @@ class RunState:
     config_doc: dict
     val_windows: np.ndarray
     branch_at: dict
+    entropy_eval: float | None = None  # the exact floor of the final evaluation's tokens (synthetic data)
     step: int = 0
     rows: list = field(default_factory=list)
     ema: float | None = None
     ckpt_step: int = -1  # the step of the last checkpoint written or loaded
     wall_before: float = 0.0  # wall seconds of earlier processes of this run
+    mfu_notes: list = field(default_factory=list)  # why an MFU was re-measured or clamped (device.mfu)
+    # wall seconds of this process by phase (summary.json's overhead_s; the issue-10 measurements)
+    phase_s: dict = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
     t_start: float = field(default_factory=time.time)
 
 
@@ -325,8 +351,9 @@ class Trainer:
                          "nothing to do[/]")
                 summary["already"] = True
             elif status == "diverged":
-                raise Diverged(rf.read_summary(self.out).get("error") or f"{self.out}: this run diverged")
+                raise Diverged((rf.read_summary(self.out) or {}).get("error") or f"{self.out}: this run diverged")
             else:
+                t0 = time.perf_counter()
                 st = self.setup()
                 if self.main and not locked:  # a new folder: lock it before the first write
                     held.enter_context(exclusive_lock(self.out, "llmhist train"))
@@ -336,6 +363,7 @@ class Trainer:
                 self.resume(st, status)
                 if self.main:
                     rf.remove_stale(self.out)
+                st.phase_s["startup"] = time.perf_counter() - t0
                 try:
                     summary = self.train_loop(st)
                 except KeyboardInterrupt:
@@ -430,13 +458,17 @@ class Trainer:
                       "recipe": recipe.to_dict(), "data": corpus.describe(), "plan": {
                           "steps": plan.steps, "tokens_per_step": plan.tokens_per_step, "tokens": plan.tokens,
                           "micro_batch": plan.micro, "grad_accum": plan.n_micro, "world_size": self.world,
-                          "warmup_steps": plan.warmup, "peak_lr": plan.lr, "eval_every": plan.eval_every}}
+                          "warmup_steps": plan.warmup, "peak_lr": plan.lr, "eval_every": plan.eval_every,
+                          "eval_steps": sorted(plan.eval_steps), "eval_windows": len(vw),
+                          "eval_windows_before_last": len(vw[::EVAL_SUBSET])}}
         if self.branch_of:
             config_doc["branch_of"] = self.branch_of
         return RunState(dev=dev, dtype_name=dtype_name, corpus=corpus, plan=plan, model=model, run_model=run_model,
                         fwd=torch.compile(run_model) if use_compile else run_model, opt=opt, amp=amp,
                         peak=devmod.peak_flops(dev, dtype_name, cfg.peak_flops), env=devmod.environment(dev),
-                        config_doc=config_doc, val_windows=vw, branch_at=branch_at)
+                        config_doc=config_doc, val_windows=vw, branch_at=branch_at,
+                        entropy_eval=None if recipe.objective == "span_corruption"
+                        else datamod.eval_entropy(corpus, vw, cfg.ctx))
 
     # ---------------------------------------------------------------- resume
     def resume(self, st: RunState, status: str | None) -> None:
@@ -581,21 +613,25 @@ class Trainer:
         with prog:
             for step in range(st.step, plan.steps):
                 lr = lr_at(step, plan.steps, plan.lr, plan.warmup, cfg.schedule, plan.recipe.min_lr_ratio, cfg.decay)
+                t0 = time.perf_counter()
                 loss = self.train_step(st, step, lr)
+                st.phase_s["train"] += time.perf_counter() - t0
                 if not math.isfinite(loss):
                     self.diverge(st, step, f"training loss became {loss}")
                 st.step, st.ema = step + 1, loss if st.ema is None else 0.9 * st.ema + 0.1 * loss
                 window[1] += plan.tokens_per_step
-                if st.step % plan.eval_every == 0 or st.step == plan.steps:
+                if st.step in plan.eval_steps:
                     self.on_evaluation(st, loss, lr, window)
                     window = [time.perf_counter(), 0]
                 # the stable-phase state a WSD branch decays from; before the checkpoint of the same
                 # step, so a run resumed after step b always has it
+                t0 = time.perf_counter()
                 if st.step in st.branch_at and self.main:
                     self.save_checkpoint(st, dest=self.out / rf.BRANCHES / f"step-{st.step}")
                 if self.main and st.step < plan.steps and time.monotonic() - t_ckpt >= cfg.ckpt_seconds:
                     self.save_checkpoint(st)  # by time, not by step count: tiny runs checkpoint only at the end
                     t_ckpt = time.monotonic()
+                st.phase_s["checkpoint"] += time.perf_counter() - t0
                 fault("loop/after_step")
                 if self.main:
                     last = st.rows[-1] if st.rows else {}
@@ -641,6 +677,7 @@ class Trainer:
         x = torch.from_numpy(xy).to(st.dev, non_blocking=True)
         with st.amp:
             if self._span(st):
+                assert rng is not None  # train_step and evaluate pass one for span corruption
                 inp, tgt = datamod.span_corrupt(xy[:, : cfg.ctx], rng, a.vocab_size - 1)
                 inp, tgt = torch.from_numpy(inp).to(st.dev), torch.from_numpy(tgt).to(st.dev)
                 dec = torch.cat([torch.zeros_like(tgt[:, :1]), tgt[:, :-1]], dim=1)  # T5 starts at id 0
@@ -659,13 +696,15 @@ class Trainer:
         return ce, extra
 
     @torch.no_grad()
-    def evaluate(self, st: RunState) -> float:
-        """Mean loss on the run's fixed validation windows (the same for every run on the data)."""
+    def evaluate(self, st: RunState, final: bool = True) -> float:
+        """Mean loss on the run's fixed validation windows (the same for every run on the data): all
+        of them at the last step (the loss fits read), every EVAL_SUBSET-th before it (the curve)."""
         st.model.eval()
         tot, n = 0.0, 0
         rng = np.random.default_rng([self.cfg.seed, 0xE7A1])
-        for i in range(0, len(st.val_windows), st.plan.micro):
-            xy = datamod.gather(st.corpus.val, st.val_windows[i: i + st.plan.micro], self.cfg.ctx)
+        windows = st.val_windows if final else st.val_windows[::EVAL_SUBSET]
+        for i in range(0, len(windows), st.plan.micro):
+            xy = datamod.gather(st.corpus.val, windows[i: i + st.plan.micro], self.cfg.ctx)
             ce, _ = self.loss_on(st, xy, rng, st.model)
             tot += ce.item() * len(xy)
             n += len(xy)
@@ -678,13 +717,15 @@ class Trainer:
         plan, done = st.plan, st.step
         dt = time.perf_counter() - window[0]  # training time only: evaluation is not counted
         tps = window[1] / dt if dt > 0 else None
-        val = self.evaluate(st)
+        t0 = time.perf_counter()
+        val = self.evaluate(st, final=done == plan.steps)
+        st.phase_s["eval"] += time.perf_counter() - t0
+        mfu = self.mfu(st, tps)
         st.rows.append({
             "step": done, "tokens": done * plan.tokens_per_step,
             "flops": float(done * plan.tokens_per_step * plan.flops_per_token_6n), "train_loss": loss,
             "val_loss": val, "val_bpb": datamod.bits_per_byte(val, st.corpus.bytes_per_token), "lr": lr,
-            "tokens_per_s": tps, "mfu": (tps * plan.flops_per_token_mfu / st.peak) if (tps and st.peak) else None,
-            "wall_s": st.wall_before + time.time() - st.t_start,
+            "tokens_per_s": tps, "mfu": mfu, "wall_s": st.wall_before + time.time() - st.t_start,
         })
         why = diverged_reason([r["val_loss"] for r in st.rows], plan.spec.vocab_size, last=done == plan.steps)
         if why:
@@ -698,6 +739,19 @@ class Trainer:
             self.log(f"step {done}/{plan.steps}  loss {loss:.4f}  val {val:.4f}  {(tps or 0):,.0f} tok/s  "
                      f"MFU {'n/a' if mfu is None else f'{mfu:.1%}'}")
 
+    def mfu(self, st: RunState, tokens_per_s: float | None) -> float | None:
+        """MFU through device.mfu, the one place that computes it: never above 1; a CPU value above
+        100% re-measures the peak (once per process) and the note is printed and kept for the summary."""
+        fps = tokens_per_s * st.plan.flops_per_token_mfu if tokens_per_s else None
+        # the peak is re-measured at the first implausible value only; later ones are clamped
+        value, peak, note = devmod.mfu(fps, st.peak, None if st.mfu_notes else st.dev, self.cfg.peak_flops)
+        if note:
+            st.peak = peak
+            if not st.mfu_notes:
+                self.note(note)
+            st.mfu_notes.append(note)
+        return value
+
     def finish(self, st: RunState) -> dict:
         """The last checkpoint (it carries every row, so a kill from here on resumes to the same
         files), then the final weights, metrics.csv and, last, summary.json."""
@@ -705,11 +759,14 @@ class Trainer:
         if self.main:
             from safetensors.torch import save_model
 
+            t0 = time.perf_counter()
             if st.ckpt_step != st.step:
                 self.save_checkpoint(st)
             with atomic_path(self.out / rf.WEIGHTS) as tmp, _disk_errors(tmp):
                 save_model(_unwrap(st.model), str(tmp), metadata={"step": str(st.plan.steps)})
             rf.write_metrics(self.out, st.rows)
+            st.phase_s["final_save"] = time.perf_counter() - t0
+            summary["overhead_s"] = self._overhead(st)
             rf.write_summary(self.out, summary)
             rf.write_progress(self.out, status="finished", step=st.step, steps=st.plan.steps,
                               val_loss=summary["val_loss"])
@@ -746,10 +803,21 @@ class Trainer:
                 rf.finite_or_none(last.get("train_loss")), "train_loss_smoothed": rf.finite_or_none(st.ema),
             "val_bpb": datamod.bits_per_byte(val, corpus.bytes_per_token),
             "loss_units": "nats/token", "entropy_nats_per_token": corpus.entropy_nats,
+            "entropy_eval_nats_per_token": st.entropy_eval,
             "tokens_per_s": float(np.median(tps)) if tps else None, "mfu": float(np.median(mfus)) if mfus else None,
             "wall_s": st.wall_before + time.time() - st.t_start, "data_fingerprint": corpus.fingerprint,
             "tokenizer": corpus.tokenizer, "seed": self.cfg.seed, "environment": st.env,
+            "peak_flops": st.peak, "mfu_note": (st.mfu_notes[0] + (f" (and {len(st.mfu_notes) - 1} later evaluation(s) clamped)"
+                                            if len(st.mfu_notes) > 1 else "")) if st.mfu_notes else None, "overhead_s": self._overhead(st),
         }
+
+    @staticmethod
+    def _overhead(st: RunState) -> dict:
+        """Wall seconds of this process by phase, and the rest (progress, metrics rows, Python)."""
+        out = {k: round(v, 4) for k, v in st.phase_s.items()}
+        out["total"] = round(time.time() - st.t_start + st.phase_s["startup"], 4)
+        out["other"] = round(out["total"] - sum(st.phase_s.values()), 4)
+        return out
 
     def _progress_bar(self, st: RunState):
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -762,7 +830,8 @@ class Trainer:
     def _branch_points(self, steps: int, warmup: int) -> list[tuple[float, int, int]]:
         """(fraction, horizon steps S_f, branch step b_f) per WSD branch: the branch leaves the stable
         phase at b_f and decays over the last `decay` of its own horizon S_f."""
-        cfg, out = self.cfg, []
+        cfg = self.cfg
+        out: list[tuple[float, int, int]] = []
         if not cfg.branches:
             return out
         if cfg.schedule != "wsd":

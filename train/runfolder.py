@@ -49,12 +49,15 @@ TIMING_COLUMNS = ("tokens_per_s", "mfu", "wall_s")
 SUMMARY_KEYS = [
     "status", "arch", "family", "objective", "d_model", "n_layers", "n_heads", "N", "N_non_embedding", "N_active",
     "D", "C", "C_counted", "steps", "val_loss", "train_loss", "train_loss_smoothed", "val_bpb", "loss_units",
-    "entropy_nats_per_token", "tokens_per_s", "mfu", "wall_s", "data_fingerprint", "tokenizer", "seed",
-    "environment",
+    "entropy_nats_per_token", "entropy_eval_nats_per_token", "tokens_per_s", "mfu", "peak_flops", "mfu_note",
+    "wall_s", "data_fingerprint", "tokenizer", "seed", "environment", "overhead_s",
 ]
 # a diverged run's summary also has "error" (the message), "diverged_at_step" and "diverged_reason";
 # a finished WSD main run's returned summary has "branches" (not written to its summary.json)
-SUMMARY_TIMING_KEYS = ("tokens_per_s", "mfu", "wall_s", "environment")
+# entropy_eval_nats_per_token: the exact floor of the evaluated validation tokens (synthetic sources)
+# peak_flops / mfu_note: the MFU denominator used and why it was re-measured or clamped (device.mfu)
+# overhead_s: wall seconds of this process by phase (start-up, train steps, evaluation, checkpoints)
+SUMMARY_TIMING_KEYS = ("tokens_per_s", "mfu", "peak_flops", "mfu_note", "wall_s", "environment", "overhead_s")
 STATUSES = ("finished", "diverged")
 # names a run folder may hold besides its own files (anything else means it is not a run folder)
 KNOWN = {RUN, CONFIG, METRICS, SUMMARY, PROGRESS, CHECKPOINT, CHECKPOINT_OLD, WEIGHTS, BRANCHES}

@@ -127,23 +127,15 @@ def study(
 def _print_recommendations(rows: list[dict]) -> None:
     from rich.table import Table
 
-    from .common import human, sci
-
-    def iv(r, key, fmt=human):
-        if r.get(key) is None:
-            return "n/a"
-        v = fmt(r[key])
-        if key + "_interval" in r:
-            lo, hi = r[key + "_interval"]
-            v += f" [{fmt(lo)}, {fmt(hi)}]"
-        return v
+    from .common import sci
+    from .scaling_cmd import _iv
 
     t = Table(title="compute-optimal allocation", header_style="bold")
     for c in ("law", "C (FLOPs)", "N_opt", "D_opt", "tokens/param", "loss"):
         t.add_column(c, justify="left" if c == "law" else "right", no_wrap=c in ("law", "C (FLOPs)"))
     for r in rows:
-        t.add_row(Text(r["law"]), sci(r["C"]), iv(r, "N_opt"), iv(r, "D_opt"),
-                  iv(r, "tokens_per_param", lambda v: f"{v:.1f}"), iv(r, "loss", lambda v: f"{v:.3f}"))
+        t.add_row(Text(r["law"]), sci(r["C"]), _iv(r, "N_opt"), _iv(r, "D_opt"),
+                  _iv(r, "tokens_per_param", lambda v: f"{v:.1f}"), _iv(r, "loss", lambda v: f"{v:.3f}"))
     console.print(t)
 
 

@@ -117,14 +117,38 @@ def exclusive_lock(folder: str | Path, what: str = ""):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            try:
-                holder = json.loads(os.pread(fd, 4096, 0) or b"{}")
-            except (json.JSONDecodeError, OSError):
-                holder = {}
-            raise Locked(path, holder if isinstance(holder, dict) else {}) from None
+            raise Locked(path, _holder(fd)) from None
         info = json.dumps({"pid": os.getpid(), "host": os.uname().nodename, "what": what, "since": time.time()})
         os.ftruncate(fd, 0)
         os.pwrite(fd, info.encode(), 0)
         yield path
     finally:
         os.close(fd)  # closing the descriptor releases the flock
+
+
+def _holder(fd: int) -> dict:
+    """What the holder of a lock file wrote into it (pid, host, what, since); {} if unreadable."""
+    try:
+        holder = json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except (json.JSONDecodeError, OSError):
+        return {}
+    return holder if isinstance(holder, dict) else {}
+
+
+def lock_holder(folder: str | Path) -> dict | None:
+    """Who holds folder/.lock (a live process: the kernel drops a dead holder's lock), or None."""
+    import fcntl
+
+    try:
+        fd = os.open(Path(folder) / ".lock", os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _holder(fd)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)

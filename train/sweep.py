@@ -29,7 +29,7 @@ from llmhist.archs import accounting
 from llmhist.archs.registry import build_spec, template
 from llmhist.archs.spec import SpecError
 from llmhist.errors import UserError
-from llmhist.files import exclusive_lock, write_json
+from llmhist.files import exclusive_lock, lock_holder, write_json
 
 from .config import RunError, TrainConfig
 
@@ -447,30 +447,6 @@ def estimate_seconds(plan: SweepPlan) -> tuple[list[float], str]:
 
 
 # ------------------------------------------------------------------------- state
-
-
-def lock_holder(folder: Path) -> dict | None:
-    """Who holds folder/.lock (a live process: the kernel drops a dead holder's lock), or None."""
-    import fcntl
-
-    path = Path(folder) / ".lock"
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            try:
-                h = json.loads(os.pread(fd, 4096, 0) or b"{}")
-            except (json.JSONDecodeError, OSError):
-                h = {}
-            return h if isinstance(h, dict) else {}
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
 
 
 def _read_json(path: Path):

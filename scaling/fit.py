@@ -23,6 +23,7 @@ import math
 import re
 import warnings
 import zlib
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Generic, TypeVar
 
@@ -436,6 +437,13 @@ def fit_envelope(curves: list[dict], name: str = "fit") -> Fitted[laws.PowerLaw]
     a, kN = power_law(rows[:, 0], rows[:, 1])
     b, kD = power_law(rows[:, 0], rows[:, 2])
     flags = [] if a > 0 and b > 0 else [f"a non-positive exponent (a = {a:.3g}, b = {b:.3g})"]
+    horizons = Counter(c["N"] for c in curves)
+    if max(horizons.values()) < 2:
+        # a cosine run's curve before its end is not a run of that length (its LR has not decayed), so
+        # with one horizon per size the envelope favours small, long-trained models
+        flags.append(f"one training horizon per model size ({len(horizons)} sizes): Approach 1 needs several "
+                     "horizons per size (Chinchilla trained each with 4); expect a biased exponent, and use a "
+                     "ladder (sweep --sizes ... --tokens-per-param 10,20,40) or WSD branches")
     return Fitted(laws.PowerLaw(name, a, kN, b, kD, method="envelope"), flags, {"frontier": rows})
 
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from .common import console, human, print_json, user_errors
+from .sweep_cmd import floats
 
 DEFAULT_POINTS, DEFAULT_SEEDS = 4, 4  # llmhist.train.ablate's (not imported here: --help stays light)
 
@@ -18,20 +19,6 @@ HELP = """What each change from BASE to TARGET buys, in compute-equivalent gain 
 
 Default plan: a ladder of two grouped steps, BASE -> + the recipe changes -> + the architecture changes (= TARGET), isoFLOP sweeps at 1e12 and 3e12 FLOPs with 4 sizes each, and 3 more seeds of BASE at 1e12 for seed noise (where gpt2 and llama3 sweeps first showed a clear gap; 3e11 did not). Estimated ~15 min on a quiet 2-core CPU; measured 31 min with the machine shared (load ~5), and its gpt2 -> llama3 total (1.6x) still had an interval including 1x: add a budget (--budgets 1e12,3e12,1e13) to establish it. A ladder of every change is `--changes all` (one sweep per change: about an hour for gpt2 -> llama3); steps join changes with '+', e.g. --changes recipe,norm+bias,positions+rope_theta,mlp+mlp_width.
 """
-
-
-def _floats(s: str | None, what: str) -> list[float]:
-    from llmhist.train.ablate import AblationError
-
-    if not s:
-        return []
-    try:
-        out = [float(x) for x in s.split(",") if x.strip()]
-    except ValueError:
-        raise AblationError(f"{what} {s!r}: give comma-separated numbers, e.g. 1e12,3e12") from None
-    if not out:
-        raise AblationError(f"{what} {s!r}: give comma-separated numbers, e.g. 1e12,3e12")
-    return out
 
 
 def _iv(b: dict) -> str:
@@ -173,7 +160,7 @@ def ablate(
         folder = out or Path("runs") / f"ablate-{base}-{target}"
         if report_only:
             return _report(A, folder, bootstrap, plot, json_out, law)
-        kw: dict[str, Any] = dict(mode=mode, changes=changes, budgets=_floats(budgets, "--budgets") or None, points=points,
+        kw: dict[str, Any] = dict(mode=mode, changes=changes, budgets=floats(budgets, "--budgets") or None, points=points,
                   spread=spread, seeds=seeds, ctx=ctx, batch=batch, data=data, tokenizer=tokenizer, seed=seed,
                   out=folder, eval_batches=eval_batches)
         p = A.plan(base, target, **kw)  # validates every option before anything is measured or written

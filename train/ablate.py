@@ -619,11 +619,7 @@ def write_plots(result: dict, out: str | Path, fmt: str = "png") -> list[str]:
     ax.set_ylabel("final validation loss (nats/token)")
     ax.set_title(f"frontiers: {result['base']} -> {result['target']} ({result['mode']})")
     ax.legend(fontsize=7)
-    p = out / f"ablation-frontiers.{fmt}"
-    with _atomic_fig(p) as tmp:
-        fig.savefig(tmp, format=fmt, dpi=130, bbox_inches="tight")
-    plt.close(fig)
-    written.append(str(p))
+    written.append(_save_fig(plt, fig, out / f"ablation-frontiers.{fmt}", fmt))
     rows = [r for r in result["comparisons"] if "budgets" in r]
     if rows:
         fig, ax = plt.subplots(figsize=(max(6.5, 0.9 * len(rows) * len(result["budgets"])), 4.5))
@@ -647,18 +643,18 @@ def write_plots(result: dict, out: str | Path, fmt: str = "png") -> list[str]:
         ax.set_ylabel("compute-equivalent gain (x)")
         ax.set_title("CEG of each change, along history (90% intervals)")
         ax.legend(fontsize=7)
-        p = out / f"ablation-ceg.{fmt}"
-        with _atomic_fig(p) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=130, bbox_inches="tight")
-        plt.close(fig)
-        written.append(str(p))
+        written.append(_save_fig(plt, fig, out / f"ablation-ceg.{fmt}", fmt))
     return written
 
 
-def _atomic_fig(p: Path):
+def _save_fig(plt, fig, p: Path, fmt: str) -> str:
+    """Write one figure atomically (the temporary keeps the suffix) and close it."""
     from llmhist.files import atomic_path
 
-    return atomic_path(p)
+    with atomic_path(p) as tmp:
+        fig.savefig(tmp, format=fmt, dpi=130, bbox_inches="tight")
+    plt.close(fig)
+    return str(p)
 
 
 def _row_label(r: dict) -> str:

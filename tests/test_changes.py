@@ -104,8 +104,8 @@ def test_gqa_keeps_the_target_ratio():
     t = registry.template("llama3")
     assert a.n_heads // a.kv_heads == t.n_heads // t.kv_heads
     with pytest.raises(registry.SpecError, match="multiple of 4"):
-        CH.variant_spec({"base": "gpt2", "target": "llama3", "changes": ["attention"]}, d_model=64, n_layers=2,
-                        n_heads=4, vocab_size=256, ctx_len=64)
+        CH.variant_spec({"base": "gpt2", "target": "llama3", "changes": ["attention"]}, d_model=48, n_layers=2,
+                        n_heads=6, vocab_size=256, ctx_len=64)
 
 
 def test_other_pairs_derive_post_to_pre_norm_and_parallel_blocks():
@@ -165,3 +165,19 @@ def test_every_pair_of_families_ends_at_the_target():
                 == [], (b, t)
             pairs += 1
     assert pairs > 100
+
+
+def test_a_narrow_ablation_shape_keeps_the_gqa_ratio_with_one_kv_head():
+    """The ablation's smallest shapes (4 heads) keep llama3's 4:1 GQA with one KV head, which
+    spec.resize refuses for the family itself (it keeps two KV heads): an ablation at d_model 32 would
+    otherwise need 8 heads 4 wide, where the attention kernel's per-head cost doubles the step."""
+    from llmhist.archs.spec import SpecError
+
+    v = CH.variant_spec({"base": "gpt2", "target": "llama3", "changes": ["attention"]}, 32, 2, 4, 256, 128)
+    assert (v.n_heads, v.kv_heads) == (4, 1)
+    assert CH.variant_spec({"base": "gpt2", "target": "llama3", "changes": ["attention"]}, 64, 2, 8, 256,
+                           128).kv_heads == 2
+    with pytest.raises(SpecError, match="multiple of 4"):
+        CH.variant_spec({"base": "gpt2", "target": "llama3", "changes": ["attention"]}, 36, 2, 6, 256, 128)
+    with pytest.raises(SpecError, match="at least two KV heads"):
+        registry.build_spec("llama3", d_model=32, n_layers=2, n_heads=4, vocab_size=256, ctx_len=128)

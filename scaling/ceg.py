@@ -11,9 +11,14 @@ Estimator, step by step:
    of log L in log C (isotonic, then piecewise linear; the end segments extend it) ("interp").
    `method` says which was used.
 3. CEG at each budget of the variant, and the slope of log CEG against log C (scale dependence).
-4. Intervals by bootstrap: runs are resampled within each budget for both variants, and each
-   frontier point gets Gaussian seed noise with the standard deviation measured from repeated
-   reference runs at one budget (`seed_sd`); percentiles of the replicates give the interval.
+4. Intervals by bootstrap. With seed noise measured (`seed_sd`: the standard deviation of one
+   configuration's final loss over seeds, from repeated reference runs), a parametric bootstrap:
+   each replicate re-draws every run's loss with Gaussian noise of sd max(seed_sd, its budget's
+   parabola residual sd) and recomputes the minima, i.e. a plausible re-run of both sweeps.
+   (Resampling the 4-5 runs of a budget with replacement instead leaves fewer than 3 distinct
+   sizes a third of the time at 4 runs, and then the "minimum" is whichever runs were drawn: the
+   interval measures the isoFLOP curve's depth, not noise.) Without seed noise, runs are resampled
+   within each budget (the fallback, and the method says so). Percentiles give the interval.
    An interval that contains 1x is reported as "no gain detectable at this scale".
 5. A variant loss outside the reference's observed frontier range needs the reference frontier
    extended beyond its data: that budget is flagged `extrapolated`.
@@ -192,24 +197,41 @@ def _slope(C: np.ndarray, k: np.ndarray) -> float:
     return float(np.polyfit(np.log(C[ok]), np.log(k[ok]), 1)[0])
 
 
-def _ceg_once(ref, var, method, noise_ref=None, noise_var=None):
+def _ceg_once(ref, var, method):
     Cr, Lr, _ = budget_minima(ref[0], ref[1], ref[2], ref[3])
     Cv, Lv, _ = budget_minima(var[0], var[1], var[2], var[3])
-    if noise_ref is not None:
-        Lr, Lv = Lr + noise_ref[: len(Lr)], Lv + noise_var[: len(Lv)]
     fr = Frontier(Cr, Lr, method)
     inv = [fr.inverse(float(l)) for l in Lv]
     k = np.array([c / C if C > 0 else math.nan for (c, _), C in zip(inv, Cv)])
     return Cv, k, [e for _, e in inv], fr, Lv
 
 
+def run_noise(p: tuple, seed_sd: float) -> np.ndarray:
+    """Per run, the sd of its final loss: max(seed_sd, its budget's parabola residual sd), the latter
+    where the budget has more runs than the parabola's 3 coefficients at >= 3 sizes (so a misfit of
+    the parabola counts as noise too)."""
+    _, N, L, b = p
+    sd = np.full(len(L), float(seed_sd))
+    for g in np.unique(b):
+        sel = b == g
+        lx, ly = np.log(N[sel]), L[sel]
+        if sel.sum() >= 4 and len(np.unique(lx)) >= 3:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                r = ly - np.polyval(np.polyfit(lx, ly, 2), lx)
+            sd[sel] = np.maximum(sd[sel], math.sqrt(float((r * r).sum()) / (sel.sum() - 3)))
+    return sd
+
+
 def ceg(ref: dict, var: dict, seed_sd: float = 0.0, n_boot: int = 1000, level: float = LEVEL,
-        method: str = "auto", seed: int = 0) -> dict:
+        method: str = "auto", seed: int = 0, seed_dof: int | None = None) -> dict:
     """CEG of `var` against `ref` at each of the variant's budgets, with bootstrap intervals.
 
     ref, var: {"C": [...], "N": [...], "loss": [...], "budget": [...] (optional planned budget per
     run; else runs are grouped by C within 5%)}. seed_sd: standard deviation of one run's final loss
-    across seeds (0 = not measured: the interval then holds only the resampling noise, and says so).
+    across seeds (0 = not measured: the interval then comes from resampling runs, and says so).
+    seed_dof: its degrees of freedom (seeds - 1): the re-draws are then Student-t with that many, so an
+    sd measured from a handful of seeds widens the interval as a t-interval would (None: Gaussian).
     """
     R, V = _as_points(ref), _as_points(var)
     if not (0 < level < 1):
@@ -218,14 +240,23 @@ def ceg(ref: dict, var: dict, seed_sd: float = 0.0, n_boot: int = 1000, level: f
         raise FitError(f"seed_sd {seed_sd}: give a standard deviation >= 0")
     Cv, k, extrap, fr, Lv = _ceg_once(R, V, method)
     rng = np.random.default_rng(seed)
-    nb = max(len(np.unique(R[3])), len(np.unique(V[3])))
+    if seed_dof is not None and seed_dof < 1:
+        raise FitError(f"seed_dof {seed_dof}: the seed noise needs at least 2 seeds (1 degree of freedom)")
+    sd_r, sd_v = run_noise(R, seed_sd), run_noise(V, seed_sd)
+
+    def draw(n: int) -> np.ndarray:
+        return rng.standard_t(seed_dof, n) if seed_dof else rng.standard_normal(n)
+
     boots, slopes = [], []
     for _ in range(n_boot):
-        ir, iv = _resample(R[3], rng), _resample(V[3], rng)
-        nr = rng.normal(0, seed_sd, nb) if seed_sd else np.zeros(nb)
-        nv = rng.normal(0, seed_sd, nb) if seed_sd else np.zeros(nb)
+        if seed_sd:
+            Rb = (R[0], R[1], R[2] + draw(len(R[2])) * sd_r, R[3])
+            Vb = (V[0], V[1], V[2] + draw(len(V[2])) * sd_v, V[3])
+        else:
+            ir, iv = _resample(R[3], rng), _resample(V[3], rng)
+            Rb, Vb = tuple(x[ir] for x in R), tuple(x[iv] for x in V)
         try:
-            _, kb, _, _, _ = _ceg_once(tuple(x[ir] for x in R), tuple(x[iv] for x in V), fr.method, nr, nv)
+            _, kb, _, _, _ = _ceg_once(Rb, Vb, fr.method)
         except FitError:
             continue
         boots.append(kb)
@@ -252,9 +283,12 @@ def ceg(ref: dict, var: dict, seed_sd: float = 0.0, n_boot: int = 1000, level: f
         "scale_dependent": bool(len(sl) and (slope_iv[0] > 0 or slope_iv[1] < 0)),
         "method": {"frontier": fr.method, "points": "isoFLOP minimum per budget (parabola vertex in log N, "
                                                     "else the lowest run)",
-                   "interval": f"{round(100 * level)}% bootstrap percentile, {n_boot} resamples of runs "
-                               f"within budgets" + (f" + seed noise sd {seed_sd:.3g} per frontier point"
-                                                     if seed_sd else " (seed noise not measured)")},
+                   "interval": (f"{round(100 * level)}% parametric bootstrap, {n_boot} re-draws of every run's "
+                                f"loss ({f'Student-t, {seed_dof} dof' if seed_dof else 'Gaussian'}) with sd "
+                                f"max(seed sd {seed_sd:.3g}, its budget's parabola residual sd, "
+                                f"{max(sd_r.max(), sd_v.max()):.3g} at most)") if seed_sd else
+                               (f"{round(100 * level)}% bootstrap percentile, {n_boot} resamples of runs within "
+                                "budgets (seed noise not measured)")},
         "reference_frontier": fr.to_dict(),
         "seed_sd": seed_sd, "n_boot": len(boots), "level": level,
     }

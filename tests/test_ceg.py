@@ -32,24 +32,57 @@ BUDGETS = [1e12, 3e12, 1e13, 3e13]
 @pytest.mark.parametrize("k", [0.5, 2.0, 4.0])
 @pytest.mark.parametrize("nb", [2, 4])
 def test_recovers_a_known_multiplier(k, nb):
-    rng = np.random.default_rng(int(k * 10) + nb)
+    """Over 12 independent sweeps with this machine's seed noise (sd ~0.01 nats): where the variant's
+    loss lies inside the reference's measured frontier, the 90% interval holds the true multiplier in
+    at least 75% of cases (a calibrated interval: 90% expected); where it lies beyond (a gain at the
+    top budget, a loss at the bottom one) the result is flagged `extrapolated` and still within 1.5x.
+    The estimate is unbiased within 15% and the gain is detected every time."""
     b = BUDGETS[:nb]
-    r = G.ceg(points(b, rng, 0.003), points(b, rng, 0.003, lambda C: k), seed_sd=0.003, n_boot=300)
-    assert r["method"]["frontier"] == ("interp" if nb < 4 else "powerlaw_floor")
-    for row in r["budgets"]:
-        lo, hi = row["interval"]
-        assert lo <= k <= hi, row
-        assert row["detectable"] and row["verdict"] != "no gain detectable at this scale"
-        assert abs(math.log(row["ceg"] / k)) < math.log(1.5)
+    inside, errs = [], []
+    for rep in range(12):
+        rng = np.random.default_rng(100 * nb + int(k * 10) + 1000 * rep)
+        r = G.ceg(points(b, rng, 0.01), points(b, rng, 0.01, lambda C: k), seed_sd=0.01, n_boot=200, seed=rep)
+        assert r["method"]["frontier"] == ("interp" if nb < 4 else "powerlaw_floor")
+        assert "parametric bootstrap" in r["method"]["interval"]
+        for row in r["budgets"]:
+            lo, hi = row["interval"]
+            errs.append(math.log(row["ceg"] / k))
+            assert row["detectable"] and row["verdict"] != "no gain detectable at this scale"
+            if row["extrapolated"]:
+                assert abs(math.log(row["ceg"] / k)) < math.log(1.5), row
+            else:
+                inside.append(lo <= k <= hi)
+    if k * b[0] < b[-1]:  # some budget's variant loss lies inside the reference's measured frontier
+        assert len(inside) >= 12 and np.mean(inside) >= 0.75, (len(inside), np.mean(inside))
+    else:  # 4x at 1e12 is a loss the reference reaches only past 3e12, its last budget
+        assert not inside
+    assert abs(np.mean(errs)) < math.log(1.15), np.mean(errs)
 
 
 def test_null_comparison_contains_one():
-    rng = np.random.default_rng(7)
-    r = G.ceg(points(BUDGETS[:2], rng, 0.01), points(BUDGETS[:2], rng, 0.01), seed_sd=0.01, n_boot=300)
-    for row in r["budgets"]:
-        assert row["interval"][0] <= 1 <= row["interval"][1]
-        assert row["verdict"] == "no gain detectable at this scale"
-        assert not row["detectable"]
+    """The reference against itself (other seeds): the interval holds 1x in at least 16 of 20 sweeps
+    (18 expected), and then says no gain is detectable."""
+    held = 0
+    for rep in range(20):
+        rng = np.random.default_rng(7 + 1000 * rep)
+        r = G.ceg(points(BUDGETS[:2], rng, 0.01), points(BUDGETS[:2], rng, 0.01), seed_sd=0.01, n_boot=200, seed=rep)
+        for row in r["budgets"]:
+            if row["interval"][0] <= 1 <= row["interval"][1]:
+                held += 1
+                assert row["verdict"] == "no gain detectable at this scale" and not row["detectable"]
+    assert held >= 32, held
+
+
+def test_resampling_four_runs_is_not_the_interval():
+    """With 4 runs per budget, resampling runs (the no-seed-noise fallback) often leaves < 3 sizes and
+    takes the lowest drawn run as the minimum: its interval is several times the parametric one,
+    which follows the noise actually in the runs."""
+    rng = np.random.default_rng(21)
+    ref, var = points(BUDGETS[:2], rng, 0.005, n=4), points(BUDGETS[:2], rng, 0.005, lambda C: 2.0, n=4)
+    par = G.ceg(ref, var, seed_sd=0.005, n_boot=300)["budgets"][0]["interval"]
+    res = G.ceg(ref, var, seed_sd=0.0, n_boot=300)["budgets"][0]["interval"]
+    assert math.log(res[1] / res[0]) > 2 * math.log(par[1] / par[0]), (par, res)
+    assert par[0] <= 2.0 <= par[1]
 
 
 def test_seed_noise_widens_the_interval():

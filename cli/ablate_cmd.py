@@ -13,11 +13,11 @@ import typer
 from .common import console, human, print_json, user_errors
 from .sweep_cmd import floats
 
-DEFAULT_POINTS, DEFAULT_SEEDS = 4, 4  # llmhist.train.ablate's (not imported here: --help stays light)
+DEFAULT_POINTS, DEFAULT_SEEDS = 4, 6  # llmhist.train.ablate's (not imported here: --help stays light)
 
 HELP = """What each change from BASE to TARGET buys, in compute-equivalent gain (CEG): the compute BASE's frontier needs to reach the loss the variant reaches, over the variant's compute.
 
-Default plan: a ladder of two grouped steps, BASE -> + the recipe changes -> + the architecture changes (= TARGET), isoFLOP sweeps at 1e12 and 3e12 FLOPs with 4 sizes each, and 3 more seeds of BASE at 1e12 for seed noise (where gpt2 and llama3 sweeps first showed a clear gap; 3e11 did not). Estimated ~15 min on a quiet 2-core CPU; measured 31 min with the machine shared (load ~5), and its gpt2 -> llama3 total (1.6x) still had an interval including 1x: add a budget (--budgets 1e12,3e12,1e13) to establish it. A ladder of every change is `--changes all` (one sweep per change: about an hour for gpt2 -> llama3); steps join changes with '+', e.g. --changes recipe,norm+bias,positions+rope_theta,mlp+mlp_width.
+Default plan: a ladder of two grouped steps, BASE -> + the recipe changes -> + the architecture changes (= TARGET), isoFLOP sweeps at 3e11, 1e12 and 3e12 FLOPs with 4 sizes each centred on 100 tokens per parameter (where byte-level models this small are compute-optimal), and 5 more seeds of BASE at 3e11 for seed noise: 41 runs, measured 15 min on a quiet 2-core CPU, where gpt2 -> llama3 gave a total of about 2x with 90% intervals excluding 1x at every budget. A ladder of every change is `--changes all` (one sweep per change: about an hour for gpt2 -> llama3); steps join changes with '+', e.g. --changes recipe,norm+bias,positions+rope_theta,mlp+mlp_width.
 """
 
 
@@ -104,9 +104,11 @@ def ablate(
                                                         "(default: ladder recipe,arch; each/drop all)")] = None,
     list_: Annotated[bool, typer.Option("--list", help="print the changes (year, introduced by) and exit")] = False,
     budgets: Annotated[str | None, typer.Option(help="isoFLOP budgets in FLOPs (default "
-                                                        "1e12,3e12)")] = None,
+                                                        "3e11,1e12,3e12)")] = None,
     points: Annotated[int, typer.Option(help="model sizes per budget")] = DEFAULT_POINTS,
     spread: Annotated[float, typer.Option(help="largest/smallest N per budget")] = 16.0,
+    tokens_per_param: Annotated[float, typer.Option(help="the sizes' centre at each budget: N = sqrt(C / (6 x "
+                                                         "this)), the expected optimum's D/N")] = 100.0,
     seeds: Annotated[int, typer.Option(help="runs of the reference at the smallest budget, seed 0 included, "
                                             "to measure seed noise (1 = none)")] = DEFAULT_SEEDS,
     ctx: Annotated[int, typer.Option(help="sequence length")] = 128,
@@ -162,7 +164,7 @@ def ablate(
             return _report(A, folder, bootstrap, plot, json_out, law)
         kw: dict[str, Any] = dict(mode=mode, changes=changes, budgets=floats(budgets, "--budgets") or None, points=points,
                   spread=spread, seeds=seeds, ctx=ctx, batch=batch, data=data, tokenizer=tokenizer, seed=seed,
-                  out=folder, eval_batches=eval_batches)
+                  out=folder, eval_batches=eval_batches, tokens_per_param=tokens_per_param)
         p = A.plan(base, target, **kw)  # validates every option before anything is measured or written
         if not dry_run and launcher == "local":
             pk, how = A.measured_peak(threads * (workers or 1) if threads else None)

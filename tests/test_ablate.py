@@ -23,7 +23,7 @@ SMALL = {"budgets": [3e11, 1e12], "points": 3, "seeds": 3}
 def test_default_plan_is_sized_for_twenty_minutes_and_says_how():
     p = A.plan("gpt2", "llama3", peak=3.3e11)
     assert p["estimated_wall_s"] <= 20 * 60
-    assert "MFU" in p["estimate"]["how"] and "given peak" in p["estimate"]["how"]
+    assert "per token" in p["estimate"]["how"] and "given peak" in p["estimate"]["how"]
     assert "assumed peak" in A.plan("gpt2", "llama3")["estimate"]["how"]
     assert [v["id"] for v in p["variants"]] == ["v00-base", "v01-plus-recipe", "v02-target"]
     assert {c["change"] for c in p["comparisons"]} == {"recipe", "arch", "total"}
@@ -104,7 +104,8 @@ def test_report_recovers_the_gains_of_a_faked_ladder(tmp_path):
     from llmhist.train import sweep as S
 
     assert S.load_plan(tmp_path).kind == "ablation" and len(S.status(tmp_path)) == p["n_runs"]
-    _fake_finished(p, tmp_path, {"v00-base": 1.0, "v01-plus-recipe": 1.5, "v02-target": 3.0}, 0.002,
+    # seed noise as this machine's (sd 0.009 nats over 6 seeds of gpt2 at 3e11)
+    _fake_finished(p, tmp_path, {"v00-base": 1.0, "v01-plus-recipe": 1.5, "v02-target": 3.0}, 0.01,
                    np.random.default_rng(0))
     res = A.report(tmp_path, n_boot=300)
     by = {r["change"]: r for r in res["comparisons"]}
@@ -139,12 +140,19 @@ def test_report_recovers_the_gains_of_a_faked_ladder(tmp_path):
 
 
 def test_null_ablation_reports_no_gain(tmp_path):
+    """A change that does nothing, faked 5 times with this machine's seed noise: "no gain detectable"
+    at 9 or more of the 10 budgets (a 90% interval: 9 expected), never a gain above 1.25x."""
     p = A.plan("gpt2", "llama3", budgets=[1e12, 3e12], points=4, seeds=4, out=tmp_path, changes="recipe")
-    assert len(A.prepare(p, tmp_path)) == p["n_runs"]
-    _fake_finished(p, tmp_path, {v["id"]: 1.0 for v in p["variants"]}, 0.01, np.random.default_rng(1))
-    res = A.report(tmp_path, n_boot=300)
-    for b in res["comparisons"][0]["budgets"]:
-        assert b["verdict"] == "no gain detectable at this scale"
+    verdicts = []
+    for rep in range(5):
+        out = tmp_path / f"rep{rep}"
+        assert len(A.prepare(p, out)) == p["n_runs"]
+        _fake_finished(p, out, {v["id"]: 1.0 for v in p["variants"]}, 0.01, np.random.default_rng(rep))
+        res = A.report(out, n_boot=300)
+        for b in res["comparisons"][0]["budgets"]:
+            verdicts.append(b["verdict"] == "no gain detectable at this scale")
+            assert b["ceg"] < 1.25, b
+    assert sum(verdicts) >= 9, verdicts
 
 
 @pytest.mark.parametrize("args", [["--dry-run", "--json"], ["--list", "--json"], ["--list"], ["--dry-run"]])

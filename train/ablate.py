@@ -8,23 +8,29 @@ ladder), and every run as a dict of TrainConfig fields with `variant` = {"base",
 
 Shapes: every variant trains at the SAME (d_model, n_layers, n_heads) at a budget, so a comparison
 isolates its change: the candidates follow llmhist.train.sweep's shape ladder (head width 8 below
-d_model 32, 16 below 128, 32 up to 256, 64 above; aspect d_model / n_layers 16..64; even head width;
-n_heads a multiple of the largest GQA ratio among the variants), sizes per budget are log-spaced
-over `spread` around N ~ sqrt(C / 120) of the reference variant (sweep.plan_isoflop's rule), and each
-variant's tokens are its own D = C / (6 N) (the 6N convention, N = all parameters from the
-accounting: each run carries its tokens D, computed from its own variant's count).
+d_model 32, 16 below 128, 32 up to 256, 64 above; aspect d_model / n_layers 16..64; even head width),
+with n_heads rounded down to whole GQA groups of the variants' largest ratio (4 heads for llama3's
+4:1 at the smallest widths: one KV head there, see changes._set_kv_ratio; forcing two KV heads meant
+8 heads 4 wide at d_model 32, where the attention kernel's per-head cost doubled the step). Sizes
+per budget are log-spaced over `spread` around N = sqrt(C / (6 x tokens_per_param)) of the reference
+variant, and each variant's tokens are its own D = C / (6 N) (the 6N convention, N = all parameters
+from the accounting: each run carries its tokens D, computed from its own variant's count).
 
-Default plan, sized for a 2-core CPU in <= 20 minutes with fits. The issue's measurement: gpt2
-and llama3 isoFLOP sweeps at 3e11, 1e12 and 3e12 FLOPs with 5 sizes each took 283 s and 417 s and
-showed a clear gap at 1e12 and 3e12, none at 3e11. A ladder of every change (13 for gpt2 -> llama3)
-at that size would take over an hour. So the default is a LADDER OF TWO GROUPED STEPS: base ->
-+ the recipe changes -> + the architecture changes (= the target), at budgets 1e12 and 3e12 (where
-the gap is visible) with 4 sizes each, plus 3 more seeds of the reference at 1e12: three variants,
-answering "what did the recipe buy, what did the architecture buy, and the total". Any finer
-ladder is one option away (`--changes all`, or e.g. `--changes recipe,norm+bias,positions+rope_theta,
-mlp+mlp_width,attention,tied_embeddings`) and its estimated time is printed before anything runs.
-Measured (2026-12-01, the 2-core machine shared, load ~5): 31 min wall, total gpt2 -> llama3 CEG 1.6x
-whose 90% interval still includes 1x at both budgets; see the README's ablate section.
+Default plan, sized for a 2-core CPU in <= 20 minutes with fits: a LADDER OF TWO GROUPED STEPS,
+base -> + the recipe changes -> + the architecture changes (= the target), isoFLOP sweeps at 3e11,
+1e12 and 3e12 FLOPs with 4 sizes each, centred on 100 tokens per parameter, plus 5 more seeds of the
+reference at 3e11 for seed noise: three variants, 41 runs, answering "what did the recipe buy, what
+did the architecture buy, and the total". Why those numbers (measured on this machine, 2026-12-01):
+at these budgets byte-level models are compute-optimal near 50-150 tokens per parameter (a scout
+sweep at 3e11 and 1e12 found gpt2's isoFLOP minimum near N = 25-40k and llama3's near 45-90k at
+1e12), so sizes centred on Chinchilla's 20 left every minimum at the smallest size, the frontier
+points unbracketed and the intervals wide; small models are cheap per FLOP to plan but not to run
+(1.4 us per token plus 0.6 us per layer x head whatever the width), so budgets above 3e12 cost more
+than 20 minutes. Measured: 15 min 22 s wall (estimate 14.6 min), total gpt2 -> llama3 CEG 2.4x,
+2.0x, 1.9x at the three budgets with 90% intervals excluding 1x; see the README's ablate section.
+Any finer ladder is one option away (`--changes all`, or e.g. `--changes recipe,norm+bias,
+positions+rope_theta,mlp+mlp_width,attention,tied_embeddings`) and its estimated time is printed
+before anything runs.
 """
 
 from __future__ import annotations
@@ -42,22 +48,21 @@ from llmhist.archs.spec import SpecError
 from llmhist.errors import UserError
 from llmhist.files import write_json
 
+from .sweep import run_seconds, time_model
+
 PLAN_VERSION = 1
-DEFAULT_BUDGETS = (1e12, 3e12)
+DEFAULT_BUDGETS = (3e11, 1e12, 3e12)
 DEFAULT_POINTS = 4
 DEFAULT_SPREAD = 16.0
-DEFAULT_SEEDS = 4  # the reference's seed-noise run at the smallest budget: seed 0 + 3 more
+DEFAULT_TOKENS_PER_PARAM = 100.0  # the sizes' centre: N = sqrt(C / (6 x this))
+DEFAULT_SEEDS = 6  # the reference's seed-noise runs at the smallest budget: seed 0 + 5 more
 DEFAULT_STEPS = {"ladder": "recipe,arch", "each": "all", "drop": "all"}
 MIN_STEPS_PER_RUN = 4
 MIN_HEAD_DIM = 4  # below this RoPE rotates a single frequency pair; sweep's GQA rounding can reach 2
 DEFAULT_EVAL_BATCHES = 16  # the one final evaluation: 16 x batch fixed validation windows
 
-# wall-time model (see estimate_run_s)
+# wall-time model: llmhist.train.sweep.run_seconds (calibrated per token on this CPU)
 ASSUMED_PEAK = 3.0e11  # FLOP/s for --dry-run (torch-free): about a 2-core Xeon's measured matmul peak
-BASE_MFU = 0.45  # a GPT-2-like block at d_model 32-48 on this CPU: 0.41-0.50 (issue 10's sweeps)
-ELEMENTWISE_MFU = 0.8  # x this for each of RoPE, RMSNorm, a gated MLP (llama3-like: 0.22-0.29 measured)
-RUN_OVERHEAD_S = 3.0  # process start-up share, data preparation, evaluation, checkpoint per run
-STEP_OVERHEAD_S = 0.004  # python and launch cost per optimizer step, dominant for the tiniest models
 FIT_S = 15.0  # bootstrap fits and the report
 START_S = 10.0  # the processes x threads probe (cached after the first time) and the CPU peak probe
 
@@ -191,8 +196,8 @@ def shape_candidates(base: str, target: str, n_max: float, vocab: int = 256, ctx
         if d % hd:
             continue
         h = d // hd
-        if ratio > 1:  # GQA r:1 with at least two KV heads (spec.resize; one would be MQA)
-            h = ratio * max(2, h // ratio)
+        if ratio > 1:  # whole GQA groups; the narrowest shapes have one KV head (changes._set_kv_ratio)
+            h = ratio * max(1, h // ratio)
         if d % h or (d // h) % 2 or d // h < MIN_HEAD_DIM:
             continue
         smallest = None
@@ -235,15 +240,10 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-def mfu_guess(a) -> float:
-    k = sum([a.positions == "rope", a.norm != "layernorm", a.mlp in CH.GATED])
-    return BASE_MFU * ELEMENTWISE_MFU**k
-
-
-def estimate_run_s(a, tokens: int, steps: int, ctx: int, peak: float) -> float:
-    """FLOPs (PaLM's convention, what MFU counts) / (peak x MFU guess) + per-step and per-run overhead."""
-    return RUN_OVERHEAD_S + steps * STEP_OVERHEAD_S + tokens * accounting.flops_per_token(a, "palm", ctx) / (
-        peak * mfu_guess(a))
+def estimate_run_s(a, tokens: int, ctx: int, batch: int, peak: float) -> float:
+    """Device-seconds of one run on this CPU (all its cores busy with the plan's runs):
+    llmhist.train.sweep.run_seconds, the one time model."""
+    return run_seconds(a, tokens, ctx, batch, peak, _cores())
 
 
 # ----------------------------------------------------------------------- the plan
@@ -251,7 +251,7 @@ def plan(base: str, target: str, mode: str = "ladder", changes: str | None = Non
          points: int = DEFAULT_POINTS, spread: float = DEFAULT_SPREAD, seeds: int = DEFAULT_SEEDS,
          ctx: int = 128, batch: int = 16, vocab: int = 256, data: str = "stdlib", tokenizer: str = "bytes",
          seed: int = 0, out: str | Path | None = None, peak: float | None = None, peak_how: str | None = None,
-         eval_batches: int = DEFAULT_EVAL_BATCHES) -> dict:
+         eval_batches: int = DEFAULT_EVAL_BATCHES, tokens_per_param: float = DEFAULT_TOKENS_PER_PARAM) -> dict:
     """Plan an ablation: variants x budgets x shapes, plus seed repeats of the reference."""
     from llmhist.archs import registry
     from llmhist.train.config import TrainConfig
@@ -266,12 +266,15 @@ def plan(base: str, target: str, mode: str = "ladder", changes: str | None = Non
         raise AblationError(f"--spread {spread}: sizes must span at least a factor 2")
     if not isinstance(eval_batches, int) or eval_batches < 1:
         raise AblationError(f"--eval-batches {eval_batches}: give 1 or more")
+    if not (math.isfinite(tokens_per_param) and 1 <= tokens_per_param <= 1e5):
+        raise AblationError(f"--tokens-per-param {tokens_per_param}: give the expected optimum's D/N, between 1 and "
+                            f"1e5 ({DEFAULT_TOKENS_PER_PARAM:g} by default; Chinchilla's is about 20)")
     if seeds < 1:
         raise AblationError(f"--seeds {seeds}: give 1 (no seed-noise runs) or more (2+ measure seed noise)")
     V = variants(base, target, mode, changes)
     out = Path(out or f"runs/ablate-{base}-{target}")
     base_name, target_name = registry.get(base).name, registry.get(target).name
-    ladder = shape_candidates(base, target, math.sqrt(max(budgets) / 120) * math.sqrt(spread) * 2, vocab, ctx)
+    ladder = shape_candidates(base, target, math.sqrt(max(budgets) / (6 * tokens_per_param)) * math.sqrt(spread) * 2, vocab, ctx)
     tps = ctx * batch
     pk, how = (peak, peak_how or f"given peak {peak:.3g} FLOP/s") if peak else (
         ASSUMED_PEAK, f"assumed peak {ASSUMED_PEAK:.3g} FLOP/s (a run measures this CPU's before it starts)")
@@ -279,7 +282,7 @@ def plan(base: str, target: str, mode: str = "ladder", changes: str | None = Non
     common = {"data": data, "tokenizer": tokenizer, "ctx": ctx, "batch": batch, "eval_batches": eval_batches}
     shapes: dict[float, list] = {}
     for C in budgets:
-        n_mid = math.sqrt(C / 120)
+        n_mid = math.sqrt(C / (6 * tokens_per_param))
         chosen = []
         for i in range(points):
             s = _nearest(ladder, n_mid * spread ** (i / (points - 1) - 0.5))
@@ -287,7 +290,7 @@ def plan(base: str, target: str, mode: str = "ladder", changes: str | None = Non
                 chosen.append(s)
         if len(chosen) < 3 or not chosen[0][3] < n_mid < chosen[-1][3]:
             raise AblationError(
-                f"--budgets: C={C:.3g} is too small to bracket: its expected optimum N~{n_mid:,.0f} (sqrt(C/120)) needs "
+                f"--budgets: C={C:.3g} is too small to bracket: its expected optimum N~{n_mid:,.0f} (sqrt(C / (6 x {tokens_per_param:g}))) needs "
                 f"sizes on both sides, and the shapes available here give {len(chosen)} distinct size(s) "
                 f"({', '.join(f'{x[3]:,}' for x in chosen)}; the smallest model has N={ladder[0][3]:,}). "
                 "Raise the budgets (about 1e11 or more at ctx 128), or widen --spread")
@@ -321,7 +324,7 @@ def plan(base: str, target: str, mode: str = "ladder", changes: str | None = Non
     if seeds > 1:
         C0 = budgets[0]
         cands = [r for r in runs_by_variant[ref_id] if r["budget"] == C0]
-        mid = min(cands, key=lambda r: abs(math.log(r["N"] / math.sqrt(C0 / 120))))
+        mid = min(cands, key=lambda r: abs(math.log(r["N"] / math.sqrt(C0 / (6 * tokens_per_param)))))
         var = mid["config"]["variant"]
         for s in range(seed + 1, seed + seeds):
             a = CH.variant_spec(var, mid["config"]["d_model"], mid["config"]["n_layers"], mid["config"]["n_heads"],
@@ -341,13 +344,11 @@ def plan(base: str, target: str, mode: str = "ladder", changes: str | None = Non
     total = sum(v["estimated_wall_s"] for v in V["variants"]) + FIT_S + START_S
     doc = {
         "version": PLAN_VERSION, "base": base, "target": target, "base_entry": base_name, "target_entry": target_name,
-        "mode": mode, "budgets": budgets, "points": points, "spread": spread, "seeds": seeds, "seed": seed,
+        "mode": mode, "budgets": budgets, "points": points, "spread": spread, "tokens_per_param": tokens_per_param, "seeds": seeds, "seed": seed,
         "common": common, "vocab": vocab, "out": str(out), **V,
         "convention": "C = 6 N D, N = all parameters incl. embeddings (accounting.flops_per_token '6N'); each run "
                       "of a variant trains D = C / 6N tokens with its own N",
-        "estimate": {"how": f"{how}; MFU {BASE_MFU} x {ELEMENTWISE_MFU} per RoPE/RMSNorm/gated MLP (assumed from "
-                            f"issue 10's measurements); + {RUN_OVERHEAD_S:g} s per run + "
-                            f"{1e3 * STEP_OVERHEAD_S:g} ms per step (assumed); + {FIT_S:g} s for the fits and "
+        "estimate": {"how": f"{how}; {time_model(pk)}; + {FIT_S:g} s for the fits and "
                             f"{START_S:g} s to start",
                      "peak_flops": pk},
         "estimated_wall_s": round(total, 1),
@@ -365,7 +366,7 @@ def _run(a, name, C, N, D, var, d, L, h, seed, tps, ctx, peak, arch, role, repea
     cfg = {"arch": arch, "d_model": d, "n_layers": L, "n_heads": h, "tokens": int(D), "seed": seed,
            "variant": var, "eval_every": steps}
     r = {"name": name, "role": role, "budget": C, "N": N, "D": int(D), "steps": steps, "config": cfg,
-         "estimated_wall_s": round(estimate_run_s(a, steps * tps, steps, ctx, peak), 2)}
+         "estimated_wall_s": round(estimate_run_s(a, steps * tps, ctx, tps // ctx, peak), 2)}
     if repeat_of:
         r["repeat_of"] = repeat_of
     return r
@@ -479,11 +480,14 @@ def _read_points(folder: Path, plan_doc: dict) -> tuple[dict, dict, list]:
     return pts, seeds, left
 
 
-def frontier_band(P: dict, n_boot: int = 200, seed_sd: float = 0.0, rng_seed: int = 0) -> dict:
-    """A variant's frontier points and a 90% band (runs resampled within budgets, plus seed noise)."""
+def frontier_band(P: dict, n_boot: int = 200, seed_sd: float = 0.0, rng_seed: int = 0, seed_dof: int | None = None
+                  ) -> dict:
+    """A variant's frontier points and a 90% band, drawn as the CEG intervals are
+    (llmhist.scaling.ceg.ceg): with seed noise measured, every run's loss re-drawn with sd
+    max(seed sd, its budget's parabola residual sd); without, runs resampled within budgets."""
     import numpy as np
 
-    from llmhist.scaling.ceg import budget_minima
+    from llmhist.scaling.ceg import budget_minima, run_noise
     from llmhist.scaling.points import FitError
 
     C, N, L, B = (np.asarray(P[k], float) for k in ("C", "N", "loss", "budget"))
@@ -491,11 +495,16 @@ def frontier_band(P: dict, n_boot: int = 200, seed_sd: float = 0.0, rng_seed: in
         raise FitError(f"finished runs at {len(np.unique(B))} budget(s); a frontier needs two")
     Cb, Lb, how = budget_minima(C, N, L, B)
     rng = np.random.default_rng(rng_seed)
+    sd = run_noise((C, N, L, B), seed_sd)
     samples = []
     for _ in range(n_boot):
-        idx = np.concatenate([rng.choice(np.flatnonzero(B == g), (B == g).sum()) for g in np.unique(B)])
-        _, lb, _ = budget_minima(C[idx], N[idx], L[idx], B[idx])
-        samples.append(lb + (rng.normal(0, seed_sd, len(lb)) if seed_sd else 0))
+        if seed_sd:
+            e = rng.standard_t(seed_dof, len(L)) if seed_dof else rng.standard_normal(len(L))
+            _, lb, _ = budget_minima(C, N, L + e * sd, B)
+        else:
+            idx = np.concatenate([rng.choice(np.flatnonzero(B == g), (B == g).sum()) for g in np.unique(B)])
+            _, lb, _ = budget_minima(C[idx], N[idx], L[idx], B[idx])
+        samples.append(lb)
     reps = np.array(samples)
     return {"C": Cb.tolist(), "loss": Lb.tolist(), "how": how, "band": [np.percentile(reps, 5, 0).tolist(),
                                                                       np.percentile(reps, 95, 0).tolist()]}
@@ -551,19 +560,20 @@ def report(folder: str | Path, n_boot: int = 1000, level: float = 0.9, method: s
     left += _spec_groups(folder, doc)
     seed_rows = [s for s in seeds.values() if len(s["losses"]) >= 2]
     seed_sd = G.seed_noise(seed_rows[0]["losses"]) if seed_rows else 0.0
+    seed_dof = len(seed_rows[0]["losses"]) - 1 if seed_rows else None
     fits = Path(out) if out else folder / "fits"
     frontiers, paths = {}, []
     for v in doc["variants"]:
         P = pts[v["id"]]
         try:
-            fb = frontier_band(P, 200, seed_sd, seed)
+            fb = frontier_band(P, 200, seed_sd, seed, seed_dof)
         except (FitError, ValueError) as e:
             frontiers[v["id"]] = {"error": str(e)}
             continue
         frontiers[v["id"]] = fb
         fj = {"law": "frontier", "variant": v["id"], "label": v["label"], "changes": v["changes"],
               "method": "isoFLOP minimum per budget (parabola vertex in log N, else the lowest run); band: 90% "
-                        "bootstrap of runs within budgets + seed noise", "points": fb, "data": str(folder),
+                        "bootstrap, every run's loss re-drawn with its noise (as the CEG intervals)", "points": fb, "data": str(folder),
               "n_points": len(P["loss"]), "conventions": {"N": "total", "C": "6ND, planned budget",
                                                           "loss": "final validation loss (nats/token)"}}
         p = fits / f"{v['id']}-frontier.json"
@@ -574,7 +584,7 @@ def report(folder: str | Path, n_boot: int = 1000, level: float = 0.9, method: s
         row = {**comp}
         try:
             r = G.ceg(pts[comp["reference"]], pts[comp["variant"]], seed_sd=seed_sd, n_boot=n_boot, level=level,
-                      method=method, seed=seed)
+                      method=method, seed=seed, seed_dof=seed_dof)
             row.update(r)
         except (FitError, ValueError) as e:
             row["error"] = str(e)

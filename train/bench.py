@@ -76,7 +76,7 @@ def bench(arch: str, size: str | None = None, d_model: int | None = 128, n_layer
     x = torch.randint(0, a.vocab_size, (batch, ctx + 1), generator=g).to(dev)
     x, y = x[:, :-1], x[:, 1:]
     amp = (torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else torch.autocast("cpu", enabled=False))
-    fused = {"fused": True} if dev.type == "cuda" else {}
+    fused = {"fused": True} if dev.type in ("cuda", "cpu") else {}  # the training loop's optimizer, for both
     impls: dict[str, Callable[[], object]] = {}
 
     ours = build(a, dev)

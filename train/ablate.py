@@ -26,7 +26,7 @@ sweep at 3e11 and 1e12 found gpt2's isoFLOP minimum near N = 25-40k and llama3's
 1e12), so sizes centred on Chinchilla's 20 left every minimum at the smallest size, the frontier
 points unbracketed and the intervals wide; small models are cheap per FLOP to plan but not to run
 (1.4 us per token plus 0.6 us per layer x head whatever the width), so budgets above 3e12 cost more
-than 20 minutes. Measured: 15 min 22 s wall (estimate 14.6 min), total gpt2 -> llama3 CEG 2.4x,
+than 20 minutes. Measured: 14 min 43 s wall (estimate 14.6 min), total gpt2 -> llama3 CEG 2.4x,
 2.0x, 1.9x at the three budgets with 90% intervals excluding 1x; see the README's ablate section.
 Any finer ladder is one option away (`--changes all`, or e.g. `--changes recipe,norm+bias,
 positions+rope_theta,mlp+mlp_width,attention,tied_embeddings`) and its estimated time is printed

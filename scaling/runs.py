@@ -70,6 +70,28 @@ def spec_key(config_doc: dict) -> tuple[str, str]:
     label = str(arch.get("family") or arch.get("name") or "unknown")
     v = choices["variant"]
     if isinstance(v, dict):
-        changes = v.get("changes") or []
-        label = f"{v.get('base', label)}+{'+'.join(map(str, changes))}" if changes else str(v.get("base", label))
+        label = variant_label(v, label)
     return key, label
+
+
+def variant_label(v: dict, default: str = "unknown") -> str:
+    """An ablation variant's name: its base, then its changes, a whole kind written as one word
+    ('gpt2+recipe', 'gpt2+recipe+arch = llama3'; else the change names)."""
+    base, target = str(v.get("base", default)), v.get("target")
+    changes = [str(c) for c in v.get("changes") or []]
+    if not changes:
+        return base
+    parts = list(changes)
+    try:
+        from llmhist.archs import changes as CH
+
+        derived = CH.derive(base, str(target))
+        for kind in ("recipe", "arch"):
+            names = [c.name for c in derived if c.kind == kind]
+            if names and set(names) <= set(parts):
+                parts = [p for p in parts if p not in names] + [kind]
+        if set(changes) == {c.name for c in derived}:
+            return f"{base}+{'+'.join(parts)} = {target}"
+    except (ValueError, KeyError, LookupError):  # names the registry no longer knows: list them as they are
+        parts = list(changes)
+    return f"{base}+{'+'.join(parts)}"

@@ -166,6 +166,16 @@ def test_spec_key_ignores_sizes_and_keeps_shape_ratios():
     assert spec_key({"arch": {**GPT2, "d_ff": 128}})[0] != spec_key({"arch": GPT2})[0]  # another MLP width
     v = {"base": "gpt2", "target": "llama3", "changes": ["rope"]}
     assert spec_key({"arch": GPT2, "train": {"variant": v}})[1] == "gpt2+rope"
+    # an ablation's variants are named by whole kinds of change where they hold all of one
+    from llmhist.archs import changes as CH
+
+    ch = CH.derive("gpt2", "llama3")
+    recipe = {"base": "gpt2", "target": "llama3", "changes": [c.name for c in ch if c.kind == "recipe"]}
+    assert spec_key({"arch": GPT2, "train": {"variant": recipe}})[1] == "gpt2+recipe"
+    both = {**recipe, "changes": [c.name for c in ch]}
+    assert spec_key({"arch": GPT2, "train": {"variant": both}})[1] == "gpt2+recipe+arch = llama3"
+    some = {**recipe, "changes": recipe["changes"] + ["norm"]}
+    assert spec_key({"arch": GPT2, "train": {"variant": some}})[1] == "gpt2+norm+recipe"
 
 
 def test_a_folder_of_two_specs_is_fitted_per_spec_with_a_comparison(tmp_path, monkeypatch):

@@ -232,3 +232,17 @@ def test_bad_input_is_refused_before_anything_is_written(args, says, tmp_path):
     for s in says:
         assert s in text, (args, s, text)
     assert not new.exists(), "a refused ablation wrote files"
+
+
+def test_a_gqa_base_plans_at_the_heads_its_family_keeps():
+    """llama2 (GQA 8:1, keeping two KV heads) -> qwen2: every shape has 16+ heads and builds for
+    every variant; at the default budgets its smallest shape is too big to bracket, and the
+    refusal says from which budget it would (it used to crash on an empty shape list)."""
+    with pytest.raises(A.AblationError, match=r"too small to bracket.*from about 2e\+13"):
+        A.plan("llama2", "qwen2")
+    p = A.plan("llama2", "qwen2", budgets=[2e13, 6e13], seeds=1)
+    for v in p["variants"]:
+        for r in v["runs"]:
+            c = r["config"]
+            a = CH.variant_spec(c["variant"], c["d_model"], c["n_layers"], c["n_heads"], 256, 128)
+            assert a.n_heads % 8 == 0 and a.n_heads // a.kv_heads == 8 and a.kv_heads >= 2

@@ -190,27 +190,36 @@ def shape_candidates(base: str, target: str, n_max: float, vocab: int = 256, ctx
     every head count a multiple of both GQA ratios and heads at least MIN_HEAD_DIM wide, up to N ~ n_max."""
     ratio = _max_ratio(base, target)
     ref = {"base": base, "target": target, "changes": []}
+    full = {**ref, "changes": [c.name for c in CH.derive(base, target)]}
     out = []
     for d in [16, 24] + list(range(32, 257, 16)) + list(range(288, 1025, 32)):
         hd = 8 if d < 32 else 16 if d < 128 else (32 if d <= 256 else 64)
         if d % hd:
             continue
-        h = d // hd
-        if ratio > 1:  # whole GQA groups; the narrowest shapes have one KV head (changes._set_kv_ratio)
-            h = ratio * max(1, h // ratio)
-        if d % h or (d // h) % 2 or d // h < MIN_HEAD_DIM:
-            continue
+        h0 = d // hd
+        # whole GQA groups: one KV head at the narrowest shapes (changes._set_kv_ratio), two where a
+        # family that is GQA itself keeps two (spec.resize)
+        heads = dict.fromkeys([ratio * max(1, h0 // ratio), ratio * max(2, h0 // ratio)] if ratio > 1 else [h0])
         smallest = None
-        for L in range(max(1, math.ceil(d / 64)), min(48, d // 16) + 1):
+        for h in heads:
+            if d % h or (d // h) % 2 or d // h < MIN_HEAD_DIM:
+                continue
             try:
-                a = CH.variant_spec(ref, d, L, h, vocab, ctx)
+                for v in (ref, full):
+                    CH.variant_spec(v, d, max(1, math.ceil(d / 64)), h, vocab, ctx)
             except SpecError:
                 continue
-            N = accounting.params(a).active
-            smallest = N if smallest is None else smallest
-            if N > 4 * n_max:
-                break
-            out.append((d, L, h, N))
+            for L in range(max(1, math.ceil(d / 64)), min(48, d // 16) + 1):
+                try:
+                    a = CH.variant_spec(ref, d, L, h, vocab, ctx)
+                except SpecError:
+                    continue
+                N = accounting.params(a).active
+                smallest = N if smallest is None else smallest
+                if N > 4 * n_max:
+                    break
+                out.append((d, L, h, N))
+            break
         if smallest is not None and smallest > 4 * n_max:
             break
     return sorted(out, key=lambda s: s[3])
@@ -274,7 +283,15 @@ def plan(base: str, target: str, mode: str = "ladder", changes: str | None = Non
     V = variants(base, target, mode, changes)
     out = Path(out or f"runs/ablate-{base}-{target}")
     base_name, target_name = registry.get(base).name, registry.get(target).name
-    ladder = shape_candidates(base, target, math.sqrt(max(budgets) / (6 * tokens_per_param)) * math.sqrt(spread) * 2, vocab, ctx)
+    n_max = math.sqrt(max(budgets) / (6 * tokens_per_param)) * math.sqrt(spread) * 2
+    ladder = shape_candidates(base, target, n_max, vocab, ctx)
+    if len(ladder) < 3:
+        ratio = _max_ratio(base, target)
+        raise AblationError(
+            f"{base} -> {target}: only {len(ladder)} model shape(s) up to N~{4 * n_max:,.0f} fit both (every variant "
+            f"trains the same shapes: n_heads a multiple of {ratio}, the least common multiple of their GQA ratios, "
+            f"with heads at least {MIN_HEAD_DIM} wide and each family's own rules). Raise the budgets (--budgets; the "
+            "largest sets the biggest size) or compare entries with fewer query heads per KV head")
     tps = ctx * batch
     pk, how = (peak, peak_how or f"given peak {peak:.3g} FLOP/s") if peak else (
         ASSUMED_PEAK, f"assumed peak {ASSUMED_PEAK:.3g} FLOP/s (a run measures this CPU's before it starts)")
@@ -293,7 +310,8 @@ def plan(base: str, target: str, mode: str = "ladder", changes: str | None = Non
                 f"--budgets: C={C:.3g} is too small to bracket: its expected optimum N~{n_mid:,.0f} (sqrt(C / (6 x {tokens_per_param:g}))) needs "
                 f"sizes on both sides, and the shapes available here give {len(chosen)} distinct size(s) "
                 f"({', '.join(f'{x[3]:,}' for x in chosen)}; the smallest model has N={ladder[0][3]:,}). "
-                "Raise the budgets (about 1e11 or more at ctx 128), or widen --spread")
+                f"Raise the budgets (from about {6 * tokens_per_param * (2 * ladder[0][3]) ** 2:.1g} for these "
+                "shapes), lower --tokens-per-param, or widen --spread")
         shapes[C] = chosen
     runs_by_variant: dict[str, list[dict]] = {v["id"]: [] for v in V["variants"]}
     for v in V["variants"]:

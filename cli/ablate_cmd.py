@@ -17,7 +17,7 @@ DEFAULT_POINTS, DEFAULT_SEEDS = 4, 6  # llmhist.train.ablate's (not imported her
 
 HELP = """What each change from BASE to TARGET buys, in compute-equivalent gain (CEG): the compute BASE's frontier needs to reach the loss the variant reaches, over the variant's compute.
 
-Default plan: a ladder of two grouped steps, BASE -> + the recipe changes -> + the architecture changes (= TARGET), isoFLOP sweeps at 3e11, 1e12 and 3e12 FLOPs with 4 sizes each centred on 100 tokens per parameter (where byte-level models this small are compute-optimal), and 5 more seeds of BASE at 3e11 for seed noise: 41 runs, measured 14 min 43 s on a quiet 2-core CPU, where gpt2 -> llama3 gave a total of about 2x with 90% intervals excluding 1x at every budget. A ladder of every change is `--changes all` (one sweep per change: about an hour for gpt2 -> llama3); steps join changes with '+', e.g. --changes recipe,norm+bias,positions+rope_theta,mlp+mlp_width.
+Default plan: a ladder of two grouped steps, BASE -> + the recipe changes -> + the architecture changes (= TARGET), isoFLOP sweeps at 3e11, 1e12 and 3e12 FLOPs with 4 sizes each centred on 100 tokens per parameter (where byte-level models this small are compute-optimal), and 5 more seeds of BASE at 3e11 for seed noise: 41 runs, measured 14 min 43 s on a quiet 2-core CPU, where gpt2 -> llama3 gave a total of about 2x with 90% intervals excluding 1x at every budget. A ladder of every change is `--changes all` (one sweep per change: about 70 minutes for gpt2 -> llama3, estimated); steps join changes with '+', e.g. --changes recipe,norm+bias,positions+rope_theta,mlp+mlp_width.
 """
 
 

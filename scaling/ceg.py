@@ -13,8 +13,9 @@ Estimator, step by step:
 3. CEG at each budget of the variant, and the slope of log CEG against log C (scale dependence).
 4. Intervals by bootstrap. With seed noise measured (`seed_sd`: the standard deviation of one
    configuration's final loss over seeds, from repeated reference runs), a parametric bootstrap:
-   each replicate re-draws every run's loss with Gaussian noise of sd max(seed_sd, its budget's
-   parabola residual sd) and recomputes the minima, i.e. a plausible re-run of both sweeps.
+   each replicate re-draws every run's loss with noise of sd max(seed_sd, its budget's parabola
+   residual sd), Student-t with the seeds' degrees of freedom (`seed_dof`; else Gaussian), and
+   recomputes the minima, i.e. a plausible re-run of both sweeps (`redraw`).
    (Resampling the 4-5 runs of a budget with replacement instead leaves fewer than 3 distinct
    sizes a third of the time at 4 runs, and then the "minimum" is whichever runs were drawn: the
    interval measures the isoFLOP curve's depth, not noise.) Without seed noise, runs are resampled
@@ -42,6 +43,13 @@ LEVEL = 0.90  # two-sided interval: 5th to 95th percentile of the bootstrap
 
 
 # ----------------------------------------------------------------------- frontier points
+def _parabola(lx: np.ndarray, ly: np.ndarray) -> np.ndarray:
+    """Loss against log N, least squares: coefficients (c2, c1, c0); needs >= 3 distinct sizes."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a poorly conditioned fit is still the best one
+        return np.polyfit(lx, ly, 2)
+
+
 def budget_minima(C, N, L, budget=None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Per budget: (budget C, frontier loss, how) with how = 'parabola' or 'lowest'."""
     C, N, L = (np.asarray(x, float) for x in (C, N, L))
@@ -60,9 +68,7 @@ def budget_minima(C, N, L, budget=None) -> tuple[np.ndarray, np.ndarray, list[st
         lx, ly = np.log(N[sel]), L[sel]
         best = float(ly.min())
         if len(np.unique(lx)) >= 3:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                c2, c1, c0 = np.polyfit(lx, ly, 2)
+            c2, c1, c0 = _parabola(lx, ly)
             if c2 > 0:
                 xm = -c1 / (2 * c2)
                 if lx.min() < xm < lx.max():
@@ -190,6 +196,17 @@ def _resample(b: np.ndarray, rng) -> np.ndarray:
     return np.concatenate([rng.choice(np.flatnonzero(b == g), (b == g).sum()) for g in np.unique(b)])
 
 
+def redraw(p: tuple, sd: np.ndarray | None, rng, dof: int | None = None) -> tuple:
+    """One bootstrap replicate of a sweep's points (C, N, loss, budget): with `sd` (per run, from
+    run_noise) every run's loss re-drawn with that noise, Student-t with `dof` degrees of freedom
+    or Gaussian; without, the runs resampled with replacement within each budget."""
+    if sd is None:
+        i = _resample(p[3], rng)
+        return tuple(x[i] for x in p)
+    e = rng.standard_t(dof, len(p[2])) if dof else rng.standard_normal(len(p[2]))
+    return (p[0], p[1], p[2] + e * sd, p[3])
+
+
 def _slope(C: np.ndarray, k: np.ndarray) -> float:
     ok = np.isfinite(k) & (k > 0)
     if ok.sum() < 2:
@@ -216,9 +233,7 @@ def run_noise(p: tuple, seed_sd: float) -> np.ndarray:
         sel = b == g
         lx, ly = np.log(N[sel]), L[sel]
         if sel.sum() >= 4 and len(np.unique(lx)) >= 3:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                r = ly - np.polyval(np.polyfit(lx, ly, 2), lx)
+            r = ly - np.polyval(_parabola(lx, ly), lx)
             sd[sel] = np.maximum(sd[sel], math.sqrt(float((r * r).sum()) / (sel.sum() - 3)))
     return sd
 
@@ -242,19 +257,10 @@ def ceg(ref: dict, var: dict, seed_sd: float = 0.0, n_boot: int = 1000, level: f
     rng = np.random.default_rng(seed)
     if seed_dof is not None and seed_dof < 1:
         raise FitError(f"seed_dof {seed_dof}: the seed noise needs at least 2 seeds (1 degree of freedom)")
-    sd_r, sd_v = run_noise(R, seed_sd), run_noise(V, seed_sd)
-
-    def draw(n: int) -> np.ndarray:
-        return rng.standard_t(seed_dof, n) if seed_dof else rng.standard_normal(n)
-
+    sd_r, sd_v = (run_noise(R, seed_sd), run_noise(V, seed_sd)) if seed_sd else (None, None)
     boots, slopes = [], []
     for _ in range(n_boot):
-        if seed_sd:
-            Rb = (R[0], R[1], R[2] + draw(len(R[2])) * sd_r, R[3])
-            Vb = (V[0], V[1], V[2] + draw(len(V[2])) * sd_v, V[3])
-        else:
-            ir, iv = _resample(R[3], rng), _resample(V[3], rng)
-            Rb, Vb = tuple(x[ir] for x in R), tuple(x[iv] for x in V)
+        Rb, Vb = redraw(R, sd_r, rng, seed_dof), redraw(V, sd_v, rng, seed_dof)  # R's draws first, then V's
         try:
             _, kb, _, _, _ = _ceg_once(Rb, Vb, fr.method)
         except FitError:
@@ -286,7 +292,7 @@ def ceg(ref: dict, var: dict, seed_sd: float = 0.0, n_boot: int = 1000, level: f
                    "interval": (f"{round(100 * level)}% parametric bootstrap, {n_boot} re-draws of every run's "
                                 f"loss ({f'Student-t, {seed_dof} dof' if seed_dof else 'Gaussian'}) with sd "
                                 f"max(seed sd {seed_sd:.3g}, its budget's parabola residual sd, "
-                                f"{max(sd_r.max(), sd_v.max()):.3g} at most)") if seed_sd else
+                                f"{max(sd_r.max(), sd_v.max()):.3g} at most)") if sd_r is not None and sd_v is not None else
                                (f"{round(100 * level)}% bootstrap percentile, {n_boot} resamples of runs within "
                                 "budgets (seed noise not measured)")},
         "reference_frontier": fr.to_dict(),

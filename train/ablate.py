@@ -505,24 +505,16 @@ def frontier_band(P: dict, n_boot: int = 200, seed_sd: float = 0.0, rng_seed: in
     max(seed sd, its budget's parabola residual sd); without, runs resampled within budgets."""
     import numpy as np
 
-    from llmhist.scaling.ceg import budget_minima, run_noise
+    from llmhist.scaling.ceg import budget_minima, redraw, run_noise
     from llmhist.scaling.points import FitError
 
-    C, N, L, B = (np.asarray(P[k], float) for k in ("C", "N", "loss", "budget"))
-    if len(np.unique(B)) < 2:
-        raise FitError(f"finished runs at {len(np.unique(B))} budget(s); a frontier needs two")
-    Cb, Lb, how = budget_minima(C, N, L, B)
+    p = tuple(np.asarray(P[k], float) for k in ("C", "N", "loss", "budget"))
+    if len(np.unique(p[3])) < 2:
+        raise FitError(f"finished runs at {len(np.unique(p[3]))} budget(s); a frontier needs two")
+    Cb, Lb, how = budget_minima(*p)
     rng = np.random.default_rng(rng_seed)
-    sd = run_noise((C, N, L, B), seed_sd)
-    samples = []
-    for _ in range(n_boot):
-        if seed_sd:
-            e = rng.standard_t(seed_dof, len(L)) if seed_dof else rng.standard_normal(len(L))
-            _, lb, _ = budget_minima(C, N, L + e * sd, B)
-        else:
-            idx = np.concatenate([rng.choice(np.flatnonzero(B == g), (B == g).sum()) for g in np.unique(B)])
-            _, lb, _ = budget_minima(C[idx], N[idx], L[idx], B[idx])
-        samples.append(lb)
+    sd = run_noise(p, seed_sd) if seed_sd else None
+    samples = [budget_minima(*redraw(p, sd, rng, seed_dof))[1] for _ in range(n_boot)]
     reps = np.array(samples)
     return {"C": Cb.tolist(), "loss": Lb.tolist(), "how": how, "band": [np.percentile(reps, 5, 0).tolist(),
                                                                       np.percentile(reps, 95, 0).tolist()]}

@@ -40,8 +40,7 @@ def study(
 ) -> None:
     """A small scaling study end to end: sweep, fits, recommendation, plots (minutes on a laptop CPU)."""
     from llmhist.train import sweep as S
-    from llmhist.train.config import RunError
-    from llmhist.train.device import usable_cores
+    from llmhist.train.config import RunError, usable_cores
 
     from .sweep_cmd import Progress, _gpus, floats, plan_table, status_table
 

@@ -155,7 +155,7 @@ def sweep(
             raise RunError(f"--launcher {launcher!r}: use local or slurm")
         archs = [a.strip() for a in arch.split(",") if a.strip()]
         if launcher == "local":
-            from llmhist.train.device import usable_cores
+            from llmhist.train.config import usable_cores
 
             S.check_workers(workers, threads, usable_cores())
         common = {"data": data, "tokenizer": tokenizer, "seed": seed}

@@ -48,6 +48,7 @@ from llmhist.archs.spec import SpecError
 from llmhist.errors import UserError
 from llmhist.files import write_json
 
+from .config import usable_cores
 from .sweep import run_seconds, time_model
 
 PLAN_VERSION = 1
@@ -242,17 +243,10 @@ def measured_peak(threads: int | None = None) -> tuple[float, str]:
     return pk, f"measured CPU peak {pk:.3g} FLOP/s ({threads} threads; {device.cpu_peak_cache_path()})"
 
 
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def estimate_run_s(a, tokens: int, ctx: int, batch: int, peak: float) -> float:
     """Device-seconds of one run on this CPU (all its cores busy with the plan's runs):
     llmhist.train.sweep.run_seconds, the one time model."""
-    return run_seconds(a, tokens, ctx, batch, peak, _cores())
+    return run_seconds(a, tokens, ctx, batch, peak, usable_cores())
 
 
 # ----------------------------------------------------------------------- the plan

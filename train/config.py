@@ -53,6 +53,14 @@ def _cores() -> int:
     return os.cpu_count() or 1
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity; all of them where there is none)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        return os.cpu_count() or 1
+
+
 DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 TOKENIZER_RE = re.compile(r"^(bytes|bpe\d*)$")
 

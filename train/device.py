@@ -8,7 +8,6 @@ cached; anything else is "n/a", never a guess.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import time
 from pathlib import Path
@@ -18,17 +17,11 @@ import torch
 from llmhist.files import write_json
 
 from . import hardware
+from .config import usable_cores  # noqa: F401  (one definition, torch-free; re-exported)
 from .data import cache_dir
 
 PROBE_DISAGREE = 1.25  # a quick probe this much above the cached peak: the cache was measured under load
 _rechecked: set = set()  # cache keys re-measured in this process (re-measure at most once each)
-
-
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS
-        return os.cpu_count() or 1
 
 
 def pick(device: str = "auto") -> torch.device:

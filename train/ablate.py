@@ -277,7 +277,11 @@ def plan(base: str, target: str, mode: str = "ladder", changes: str | None = Non
     V = variants(base, target, mode, changes)
     out = Path(out or f"runs/ablate-{base}-{target}")
     base_name, target_name = registry.get(base).name, registry.get(target).name
-    n_max = math.sqrt(max(budgets) / (6 * tokens_per_param)) * math.sqrt(spread) * 2
+
+    def n_centre(C: float) -> float:  # the sizes' centre at budget C: D / N = tokens_per_param
+        return math.sqrt(C / (6 * tokens_per_param))
+
+    n_max = n_centre(max(budgets)) * math.sqrt(spread) * 2
     ladder = shape_candidates(base, target, n_max, vocab, ctx)
     if len(ladder) < 3:
         ratio = _max_ratio(base, target)
@@ -293,7 +297,7 @@ def plan(base: str, target: str, mode: str = "ladder", changes: str | None = Non
     common = {"data": data, "tokenizer": tokenizer, "ctx": ctx, "batch": batch, "eval_batches": eval_batches}
     shapes: dict[float, list] = {}
     for C in budgets:
-        n_mid = math.sqrt(C / (6 * tokens_per_param))
+        n_mid = n_centre(C)
         chosen = []
         for i in range(points):
             s = _nearest(ladder, n_mid * spread ** (i / (points - 1) - 0.5))
@@ -336,7 +340,7 @@ def plan(base: str, target: str, mode: str = "ladder", changes: str | None = Non
     if seeds > 1:
         C0 = budgets[0]
         cands = [r for r in runs_by_variant[ref_id] if r["budget"] == C0]
-        mid = min(cands, key=lambda r: abs(math.log(r["N"] / math.sqrt(C0 / (6 * tokens_per_param)))))
+        mid = min(cands, key=lambda r: abs(math.log(r["N"] / n_centre(C0))))
         var = mid["config"]["variant"]
         for s in range(seed + 1, seed + seeds):
             a = CH.variant_spec(var, mid["config"]["d_model"], mid["config"]["n_layers"], mid["config"]["n_heads"],

@@ -10,7 +10,21 @@ from typing import Annotated, Any
 
 import typer
 
-from .common import console, human, print_json, user_errors
+from .common import (
+    CpusPerJobOpt,
+    GpusPerJobOpt,
+    LauncherOpt,
+    MaxConcurrentOpt,
+    PartitionOpt,
+    RetryFailedOpt,
+    ThreadsOpt,
+    TimeOpt,
+    WorkersOpt,
+    console,
+    human,
+    print_json,
+    user_errors,
+)
 from .sweep_cmd import floats
 
 DEFAULT_POINTS, DEFAULT_SEEDS = 4, 6  # llmhist.train.ablate's (not imported here: --help stays light)
@@ -120,17 +134,15 @@ def ablate(
     seed: Annotated[int, typer.Option(help="seed of every frontier run")] = 0,
     out: Annotated[Path | None, typer.Option(help="ablation folder, a sweep folder (default "
                                                      "runs/ablate-BASE-TARGET)")] = None,
-    launcher: Annotated[str, typer.Option(help="local (the sweep's queue) or slurm (a job array via "
-                                               "submitit)")] = "local",
-    workers: Annotated[int | None, typer.Option(help="worker processes at once (default: the sweep's "
-                                                        "measured best split)")] = None,
-    threads: Annotated[int | None, typer.Option(help="threads per worker process")] = None,
-    retry_failed: Annotated[bool, typer.Option(help="run failed runs again")] = False,
-    partition: Annotated[str | None, typer.Option(help="Slurm partition")] = None,
-    time_min: Annotated[int, typer.Option("--time", help="Slurm time limit per run, minutes")] = 60,
-    gpus_per_job: Annotated[int, typer.Option(help="Slurm GPUs per run")] = 0,
-    cpus_per_job: Annotated[int | None, typer.Option(help="Slurm CPUs per run")] = None,
-    max_concurrent: Annotated[int, typer.Option(help="Slurm array parallelism")] = 32,
+    launcher: LauncherOpt = "local",
+    workers: WorkersOpt = None,
+    threads: ThreadsOpt = None,
+    retry_failed: RetryFailedOpt = False,
+    partition: PartitionOpt = None,
+    time_min: TimeOpt = 60,
+    gpus_per_job: GpusPerJobOpt = 0,
+    cpus_per_job: CpusPerJobOpt = None,
+    max_concurrent: MaxConcurrentOpt = 32,
     bootstrap: Annotated[int, typer.Option(help="bootstrap resamples for the intervals")] = 1000,
     law: Annotated[list[str] | None, typer.Option("--law", help="laws (published names or fit JSON) for the "
                                                                    "CEG of compute-optimal allocation against "
@@ -144,12 +156,12 @@ def ablate(
 ) -> None:
     from llmhist.archs import changes as CH
     from llmhist.train import ablate as A
+    from llmhist.train import sweep as S
 
     with user_errors():
         if plot not in (None, "png", "svg", "terminal"):
             raise A.AblationError(f"--plot {plot!r}: png, svg or terminal")
-        if launcher not in ("local", "slurm"):
-            raise A.AblationError(f"--launcher {launcher!r}: local or slurm")
+        S.check_launch(launcher, workers, threads)
         if bootstrap < 50:
             raise A.AblationError(f"--bootstrap {bootstrap}: give at least 50 resamples (1000 is usual)")
         ch = [c.to_dict() for c in CH.derive(base, target)]

@@ -5,13 +5,27 @@ from __future__ import annotations
 import json
 import sys
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
 from llmhist.numbers import human, nbytes, sci  # noqa: F401  (re-exported for the commands)
+
+# The launch options `sweep` and `ablate` share (each command keeps its own default); checked by
+# llmhist.train.sweep.check_launch before any work.
+LauncherOpt = Annotated[str, typer.Option(help="local (the sweep queue: worker processes on this machine) or slurm "
+                                               "(a job array via submitit)")]
+WorkersOpt = Annotated[int | None, typer.Option(help="local: worker processes at once (1 to the cores; default: "
+                                                     "measured best split)")]
+ThreadsOpt = Annotated[int | None, typer.Option(help="local: threads per process (default: measured best split)")]
+RetryFailedOpt = Annotated[bool, typer.Option(help="run failed runs again")]
+PartitionOpt = Annotated[str | None, typer.Option(help="slurm partition")]
+TimeOpt = Annotated[int, typer.Option("--time", help="slurm time limit per run, minutes")]
+GpusPerJobOpt = Annotated[int, typer.Option(help="slurm GPUs per run")]
+CpusPerJobOpt = Annotated[int | None, typer.Option(help="slurm CPUs per run")]
+MaxConcurrentOpt = Annotated[int, typer.Option(help="slurm array: runs at once")]
 
 console = Console()
 err_console = Console(stderr=True)

@@ -12,7 +12,23 @@ from rich.text import Text
 if TYPE_CHECKING:
     from rich.live import Live
 
-from .common import console, err_console, human, print_json, say, user_errors
+from .common import (
+    CpusPerJobOpt,
+    GpusPerJobOpt,
+    LauncherOpt,
+    MaxConcurrentOpt,
+    PartitionOpt,
+    RetryFailedOpt,
+    ThreadsOpt,
+    TimeOpt,
+    WorkersOpt,
+    console,
+    err_console,
+    human,
+    print_json,
+    say,
+    user_errors,
+)
 
 app = typer.Typer()
 sweep_app = typer.Typer(help="Plan and run sweeps (isoFLOP grids, size ladders, TOML grids); see `sweep status`.",
@@ -130,16 +146,15 @@ def sweep(
     tokenizer: Annotated[str, typer.Option(help="as for `llmhist train`")] = "bytes",
     seed: Annotated[int, typer.Option(help="one seed for every run")] = 0,
     out: Annotated[Path | None, typer.Option(help="sweep folder (default runs/<kind>-<arch>)")] = None,
-    launcher: Annotated[str, typer.Option(help="local or slurm")] = "local",
-    workers: Annotated[int | None, typer.Option(help="local: worker processes at once (1 to the cores; default: "
-                                                        "measured best split)")] = None,
-    threads: Annotated[int | None, typer.Option(help="local: threads per process (default: measured best split)")] = None,
-    retry_failed: Annotated[bool, typer.Option(help="run failed runs again")] = False,
-    partition: Annotated[str | None, typer.Option(help="slurm partition")] = None,
-    time_min: Annotated[int, typer.Option("--time", help="slurm time limit per run, minutes")] = 60,
-    gpus_per_job: Annotated[int, typer.Option(help="slurm GPUs per run")] = 0,
-    cpus_per_job: Annotated[int | None, typer.Option(help="slurm CPUs per run")] = None,
-    max_concurrent: Annotated[int, typer.Option(help="slurm array: runs at once")] = 8,
+    launcher: LauncherOpt = "local",
+    workers: WorkersOpt = None,
+    threads: ThreadsOpt = None,
+    retry_failed: RetryFailedOpt = False,
+    partition: PartitionOpt = None,
+    time_min: TimeOpt = 60,
+    gpus_per_job: GpusPerJobOpt = 0,
+    cpus_per_job: CpusPerJobOpt = None,
+    max_concurrent: MaxConcurrentOpt = 8,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
     dry_run: Annotated[bool, typer.Option(help="print the plan only")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="print the plan / final status as JSON")] = False,
@@ -148,16 +163,10 @@ def sweep(
     if ctx_.invoked_subcommand is not None:
         return
     from llmhist.train import sweep as S
-    from llmhist.train.config import RunError
 
     with user_errors():
-        if launcher not in ("local", "slurm"):
-            raise RunError(f"--launcher {launcher!r}: use local or slurm")
+        S.check_launch(launcher, workers, threads)
         archs = [a.strip() for a in arch.split(",") if a.strip()]
-        if launcher == "local":
-            from llmhist.train.config import usable_cores
-
-            S.check_workers(workers, threads, usable_cores())
         common = {"data": data, "tokenizer": tokenizer, "seed": seed}
         if grid:
             plan = S.plan_grid(grid, common)

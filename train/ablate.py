@@ -443,13 +443,12 @@ def run_plan(plan_doc: dict, out: str | Path, workers: int | None = None, thread
     (sweep.submit_slurm; returns at once). Returns `llmhist sweep status` rows."""
     from . import sweep as S
 
+    S.check_launch(launcher, workers, threads)
     out = Path(out)
     sp = S.SweepPlan.from_dict(sweep_plan(plan_doc).to_dict())
     if launcher == "slurm":
         S.submit_slurm(out, sp, retry_failed=retry_failed, **(slurm or {}))
         return S.status(out)
-    if launcher != "local":
-        raise AblationError(f"--launcher {launcher!r}: local or slurm")
     w, t, _ = S.choose_split(sp, workers, threads)
     est = {r["name"]: r["estimated_wall_s"] for v in plan_doc["variants"] for r in v["runs"]}
     return S.run_local(out, sp, w, t, retry_failed=retry_failed, on_tick=on_tick, est=est)

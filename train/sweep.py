@@ -604,6 +604,20 @@ def write_requests(folder: Path, plan: SweepPlan, runs: list[RunSpec], threads: 
 # ------------------------------------------------------------------------- local runner
 
 
+LAUNCHERS = ("local", "slurm")
+
+
+def check_launch(launcher: str, workers: int | None = None, threads: int | None = None) -> None:
+    """The launch options, checked once for sweep and ablate before any work: the launcher's name,
+    and for the local queue the processes x threads against this machine's cores."""
+    if launcher not in LAUNCHERS:
+        raise RunError(f"--launcher {launcher!r}: use local or slurm")
+    if launcher == "local":
+        from .config import usable_cores
+
+        check_workers(workers, threads, usable_cores())
+
+
 def check_workers(workers: int | None, threads: int | None, cores: int) -> None:
     if workers is not None and not 1 <= workers <= cores:
         raise RunError(f"--workers {workers}: give 1 to {cores} (this machine's usable cores), or leave it out for "

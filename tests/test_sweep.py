@@ -308,6 +308,14 @@ def _cli(args, **kw):
                             text=True, **kw)
 
 
+def _still_alive(pids: list[int], timeout: float = 20) -> list[int]:
+    """The pids still alive after waiting up to `timeout` seconds for all of them to exit."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and any(S._alive(p) for p in pids):
+        time.sleep(0.1)
+    return [p for p in pids if S._alive(p)]
+
+
 def _children_running(out: Path, timeout=120) -> list[int]:
     """Pids of the worker processes once one of them reports a run in progress."""
     deadline = time.time() + timeout
@@ -356,10 +364,7 @@ def test_sigint_to_the_sweep_parent_stops_its_children_and_says_how_to_resume(tm
         _, err = parent.communicate(timeout=60)
         assert parent.returncode == 130, err
         assert "resumable" in err and "same command" in err
-        deadline = time.time() + 20
-        while time.time() < deadline and any(S._alive(k) for k in kids):
-            time.sleep(0.1)
-        assert not any(S._alive(k) for k in kids), "a worker outlived its sweep"
+        assert not _still_alive(kids), "a worker outlived its sweep"
         assert "finished" not in [r["state"] for r in S.status(out)]
     finally:
         if parent.poll() is None:
@@ -374,10 +379,7 @@ def test_a_sweep_parent_killed_outright_takes_its_children_with_it(tmp_path):
         kids = _children_running(out)
         os.kill(parent.pid, signal.SIGKILL)  # no handler runs: the kernel's parent-death signal must do it
         parent.wait()
-        deadline = time.time() + 20
-        while time.time() < deadline and any(S._alive(k) for k in kids):
-            time.sleep(0.1)
-        assert not any(S._alive(k) for k in kids), "an orphaned worker kept training"
+        assert not _still_alive(kids), "an orphaned worker kept training"
     finally:
         try:
             os.killpg(parent.pid, signal.SIGKILL)

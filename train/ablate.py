@@ -424,12 +424,12 @@ def load(folder: str | Path) -> dict:
 def prepare(plan_doc: dict, out: str | Path, threads: int | None = None) -> list[Path]:
     """Write plan.json (or check the folder holds this plan, as `llmhist sweep` does) and each
     unfinished run's run.json; return those run folders."""
-    from .sweep import SWEEP_LOCK, exclusive_lock, runs_to_launch, write_requests
+    from .sweep import exclusive_lock, runs_to_launch, write_requests
     from .sweep import prepare as sweep_prepare
 
     out = Path(out)
     sp = sweep_plan(plan_doc)
-    with exclusive_lock(out, f"{SWEEP_LOCK} (llmhist ablate, pid {os.getpid()})"):
+    with exclusive_lock(out, f"llmhist ablate (pid {os.getpid()})"):
         sweep_prepare(out, sp)
         return write_requests(out, sp, runs_to_launch(out, sp), threads)
 

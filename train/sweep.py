@@ -739,6 +739,11 @@ def _stop(procs, grace: float = 5.0) -> None:
             p.wait()
 
 
+def _owner(plan: SweepPlan) -> str:
+    """Who holds a sweep folder's lock, as its holder's message names it: the command that runs the plan."""
+    return "llmhist ablate" if plan.kind == "ablation" else SWEEP_LOCK
+
+
 def run_local(folder: Path, plan: SweepPlan, workers: int, threads: int | None, retry_failed: bool = False,
               on_tick=None, gpus: list[int] | None = None, est: dict[str, float] | None = None) -> list[dict]:
     """Run the sweep here: hold the sweep folder's lock (a second sweep on it is refused, naming this
@@ -746,7 +751,7 @@ def run_local(folder: Path, plan: SweepPlan, workers: int, threads: int | None, 
     training a group of runs (logs/RUN.log per run; a run that fails leaves logs/RUN.failed). On
     SIGINT/SIGTERM the workers are stopped and `Interrupted` (exit 130) says how to resume."""
     folder = Path(folder)
-    with exclusive_lock(folder, f"{SWEEP_LOCK} (pid {os.getpid()})"):
+    with exclusive_lock(folder, f"{_owner(plan)} (pid {os.getpid()})"):
         prepare(folder, plan)
         return _run_queue(folder, plan, workers, threads, retry_failed, on_tick, gpus, est)
 
@@ -829,7 +834,7 @@ def submit_slurm(folder: Path, plan: SweepPlan, partition: str | None, time_min:
     folder = Path(folder)
     from .worker import run_dirs
 
-    with exclusive_lock(folder, f"{SWEEP_LOCK} --launcher slurm (pid {os.getpid()})"):
+    with exclusive_lock(folder, f"{_owner(plan)} --launcher slurm (pid {os.getpid()})"):
         prepare(folder, plan)
         todo = runs_to_launch(folder, plan, retry_failed)
         if not todo:

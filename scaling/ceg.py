@@ -115,6 +115,12 @@ def fit_powerlaw_floor(C, L) -> dict:
     return {"E": best[1], "alpha": best[2], "A": best[3]}
 
 
+def _exp(x: float) -> float:
+    """exp that saturates: an extrapolated frontier reaches some losses only at a compute beyond
+    any float (inf), or at none worth counting (0)."""
+    return math.inf if x > 709 else math.exp(x)
+
+
 class Frontier:
     """L(C) through per-budget frontier points; `inverse(L)` -> (C, extrapolated)."""
 
@@ -154,7 +160,7 @@ class Frontier:
             p = self.params
             if loss <= p["E"]:
                 return math.inf, True
-            return float((p["A"] / (loss - p["E"])) ** (1 / p["alpha"])), extrap
+            return _exp(math.log(p["A"] / (loss - p["E"])) / p["alpha"]), extrap
         t = math.log(loss)
         lc, ll = self.lc, self.ll
         if t > ll[0]:  # above the smallest budget's loss: extend the first segment down in C
@@ -174,7 +180,7 @@ class Frontier:
         s = (y1 - y0) / (x1 - x0)
         if s >= 0:  # flat end: the loss is reached never (below) or immediately (above)
             return math.inf if t < y0 else 0.0
-        return float(math.exp(x0 + (t - y0) / s))
+        return _exp(x0 + (t - y0) / s)
 
     def to_dict(self) -> dict:
         return {"method": self.method, "C": self.C.tolist(), "L": self.L.tolist(), "params": self.params}
@@ -217,6 +223,8 @@ def _slope(C: np.ndarray, k: np.ndarray) -> float:
 def _ceg_once(ref, var, method):
     Cr, Lr, _ = budget_minima(ref[0], ref[1], ref[2], ref[3])
     Cv, Lv, _ = budget_minima(var[0], var[1], var[2], var[3])
+    if not ((Lr > 0).all() and (Lv > 0).all()):  # only a re-draw can do this (see ceg)
+        raise FitError("a frontier loss at or below 0")
     fr = Frontier(Cr, Lr, method)
     inv = [fr.inverse(float(l)) for l in Lv]
     k = np.array([c / C if C > 0 else math.nan for (c, _), C in zip(inv, Cv)])
@@ -258,12 +266,16 @@ def ceg(ref: dict, var: dict, seed_sd: float = 0.0, n_boot: int = 1000, level: f
     if seed_dof is not None and seed_dof < 1:
         raise FitError(f"seed_dof {seed_dof}: the seed noise needs at least 2 seeds (1 degree of freedom)")
     sd_r, sd_v = (run_noise(R, seed_sd), run_noise(V, seed_sd)) if seed_sd else (None, None)
-    boots, slopes = [], []
+    # A replicate that cannot be inverted is dropped and counted: a frontier loss <= 0 (Student-t draws
+    # with 1-2 degrees of freedom, i.e. seed noise from 2-3 seeds, have tails that long) or a
+    # reference frontier that no longer falls with compute.
+    boots, slopes, dropped = [], [], 0
     for _ in range(n_boot):
         Rb, Vb = redraw(R, sd_r, rng, seed_dof), redraw(V, sd_v, rng, seed_dof)  # R's draws first, then V's
         try:
             _, kb, _, _, _ = _ceg_once(Rb, Vb, fr.method)
         except FitError:
+            dropped += 1
             continue
         boots.append(kb)
         slopes.append(_slope(Cv, kb))
@@ -292,11 +304,13 @@ def ceg(ref: dict, var: dict, seed_sd: float = 0.0, n_boot: int = 1000, level: f
                    "interval": (f"{round(100 * level)}% parametric bootstrap, {n_boot} re-draws of every run's "
                                 f"loss ({f'Student-t, {seed_dof} dof' if seed_dof else 'Gaussian'}) with sd "
                                 f"max(seed sd {seed_sd:.3g}, its budget's parabola residual sd, "
-                                f"{max(sd_r.max(), sd_v.max()):.3g} at most)") if sd_r is not None and sd_v is not None else
+                                f"{max(sd_r.max(), sd_v.max()):.3g} at most)" + (f"; {dropped} re-draws that no frontier "
+                                                                     "inverts dropped" if dropped else "")) if sd_r is not None
+                               and sd_v is not None else
                                (f"{round(100 * level)}% bootstrap percentile, {n_boot} resamples of runs within "
                                 "budgets (seed noise not measured)")},
         "reference_frontier": fr.to_dict(),
-        "seed_sd": seed_sd, "n_boot": len(boots), "level": level,
+        "seed_sd": seed_sd, "n_boot": len(boots), "n_dropped": dropped, "level": level,
     }
 
 

@@ -73,6 +73,24 @@ def test_null_comparison_contains_one():
     assert held >= 32, held
 
 
+def test_seed_noise_from_two_seeds_gives_wide_intervals_not_a_crash():
+    """Seed noise from 2 seeds (1 degree of freedom: Cauchy draws) re-draws some frontier losses below
+    0, which no frontier can invert: those replicates are dropped and counted, and the interval is
+    wider than with the same sd from 6 seeds (it used to fail every comparison with 'math domain
+    error')."""
+    rng = np.random.default_rng(4)
+    ref, var = points(BUDGETS[:2], rng, 0.01, n=4), points(BUDGETS[:2], rng, 0.01, lambda C: 2.0, n=4)
+    ref["loss"] = [x - 1.0 for x in ref["loss"]]  # losses near 1 nat, as a well-trained model's
+    var["loss"] = [x - 1.0 for x in var["loss"]]
+    one = G.ceg(ref, var, seed_sd=0.01, n_boot=2000, seed_dof=1)
+    five = G.ceg(ref, var, seed_sd=0.01, n_boot=2000, seed_dof=5)
+    assert one["n_dropped"] > 0 and one["n_boot"] + one["n_dropped"] == 2000
+    assert f"{one['n_dropped']} re-draws that no frontier inverts dropped" in one["method"]["interval"]
+    assert five["n_dropped"] == 0
+    w1, w5 = (math.log(r["budgets"][0]["interval"][1] / r["budgets"][0]["interval"][0]) for r in (one, five))
+    assert w1 > w5
+
+
 def test_resampling_four_runs_is_not_the_interval():
     """With 4 runs per budget, resampling runs (the no-seed-noise fallback) often leaves < 3 sizes and
     takes the lowest drawn run as the minimum: its interval is several times the parametric one,
@@ -120,6 +138,9 @@ def test_frontier_inverse_round_trips():
         assert got == pytest.approx(c, rel=1e-9) and not ext
     got, ext = f.inverse(2.5)
     assert ext and got > 1e13
+    # a nearly flat frontier reaches a far lower loss only past any float: inf, not an OverflowError
+    flat = G.Frontier(np.array([1e12, 3e12]), np.array([3.0, 2.999]), "interp")
+    assert flat.inverse(0.5) == (math.inf, True)
 
 
 def test_bad_input_is_refused():

@@ -511,7 +511,11 @@ def frontier_band(P: dict, n_boot: int = 200, seed_sd: float = 0.0, rng_seed: in
     Cb, Lb, how = budget_minima(*p)
     rng = np.random.default_rng(rng_seed)
     sd = run_noise(p, seed_sd) if seed_sd else None
-    samples = [budget_minima(*redraw(p, sd, rng, seed_dof))[1] for _ in range(n_boot)]
+    minima = [budget_minima(*redraw(p, sd, rng, seed_dof))[1] for _ in range(n_boot)]
+    samples = [m for m in minima if (m > 0).all()]  # as the CEG's bootstrap drops them (scaling.ceg.ceg)
+    if not samples:
+        raise FitError(f"every one of {n_boot} re-draws gave a frontier loss <= 0: seed noise {seed_sd:.3g} over "
+                       f"{seed_dof} degree(s) of freedom is too wide to draw a band; run more seeds (--seeds)")
     reps = np.array(samples)
     return {"C": Cb.tolist(), "loss": Lb.tolist(), "how": how, "band": [np.percentile(reps, 5, 0).tolist(),
                                                                       np.percentile(reps, 95, 0).tolist()]}

@@ -51,7 +51,7 @@ def _changes_table(changes: list[dict], title: str):
 
     t = Table(title=title, header_style="bold")
     for col in ("change", "kind", "year", "introduced by", "from -> to", "needs"):
-        t.add_column(col, justify="left")
+        t.add_column(col, justify="left", overflow="fold")  # values wrap, never cut with an ellipsis
     for c in changes:
         frm = ", ".join(f"{k}={v}" for k, v in c["from"].items())
         to = ", ".join(f"{k}={v}" for k, v in c["to"].items())

@@ -25,7 +25,7 @@ from .common import (
     print_json,
     user_errors,
 )
-from .sweep_cmd import floats
+from .sweep_cmd import Progress, floats
 
 DEFAULT_POINTS, DEFAULT_SEEDS = 4, 6  # llmhist.train.ablate's (not imported here: --help stays light)
 
@@ -84,7 +84,8 @@ def _report_table(res: dict):
                     f"{res['seed_sd']:.3g}", header_style="bold")
     for c in ["change", "year", "introduced by"] + [f"CEG @ {c:.2g} [90%]" for c in budgets] + ["slope [90%]"] + \
             (["cumulative"] if res["mode"] == "ladder" else []):
-        t.add_column(c, justify="left" if c in ("change", "introduced by") else "right")
+        t.add_column(c, justify="left" if c in ("change", "introduced by") else "right", overflow="fold",
+                     no_wrap=c in ("change", "year"))
     for r in res["comparisons"]:
         ys = sorted({c["year"] for c in r["changes"]})
         who = ", ".join(dict.fromkeys(c["introduced_by"] for c in r["changes"]))
@@ -201,8 +202,9 @@ def ablate(
     with user_errors():
         slurm = {"partition": partition, "time_min": time_min, "gpus_per_job": gpus_per_job,
                  "max_concurrent": max_concurrent, "cpus_per_job": cpus_per_job}
-        rows = A.run_plan(p, folder, workers=workers, threads=threads, launcher=launcher, slurm=slurm,
-                          retry_failed=retry_failed)
+        with Progress(folder, err=json_out) as prog:  # a live table on a terminal, a line per run piped
+            rows = A.run_plan(p, folder, workers=workers, threads=threads, launcher=launcher, slurm=slurm,
+                              retry_failed=retry_failed, on_tick=prog.tick)
     if launcher == "slurm":
         console.print(f"submitted to Slurm; `llmhist sweep status {folder}` follows it, and `llmhist ablate "
                       f"{base} {target} --report --out {folder}` reports once the runs are done", soft_wrap=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -122,8 +122,9 @@ def ablate(
                                                         "3e11,1e12,3e12)")] = None,
     points: Annotated[int, typer.Option(help="model sizes per budget")] = DEFAULT_POINTS,
     spread: Annotated[float, typer.Option(help="largest/smallest N per budget")] = 16.0,
-    tokens_per_param: Annotated[float, typer.Option(help="the sizes' centre at each budget: N = sqrt(C / (6 x "
-                                                         "this)), the expected optimum's D/N")] = 100.0,
+    centre_tokens_per_param: Annotated[float, typer.Option(help="the sizes' centre at each budget: N = sqrt(C / "
+                                                                "(6 x this)), the expected optimum's D/N")] = 100.0,
+    old_tokens_per_param: Annotated[float | None, typer.Option("--tokens-per-param", hidden=True)] = None,
     seeds: Annotated[int, typer.Option(help="runs of the reference at the smallest budget, seed 0 included, "
                                             "to measure seed noise (1 = none)")] = DEFAULT_SEEDS,
     ctx: Annotated[int, typer.Option(help="sequence length")] = 128,
@@ -175,13 +176,17 @@ def ablate(
         folder = out or Path("runs") / f"ablate-{base}-{target}"
         if report_only:
             return _report(A, folder, bootstrap, plot, json_out, law)
-        kw: dict[str, Any] = dict(mode=mode, changes=changes, budgets=floats(budgets, "--budgets") or None, points=points,
-                  spread=spread, seeds=seeds, ctx=ctx, batch=batch, data=data, tokenizer=tokenizer, seed=seed,
-                  out=folder, eval_batches=eval_batches, tokens_per_param=tokens_per_param)
-        p = A.plan(base, target, **kw)  # validates every option before anything is measured or written
+        if old_tokens_per_param is not None:
+            raise A.AblationError(f"--tokens-per-param {old_tokens_per_param:g}: in `ablate` the sizes' centre is "
+                                  f"--centre-tokens-per-param {old_tokens_per_param:g} (`sweep --tokens-per-param` "
+                                  "is a ladder's list of horizons)")
+        req = A.PlanRequest(base, target, mode=mode, changes=changes, budgets=tuple(floats(budgets, "--budgets")),
+                            points=points, spread=spread, seeds=seeds, ctx=ctx, batch=batch, data=data,
+                            tokenizer=tokenizer, seed=seed, out=str(folder), eval_batches=eval_batches,
+                            centre_tokens_per_param=centre_tokens_per_param)
+        p = A.plan(req)  # validates every option before anything is measured or written
         if not dry_run and launcher == "local":
-            pk, how = A.measured_peak(threads * (workers or 1) if threads else None)
-            p = A.plan(base, target, **kw, peak=pk, peak_how=how)
+            A.estimate(p, *A.measured_peak(threads * (workers or 1) if threads else None))
     if json_out and dry_run:
         return print_json({
             "base": p["base"], "target": p["target"], "mode": p["mode"], "budgets": p["budgets"],
@@ -218,10 +223,12 @@ def ablate(
 
 
 def _report(A, folder, bootstrap, plot, json_out, laws=None):
-    res = A.report(folder, n_boot=bootstrap, laws=tuple(laws or ("hoffmann2022", "epoch2024")))
+    from llmhist.scaling import ablation, ablation_plots
+
+    res = ablation.report(folder, n_boot=bootstrap, laws=tuple(laws or ("hoffmann2022", "epoch2024")))
     plots = []
     if plot in ("png", "svg"):
-        plots = A.write_plots(res, Path(folder) / "fits", plot)
+        plots = ablation_plots.write_plots(res, Path(folder) / "fits", plot)
     if json_out:
         return print_json({**{k: v for k, v in res.items() if k != "frontiers"}, "frontiers": res["frontiers"],
                            "plots": plots})
@@ -245,6 +252,6 @@ def _report(A, folder, bootstrap, plot, json_out, laws=None):
     if plot == "terminal":
         import sys
 
-        sys.stdout.write(A.terminal_plot(res) + "\n")
+        sys.stdout.write(ablation_plots.terminal_plot(res) + "\n")
     if plots:
         console.print("plots: " + ", ".join(plots), soft_wrap=True)

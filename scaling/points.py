@@ -1,14 +1,14 @@
 """The points a fit reads, loaded once: N, D, C, loss, budget label, group and conventions.
 
 `load(source, conventions, columns)` returns a list of `Points` (one per spec group for a runs
-folder, one for a table). Budgets for Approach 2 come from a budget column, or are found by
-snapping C to the values it clusters around (digitised or off-grid tables), see `assign_budgets`.
+folder, one for a table). Budgets for Approach 2 are a sweep's nominal budgets (each run's
+run.json names its own), a table's budget column, or else found by snapping C to the values it
+clusters around (foreign folders, digitised or off-grid tables), see `assign_budgets`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -218,102 +218,131 @@ def check_values(N, D, L, where="points"):
 
 
 # ---------------------------------------------------------------------------------- run folders
+def _run_budget(run: Path) -> float:
+    """The nominal isoFLOP budget the run's request names (a sweep's or an ablation's plan), NaN
+    when it names none (a foreign folder, `llmhist train`, an older sweep)."""
+    from llmhist.train import runfolder as rf
+
+    try:
+        budget = rf.read_request(run).budget
+    except (rf.RunError, OSError):
+        return np.nan
+    return np.nan if budget is None else float(budget)
+
+
+def _read_run(run: Path, conventions: Conventions) -> tuple[dict | None, str | None]:
+    """One finished causal-LM run's values ({N, D, loss, cfg, summary, n_conv}) or why it is left out
+    (the run folder's one reader says where it stands; a damaged file is named)."""
+    from llmhist.train import runfolder as rf
+
+    st = rf.run_state(run)
+    if st.state != "finished" or st.summary is None:
+        return None, {"diverged": "diverged", "failed": st.error}.get(st.state) or "unfinished (no summary.json)"
+    s = st.summary
+    try:
+        cfg = rf.read_config(run)
+    except (rf.RunError, OSError) as e:
+        return None, str(e)
+    objective = s.objective or (cfg.get("recipe") or {}).get("objective") or "causal_lm"
+    if objective != "causal_lm":
+        return None, (f"objective {objective} (loss per target token of another task; fit such runs from their "
+                      "own folder)")
+    moe = bool((cfg.get("arch") or {}).get("moe"))
+    n_conv = conventions.N if conventions.N != "auto" else ("active" if moe else "total")
+    L = getattr(s, LOSS_CONVENTIONS[conventions.loss])
+    N = getattr(s, N_CONVENTIONS[n_conv] or "N")
+    if L is None or not np.isfinite(L):
+        return None, f"no finite {LOSS_CONVENTIONS[conventions.loss]}"
+    need = "C_counted" if conventions.C == "counted" else "D"
+    if N is None or s.D is None or getattr(s, need) is None:
+        return None, f"{run / rf.SUMMARY}: no {N_CONVENTIONS[n_conv] if N is None else need}; not a summary llmhist wrote"
+    D = float(s.D) if conventions.C == "6ND" else float(s.C_counted or 0.0) / (6 * float(N))
+    return {"N": float(N), "D": D, "loss": float(L), "cfg": cfg, "summary": s, "n_conv": n_conv}, None
+
+
+def _add_run(g: dict, run: Path, r: dict) -> None:
+    """A run's point, data facts, nominal budget and training curve into its spec group."""
+    from llmhist.train.runfolder import read_metrics
+
+    s, N, D = r["summary"], r["N"], r["D"]
+    g["rows"].append((N, D, r["loss"]))
+    g["fps"].add(s.data_fingerprint or "")
+    g["n_conv"].add(r["n_conv"])
+    g["ent"].add(None if s.entropy_nats_per_token is None else round(float(s.entropy_nats_per_token), 9))
+    ent_eval = s.entropy_eval_nats_per_token
+    g["ent_eval"].add(None if ent_eval is None else round(float(ent_eval), 9))
+    g["budget"].append(_run_budget(run))
+    scale = D / float(s.D)  # 1 for 6ND; counted / 6ND otherwise
+    curve = [(m["tokens"] * scale, m["val_loss"]) for m in read_metrics(run / "metrics.csv")
+             if m.get("val_loss") is not None]
+    if len(curve) >= 2:
+        g["curves"].append({"run": str(run), "N": N, "D": np.array([c[0] for c in curve]),
+                            "loss": np.array([c[1] for c in curve])})
+
+
+def _group_points(folder: Path, key: str, g: dict, label: str, left_out: list, conventions: Conventions,
+                  min_points: int) -> Points:
+    """One spec group's Points: budgets nominal where every run's request names one, else clustered."""
+    arr = np.array(g["rows"])
+    fps = sorted(g["fps"])
+    lo = list(left_out)
+    if len(fps) > 1:
+        lo.append({"run": "(all)", "reason": f"warning: runs span {len(fps)} data fingerprints"})
+    fp = hashlib.sha256(arr.tobytes() + "".join(fps).encode()).hexdigest()[:16]
+    ents = g["ent"] - {None}
+    entropy = ents.pop() if len(ents) == 1 and None not in g["ent"] else None
+    # one floor when every run scored the same tokens (same data, ctx and validation windows)
+    floors = g["ent_eval"] - {None}
+    entropy_eval = floors.pop() if entropy is not None and len(floors) == 1 and None not in g["ent_eval"] else None
+    if entropy is not None and entropy_eval is None:
+        lo.append({"run": "(all)", "reason": "note: the runs' evaluation floors differ or are missing (runs "
+                   "with other --ctx or validation windows, or from before the floor was recorded); E is "
+                   "compared with the entropy rate H"})
+    C = 6 * arr[:, 0] * arr[:, 1]
+    b = np.array(g["budget"])
+    budget, note = assign_budgets(C, b if np.isfinite(b).all() else None, min_points)
+    if np.isfinite(b).all():
+        note = f"{len(np.unique(b))} budgets (the plan's nominal budgets, from each run's run.json)"
+    conv = conventions.to_dict() | {"N": "/".join(sorted(g["n_conv"]))}
+    return Points(arr[:, 0], arr[:, 1], arr[:, 2], str(folder), fp, conv, budget=budget, budget_note=note,
+                  group_key=key, group_label=label, curves=g["curves"], left_out=lo, entropy=entropy,
+                  n_rows=len(arr), entropy_eval=entropy_eval)
+
+
 def load_runs(folder: str | Path, conventions: Conventions = Conventions(), min_points: int = 5) -> list[Points]:
     """Points (and training curves) from every run folder below `folder`, at any depth, one
     `Points` per spec group (scaling.runs.spec_key): runs of different architectures or recipes
-    never share a law. Diverged, unfinished and unreadable runs are left out and listed, and so
-    are runs of another objective than causal LM (T5's span corruption: its loss is per target
-    token of another task). N follows the convention (auto: total for dense, active for MoE);
-    with C "counted", D is replaced by C_counted / 6N so that 6ND equals the counted FLOPs."""
-    from llmhist.train.metrics import read_metrics
-
+    never share a law. Diverged, unfinished and unreadable runs (a damaged or wrong-shaped
+    summary.json or config.json, named) are left out and listed, and so are runs of another
+    objective than causal LM (T5's span corruption: its loss is per target token of another task).
+    N follows the convention (auto: total for dense, active for MoE); with C "counted", D is
+    replaced by C_counted / 6N so that 6ND equals the counted FLOPs. Budgets are the nominal ones
+    of each run's request (a sweep's plan), clustered from C only where a run names none."""
     from .runs import spec_key
 
     folder = Path(folder)
     if not folder.exists():
         raise FitError(f"{folder}: no such folder")
     groups: dict[str, dict] = {}
-    left_out = []
+    left_out: list[dict] = []
     for cfg_path in sorted(folder.rglob("config.json")):
         run = cfg_path.parent
         if (run / "plan.json").exists():
             continue  # a sweep folder's own config, not a run
-        summ = run / "summary.json"
-        if not summ.exists():
-            left_out.append({"run": str(run), "reason": "unfinished (no summary.json)"})
+        r, why = _read_run(run, conventions)
+        if r is None:
+            left_out.append({"run": str(run), "reason": why})
             continue
-        try:
-            s = json.loads(summ.read_text())
-            cfg = json.loads(cfg_path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            left_out.append({"run": str(run), "reason": f"unreadable summary.json or config.json ({e})"})
-            continue
-        if s.get("status") != "finished":
-            left_out.append({"run": str(run), "reason": s.get("status", "no status")})
-            continue
-        objective = s.get("objective") or (cfg.get("recipe") or {}).get("objective") or "causal_lm"
-        if objective != "causal_lm":
-            left_out.append({"run": str(run), "reason": f"objective {objective} (loss per target token of another "
-                                                         "task; fit such runs from their own folder)"})
-            continue
-        moe = bool((cfg.get("arch") or {}).get("moe"))
-        n_conv = conventions.N if conventions.N != "auto" else ("active" if moe else "total")
-        N = float(s[N_CONVENTIONS[n_conv]])
-        L = s.get(LOSS_CONVENTIONS[conventions.loss])
-        if L is None or not np.isfinite(L):
-            left_out.append({"run": str(run), "reason": f"no finite {LOSS_CONVENTIONS[conventions.loss]}"})
-            continue
-        D = float(s["D"]) if conventions.C == "6ND" else float(s["C_counted"]) / (6 * N)
-        key, label = spec_key(cfg)
-        g = groups.setdefault(key, {"label": label, "rows": [], "curves": [], "fps": set(), "ent": set(),
-                                    "ent_eval": set(), "n_conv": set(), "budget": []})
-        g["rows"].append((N, D, float(L)))
-        g["fps"].add(s.get("data_fingerprint", ""))
-        g["n_conv"].add(n_conv)
-        ent = s.get("entropy_nats_per_token")
-        g["ent"].add(None if ent is None else round(float(ent), 9))
-        ent_eval = s.get("entropy_eval_nats_per_token")
-        g["ent_eval"].add(None if ent_eval is None else round(float(ent_eval), 9))
-        g["budget"].append(float((cfg.get("train") or {}).get("budget_flops") or s.get("budget_flops") or np.nan))
-        scale = D / float(s["D"])  # 1 for 6ND; counted / 6ND otherwise
-        curve = [(r["tokens"] * scale, r["val_loss"]) for r in read_metrics(run / "metrics.csv")
-                 if r.get("val_loss") is not None]
-        if len(curve) >= 2:
-            g["curves"].append({"run": str(run), "N": N, "D": np.array([c[0] for c in curve]),
-                                "loss": np.array([c[1] for c in curve])})
+        key, label = spec_key(r["cfg"])
+        _add_run(groups.setdefault(key, {"label": label, "rows": [], "curves": [], "fps": set(), "ent": set(),
+                                         "ent_eval": set(), "n_conv": set(), "budget": []}), run, r)
     if not groups:
         why = "; ".join(f"{Path(x['run']).name}: {x['reason']}" for x in left_out[:5])
         raise FitError(f"{folder}: no finished runs to fit" + (f" (left out: {why})" if why else
                         " (no run folders found; run `llmhist train` or `llmhist sweep`)"))
     labels = [g["label"] for g in groups.values()]
-    out = []
-    for key, g in groups.items():
-        arr = np.array(g["rows"])
-        fps = sorted(g["fps"])
-        lo = list(left_out)
-        if len(fps) > 1:
-            lo.append({"run": "(all)", "reason": f"warning: runs span {len(fps)} data fingerprints"})
-        fp = hashlib.sha256(arr.tobytes() + "".join(fps).encode()).hexdigest()[:16]
-        ents = g["ent"] - {None}
-        entropy = ents.pop() if len(ents) == 1 and None not in g["ent"] else None
-        # one floor when every run scored the same tokens (same data, ctx and validation windows)
-        floors = g["ent_eval"] - {None}
-        entropy_eval = floors.pop() if entropy is not None and len(floors) == 1 and None not in g["ent_eval"] else None
-        if entropy is not None and entropy_eval is None:
-            lo.append({"run": "(all)", "reason": "note: the runs' evaluation floors differ or are missing (runs "
-                       "with other --ctx or validation windows, or from before the floor was recorded); E is "
-                       "compared with the entropy rate H"})
-        label = g["label"] if labels.count(g["label"]) == 1 else f"{g['label']}-{key[:6]}"
-        C = 6 * arr[:, 0] * arr[:, 1]
-        b = np.array(g["budget"])
-        budget, note = assign_budgets(C, b if np.isfinite(b).all() else None, min_points)
-        if np.isfinite(b).all():
-            note = f"{len(np.unique(b))} budgets (the sweep's nominal budgets)"
-        conv = conventions.to_dict() | {"N": "/".join(sorted(g["n_conv"]))}
-        out.append(Points(arr[:, 0], arr[:, 1], arr[:, 2], str(folder), fp, conv, budget=budget, budget_note=note,
-                          group_key=key, group_label=label, curves=g["curves"], left_out=lo, entropy=entropy,
-                          n_rows=len(arr), entropy_eval=entropy_eval))
-    return out
+    return [_group_points(folder, key, g, g["label"] if labels.count(g["label"]) == 1 else f"{g['label']}-{key[:6]}",
+                          left_out, conventions, min_points) for key, g in groups.items()]
 
 
 def load(source, conventions: Conventions = Conventions(), columns: Columns = Columns(), min_points: int = 5) -> list[Points]:

@@ -14,17 +14,24 @@ import pytest
 from llmhist.archs import accounting
 from llmhist.archs import changes as CH
 from llmhist.errors import UserError
+from llmhist.scaling import ablation, ablation_plots
 from llmhist.train import ablate as A
+from llmhist.train import runfolder as rf
 from llmhist.train.config import TrainConfig
 
 SMALL = {"budgets": [3e11, 1e12], "points": 3, "seeds": 3}
 
 
+def plan(base, target, peak=None, **options):
+    """An ablation plan from keyword options (A.PlanRequest's fields)."""
+    return A.plan(A.PlanRequest(base, target, **options), peak=peak)
+
+
 def test_default_plan_is_sized_for_twenty_minutes_and_says_how():
-    p = A.plan("gpt2", "llama3", peak=3.3e11)
+    p = plan("gpt2", "llama3", peak=3.3e11)
     assert p["estimated_wall_s"] <= 20 * 60
     assert "per token" in p["estimate"]["how"] and "given peak" in p["estimate"]["how"]
-    assert "assumed peak" in A.plan("gpt2", "llama3")["estimate"]["how"]
+    assert "assumed peak" in plan("gpt2", "llama3")["estimate"]["how"]
     assert [v["id"] for v in p["variants"]] == ["v00-base", "v01-plus-recipe", "v02-target"]
     assert {c["change"] for c in p["comparisons"]} == {"recipe", "arch", "total"}
     total = sum(v["estimated_wall_s"] for v in p["variants"]) + A.FIT_S + A.START_S
@@ -32,7 +39,7 @@ def test_default_plan_is_sized_for_twenty_minutes_and_says_how():
 
 
 def test_every_run_is_a_train_config_with_a_buildable_variant_at_equal_compute():
-    p = A.plan("gpt2", "llama3", **SMALL)
+    p = plan("gpt2", "llama3", **SMALL)
     known = {f.name for f in fields(TrainConfig)}
     shapes = {}
     for v in p["variants"]:
@@ -74,9 +81,9 @@ def test_modes_and_refusals():
     with pytest.raises(A.AblationError, match="--mode"):
         A.variants("gpt2", "llama3", "zigzag")
     with pytest.raises(A.AblationError, match="too small"):
-        A.plan("gpt2", "llama3", budgets=[1e9, 3e9])
+        plan("gpt2", "llama3", budgets=[1e9, 3e9])
     with pytest.raises(A.AblationError, match="two positive"):
-        A.plan("gpt2", "llama3", budgets=[1e12])
+        plan("gpt2", "llama3", budgets=[1e12])
 
 
 def _fake_finished(p: dict, out, k_by_variant: dict, sd: float, rng):
@@ -91,12 +98,11 @@ def _fake_finished(p: dict, out, k_by_variant: dict, sd: float, rng):
             d.mkdir(parents=True, exist_ok=True)
             s = math.sqrt(k)
             L = law(r["N"] * s, r["D"] * s) + rng.normal(0, sd)
-            (d / "summary.json").write_text(json.dumps({"status": "finished", "val_loss": L, "N": r["N"],
-                                                         "C": 6 * r["N"] * r["D"]}))
+            rf.write_summary(d, rf.Summary(status="finished", val_loss=L, N=r["N"], C=6 * r["N"] * r["D"]))
 
 
 def test_report_recovers_the_gains_of_a_faked_ladder(tmp_path):
-    p = A.plan("gpt2", "llama3", budgets=[1e12, 3e12], points=5, seeds=4, out=tmp_path)
+    p = plan("gpt2", "llama3", budgets=[1e12, 3e12], points=5, seeds=4, out=tmp_path)
     assert len(A.prepare(p, tmp_path)) == p["n_runs"]
     run_json = json.loads(next(tmp_path.glob("v00-base-*/run.json")).read_text())
     assert run_json["config"]["variant"]["changes"] == []
@@ -107,7 +113,7 @@ def test_report_recovers_the_gains_of_a_faked_ladder(tmp_path):
     # seed noise as this machine's (sd 0.009 nats over 6 seeds of gpt2 at 3e11)
     _fake_finished(p, tmp_path, {"v00-base": 1.0, "v01-plus-recipe": 1.5, "v02-target": 3.0}, 0.01,
                    np.random.default_rng(0))
-    res = A.report(tmp_path, n_boot=300)
+    res = ablation.report(tmp_path, n_boot=300)
     by = {r["change"]: r for r in res["comparisons"]}
     assert res["seed_sd"] > 0 and len(res["seed_runs"][0]["losses"]) == 4
     for name, k in (("recipe", 1.5), ("arch", 2.0), ("total", 3.0)):
@@ -120,10 +126,10 @@ def test_report_recovers_the_gains_of_a_faked_ladder(tmp_path):
     assert json.loads((tmp_path / "fits" / "v02-target-frontier.json").read_text())["law"] == "frontier"
     assert [a["law"] for a in res["allocation"]] == ["hoffmann2022", "epoch2024"]
     assert all(b["ceg"] >= 1 for a in res["allocation"] for b in a["budgets"])
-    plots = A.write_plots(res, tmp_path / "plots", "png")
+    plots = ablation_plots.write_plots(res, tmp_path / "plots", "png")
     assert [p.rsplit("/", 1)[1] for p in plots] == ["ablation-frontiers.png", "ablation-ceg.png"]
     assert all((tmp_path / "plots" / p.rsplit("/", 1)[1]).stat().st_size > 1000 for p in plots)
-    assert "v02-target" in A.terminal_plot(res)
+    assert "v02-target" in ablation_plots.terminal_plot(res)
     cli = subprocess.run([sys.executable, "-m", "llmhist", "ablate", "gpt2", "llama3", "--report", "--out",
                           str(tmp_path), "--json", "--bootstrap", "50"], capture_output=True, text=True, check=True)
     doc = json.loads(cli.stdout)
@@ -131,7 +137,7 @@ def test_report_recovers_the_gains_of_a_faked_ladder(tmp_path):
     assert {"ceg", "interval", "verdict", "extrapolated"} <= set(doc["comparisons"][0]["budgets"][0])
     # the same plan again is accepted (resume); another plan in the folder is refused
     assert A.prepare(p, tmp_path) == []
-    other = A.plan("gpt2", "llama3", budgets=[1e12, 3e12], points=4, seeds=4, out=tmp_path)
+    other = plan("gpt2", "llama3", budgets=[1e12, 3e12], points=4, seeds=4, out=tmp_path)
     with pytest.raises(UserError, match="another sweep plan"):
         A.prepare(other, tmp_path)
     st = subprocess.run([sys.executable, "-m", "llmhist", "sweep", "status", str(tmp_path)], capture_output=True,
@@ -142,13 +148,13 @@ def test_report_recovers_the_gains_of_a_faked_ladder(tmp_path):
 def test_null_ablation_reports_no_gain(tmp_path):
     """A change that does nothing, faked 5 times with this machine's seed noise: "no gain detectable"
     at 9 or more of the 10 budgets (a 90% interval: 9 expected), never a gain above 1.25x."""
-    p = A.plan("gpt2", "llama3", budgets=[1e12, 3e12], points=4, seeds=4, out=tmp_path, changes="recipe")
+    p = plan("gpt2", "llama3", budgets=[1e12, 3e12], points=4, seeds=4, out=tmp_path, changes="recipe")
     verdicts = []
     for rep in range(5):
         out = tmp_path / f"rep{rep}"
         assert len(A.prepare(p, out)) == p["n_runs"]
         _fake_finished(p, out, {v["id"]: 1.0 for v in p["variants"]}, 0.01, np.random.default_rng(rep))
-        res = A.report(out, n_boot=300)
+        res = ablation.report(out, n_boot=300)
         for b in res["comparisons"][0]["budgets"]:
             verdicts.append(b["verdict"] == "no gain detectable at this scale")
             assert b["ceg"] < 1.25, b
@@ -215,6 +221,9 @@ BAD = [
     ("gpt2 llama3 --plot gif", ("--plot",)),
     ("gpt2 llama3 --launcher pbs", ("--launcher",)),
     ("gpt2 llama3 --bootstrap 3", ("--bootstrap",)),
+    ("gpt2 llama3 --centre-tokens-per-param 0.5", ("--centre-tokens-per-param 0.5", "between 1 and 1e5")),
+    # one meaning per option name: the sweep's --tokens-per-param is a list of horizons
+    ("gpt2 llama3 --tokens-per-param 50", ("--tokens-per-param 50", "--centre-tokens-per-param 50")),
 ]
 
 
@@ -239,8 +248,8 @@ def test_a_gqa_base_plans_at_the_heads_its_family_keeps():
     every variant; at the default budgets its smallest shape is too big to bracket, and the
     refusal says from which budget it would (it used to crash on an empty shape list)."""
     with pytest.raises(A.AblationError, match=r"too small to bracket.*from about 2e\+13"):
-        A.plan("llama2", "qwen2")
-    p = A.plan("llama2", "qwen2", budgets=[2e13, 6e13], seeds=1)
+        plan("llama2", "qwen2")
+    p = plan("llama2", "qwen2", budgets=[2e13, 6e13], seeds=1)
     for v in p["variants"]:
         for r in v["runs"]:
             c = r["config"]

@@ -275,9 +275,9 @@ def test_json_files_that_are_not_objects_are_clear_errors(tmp_path, name, payloa
     with pytest.raises(loop.RunError, match=name):
         train(_config(out, branches=None, schedule="cosine", tokens=32 * 8 * 6))
     assert _files(out) == before
-    st = rf.run_status(out)  # sweep status: one run's bad file is a state, not a crash
+    st = rf.run_state(out)  # sweep status: one run's bad file is a state, not a crash
     if name == "summary.json":
-        assert st["state"] == "corrupt" and name in st["error"]
+        assert st.state == "failed" and name in st.error and "resume" in st.error
 
 
 def test_a_full_disk_changes_nothing_already_written(tmp_path, monkeypatch):
@@ -409,3 +409,54 @@ def test_a_model_too_large_for_memory_is_refused_before_allocating(tmp_path):
     with pytest.raises(loop.RunError, match=r"needs about .* GiB .* this machine has"):
         train(cfg)
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("payload,says", [("[1, 2]", "must be a JSON object"),
+                                          ('{"status": "finished", "val_loss": "2.5"}', "'val_loss'"),
+                                          ('{"val_loss": 2.5}', "unknown status")])
+def test_a_summary_of_the_wrong_shape_is_left_out_with_a_note_by_every_reader(tmp_path, payload, says):
+    """Valid JSON of the wrong shape in one run's summary.json: sweep status, `fit` and the ablation
+    report each leave that run out with a note naming the file (as for a truncated one), and the
+    other runs are read."""
+    from llmhist.scaling import ablation, points
+    from llmhist.train import ablate as A
+    from llmhist.train import sweep as S
+
+    p = A.plan(A.PlanRequest("gpt2", "llama3", budgets=(1e12, 3e12), points=3, seeds=1, out=str(tmp_path)))
+    A.prepare(p, tmp_path)
+    runs = [r for v in p["variants"] for r in v["runs"]]
+    for r in runs:
+        rf.write_config(tmp_path / r["name"], {"train": {"variant": r["config"]["variant"]}, "arch": {}})
+        rf.write_summary(tmp_path / r["name"], rf.Summary(status="finished", val_loss=3.0 - 1e-7 * r["N"] ** 0.5,
+                                                          N=r["N"], D=r["D"], C=6 * r["N"] * r["D"]))
+    bad = tmp_path / runs[0]["name"]
+    (bad / "summary.json").write_text(payload)
+    rows = {x["run"]: x for x in S.status(tmp_path)}
+    assert rows[bad.name]["state"] == "failed" and "summary.json" in rows[bad.name]["error"]
+    assert says in rows[bad.name]["error"]
+    assert sum(x["state"] == "finished" for x in rows.values()) == len(runs) - 1
+    left = {Path(x["run"]).name: x["reason"] for x in points.load_runs(tmp_path)[0].left_out}
+    assert says in left[bad.name] and str(bad / "summary.json") in left[bad.name]
+    res = ablation.report(tmp_path, n_boot=50, laws=())
+    (why,) = [x["reason"] for x in res["left_out"] if x["run"] == bad.name]
+    assert says in why and "summary.json" in why
+
+
+def test_a_damaged_plan_json_says_how_to_recover_without_deleting_finished_runs(tmp_path):
+    """Reliability F11: a damaged plan.json must not advise deleting the folder (that throws away
+    finished runs); moving it away and running the same command again keeps them."""
+    from llmhist.train import sweep as S
+
+    plan = S.plan_isoflop(["gpt2"], [1e11, 3e11], points=3)
+    S.prepare(tmp_path, plan)
+    done = tmp_path / plan.runs[0].name
+    rf.write_summary(done, rf.Summary(status="finished", val_loss=2.0, steps=4))
+    (tmp_path / "plan.json").write_text('{"kind": "isoflop", "runs": [')
+    for call in (lambda: S.status(tmp_path), lambda: S.prepare(tmp_path, plan)):
+        with pytest.raises(rf.RunError) as e:
+            call()
+        msg = str(e.value)
+        assert "plan.json" in msg and "delete" not in msg and "move it away" in msg and "intact" in msg
+    (tmp_path / "plan.json").rename(tmp_path.parent / "plan.json.damaged")
+    S.prepare(tmp_path, plan)  # the same plan again: accepted, the finished run kept
+    assert [r.name for r in S.runs_to_launch(tmp_path, plan)] == [r.name for r in plan.runs[1:]]

@@ -10,27 +10,33 @@ from typer.testing import CliRunner
 
 from llmhist.cli.main import app
 from llmhist.scaling import laws
+from llmhist.train import runfolder as rf
 
 runner = CliRunner()
 TRUE = laws.Chinchilla("true", E=1.9, A=400.0, B=1200.0, alpha=0.33, beta=0.30)
 
 
 def write_run(folder, N, D, loss, status="finished", objective="causal_lm", evals=8, arch=None, entropy=None,
-              n_active=None, entropy_eval=None):
+              n_active=None, entropy_eval=None, budget=None):
+    """A run folder written through the run folder's schema (llmhist.train.runfolder): a schema
+    change breaks these fixtures instead of passing silently. `budget`: the nominal budget its
+    run.json names (a sweep's)."""
     folder.mkdir(parents=True)
-    (folder / "config.json").write_text(json.dumps({"train": {}, "arch": arch or {}}))
-    rows = ["step,tokens,flops,train_loss,val_loss,val_bpb,lr,tokens_per_s,mfu,wall_s"]
+    rf.write_config(folder, {"train": {}, "arch": arch or {}})
+    if budget is not None:
+        rf.write_request(folder, rf.RunRequest({"arch": "llama"}, budget=budget, group=f"C={budget:.3g}"))
+    rows = []
     for i in range(1, evals + 1):
         d = D * i / evals
-        rows.append(f"{i},{d},{6 * N * d},{TRUE.loss(N, d)},{TRUE.loss(N, d)},,0.001,1000,,1")
-    (folder / "metrics.csv").write_text("\n".join(rows) + "\n")
+        rows.append({"step": i, "tokens": d, "flops": 6 * N * d, "train_loss": TRUE.loss(N, d),
+                     "val_loss": TRUE.loss(N, d), "lr": 0.001, "tokens_per_s": 1000, "wall_s": 1})
+    rf.write_metrics(folder, rows)
     if status is None:
         return
-    (folder / "summary.json").write_text(json.dumps({
-        "status": status, "N": N, "N_non_embedding": 0.8 * N, "N_active": n_active or N, "D": D, "C": 6 * N * D,
-        "C_counted": 1.25 * 6 * N * D, "val_loss": loss, "train_loss_smoothed": loss + 0.01,
-        "objective": objective, "data_fingerprint": "abc", "entropy_nats_per_token": entropy,
-        "entropy_eval_nats_per_token": entropy_eval}))
+    rf.write_summary(folder, rf.Summary(
+        status=status, N=N, N_non_embedding=0.8 * N, N_active=n_active or N, D=D, C=6 * N * D,
+        C_counted=1.25 * 6 * N * D, val_loss=loss, train_loss_smoothed=loss + 0.01, objective=objective,
+        data_fingerprint="abc", entropy_nats_per_token=entropy, entropy_eval_nats_per_token=entropy_eval))
 
 
 def make_runs(root, noise=0.003, arch=None, law=TRUE, entropy=None, entropy_eval=None):
@@ -226,3 +232,22 @@ def test_moe_runs_count_active_parameters_by_default(tmp_path):
 
     (pts,) = load_runs(tmp_path / "moe")
     assert pts.conventions["N"] == "active" and np.allclose(sorted(pts.N), np.geomspace(1e5, 1e6, 6))
+
+
+def test_fit_reads_the_nominal_budgets_of_the_requests_not_clusters(tmp_path):
+    """Two isoFLOP budgets 4% apart: clustering C within 5% would merge them into one; each run's
+    run.json names its plan's nominal budget, and the fit loader uses it. The same runs without
+    the budgets (a foreign folder) fall back to clustering and merge, which is what this guards."""
+    from llmhist.scaling import points
+
+    for name, with_budget in (("nominal", True), ("foreign", False)):
+        for C in (1e17, 1.04e17):
+            for j, n in enumerate(np.geomspace(TRUE.n_opt(C) / 4, TRUE.n_opt(C) * 4, 5)):
+                d = C / (6 * n)
+                write_run(tmp_path / name / f"C{C:.3g}" / f"n{j}", n, d, TRUE.loss(n, d),
+                          budget=C if with_budget else None)
+    (nominal,) = points.load_runs(tmp_path / "nominal")
+    assert sorted(set(nominal.budget.tolist())) == [1e17, 1.04e17]
+    assert "nominal budgets" in nominal.budget_note
+    (foreign,) = points.load_runs(tmp_path / "foreign")
+    assert len(set(foreign.budget.tolist())) == 1  # clustered: the two budgets are one

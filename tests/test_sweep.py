@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from llmhist.cli.main import app
+from llmhist.train import runfolder as rf
 from llmhist.train import sweep as S
 from llmhist.train.loop import RunError, read_metrics
 
@@ -141,7 +142,7 @@ def test_sweep_status_reports_failures_and_divergence(tmp_path):
     S.prepare(out, plan)
     (out / "logs" / "r0.failed").write_text(json.dumps({"exit": 1, "log_tail": "Traceback\nMemoryError"}))
     (out / "r1").mkdir()
-    (out / "r1" / "summary.json").write_text(json.dumps({"status": "diverged", "steps": 3, "error": "loss became nan"}))
+    rf.write_summary(out / "r1", rf.Summary(status="diverged", steps=3, error="loss became nan"))
     rows = {r["run"]: r for r in S.status(out)}
     assert rows["r0"]["state"] == "failed" and "MemoryError" in rows["r0"]["error"]
     assert rows["r1"]["state"] == "diverged"
@@ -149,7 +150,7 @@ def test_sweep_status_reports_failures_and_divergence(tmp_path):
     assert r.exit_code == 0 and "MemoryError" in r.output and "diverged" in r.output
     # a long log keeps its last line as the error; failed runs relaunch only when asked, on any launcher
     (out / "logs" / "r0.failed").write_text(json.dumps({"exit": 1, "log_tail": "x" * 3000 + "\nOSError: disk"}))
-    assert S.run_state(out / "r0")["error"] == "OSError: disk"
+    assert rf.run_state(out / "r0").error == "OSError: disk"
     assert S.runs_to_launch(out, plan) == []
     assert [r.name for r in S.runs_to_launch(out, plan, retry_failed=True)] == ["r0"]
     assert not (out / "logs" / "r0.failed").exists()
@@ -229,10 +230,10 @@ def test_a_killed_process_not_yet_reaped_counts_as_dead():
     deadline = time.time() + 10
     while time.time() < deadline and Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
         time.sleep(0.05)  # exited but not waited for: a zombie
-    assert not S._alive(p.pid)
-    assert S._alive(os.getpid())
+    assert not rf._alive(p.pid)
+    assert rf._alive(os.getpid())
     p.wait()
-    assert not S._alive(p.pid)
+    assert not rf._alive(p.pid)
 
 
 # ------------------------------------------------------------------ the library, the worker, locks, signals
@@ -311,9 +312,9 @@ def _cli(args, **kw):
 def _still_alive(pids: list[int], timeout: float = 20) -> list[int]:
     """The pids still alive after waiting up to `timeout` seconds for all of them to exit."""
     deadline = time.time() + timeout
-    while time.time() < deadline and any(S._alive(p) for p in pids):
+    while time.time() < deadline and any(rf._alive(p) for p in pids):
         time.sleep(0.1)
-    return [p for p in pids if S._alive(p)]
+    return [p for p in pids if rf._alive(p)]
 
 
 def _children_running(out: Path, timeout=120) -> list[int]:
@@ -326,7 +327,7 @@ def _children_running(out: Path, timeout=120) -> list[int]:
                 d = json.loads(p.read_text())
             except (json.JSONDecodeError, OSError):
                 continue
-            if d.get("status") == "running" and S._alive(d.get("pid")):
+            if d.get("status") == "running" and rf._alive(d.get("pid")):
                 pids.append(d["pid"])
         if pids:
             return pids

@@ -48,14 +48,12 @@ from . import device as devmod
 from . import runfolder as rf
 from .config import TrainConfig
 from .recipes import Recipe, peak_lr, recipe_for
-from .runfolder import RunError, read_metrics  # noqa: F401  (re-exported)
+from .runfolder import EXIT_DIVERGED, EXIT_INTERRUPTED, Interrupted, RunError, read_metrics  # noqa: F401  (re-exported)
 
 T5_SENTINELS = 100  # T5's extra ids
 # without --size or a shape: the smallest named size, whose 20-tokens-per-parameter run takes
 # about a minute on a laptop CPU (micro's takes about 20)
 DEFAULT_SIZE = "nano"
-EXIT_DIVERGED = 3
-EXIT_INTERRUPTED = 130
 # the divergence rule (see diverged_reason)
 DIVERGE_MARGIN_NATS = 1.0
 DIVERGE_EVALS = 3
@@ -71,12 +69,6 @@ class Diverged(RunError):
     """The run diverged (see diverged_reason); its summary says so and it stays out of fits."""
 
     exit_code = EXIT_DIVERGED
-
-
-class Interrupted(RunError):
-    """Ctrl-C: nothing half-written was left; the run resumes from its last checkpoint."""
-
-    exit_code = EXIT_INTERRUPTED
 
 
 def diverged_reason(val_losses: list[float], vocab_size: int, last: bool = False) -> str | None:
@@ -767,7 +759,7 @@ class Trainer:
             rf.write_metrics(self.out, st.rows)
             st.phase_s["final_save"] = time.perf_counter() - t0
             summary["overhead_s"] = self._overhead(st)
-            rf.write_summary(self.out, summary)
+            rf.write_summary(self.out, rf.Summary.from_json(summary, str(self.out), strict=True))
             rf.write_progress(self.out, status="finished", step=st.step, steps=st.plan.steps,
                               val_loss=summary["val_loss"])
         if self.dist:
@@ -783,7 +775,7 @@ class Trainer:
         summary.update(error=msg, diverged_at_step=step, diverged_reason=reason)
         if self.main:
             rf.write_metrics(self.out, st.rows)
-            rf.write_summary(self.out, summary)
+            rf.write_summary(self.out, rf.Summary.from_json(summary, str(self.out), strict=True))
             rf.write_progress(self.out, status="diverged", step=step, steps=st.plan.steps, error=msg)
         raise Diverged(msg)
 

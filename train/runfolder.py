@@ -1,20 +1,27 @@
-"""The run folder: the one definition of its files, their keys and columns, and how to read and
-write them. Everything that writes or reads a run folder goes through here (the training loop,
-sweep status, the fit loader, export). No torch here, so readers stay light.
+"""The run folder: the one definition of its files, their records (request, summary, progress)
+with their keys, types and columns, how to read and write them, and the one vocabulary of a run's
+state and exit codes. Everything that writes or reads a run folder goes through here (the training
+loop, the worker, sweep status, the ablation report, the fit loader, export). No torch here, so
+readers stay light.
 
 Files (runs/README.md is generated from the same facts; `readme_table()` prints it):
 
-    run.json           the run request: {"config": TrainConfig.to_dict(), ...}, written by whoever asks
-                       for the run (train CLI, sweep, study, ablate); the worker reads it
+    run.json           the run request (RunRequest): {"config": TrainConfig.to_dict()[, "sweep",
+                       "plan_hash", "budget", "group"]}, written by whoever asks for the run (train CLI,
+                       sweep, study, ablate); the worker reads it; `budget` is the plan's nominal
+                       isoFLOP budget, which `llmhist fit` groups by
     config.json        what the run is: {"train", "arch", "recipe", "data", "plan"[, "branch_of"]}
     metrics.csv        one row per evaluation, columns METRIC_COLUMNS
-    summary.json       written last: SUMMARY_KEYS; "status" is "finished" or "diverged"
-    progress.json      status, step, losses, pid/host and time of the last update (for sweep status)
+    summary.json       written last (Summary): SUMMARY_KEYS; "status" is "finished" or "diverged"
+    progress.json      (Progress) status, step, losses, pid/host and time of the last update
     checkpoint/        model.safetensors + state.pt (step, optimizer, RNG, smoothed loss and every metrics
                        row so far): metrics.csv is rebuilt from it on resume, so the two cannot disagree
     model.safetensors  final weights
     branches/step-B/   WSD: the stable-phase state a decay branch starts from (a checkpoint)
     wsd-F/             WSD: the branch run ending at fraction F of the budget (a run folder itself)
+
+A run's state (run_state, for every reader): pending, running, interrupted, finished, diverged or
+failed; a damaged or wrong-shaped summary.json is `failed` with a message naming the file.
 """
 
 from __future__ import annotations
@@ -25,9 +32,10 @@ import json
 import math
 import os
 import shutil
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from llmhist.files import atomic_write, write_json
+from llmhist.files import atomic_write, lock_holder, write_json
 
 from .config import RunError  # the one error class of a run (re-exported for readers)
 
@@ -46,12 +54,6 @@ BRANCHES = "branches"
 METRIC_COLUMNS = ["step", "tokens", "flops", "train_loss", "val_loss", "val_bpb", "lr", "tokens_per_s", "mfu", "wall_s"]
 # columns and summary keys that depend on the machine and the moment, not on the run's numbers
 TIMING_COLUMNS = ("tokens_per_s", "mfu", "wall_s")
-SUMMARY_KEYS = [
-    "status", "arch", "family", "objective", "d_model", "n_layers", "n_heads", "N", "N_non_embedding", "N_active",
-    "D", "C", "C_counted", "steps", "val_loss", "train_loss", "train_loss_smoothed", "val_bpb", "loss_units",
-    "entropy_nats_per_token", "entropy_eval_nats_per_token", "tokens_per_s", "mfu", "peak_flops", "mfu_note",
-    "wall_s", "data_fingerprint", "tokenizer", "seed", "environment", "overhead_s",
-]
 # a diverged run's summary also has "error" (the message), "diverged_at_step" and "diverged_reason";
 # a finished WSD main run's returned summary has "branches" (not written to its summary.json)
 # entropy_eval_nats_per_token: the exact floor of the evaluated validation tokens (synthetic sources)
@@ -62,6 +64,21 @@ STATUSES = ("finished", "diverged")
 # names a run folder may hold besides its own files (anything else means it is not a run folder)
 KNOWN = {RUN, CONFIG, METRICS, SUMMARY, PROGRESS, CHECKPOINT, CHECKPOINT_OLD, WEIGHTS, BRANCHES}
 
+
+
+# ------------------------------------------------------------------------------ outcomes
+# The one vocabulary of a run's state (every reader: sweep status, ablate, the fit loader) and the
+# worker's exit codes (the sweep's queue reads them; a sweep's own Ctrl-C exits with EXIT_INTERRUPTED).
+STATES = ("pending", "running", "interrupted", "finished", "diverged", "failed")
+EXIT_OK, EXIT_BUG, EXIT_USER, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXITS = (EXIT_OK, EXIT_BUG, EXIT_USER, EXIT_DIVERGED)  # the worker's own; anything else: it was killed
+FAILED = ".failed"  # LOG_DIR/NAME.failed: the worker's marker of a run that failed ({"exit", "error", "log_tail"})
+
+
+class Interrupted(RunError):
+    """Stopped by a signal (Ctrl-C, SIGTERM) with nothing half-written: resumable from the last checkpoint."""
+
+    exit_code = EXIT_INTERRUPTED
 
 
 # ------------------------------------------------------------------------------ JSON files
@@ -83,10 +100,27 @@ def read_json_object(path: str | Path, what: str = "") -> dict:
     return doc
 
 
+def _check_types(doc: dict, types: dict[str, tuple], where: str) -> None:
+    """Each key of `doc` that `types` names holds one of its types (None allowed; a bool is no number)."""
+    for k, ok in types.items():
+        v = doc.get(k)
+        if v is not None and (not isinstance(v, ok) or (isinstance(v, bool) and bool not in ok)):
+            want = " or ".join("a number" if t in (int, float) else f"a JSON {_JSON_NAMES[t]}" for t in dict.fromkeys(ok))
+            raise RunError(f"{where}: {k!r} is {json.dumps(v)[:40]}, expected {want}; "
+                           "this is not a file llmhist wrote (move it away and run again)")
+
+
+_JSON_NAMES = {str: "string", dict: "object", list: "list", bool: "true/false", int: "number", float: "number"}
+_NUM = (int, float)
+
+
 def read_config(run_dir: str | Path) -> dict:
-    doc = read_json_object(Path(run_dir) / CONFIG, "run config")
+    """config.json: an object with a "train" object ("arch", "recipe", "data", "plan" objects where present)."""
+    p = Path(run_dir) / CONFIG
+    doc = read_json_object(p, "run config")
     if not isinstance(doc.get("train"), dict):
-        raise RunError(f"{Path(run_dir) / CONFIG}: no 'train' object; this is not a config.json llmhist wrote")
+        raise RunError(f"{p}: no 'train' object; this is not a config.json llmhist wrote")
+    _check_types(doc, {k: (dict,) for k in ("arch", "recipe", "data", "plan", "branch_of")}, str(p))
     return doc
 
 
@@ -94,70 +128,264 @@ def write_config(run_dir: str | Path, doc: dict) -> None:
     write_json(Path(run_dir) / CONFIG, doc)
 
 
-def read_run_request(run_dir: str | Path) -> dict:
-    doc = read_json_object(Path(run_dir) / RUN, "run request")
-    if not isinstance(doc.get("config"), dict):
-        raise RunError(f"{Path(run_dir) / RUN}: no 'config' object; write {{\"config\": TrainConfig.to_dict()}}")
-    return doc
+@dataclass(frozen=True)
+class RunRequest:
+    """run.json: the run asked for (its whole TrainConfig as a dict), and, from a sweep, which sweep,
+    plan and nominal budget it belongs to (what `llmhist fit` groups isoFLOP runs by)."""
+
+    config: dict  # TrainConfig.to_dict()
+    sweep: str | None = None  # the sweep folder
+    plan_hash: str | None = None
+    budget: float | None = None  # the isoFLOP budget C (FLOPs) the plan gave this run; None off a budget
+    group: str | None = None  # the plan's group label: "C=1e+11" (isoFLOP) or "N=12,345" (ladder)
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_json(cls, doc, where: str) -> RunRequest:
+        if not isinstance(doc, dict) or not isinstance(doc.get("config"), dict):
+            raise RunError(f'{where}: expected {{"config": {{...}}}} with the run\'s options; write the request again '
+                           "(run the sweep command again)")
+        _check_types(doc, {"sweep": (str,), "plan_hash": (str,), "budget": _NUM, "group": (str,)}, where)
+        return cls(doc["config"], doc.get("sweep"), doc.get("plan_hash"), doc.get("budget"), doc.get("group"))
 
 
-def write_run_request(run_dir: str | Path, config: dict, **extra) -> None:
-    write_json(Path(run_dir) / RUN, {"config": config, **extra})
+def read_request(run_dir: str | Path) -> RunRequest:
+    """RUN_DIR/run.json; RunError when missing, unreadable or of the wrong shape."""
+    path = Path(run_dir) / RUN
+    try:
+        doc = read_json_object(path, "run request")
+    except FileNotFoundError:
+        raise RunError(f"{path}: no such file; a run folder to work on holds run.json "
+                       "(written by `llmhist sweep`, `study` or `ablate`)") from None
+    return RunRequest.from_json(doc, str(path))
 
 
-def read_summary(run_dir: str | Path) -> dict | None:
-    """summary.json, or None when the run has not ended; RunError when it is unreadable."""
+def write_request(run_dir: str | Path, request: RunRequest) -> Path:
+    path = Path(run_dir) / RUN
+    write_json(path, request.to_json())
+    return path
+
+
+@dataclass
+class Summary:
+    """summary.json, written last (SUMMARY_KEYS; a diverged run adds error, diverged_at_step and
+    diverged_reason). Read back with its keys' types checked: a wrong one is a RunError naming it."""
+
+    status: str
+    arch: str | None = None
+    family: str | None = None
+    objective: str | None = None
+    d_model: int | None = None
+    n_layers: int | None = None
+    n_heads: int | None = None
+    N: float | None = None  # parameters (6N convention); floats allowed from other tools
+    N_non_embedding: float | None = None
+    N_active: float | None = None
+    D: float | None = None  # tokens trained on
+    C: float | None = None  # 6 N_active D
+    C_counted: float | None = None
+    steps: int | None = None
+    val_loss: float | None = None
+    train_loss: float | None = None
+    train_loss_smoothed: float | None = None
+    val_bpb: float | None = None
+    loss_units: str | None = None
+    entropy_nats_per_token: float | None = None
+    entropy_eval_nats_per_token: float | None = None
+    tokens_per_s: float | None = None
+    mfu: float | None = None
+    peak_flops: float | None = None
+    mfu_note: str | None = None
+    wall_s: float | None = None
+    data_fingerprint: str | None = None
+    tokenizer: str | None = None
+    seed: int | None = None
+    environment: dict | None = None
+    overhead_s: dict | None = None
+    error: str | None = None  # diverged runs only, from here on
+    diverged_at_step: int | None = None
+    diverged_reason: str | None = None
+    extra: dict = field(default_factory=dict, repr=False)  # keys of an older or newer version, kept as read
+
+    def to_json(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        for k in DIVERGED_KEYS:
+            if d[k] is None:
+                del d[k]
+        return {**self.extra, **d}
+
+    @classmethod
+    def from_json(cls, doc, where: str, strict: bool = False) -> Summary:
+        """The record of a summary dict; strict (the writer): every key must be one of the schema's."""
+        if not isinstance(doc, dict):
+            raise RunError(f"{where}: run summary must be a JSON object, found {type(doc).__name__}; move it away "
+                           "and run the same command again (a run with a checkpoint resumes from it)")
+        names = [f.name for f in fields(cls) if f.name != "extra"]
+        unknown = sorted(set(doc) - set(names))
+        if strict and unknown:
+            raise RunError(f"{where}: summary keys {', '.join(unknown)} are not in runfolder.Summary")
+        if doc.get("status") not in STATUSES:
+            raise RunError(f"{where}: unknown status {doc.get('status')!r} (expected one of {', '.join(STATUSES)}); "
+                           "move it away and run the same command again")
+        _check_types(doc, _SUMMARY_TYPES, where)
+        return cls(**{k: doc[k] for k in names if k in doc}, extra={k: doc[k] for k in unknown})
+
+
+def _json_types(annotation: str) -> tuple:
+    kinds = {"str": (str,), "int": (int,), "float": _NUM, "dict": (dict,)}
+    return next((v for k, v in kinds.items() if annotation.startswith(k)), (object,))
+
+
+_SUMMARY_TYPES = {f.name: _json_types(str(f.type)) for f in fields(Summary) if f.name != "extra"}
+DIVERGED_KEYS = ("error", "diverged_at_step", "diverged_reason")
+SUMMARY_KEYS = [f.name for f in fields(Summary) if f.name not in DIVERGED_KEYS + ("extra",)]
+
+
+def read_summary_record(run_dir: str | Path) -> Summary | None:
+    """summary.json as a record, or None when the run has not ended; RunError when it is unreadable
+    or of the wrong shape (the message names the file and the key)."""
     p = Path(run_dir) / SUMMARY
     if not p.exists():
         return None
-    doc = read_json_object(p, "run summary")
-    if doc.get("status", "finished") not in STATUSES:
-        raise RunError(f"{p}: unknown status {doc.get('status')!r} (expected one of {', '.join(STATUSES)})")
-    return doc
+    return Summary.from_json(read_json_object(p, "run summary"), str(p))
 
 
-def write_summary(run_dir: str | Path, summary: dict) -> None:
-    write_json(Path(run_dir) / SUMMARY, summary)
+def read_summary(run_dir: str | Path) -> dict | None:
+    """summary.json as a dict (checked as read_summary_record checks it), or None."""
+    s = read_summary_record(run_dir)
+    return None if s is None else s.to_json()
 
 
-def read_progress(run_dir: str | Path) -> dict:
-    """progress.json, or {} when missing or unreadable (it is advisory)."""
+def write_summary(run_dir: str | Path, summary: Summary | dict) -> None:
+    """Write summary.json; a dict is checked against the schema first (no key outside Summary)."""
+    p = Path(run_dir) / SUMMARY
+    rec = summary if isinstance(summary, Summary) else Summary.from_json(summary, str(p), strict=True)
+    write_json(p, rec.to_json())
+
+
+@dataclass
+class Progress:
+    """progress.json: advisory, rewritten at every evaluation (sweep status reads it)."""
+
+    status: str  # running | finished | diverged
+    step: int = 0
+    steps: int | None = None
+    val_loss: float | None = None
+    train_loss: float | None = None
+    error: str | None = None
+    pid: int | None = None
+    host: str | None = None
+    updated: float | None = None  # time.time() of the write
+
+    @classmethod
+    def from_json(cls, doc, where: str) -> Progress:
+        if not isinstance(doc, dict) or not isinstance(doc.get("status"), str):
+            raise RunError(f"{where}: not a progress record")
+        _check_types(doc, {f.name: _json_types(str(f.type)) for f in fields(cls)}, where)
+        return cls(**{f.name: doc[f.name] for f in fields(cls) if f.name in doc})
+
+
+def read_progress(run_dir: str | Path) -> Progress | None:
+    """progress.json, or None when missing, unreadable or of the wrong shape (it is advisory)."""
+    p = Path(run_dir) / PROGRESS
     try:
-        doc = json.loads((Path(run_dir) / PROGRESS).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return {}
-    return doc if isinstance(doc, dict) else {}
+        return Progress.from_json(json.loads(p.read_text()), str(p))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RunError):
+        return None
 
 
 def write_progress(run_dir: str | Path, **kw) -> None:
+    """progress.json with this process's pid, host and the time: `kw` are Progress's other fields."""
     import time
 
-    kw.update(pid=os.getpid(), host=os.uname().nodename, updated=time.time())
+    rec = Progress(**kw, pid=os.getpid(), host=os.uname().nodename, updated=time.time())
     # advisory and rewritten often: atomic (never half a file) but not fsynced
-    atomic_write(Path(run_dir) / PROGRESS, json.dumps(kw, indent=2) + "\n", durable=False)
+    doc = {k: v for k, v in asdict(rec).items() if v is not None}
+    atomic_write(Path(run_dir) / PROGRESS, json.dumps(doc, indent=2) + "\n", durable=False)
 
 
-def run_status(run_dir: str | Path) -> dict:
-    """Never raises: {"state": pending|running|resumable|finished|diverged|corrupt, "step", "steps",
-    "val_loss", "error"} for sweep status. "running" only means progress.json says so; whether its
-    process is alive is the caller's to check (pid, host)."""
+# ------------------------------------------------------------------------------ the run's state
+
+
+@dataclass
+class RunState:
+    """Where a run stands (STATES), for every reader; `summary` is the record once the run ended."""
+
+    state: str = "pending"
+    step: int | None = 0
+    steps: int | None = None
+    val_loss: float | None = None
+    error: str | None = None
+    summary: Summary | None = None
+
+    def row(self) -> dict:
+        """The state as sweep status prints it."""
+        return {"state": self.state, "step": self.step, "steps": self.steps, "val_loss": self.val_loss,
+                "error": self.error}
+
+
+def failed_marker(run_dir: str | Path) -> Path:
+    """Where a sweep's worker marks a run it failed: SWEEP/logs/NAME.failed."""
     run_dir = Path(run_dir)
-    out = {"state": "pending", "step": 0, "steps": None, "val_loss": None, "error": None}
+    return run_dir.parent / "logs" / f"{run_dir.name}{FAILED}"
+
+
+def run_state(run_dir: str | Path) -> RunState:
+    """Never raises. finished / diverged (summary.json says so; a damaged one is `failed`, naming it
+    and how to recover), running (a live process holds the run's lock or reports progress here),
+    interrupted (progress but no live process: resumes from its checkpoint), failed (the worker's
+    marker), pending (nothing yet)."""
+    run_dir = Path(run_dir)
     try:
-        s = read_summary(run_dir)
-    except RunError as e:
-        out.update(state="corrupt", error=str(e))
-        return out
+        s = read_summary_record(run_dir)
+    except (RunError, OSError) as e:
+        return RunState("failed", error=f"{e} (the run's checkpoint, if any, is kept: move summary.json away and "
+                                        "run the same command again to resume from it)")
     if s is not None:
-        out.update(state=s.get("status", "finished"), step=s.get("steps"), steps=s.get("steps"),
-                   val_loss=s.get("val_loss"), error=s.get("error"))
-        return out
+        return RunState(s.status, s.steps, s.steps, s.val_loss, s.error, s)
+    out = RunState()
     p = read_progress(run_dir)
-    if p:
-        out.update(step=p.get("step", 0), steps=p.get("steps"), val_loss=p.get("val_loss"),
-                   state="running" if p.get("status") == "running" else "resumable",
-                   pid=p.get("pid"), host=p.get("host"))
+    here = os.uname().nodename
+    if p is not None:
+        out.step, out.steps, out.val_loss = p.step, p.steps, p.val_loss
+        alive = _alive(p.pid) and (p.host or here) == here
+        out.state = "running" if (p.status == "running" and alive) else "interrupted"
+    if lock_holder(run_dir) is not None:
+        out.state = "running"
+        return out
+    fail = failed_marker(run_dir)
+    if fail.exists():
+        out.state, out.error = "failed", _failure(fail)
     return out
+
+
+def _failure(marker: Path) -> str:
+    """The error a worker's marker gives: its message, or the last line of the run's log."""
+    try:
+        m = json.loads(marker.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        m = None
+    if not isinstance(m, dict):
+        return marker.read_text(errors="replace").strip()[-500:]
+    tail = str(m.get("log_tail", "")).strip().splitlines()
+    return str(m.get("error") or (tail[-1] if tail else "failed (no output)"))
+
+
+def _alive(pid) -> bool:
+    """Whether the process is running. A killed process whose parent died stays a zombie until
+    init reaps it; it answers signals but runs nothing, so it counts as dead."""
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except (OSError, ValueError, OverflowError):
+        return False
+    try:
+        return Path(f"/proc/{int(pid)}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc (macOS): the signal check is all there is
 
 
 # ------------------------------------------------------------------------------ metrics.csv
@@ -278,14 +506,17 @@ def readme_table() -> str:
     cols = ", ".join(METRIC_COLUMNS)
     keys = ", ".join(SUMMARY_KEYS)
     rows = [
-        (RUN, ("the run request, `{\"config\": TrainConfig.to_dict(), ...}`, written by whoever asks for the run "
-              "(train, sweep, study, ablate); `python -m llmhist.train.worker RUN_DIR` reads it")),
+        (RUN, ("the run request, `{\"config\": TrainConfig.to_dict()[, \"sweep\", \"plan_hash\", \"budget\", "
+              "\"group\"]}`, written by whoever asks for the run (train, sweep, study, ablate); `python -m "
+              "llmhist.train.worker RUN_DIR` reads it. `budget` is the plan's nominal isoFLOP budget (FLOPs), "
+              "which `llmhist fit` groups the runs by; `group` the plan's label")),
         (CONFIG, ("what the run is: `train` (the options), `arch` (the full spec), `recipe`, `data` (name, "
                  "fingerprint, sizes, tokenizer), `plan` (steps, batch, warmup, peak LR), `branch_of` for a WSD branch")),
         (METRICS, (f"one row per evaluation; columns {cols} (losses in nats/token; {', '.join(TIMING_COLUMNS)} "
                   "depend on the machine)")),
         (SUMMARY, f"written last; keys {keys}; a diverged run adds error, diverged_at_step, diverged_reason"),
-        (PROGRESS, "status, step, losses, pid, host and time of the last update (advisory, for sweep status)"),
+        (PROGRESS, ("status, step, steps, val_loss, train_loss, error, pid, host and updated (the time of the "
+                     "last update; advisory, for sweep status)")),
         (CHECKPOINT + "/", ("the last checkpoint: model.safetensors and state.pt (step, optimizer, RNG, smoothed "
                            "loss and every metrics row so far; loaded with weights_only=True). Written to a "
                            "temporary folder and renamed; the previous one is kept as checkpoint.old/ until then")),

@@ -15,7 +15,6 @@ With --log-dir, each run's output goes to DIR/NAME.log and a run that fails leav
 
 from __future__ import annotations
 
-import json
 import sys
 import traceback
 from pathlib import Path
@@ -24,32 +23,21 @@ from typing import Any
 from llmhist.errors import UserError
 from llmhist.files import Locked, write_json
 
-from .config import RunError, TrainConfig
-
-EXIT_OK, EXIT_BUG, EXIT_USER, EXIT_DIVERGED = 0, 1, 2, 3
-REQUEST = "run.json"
+from . import runfolder as rf
+from .config import TrainConfig
+from .runfolder import EXIT_BUG, EXIT_DIVERGED, EXIT_OK, EXIT_USER
 
 
 def write_request(run_dir: str | Path, cfg: TrainConfig, **extra) -> Path:
-    """Write RUN_DIR/run.json asking for `cfg` (its `out` is the run folder)."""
-    path = Path(run_dir) / REQUEST
-    write_json(path, {"config": cfg.to_dict(), **extra})
-    return path
+    """Write RUN_DIR/run.json asking for `cfg` (its `out` is the run folder); `extra`: the other
+    fields of runfolder.RunRequest (sweep, plan_hash, budget, group)."""
+    return rf.write_request(run_dir, rf.RunRequest(cfg.to_dict(), **extra))
 
 
 def read_request(run_dir: str | Path) -> TrainConfig:
     """The validated TrainConfig of RUN_DIR/run.json; a missing, unreadable or wrong file is a RunError."""
-    path = Path(run_dir) / REQUEST
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise RunError(f"{path}: no such file; a run folder to work on holds run.json "
-                       "(written by `llmhist sweep`, `study` or `ablate`)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RunError(f"{path}: not valid JSON ({e}); write the request again (run the sweep command again)") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("config"), dict):
-        raise RunError(f'{path}: expected {{"config": {{...}}}} with the run\'s options')
-    return TrainConfig.from_dict(doc["config"], source=str(path))
+    req = rf.read_request(run_dir)
+    return TrainConfig.from_dict(req.config, source=str(Path(run_dir) / rf.RUN))
 
 
 def summary_line(cfg: TrainConfig, summary: dict) -> str:
@@ -109,13 +97,13 @@ def _run_one(run_dir: Path, log_dir: Path | None) -> int:
         if log_dir is not None and log is not None:
             log.flush()
             tail = (log_dir / f"{name}.log").read_text(errors="replace")[-2000:]
-            write_json(log_dir / f"{name}.failed", {"exit": code, "error": msg.strip().splitlines()[-1],
+            write_json(log_dir / f"{name}{rf.FAILED}", {"exit": code, "error": msg.strip().splitlines()[-1],
                                                     "log_tail": tail})
         return code
 
     try:
         if log_dir is not None:
-            (log_dir / f"{name}.failed").unlink(missing_ok=True)
+            (log_dir / f"{name}{rf.FAILED}").unlink(missing_ok=True)
         cfg = read_request(run_dir)
         summary = loop.train(cfg, console=console)
         if not summary.get("already"):

@@ -1,6 +1,8 @@
-"""`llmhist ablate BASE TARGET`: what each historical change bought, in compute-equivalent gain.
-A thin wrapper over llmhist.archs.changes (the changes), llmhist.train.ablate (plan, run, report)
-and llmhist.scaling.ceg (the estimator). `--list` and `--dry-run` import no torch."""
+"""`llmhist ablate list|plan|run|report`: what each historical change bought, in compute-equivalent
+gain. Each command a screen over one library call: llmhist.archs.changes.derive (list),
+llmhist.train.ablate.plan (plan; run trains it through the sweep's queue) and
+llmhist.scaling.ablation.report (report). `llmhist ablate BASE TARGET ...` is `ablate run`, whose
+`--list`, `--dry-run` and `--report` are the other commands. `list` and `plan` import no torch."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import typer
 
 from .common import (
     CpusPerJobOpt,
+    DefaultGroup,
     GpusPerJobOpt,
     LauncherOpt,
     MaxConcurrentOpt,
@@ -21,11 +24,12 @@ from .common import (
     TimeOpt,
     WorkersOpt,
     console,
+    floats,
     human,
     print_json,
     user_errors,
 )
-from .sweep_cmd import Progress, floats
+from .runs_view import Progress
 
 DEFAULT_POINTS, DEFAULT_SEEDS = 4, 6  # llmhist.train.ablate's (not imported here: --help stays light)
 
@@ -106,89 +110,169 @@ def _report_table(res: dict):
 
 
 app = typer.Typer()
+ablate_app = typer.Typer(cls=DefaultGroup, help="What each change from BASE to TARGET buys, in compute-equivalent "
+                         "gain: `ablate run BASE TARGET` (the default: `llmhist ablate gpt2 llama3` is `ablate run "
+                         "gpt2 llama3`), `ablate list`, `ablate plan`, `ablate report`.")
+app.add_typer(ablate_app, name="ablate")
+
+# the options of a plan (`plan` and `run`), each declared once
+BaseArg = Annotated[str, typer.Argument(help="registry entry or family, e.g. gpt2")]
+TargetArg = Annotated[str, typer.Argument(help="registry entry or family, e.g. llama3")]
+ModeOpt = Annotated[str, typer.Option(help="ladder (cumulative, in historical order), each (BASE + one change), drop "
+                                           "(TARGET - one change)")]
+ChangesOpt = Annotated[str | None, typer.Option(help="steps, comma-separated; '+' joins changes into one step; groups "
+                                                     "arch, recipe; all = every change (default: ladder recipe,arch; "
+                                                     "each/drop all)")]
+BudgetsOpt = Annotated[str | None, typer.Option(help="isoFLOP budgets in FLOPs (default 3e11,1e12,3e12)")]
+PointsOpt = Annotated[int, typer.Option(help="model sizes per budget")]
+SpreadOpt = Annotated[float, typer.Option(help="largest/smallest N per budget")]
+CentreOpt = Annotated[float, typer.Option(help="the sizes' centre at each budget: N = sqrt(C / (6 x this)), the "
+                                               "expected optimum's D/N")]
+OldTppOpt = Annotated[float | None, typer.Option("--tokens-per-param", hidden=True)]  # refused with the new name
+SeedsOpt = Annotated[int, typer.Option(help="runs of the reference at the smallest budget, seed 0 included, to "
+                                            "measure seed noise (1 = none)")]
+CtxOpt = Annotated[int, typer.Option(help="sequence length")]
+BatchOpt = Annotated[int, typer.Option(help="sequences per step")]
+EvalBatchesOpt = Annotated[int, typer.Option(help="each run's one final evaluation: this x batch fixed validation "
+                                                  "windows")]
+DataOpt = Annotated[str, typer.Option(help="as for `llmhist train`")]
+TokenizerOpt = Annotated[str, typer.Option(help="as for `llmhist train`")]
+SeedOpt = Annotated[int, typer.Option(help="seed of every frontier run")]
+OutOpt = Annotated[Path | None, typer.Option(help="ablation folder, a sweep folder (default runs/ablate-BASE-TARGET)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="the changes, the plan or the report as JSON")]
+# the report's
+BootstrapOpt = Annotated[int, typer.Option(help="bootstrap resamples for the intervals")]
+LawOpt = Annotated[list[str] | None, typer.Option("--law", help="laws (published names or fit JSON) for the CEG of "
+                                                               "compute-optimal allocation against Kaplan's at each "
+                                                               "budget (default: hoffmann2022, epoch2024)")]
+PlotOpt = Annotated[str | None, typer.Option(help="png, svg or terminal")]
 
 
-@app.command("ablate", help=HELP)
-def ablate(
-    base: Annotated[str, typer.Argument(help="registry entry or family, e.g. gpt2")],
-    target: Annotated[str, typer.Argument(help="registry entry or family, e.g. llama3")],
-    mode: Annotated[str, typer.Option(help="ladder (cumulative, in historical order), each (BASE + one "
-                                           "change), drop (TARGET - one change)")] = "ladder",
-    changes: Annotated[str | None, typer.Option(help="steps, comma-separated; '+' joins changes into one "
-                                                        "step; groups arch, recipe; all = every change "
-                                                        "(default: ladder recipe,arch; each/drop all)")] = None,
-    list_: Annotated[bool, typer.Option("--list", help="print the changes (year, introduced by) and exit")] = False,
-    budgets: Annotated[str | None, typer.Option(help="isoFLOP budgets in FLOPs (default "
-                                                        "3e11,1e12,3e12)")] = None,
-    points: Annotated[int, typer.Option(help="model sizes per budget")] = DEFAULT_POINTS,
-    spread: Annotated[float, typer.Option(help="largest/smallest N per budget")] = 16.0,
-    centre_tokens_per_param: Annotated[float, typer.Option(help="the sizes' centre at each budget: N = sqrt(C / "
-                                                                "(6 x this)), the expected optimum's D/N")] = 100.0,
-    old_tokens_per_param: Annotated[float | None, typer.Option("--tokens-per-param", hidden=True)] = None,
-    seeds: Annotated[int, typer.Option(help="runs of the reference at the smallest budget, seed 0 included, "
-                                            "to measure seed noise (1 = none)")] = DEFAULT_SEEDS,
-    ctx: Annotated[int, typer.Option(help="sequence length")] = 128,
-    batch: Annotated[int, typer.Option(help="sequences per step")] = 16,
-    eval_batches: Annotated[int, typer.Option(help="each run's one final evaluation: this x batch fixed "
-                                                   "validation windows")] = 16,
-    data: Annotated[str, typer.Option(help="as for `llmhist train`")] = "stdlib",
-    tokenizer: Annotated[str, typer.Option(help="as for `llmhist train`")] = "bytes",
-    seed: Annotated[int, typer.Option(help="seed of every frontier run")] = 0,
-    out: Annotated[Path | None, typer.Option(help="ablation folder, a sweep folder (default "
-                                                     "runs/ablate-BASE-TARGET)")] = None,
-    launcher: LauncherOpt = "local",
-    workers: WorkersOpt = None,
-    threads: ThreadsOpt = None,
-    retry_failed: RetryFailedOpt = False,
-    partition: PartitionOpt = None,
-    time_min: TimeOpt = 60,
-    gpus_per_job: GpusPerJobOpt = 0,
-    cpus_per_job: CpusPerJobOpt = None,
-    max_concurrent: MaxConcurrentOpt = 32,
-    bootstrap: Annotated[int, typer.Option(help="bootstrap resamples for the intervals")] = 1000,
-    law: Annotated[list[str] | None, typer.Option("--law", help="laws (published names or fit JSON) for the "
-                                                                   "CEG of compute-optimal allocation against "
-                                                                   "Kaplan's at each budget (default: "
-                                                                   "hoffmann2022, epoch2024)")] = None,
-    plot: Annotated[str | None, typer.Option(help="png, svg or terminal")] = None,
-    report_only: Annotated[bool, typer.Option("--report", help="only report the finished runs in --out")] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
-    dry_run: Annotated[bool, typer.Option(help="print the plan only")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="the plan (with --dry-run) or the report as JSON")] = False,
-) -> None:
-    from llmhist.archs import changes as CH
+def _request(o: dict, folder: Path):
+    """The PlanRequest of a command's options (click's parameter dict), validated on construction."""
     from llmhist.train import ablate as A
-    from llmhist.train import sweep as S
+
+    if o.get("old_tokens_per_param") is not None:
+        raise A.AblationError(f"--tokens-per-param {o['old_tokens_per_param']:g}: in `ablate` the sizes' centre is "
+                              f"--centre-tokens-per-param {o['old_tokens_per_param']:g} (`sweep --tokens-per-param` "
+                              "is a ladder's list of horizons)")
+    return A.PlanRequest(o["base"], o["target"], mode=o["mode"], changes=o["changes"],
+                         budgets=tuple(floats(o["budgets"], "--budgets")), points=o["points"], spread=o["spread"],
+                         seeds=o["seeds"], ctx=o["ctx"], batch=o["batch"], data=o["data"], tokenizer=o["tokenizer"],
+                         seed=o["seed"], out=str(folder), eval_batches=o["eval_batches"],
+                         centre_tokens_per_param=o["centre_tokens_per_param"])
+
+
+def _folder(out: Path | None, base: str, target: str) -> Path:
+    return out or Path("runs") / f"ablate-{base}-{target}"
+
+
+@ablate_app.command("list")
+def ablate_list(base: BaseArg, target: TargetArg, json_out: JsonOpt = False) -> None:
+    """The changes from BASE to TARGET, in historical order (year, introduced by, from -> to)."""
+    from llmhist.archs import changes as CH
 
     with user_errors():
-        if plot not in (None, "png", "svg", "terminal"):
-            raise A.AblationError(f"--plot {plot!r}: png, svg or terminal")
-        S.check_launch(launcher, workers, threads)
-        if bootstrap < 50:
-            raise A.AblationError(f"--bootstrap {bootstrap}: give at least 50 resamples (1000 is usual)")
         ch = [c.to_dict() for c in CH.derive(base, target)]
-        if list_:
-            if json_out:
-                return print_json([{k: c[k] for k in ("name", "kind", "year", "introduced_by", "description",
-                                                      "from", "to", "requires")} for c in ch])
-            console.print(_changes_table(ch, f"changes from {base} to {target}, in historical order"))
-            return
-        folder = out or Path("runs") / f"ablate-{base}-{target}"
-        if report_only:
-            return _report(A, folder, bootstrap, plot, json_out, law)
-        if old_tokens_per_param is not None:
-            raise A.AblationError(f"--tokens-per-param {old_tokens_per_param:g}: in `ablate` the sizes' centre is "
-                                  f"--centre-tokens-per-param {old_tokens_per_param:g} (`sweep --tokens-per-param` "
-                                  "is a ladder's list of horizons)")
-        req = A.PlanRequest(base, target, mode=mode, changes=changes, budgets=tuple(floats(budgets, "--budgets")),
-                            points=points, spread=spread, seeds=seeds, ctx=ctx, batch=batch, data=data,
-                            tokenizer=tokenizer, seed=seed, out=str(folder), eval_batches=eval_batches,
-                            centre_tokens_per_param=centre_tokens_per_param)
-        p = A.plan(req)  # validates every option before anything is measured or written
+    if json_out:
+        return print_json([{k: c[k] for k in ("name", "kind", "year", "introduced_by", "description", "from", "to",
+                                              "requires")} for c in ch])
+    console.print(_changes_table(ch, f"changes from {base} to {target}, in historical order"))
+
+
+@ablate_app.command("plan")
+def ablate_plan(
+    ctx_: typer.Context, base: BaseArg, target: TargetArg, mode: ModeOpt = "ladder", changes: ChangesOpt = None,
+    budgets: BudgetsOpt = None, points: PointsOpt = DEFAULT_POINTS, spread: SpreadOpt = 16.0,
+    centre_tokens_per_param: CentreOpt = 100.0, old_tokens_per_param: OldTppOpt = None, seeds: SeedsOpt = DEFAULT_SEEDS,
+    ctx: CtxOpt = 128, batch: BatchOpt = 16, eval_batches: EvalBatchesOpt = 16, data: DataOpt = "stdlib",
+    tokenizer: TokenizerOpt = "bytes", seed: SeedOpt = 0, out: OutOpt = None, json_out: JsonOpt = False,
+) -> None:
+    """The plan (variants, runs, estimated time at an assumed CPU peak) without running anything."""
+    from llmhist.train import ablate as A
+
+    folder = _folder(out, base, target)
+    with user_errors():
+        p = A.plan(_request(ctx_.params, folder))
+    _show_plan(p, folder, json_out, dry_run=True)
+
+
+@ablate_app.command("run", help=HELP)
+def ablate_run(
+    ctx_: typer.Context, base: BaseArg, target: TargetArg, mode: ModeOpt = "ladder", changes: ChangesOpt = None,
+    budgets: BudgetsOpt = None, points: PointsOpt = DEFAULT_POINTS, spread: SpreadOpt = 16.0,
+    centre_tokens_per_param: CentreOpt = 100.0, old_tokens_per_param: OldTppOpt = None, seeds: SeedsOpt = DEFAULT_SEEDS,
+    ctx: CtxOpt = 128, batch: BatchOpt = 16, eval_batches: EvalBatchesOpt = 16, data: DataOpt = "stdlib",
+    tokenizer: TokenizerOpt = "bytes", seed: SeedOpt = 0, out: OutOpt = None,
+    launcher: LauncherOpt = "local", workers: WorkersOpt = None, threads: ThreadsOpt = None,
+    retry_failed: RetryFailedOpt = False, partition: PartitionOpt = None, time_min: TimeOpt = 60,
+    gpus_per_job: GpusPerJobOpt = 0, cpus_per_job: CpusPerJobOpt = None, max_concurrent: MaxConcurrentOpt = 32,
+    bootstrap: BootstrapOpt = 1000, law: LawOpt = None, plot: PlotOpt = None,
+    list_: Annotated[bool, typer.Option("--list", help="`ablate list`: print the changes and exit")] = False,
+    report_only: Annotated[bool, typer.Option("--report", help="`ablate report`: only report the finished runs in "
+                                                               "--out")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+    dry_run: Annotated[bool, typer.Option(help="`ablate plan`: print the plan only")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    from llmhist.train import ablate as A
+    from llmhist.train.sweep import check_launch
+
+    folder = _folder(out, base, target)
+    with user_errors():
+        _check_report_options(plot, bootstrap)
+        check_launch(launcher, workers, threads)
+    if list_:
+        return ablate_list(base, target, json_out)
+    if report_only:
+        return _report(folder, bootstrap, plot, json_out, law)
+    with user_errors():
+        p = A.plan(_request(ctx_.params, folder))  # validates every option before anything is measured or written
         if not dry_run and launcher == "local":
             A.estimate(p, *A.measured_peak(threads * (workers or 1) if threads else None))
+    if _show_plan(p, folder, json_out, dry_run):
+        return
+    if not yes and not typer.confirm("run this ablation?", default=True):
+        raise typer.Exit(1)
+    slurm = {"partition": partition, "time_min": time_min, "gpus_per_job": gpus_per_job,
+             "max_concurrent": max_concurrent, "cpus_per_job": cpus_per_job}
+    with user_errors(), Progress(folder, err=json_out) as prog:  # a live table on a terminal, a line per run piped
+        rows = A.run_plan(p, folder, workers=workers, threads=threads, launcher=launcher, slurm=slurm,
+                          retry_failed=retry_failed, on_tick=prog.tick)
+    if launcher == "slurm":
+        return console.print(f"submitted to Slurm; `llmhist sweep status {folder}` follows it, and `llmhist ablate "
+                             f"report {folder}` reports once the runs are done", soft_wrap=True)
+    bad = [r for r in rows if r["state"] != "finished"]
+    if bad:
+        console.print(f"[yellow]{len(bad)} run(s) not finished ({', '.join(r['run'] for r in bad[:3])}...); "
+                      "the same command resumes; the report uses the finished runs[/]")
+    _report(folder, bootstrap, plot, json_out, law)
+
+
+@ablate_app.command("report")
+def ablate_report(
+    folder: Annotated[Path, typer.Argument(help="an ablation folder (`ablate run --out`)")],
+    bootstrap: BootstrapOpt = 1000, law: LawOpt = None, plot: PlotOpt = None, json_out: JsonOpt = False,
+) -> None:
+    """Report the finished runs of an ablation folder: frontiers, CEG with intervals, the ladder's product."""
+    with user_errors():
+        _check_report_options(plot, bootstrap)
+    _report(folder, bootstrap, plot, json_out, law)
+
+
+def _check_report_options(plot: str | None, bootstrap: int) -> None:
+    from llmhist.train.ablate import AblationError
+
+    if plot not in (None, "png", "svg", "terminal"):
+        raise AblationError(f"--plot {plot!r}: png, svg or terminal")
+    if bootstrap < 50:
+        raise AblationError(f"--bootstrap {bootstrap}: give at least 50 resamples (1000 is usual)")
+
+
+def _show_plan(p: dict, folder: Path, json_out: bool, dry_run: bool) -> bool:
+    """Print the plan (as JSON with --json on a dry run); True when that is all there is to do."""
     if json_out and dry_run:
-        return print_json({
+        print_json({
             "base": p["base"], "target": p["target"], "mode": p["mode"], "budgets": p["budgets"],
             "changes": [{"name": c["name"], "year": c["year"], "introduced_by": c["introduced_by"]}
                         for c in p["changes"]],
@@ -196,39 +280,21 @@ def ablate(
                           "estimated_wall_s": v["estimated_wall_s"]} for v in p["variants"]],
             "comparisons": p["comparisons"], "convention": p["convention"], "estimate": p["estimate"],
             "estimated_wall_s": p["estimated_wall_s"], "out": str(folder)})
+        return True
     console.print(_plan_table(p))
     console.print(f"FLOP convention: {p['convention']}", soft_wrap=True)
     console.print(f"estimated wall time {p['estimated_wall_s'] / 60:.1f} min ({p['estimate']['how']}) -> {folder}",
                   soft_wrap=True)
-    if dry_run:
-        return
-    if not yes and not typer.confirm("run this ablation?", default=True):
-        raise typer.Exit(1)
-    with user_errors():
-        slurm = {"partition": partition, "time_min": time_min, "gpus_per_job": gpus_per_job,
-                 "max_concurrent": max_concurrent, "cpus_per_job": cpus_per_job}
-        with Progress(folder, err=json_out) as prog:  # a live table on a terminal, a line per run piped
-            rows = A.run_plan(p, folder, workers=workers, threads=threads, launcher=launcher, slurm=slurm,
-                              retry_failed=retry_failed, on_tick=prog.tick)
-    if launcher == "slurm":
-        console.print(f"submitted to Slurm; `llmhist sweep status {folder}` follows it, and `llmhist ablate "
-                      f"{base} {target} --report --out {folder}` reports once the runs are done", soft_wrap=True)
-        return
-    bad = [r for r in rows if r["state"] != "finished"]
-    if bad:
-        console.print(f"[yellow]{len(bad)} run(s) not finished ({', '.join(r['run'] for r in bad[:3])}...); "
-                      "the same command resumes; the report uses the finished runs[/]")
-    with user_errors():
-        _report(A, folder, bootstrap, plot, json_out, law)
+    return dry_run
 
 
-def _report(A, folder, bootstrap, plot, json_out, laws=None):
+def _report(folder: Path, bootstrap: int, plot: str | None, json_out: bool, laws=None) -> None:
+    """The report of the finished runs in `folder` (llmhist.scaling.ablation.report), printed or as JSON."""
     from llmhist.scaling import ablation, ablation_plots
 
-    res = ablation.report(folder, n_boot=bootstrap, laws=tuple(laws or ("hoffmann2022", "epoch2024")))
-    plots = []
-    if plot in ("png", "svg"):
-        plots = ablation_plots.write_plots(res, Path(folder) / "fits", plot)
+    with user_errors():
+        res = ablation.report(folder, n_boot=bootstrap, laws=tuple(laws or ("hoffmann2022", "epoch2024")))
+        plots = ablation_plots.write_plots(res, Path(folder) / "fits", plot) if plot in ("png", "svg") else []
     if json_out:
         return print_json({**{k: v for k, v in res.items() if k != "frontiers"}, "frontiers": res["frontiers"],
                            "plots": plots})

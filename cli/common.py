@@ -10,6 +10,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 from rich.text import Text
+from typer.core import TyperGroup
 
 from llmhist.numbers import human, nbytes, sci  # noqa: F401  (re-exported for the commands)
 
@@ -29,6 +30,35 @@ MaxConcurrentOpt = Annotated[int, typer.Option(help="slurm array: runs at once")
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+class DefaultGroup(TyperGroup):
+    """A command group whose first argument, when it names none of its commands, goes to its
+    `run` command (`llmhist sweep --arch gpt2` is `llmhist sweep run --arch gpt2`)."""
+
+    default = "run"
+
+    def parse_args(self, ctx, args):
+        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h")):
+            args = [self.default, *args]
+        return super().parse_args(ctx, args)
+
+
+def floats(s: str | None, what: str) -> list[float]:
+    """Comma-separated numbers of option `what` ([] for none); a RunError naming the option otherwise."""
+    import math
+
+    from llmhist.train.config import RunError
+
+    if not s:
+        return []
+    try:
+        out = [float(x) for x in s.split(",") if x.strip()]
+    except ValueError:
+        raise RunError(f"{what} {s!r}: give comma-separated numbers, e.g. 1e11,3e11,1e12") from None
+    if not out or any(not math.isfinite(x) for x in out):
+        raise RunError(f"{what} {s!r}: give comma-separated finite numbers, e.g. 1e11,3e11,1e12")
+    return out
 
 
 def print_json(obj) -> None:

@@ -42,7 +42,9 @@ def study(
     from llmhist.train import sweep as S
     from llmhist.train.config import RunError, usable_cores
 
-    from .sweep_cmd import Progress, _gpus, floats, plan_table, status_table
+    from .common import floats
+    from .runs_view import Progress, plan_table, status_table
+    from .runs_view import gpus as _gpus
 
     folder = out or Path("runs") / f"study-{arch}"
     fits_dir = folder / "fits"

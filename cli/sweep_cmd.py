@@ -1,19 +1,17 @@
-"""`llmhist sweep` (plan and run) and `llmhist sweep status`: thin wrappers over llmhist.train.sweep."""
+"""`llmhist sweep run` (plan, print, run; also plain `llmhist sweep ...`) and `llmhist sweep status`:
+screens over llmhist.train.sweep (plan_sweep, estimate_seconds, run_local / submit_slurm, status)."""
 
 from __future__ import annotations
 
-import math
+from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
-from rich.text import Text
-
-if TYPE_CHECKING:
-    from rich.live import Live
 
 from .common import (
     CpusPerJobOpt,
+    DefaultGroup,
     GpusPerJobOpt,
     LauncherOpt,
     MaxConcurrentOpt,
@@ -24,112 +22,22 @@ from .common import (
     WorkersOpt,
     console,
     err_console,
-    human,
+    floats,
     print_json,
     say,
     user_errors,
 )
+from .runs_view import Progress, gpus, plan_table, status_table
 
 app = typer.Typer()
-sweep_app = typer.Typer(help="Plan and run sweeps (isoFLOP grids, size ladders, TOML grids); see `sweep status`.",
-                        invoke_without_command=True, no_args_is_help=False)
+sweep_app = typer.Typer(cls=DefaultGroup, help="Plan and run sweeps (isoFLOP grids, size ladders, TOML grids): "
+                        "`sweep run` (the default: `llmhist sweep --arch gpt2` is `sweep run --arch gpt2`) and "
+                        "`sweep status`.")
 app.add_typer(sweep_app, name="sweep")
 
 
-def floats(s: str | None, what: str) -> list[float]:
-    from llmhist.train.config import RunError
-
-    if not s:
-        return []
-    try:
-        out = [float(x) for x in s.split(",") if x.strip()]
-    except ValueError:
-        raise RunError(f"{what} {s!r}: give comma-separated numbers, e.g. 1e11,3e11,1e12") from None
-    if not out or any(not math.isfinite(x) for x in out):
-        raise RunError(f"{what} {s!r}: give comma-separated finite numbers, e.g. 1e11,3e11,1e12")
-    return out
-
-
-STATE_STYLE = {"finished": "green", "running": "cyan", "diverged": "red", "failed": "red", "interrupted": "yellow"}
-
-
-def plan_table(plan, secs, how):
-    from rich.table import Table
-
-    t = Table(title=Text(f"{plan.kind} sweep: {len(plan.runs)} runs (time: {how})"), header_style="bold")
-    for c in ("run", "group", "N", "D", "C", "tokens/param", "est. time"):
-        t.add_column(c, justify="left" if c in ("run", "group") else "right", no_wrap=c == "run")
-    for r, s in zip(plan.runs, secs):
-        tpp = f"{r.tokens_per_param:.1f}"
-        if r.branches:  # WSD decay branches end at these fractions of the run's tokens
-            tpp += " (+" + ", ".join(f"{float(f) * r.tokens_per_param:.3g}" for f in r.branches.split(",")) + ")"
-        t.add_row(Text(r.name), Text(r.group), human(r.N), human(r.tokens), f"{r.C:.3g}", tpp,
-                  "n/a" if s != s else f"{s:.0f} s")
-    return t
-
-
-def status_table(rows, title):
-    from rich.table import Table
-
-    t = Table(title=Text(str(title)), header_style="bold")
-    for c in ("run", "N", "D", "state", "progress", "val loss", "error"):
-        t.add_column(c, justify="left" if c in ("run", "state", "error") else "right", no_wrap=c == "run")
-    for r in rows:
-        prog = f"{r['step'] or 0}/{r['steps']}" if r["steps"] else "-"
-        err = str(r["error"] or "")
-        t.add_row(Text(r["run"]), human(r["N"]), human(r["D"]), Text(r["state"], style=STATE_STYLE.get(r["state"], "")),
-                  prog, "-" if r["val_loss"] is None else f"{r['val_loss']:.4f}", Text(err[:80]))
-    return t
-
-
-class Progress:
-    """On a terminal a live table; piped, one line per run whose state changed."""
-
-    def __init__(self, folder, err: bool = False):
-        self.folder, self.err = folder, err  # err: stdout is kept for --json
-        self.seen: dict[str, tuple] = {}
-        self.live: Live | None = None
-
-    def __enter__(self) -> Progress:
-        from rich.live import Live
-
-        out = err_console if self.err else console
-        if out.is_terminal:
-            self.live = Live(Text(f"starting {self.folder}"), console=out, refresh_per_second=2)
-            self.live.__enter__()
-        self.tick()
-        return self
-
-    def tick(self):
-        from llmhist.errors import UserError
-        from llmhist.train import sweep as S
-
-        try:
-            rows = S.status(self.folder)
-        except UserError:  # no plan.json yet: the sweep writes it once it holds the folder
-            return
-        if self.live is not None:
-            self.live.update(status_table(rows, self.folder))
-            return
-        done = sum(r["state"] in ("finished", "diverged", "failed") for r in rows)
-        for r in rows:
-            key = (r["state"], r["step"] if r["state"] == "running" else None)
-            if self.seen.get(r["run"]) != key and (r["run"] in self.seen or r["state"] != "pending"):
-                extra = f" val loss {r['val_loss']:.4f}" if r["val_loss"] is not None else ""
-                extra += f" step {r['step']}/{r['steps']}" if r["state"] == "running" and r["steps"] else ""
-                extra += f": {r['error']}" if r["error"] else ""
-                say(f"[{done}/{len(rows)} done] {r['run']} {r['state']}{extra}", err=self.err)
-            self.seen[r["run"]] = key
-
-    def __exit__(self, *exc):
-        if self.live is not None:
-            self.live.__exit__(*exc)
-        return False
-
-
-@sweep_app.callback()
-def sweep(
-    ctx_: typer.Context,
+@sweep_app.command("run")
+def sweep_run(
     arch: Annotated[str, typer.Option("--arch", "-a", help="family, or several: gpt2,llama")] = "llama",
     budgets: Annotated[str | None, typer.Option(help="isoFLOP budgets C, comma-separated (default: three from "
                                                         "the smallest the family can plan, 1e11,3e11,1e12 for most)")] = None,
@@ -160,33 +68,19 @@ def sweep(
     json_out: Annotated[bool, typer.Option("--json", help="print the plan / final status as JSON")] = False,
 ) -> None:
     """Plan a sweep, print it, and run it (idempotent: the same command again resumes)."""
-    if ctx_.invoked_subcommand is not None:
-        return
     from llmhist.train import sweep as S
 
     with user_errors():
         S.check_launch(launcher, workers, threads)
         archs = [a.strip() for a in arch.split(",") if a.strip()]
-        common = {"data": data, "tokenizer": tokenizer, "seed": seed}
-        if grid:
-            plan = S.plan_grid(grid, common)
-        elif sizes:
-            plan = S.plan_ladder(archs, floats(sizes, "--sizes"), floats(tokens_per_param, "--tokens-per-param"),
-                                 ctx, batch, schedule=schedule, common=common)
-        else:
-            S.check_common(archs, ctx, batch, common)
-            chosen = floats(budgets, "--budgets") if budgets else S.default_budgets(archs, spread, ctx, batch)
-            plan = S.plan_isoflop(archs, chosen, points, spread, ctx, batch, common=common)
+        plan = S.plan_sweep(archs, floats(budgets, "--budgets") or None, points, spread, floats(sizes, "--sizes"),
+                            floats(tokens_per_param, "--tokens-per-param"), schedule, grid, ctx, batch,
+                            common={"data": data, "tokenizer": tokenizer, "seed": seed})
         folder = out or Path("runs") / f"{plan.kind}-{'-'.join(archs) if not grid else grid.stem}"
         secs, how = S.estimate_seconds(plan)
     if json_out and dry_run:
         return print_json({**plan.to_dict(), "est_seconds": secs, "out": str(folder)})
-    out_ = err_console if json_out else console  # with --json, stdout holds only the JSON
-    out_.print(plan_table(plan, secs, how))
-    finite = [s for s in secs if s == s]
-    if finite:
-        say(f"total compute {sum(r.C for r in plan.runs):.3g} FLOPs, about {sum(finite) / 60:.1f} min of one device "
-            f"-> {folder}", err=json_out)
+    _show_plan(plan, secs, how, folder, json_out)
     if dry_run:
         return
     if not yes and not typer.confirm("run this sweep?", default=True):
@@ -195,15 +89,33 @@ def sweep(
         if launcher == "slurm":
             ids = S.submit_slurm(folder, plan, partition, time_min, gpus_per_job, max_concurrent, cpus_per_job,
                                  retry_failed)
-            say(f"submitted {len(ids)} runs as a Slurm job array ({', '.join(ids[:3])}"
-                f"{'...' if len(ids) > 3 else ''}); watch with `llmhist sweep status {folder}`")
-            return
-        w, t, note = S.choose_split(plan, workers, threads, _gpus())
-        if note != "given":
-            say(note, err=json_out)
-        est = {r.name: s for r, s in zip(plan.runs, secs) if s == s}
-        with Progress(folder, err=json_out) as prog:
-            rows = S.run_local(folder, plan, w, t, retry_failed, on_tick=prog.tick, gpus=_gpus(), est=est)
+            return say(f"submitted {len(ids)} runs as a Slurm job array ({', '.join(ids[:3])}"
+                       f"{'...' if len(ids) > 3 else ''}); watch with `llmhist sweep status {folder}`")
+        rows = _run_here(folder, plan, secs, workers, threads, retry_failed, json_out)
+    _show_done(rows, folder, json_out)
+
+
+def _show_plan(plan, secs: list[float], how: str, folder: Path, json_out: bool) -> None:
+    (err_console if json_out else console).print(plan_table(plan, secs, how))  # with --json, stdout holds the JSON
+    finite = [s for s in secs if s == s]
+    if finite:
+        say(f"total compute {sum(r.C for r in plan.runs):.3g} FLOPs, about {sum(finite) / 60:.1f} min of one device "
+            f"-> {folder}", err=json_out)
+
+
+def _run_here(folder: Path, plan, secs: list[float], workers, threads, retry_failed: bool, json_out: bool) -> list:
+    """The local queue at the measured (or given) processes x threads, with the live progress display."""
+    from llmhist.train import sweep as S
+
+    w, t, note = S.choose_split(plan, workers, threads, gpus())
+    if note != "given":
+        say(note, err=json_out)
+    est = {r.name: s for r, s in zip(plan.runs, secs) if s == s}
+    with Progress(folder, err=json_out) as prog:
+        return S.run_local(folder, plan, w, t, retry_failed, on_tick=prog.tick, gpus=gpus(), est=est)
+
+
+def _show_done(rows: list[dict], folder: Path, json_out: bool) -> None:
     if json_out:
         return print_json(rows)
     console.print(status_table(rows, f"{folder}: done"))
@@ -212,12 +124,6 @@ def sweep(
         say(f"{len(bad)} run(s) not finished; `llmhist sweep status {folder}` shows why; the same command resumes "
             "(add --retry-failed to rerun failures)", style="yellow")
         raise typer.Exit(1)
-
-
-def _gpus() -> list[int]:
-    import torch
-
-    return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
 
 
 @sweep_app.command("status")
@@ -233,7 +139,5 @@ def sweep_status(
     if json_out:
         return print_json(rows)
     console.print(status_table(rows, folder))
-    from collections import Counter
-
     c = Counter(r["state"] for r in rows)
     console.print(", ".join(f"{k}: {v}" for k, v in sorted(c.items())))

@@ -13,6 +13,7 @@ from pathlib import Path
 from llmhist.files import write_json
 from llmhist.train import runfolder as rf
 from llmhist.train.ablate import AblationError, load
+from llmhist.train.runstate import run_state
 
 from .points import FitError
 
@@ -20,7 +21,7 @@ from .points import FitError
 # ----------------------------------------------------------------------- the report
 def _outcome(run_dir: Path) -> tuple[float | None, rf.Summary | None, str | None]:
     """(final validation loss, summary record, None) of a finished run, or (None, None, why it is left out)."""
-    st = rf.run_state(run_dir)
+    st = run_state(run_dir)
     if st.state != "finished" or st.summary is None:
         why = {"diverged": "diverged", "failed": st.error}.get(st.state) or "unfinished (no summary.json)"
         return None, None, why

@@ -246,6 +246,44 @@ def run_noise(p: tuple, seed_sd: float) -> np.ndarray:
     return sd
 
 
+def _bootstrap(R, V, Cv, sds: tuple, rng, seed_dof: int | None, n_boot: int, method: str) -> tuple[list, list, int]:
+    """n_boot replicates of the CEG (R's draws first, then V's, each replicate), their slopes, and how
+    many were dropped. A replicate that cannot be inverted is dropped and counted: a frontier loss <= 0
+    (Student-t draws with 1-2 degrees of freedom, i.e. seed noise from 2-3 seeds, have tails that long)
+    or a reference frontier that no longer falls with compute."""
+    boots, slopes, dropped = [], [], 0
+    for _ in range(n_boot):
+        Rb, Vb = redraw(R, sds[0], rng, seed_dof), redraw(V, sds[1], rng, seed_dof)
+        try:
+            _, kb, _, _, _ = _ceg_once(Rb, Vb, method)
+        except FitError:
+            dropped += 1
+            continue
+        boots.append(kb)
+        slopes.append(_slope(Cv, kb))
+    return boots, slopes, dropped
+
+
+def _budget_row(C: float, k: float, col: np.ndarray, q: tuple, loss_variant: float, extrapolated: bool) -> dict:
+    """One budget's CEG, its percentile interval from the replicates `col`, and the verdict."""
+    col = col[~np.isnan(col)]
+    lo, hi = (np.percentile(col, q) if len(col) else (math.nan, math.nan))
+    lo, hi = float(lo), float(hi)
+    return {"C": float(C), "ceg": float(k), "interval": [lo, hi], "loss_variant": float(loss_variant),
+            "extrapolated": bool(extrapolated), "detectable": bool(lo > 1 or hi < 1), "verdict": _verdict(k, lo, hi)}
+
+
+def _interval_method(level: float, n_boot: int, seed_sd: float, seed_dof: int | None, sd_r, sd_v, dropped: int) -> str:
+    """How the intervals were drawn, as the report prints it."""
+    if sd_r is None or sd_v is None:
+        return (f"{round(100 * level)}% bootstrap percentile, {n_boot} resamples of runs within budgets (seed noise "
+                "not measured)")
+    return (f"{round(100 * level)}% parametric bootstrap, {n_boot} re-draws of every run's loss "
+            f"({f'Student-t, {seed_dof} dof' if seed_dof else 'Gaussian'}) with sd max(seed sd {seed_sd:.3g}, its "
+            f"budget's parabola residual sd, {max(sd_r.max(), sd_v.max()):.3g} at most)"
+            + (f"; {dropped} re-draws that no frontier inverts dropped" if dropped else ""))
+
+
 def ceg(ref: dict, var: dict, seed_sd: float = 0.0, n_boot: int = 1000, level: float = LEVEL,
         method: str = "auto", seed: int = 0, seed_dof: int | None = None) -> dict:
     """CEG of `var` against `ref` at each of the variant's budgets, with bootstrap intervals.
@@ -266,31 +304,10 @@ def ceg(ref: dict, var: dict, seed_sd: float = 0.0, n_boot: int = 1000, level: f
     if seed_dof is not None and seed_dof < 1:
         raise FitError(f"seed_dof {seed_dof}: the seed noise needs at least 2 seeds (1 degree of freedom)")
     sd_r, sd_v = (run_noise(R, seed_sd), run_noise(V, seed_sd)) if seed_sd else (None, None)
-    # A replicate that cannot be inverted is dropped and counted: a frontier loss <= 0 (Student-t draws
-    # with 1-2 degrees of freedom, i.e. seed noise from 2-3 seeds, have tails that long) or a
-    # reference frontier that no longer falls with compute.
-    boots, slopes, dropped = [], [], 0
-    for _ in range(n_boot):
-        Rb, Vb = redraw(R, sd_r, rng, seed_dof), redraw(V, sd_v, rng, seed_dof)  # R's draws first, then V's
-        try:
-            _, kb, _, _, _ = _ceg_once(Rb, Vb, fr.method)
-        except FitError:
-            dropped += 1
-            continue
-        boots.append(kb)
-        slopes.append(_slope(Cv, kb))
+    boots, slopes, dropped = _bootstrap(R, V, Cv, (sd_r, sd_v), rng, seed_dof, n_boot, fr.method)
     q = (100 * (1 - level) / 2, 100 * (1 + level) / 2)
     B = np.array(boots) if boots else np.full((1, len(Cv)), math.nan)
-    rows = []
-    for i, C in enumerate(Cv):
-        col = B[:, i]
-        col = col[~np.isnan(col)]
-        lo, hi = (np.percentile(col, q) if len(col) else (math.nan, math.nan))
-        lo, hi = float(lo), float(hi)
-        detect = bool(lo > 1 or hi < 1)
-        rows.append({"C": float(C), "ceg": float(k[i]), "interval": [lo, hi], "loss_variant": float(Lv[i]),
-                     "extrapolated": bool(extrap[i]), "detectable": detect,
-                     "verdict": _verdict(k[i], lo, hi)})
+    rows = [_budget_row(C, k[i], B[:, i], q, Lv[i], extrap[i]) for i, C in enumerate(Cv)]
     sl = np.array([s for s in slopes if np.isfinite(s)])
     slope = _slope(Cv, k)
     slope_iv = [float(x) for x in np.percentile(sl, q)] if len(sl) else [math.nan, math.nan]
@@ -301,14 +318,7 @@ def ceg(ref: dict, var: dict, seed_sd: float = 0.0, n_boot: int = 1000, level: f
         "scale_dependent": bool(len(sl) and (slope_iv[0] > 0 or slope_iv[1] < 0)),
         "method": {"frontier": fr.method, "points": "isoFLOP minimum per budget (parabola vertex in log N, "
                                                     "else the lowest run)",
-                   "interval": (f"{round(100 * level)}% parametric bootstrap, {n_boot} re-draws of every run's "
-                                f"loss ({f'Student-t, {seed_dof} dof' if seed_dof else 'Gaussian'}) with sd "
-                                f"max(seed sd {seed_sd:.3g}, its budget's parabola residual sd, "
-                                f"{max(sd_r.max(), sd_v.max()):.3g} at most)" + (f"; {dropped} re-draws that no frontier "
-                                                                     "inverts dropped" if dropped else "")) if sd_r is not None
-                               and sd_v is not None else
-                               (f"{round(100 * level)}% bootstrap percentile, {n_boot} resamples of runs within "
-                                "budgets (seed noise not measured)")},
+                   "interval": _interval_method(level, n_boot, seed_sd, seed_dof, sd_r, sd_v, dropped)},
         "reference_frontier": fr.to_dict(),
         "seed_sd": seed_sd, "n_boot": len(boots), "n_dropped": dropped, "level": level,
     }

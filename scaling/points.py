@@ -234,8 +234,9 @@ def _read_run(run: Path, conventions: Conventions) -> tuple[dict | None, str | N
     """One finished causal-LM run's values ({N, D, loss, cfg, summary, n_conv}) or why it is left out
     (the run folder's one reader says where it stands; a damaged file is named)."""
     from llmhist.train import runfolder as rf
+    from llmhist.train.runstate import run_state
 
-    st = rf.run_state(run)
+    st = run_state(run)
     if st.state != "finished" or st.summary is None:
         return None, {"diverged": "diverged", "failed": st.error}.get(st.state) or "unfinished (no summary.json)"
     s = st.summary

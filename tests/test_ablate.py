@@ -255,3 +255,18 @@ def test_a_gqa_base_plans_at_the_heads_its_family_keeps():
             c = r["config"]
             a = CH.variant_spec(c["variant"], c["d_model"], c["n_layers"], c["n_heads"], 256, 128)
             assert a.n_heads % 8 == 0 and a.n_heads // a.kv_heads == 8 and a.kv_heads >= 2
+
+
+def test_subcommands_are_the_old_flags():
+    """`ablate plan|list|report` are `--dry-run`, `--list`, `--report`: the same screens."""
+    from typer.testing import CliRunner
+
+    from llmhist.cli.main import app
+
+    r = CliRunner()
+    small = ["gpt2", "llama3", "--budgets", "1e12,3e12", "--points", "3", "--seeds", "2", "--json"]
+    assert r.invoke(app, ["ablate", "plan", *small]).output == r.invoke(app, ["ablate", *small, "--dry-run"]).output
+    assert r.invoke(app, ["ablate", "list", "gpt2", "llama3"]).output == \
+        r.invoke(app, ["ablate", "gpt2", "llama3", "--list"]).output
+    missing = r.invoke(app, ["ablate", "report", "/nonexistent/abl"])
+    assert missing.exit_code == 2 and "plan.json" in missing.output

@@ -17,7 +17,7 @@ import torch
 
 from llmhist.files import Locked, exclusive_lock
 from llmhist.train import data as datamod
-from llmhist.train import loop
+from llmhist.train import loop, runstate
 from llmhist.train import runfolder as rf
 from llmhist.train.loop import TrainConfig, train
 
@@ -275,7 +275,7 @@ def test_json_files_that_are_not_objects_are_clear_errors(tmp_path, name, payloa
     with pytest.raises(loop.RunError, match=name):
         train(_config(out, branches=None, schedule="cosine", tokens=32 * 8 * 6))
     assert _files(out) == before
-    st = rf.run_state(out)  # sweep status: one run's bad file is a state, not a crash
+    st = runstate.run_state(out)  # sweep status: one run's bad file is a state, not a crash
     if name == "summary.json":
         assert st.state == "failed" and name in st.error and "resume" in st.error
 

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from llmhist.cli.main import app
 from llmhist.train import runfolder as rf
+from llmhist.train import runstate
 from llmhist.train import sweep as S
 from llmhist.train.loop import RunError, read_metrics
 
@@ -150,7 +151,7 @@ def test_sweep_status_reports_failures_and_divergence(tmp_path):
     assert r.exit_code == 0 and "MemoryError" in r.output and "diverged" in r.output
     # a long log keeps its last line as the error; failed runs relaunch only when asked, on any launcher
     (out / "logs" / "r0.failed").write_text(json.dumps({"exit": 1, "log_tail": "x" * 3000 + "\nOSError: disk"}))
-    assert rf.run_state(out / "r0").error == "OSError: disk"
+    assert runstate.run_state(out / "r0").error == "OSError: disk"
     assert S.runs_to_launch(out, plan) == []
     assert [r.name for r in S.runs_to_launch(out, plan, retry_failed=True)] == ["r0"]
     assert not (out / "logs" / "r0.failed").exists()
@@ -230,10 +231,10 @@ def test_a_killed_process_not_yet_reaped_counts_as_dead():
     deadline = time.time() + 10
     while time.time() < deadline and Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
         time.sleep(0.05)  # exited but not waited for: a zombie
-    assert not rf._alive(p.pid)
-    assert rf._alive(os.getpid())
+    assert not runstate._alive(p.pid)
+    assert runstate._alive(os.getpid())
     p.wait()
-    assert not rf._alive(p.pid)
+    assert not runstate._alive(p.pid)
 
 
 # ------------------------------------------------------------------ the library, the worker, locks, signals
@@ -312,9 +313,9 @@ def _cli(args, **kw):
 def _still_alive(pids: list[int], timeout: float = 20) -> list[int]:
     """The pids still alive after waiting up to `timeout` seconds for all of them to exit."""
     deadline = time.time() + timeout
-    while time.time() < deadline and any(rf._alive(p) for p in pids):
+    while time.time() < deadline and any(runstate._alive(p) for p in pids):
         time.sleep(0.1)
-    return [p for p in pids if rf._alive(p)]
+    return [p for p in pids if runstate._alive(p)]
 
 
 def _children_running(out: Path, timeout=120) -> list[int]:
@@ -327,7 +328,7 @@ def _children_running(out: Path, timeout=120) -> list[int]:
                 d = json.loads(p.read_text())
             except (json.JSONDecodeError, OSError):
                 continue
-            if d.get("status") == "running" and rf._alive(d.get("pid")):
+            if d.get("status") == "running" and runstate._alive(d.get("pid")):
                 pids.append(d["pid"])
         if pids:
             return pids
@@ -386,3 +387,20 @@ def test_a_sweep_parent_killed_outright_takes_its_children_with_it(tmp_path):
             os.killpg(parent.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def test_sweep_run_is_the_default_subcommand_and_commands_share_no_private_helpers(tmp_path):
+    """`llmhist sweep --arch ...` and `llmhist sweep run --arch ...` plan the same; no command module
+    imports another's names (shared CLI views live in cli/common.py and cli/runs_view.py)."""
+    import ast
+    from pathlib import Path
+
+    args = ["--arch", "gpt2", "--budgets", "1e11,3e11", "--points", "3", "--dry-run", "--json"]
+    plain, sub = (runner.invoke(app, ["sweep", *pre, *args]) for pre in ([], ["run"]))
+    assert plain.exit_code == sub.exit_code == 0, plain.output
+    assert json.loads(plain.output)["hash"] == json.loads(sub.output)["hash"]
+    cli = Path(__file__).parents[1] / "cli"
+    for f in cli.glob("*_cmd.py"):
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert not node.module.endswith("_cmd"), f"{f.name} imports from {node.module}"

@@ -20,8 +20,9 @@ Files (runs/README.md is generated from the same facts; `readme_table()` prints 
     branches/step-B/   WSD: the stable-phase state a decay branch starts from (a checkpoint)
     wsd-F/             WSD: the branch run ending at fraction F of the budget (a run folder itself)
 
-A run's state (run_state, for every reader): pending, running, interrupted, finished, diverged or
-failed; a damaged or wrong-shaped summary.json is `failed` with a message naming the file.
+Where a run stands (pending, running, interrupted, finished, diverged, failed) is read from these
+files by llmhist.train.runstate.run_state, the one reader of state for sweep status, the ablation
+report and the fit loader.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import shutil
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from llmhist.files import atomic_write, lock_holder, write_json
+from llmhist.files import atomic_write, write_json
 
 from .config import RunError  # the one error class of a run (re-exported for readers)
 
@@ -67,9 +68,7 @@ KNOWN = {RUN, CONFIG, METRICS, SUMMARY, PROGRESS, CHECKPOINT, CHECKPOINT_OLD, WE
 
 
 # ------------------------------------------------------------------------------ outcomes
-# The one vocabulary of a run's state (every reader: sweep status, ablate, the fit loader) and the
-# worker's exit codes (the sweep's queue reads them; a sweep's own Ctrl-C exits with EXIT_INTERRUPTED).
-STATES = ("pending", "running", "interrupted", "finished", "diverged", "failed")
+# The worker's exit codes (the sweep's queue reads them; a sweep's own Ctrl-C exits with EXIT_INTERRUPTED)
 EXIT_OK, EXIT_BUG, EXIT_USER, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 EXITS = (EXIT_OK, EXIT_BUG, EXIT_USER, EXIT_DIVERGED)  # the worker's own; anything else: it was killed
 FAILED = ".failed"  # LOG_DIR/NAME.failed: the worker's marker of a run that failed ({"exit", "error", "log_tail"})
@@ -304,88 +303,6 @@ def write_progress(run_dir: str | Path, **kw) -> None:
     # advisory and rewritten often: atomic (never half a file) but not fsynced
     doc = {k: v for k, v in asdict(rec).items() if v is not None}
     atomic_write(Path(run_dir) / PROGRESS, json.dumps(doc, indent=2) + "\n", durable=False)
-
-
-# ------------------------------------------------------------------------------ the run's state
-
-
-@dataclass
-class RunState:
-    """Where a run stands (STATES), for every reader; `summary` is the record once the run ended."""
-
-    state: str = "pending"
-    step: int | None = 0
-    steps: int | None = None
-    val_loss: float | None = None
-    error: str | None = None
-    summary: Summary | None = None
-
-    def row(self) -> dict:
-        """The state as sweep status prints it."""
-        return {"state": self.state, "step": self.step, "steps": self.steps, "val_loss": self.val_loss,
-                "error": self.error}
-
-
-def failed_marker(run_dir: str | Path) -> Path:
-    """Where a sweep's worker marks a run it failed: SWEEP/logs/NAME.failed."""
-    run_dir = Path(run_dir)
-    return run_dir.parent / "logs" / f"{run_dir.name}{FAILED}"
-
-
-def run_state(run_dir: str | Path) -> RunState:
-    """Never raises. finished / diverged (summary.json says so; a damaged one is `failed`, naming it
-    and how to recover), running (a live process holds the run's lock or reports progress here),
-    interrupted (progress but no live process: resumes from its checkpoint), failed (the worker's
-    marker), pending (nothing yet)."""
-    run_dir = Path(run_dir)
-    try:
-        s = read_summary_record(run_dir)
-    except (RunError, OSError) as e:
-        return RunState("failed", error=f"{e} (the run's checkpoint, if any, is kept: move summary.json away and "
-                                        "run the same command again to resume from it)")
-    if s is not None:
-        return RunState(s.status, s.steps, s.steps, s.val_loss, s.error, s)
-    out = RunState()
-    p = read_progress(run_dir)
-    here = os.uname().nodename
-    if p is not None:
-        out.step, out.steps, out.val_loss = p.step, p.steps, p.val_loss
-        alive = _alive(p.pid) and (p.host or here) == here
-        out.state = "running" if (p.status == "running" and alive) else "interrupted"
-    if lock_holder(run_dir) is not None:
-        out.state = "running"
-        return out
-    fail = failed_marker(run_dir)
-    if fail.exists():
-        out.state, out.error = "failed", _failure(fail)
-    return out
-
-
-def _failure(marker: Path) -> str:
-    """The error a worker's marker gives: its message, or the last line of the run's log."""
-    try:
-        m = json.loads(marker.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        m = None
-    if not isinstance(m, dict):
-        return marker.read_text(errors="replace").strip()[-500:]
-    tail = str(m.get("log_tail", "")).strip().splitlines()
-    return str(m.get("error") or (tail[-1] if tail else "failed (no output)"))
-
-
-def _alive(pid) -> bool:
-    """Whether the process is running. A killed process whose parent died stays a zombie until
-    init reaps it; it answers signals but runs nothing, so it counts as dead."""
-    if not pid:
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except (OSError, ValueError, OverflowError):
-        return False
-    try:
-        return Path(f"/proc/{int(pid)}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True  # no /proc (macOS): the signal check is all there is
 
 
 # ------------------------------------------------------------------------------ metrics.csv

@@ -50,6 +50,7 @@ from .planners import (
     plan_grid,
     plan_isoflop,
     plan_ladder,
+    plan_sweep,
 )
 from .shapes import family_ladder
 from .slurm import submit_slurm
@@ -58,6 +59,6 @@ __all__ = [
     "DEFAULT_BUDGETS", "EXIT_DIVERGED", "EXIT_INTERRUPTED", "LAUNCHERS", "MIN_STEPS", "PLAN_VERSION", "SWEEP_LOCK",
     "Interrupted", "RunSpec", "SweepPlan", "best_split", "check_common", "check_launch", "check_run_name",
     "check_workers", "choose_split", "default_budgets", "estimate_seconds", "family_ladder", "isoflop_range",
-    "load_plan", "plan_grid", "plan_isoflop", "plan_ladder", "prepare", "queue_items", "run_config", "run_local",
+    "load_plan", "plan_grid", "plan_isoflop", "plan_ladder", "plan_sweep", "prepare", "queue_items", "run_config", "run_local",
     "run_seconds", "runs_to_launch", "status", "submit_slurm", "time_model", "write_requests",
 ]

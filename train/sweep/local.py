@@ -19,7 +19,7 @@ from pathlib import Path
 
 from llmhist.files import exclusive_lock, write_json
 
-from .. import runfolder as rf
+from .. import runstate
 from ..config import RunError
 from ..runfolder import EXITS, Interrupted
 from .plan import LOGS, RunSpec, SweepPlan, prepare, runs_to_launch, status, write_requests
@@ -235,5 +235,5 @@ def _mark_crashed(folder: Path, item: list[RunSpec], code: int) -> None:
     tail = wlog.read_text(errors="replace")[-2000:] if wlog.exists() else ""
     why = f"the worker process ended with {code}" + (f" (signal {signal.Signals(-code).name})" if code < 0 else "")
     for r in item:
-        if rf.run_state(folder / r.name).state in ("pending", "interrupted"):
-            write_json(rf.failed_marker(folder / r.name), {"exit": code, "error": why, "log_tail": tail})
+        if runstate.run_state(folder / r.name).state in ("pending", "interrupted"):
+            write_json(runstate.failed_marker(folder / r.name), {"exit": code, "error": why, "log_tail": tail})

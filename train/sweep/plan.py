@@ -17,6 +17,7 @@ from pathlib import Path
 from llmhist.files import write_json
 
 from .. import runfolder as rf
+from .. import runstate
 from ..config import RunError, TrainConfig
 
 PLAN_VERSION = 1  # of plan.json (and of an ablation's plan, its meta)
@@ -187,7 +188,7 @@ def status(folder: Path) -> list[dict]:
     folder = Path(folder)
     plan = load_plan(folder)
     return [{"run": r.name, "arch": r.arch, "N": r.N, "D": r.tokens, "C": r.C, "group": r.group,
-             **rf.run_state(folder / r.name).row()} for r in plan.runs]
+             **runstate.run_state(folder / r.name).row()} for r in plan.runs]
 
 
 def runs_to_launch(folder: Path, plan: SweepPlan, retry_failed: bool = False) -> list[RunSpec]:
@@ -196,9 +197,9 @@ def runs_to_launch(folder: Path, plan: SweepPlan, retry_failed: bool = False) ->
     cleared then). Interrupted runs resume from their checkpoint."""
     todo = []
     for r in plan.runs:
-        state = rf.run_state(folder / r.name).state
+        state = runstate.run_state(folder / r.name).state
         if state in ("finished", "diverged", "running") or (state == "failed" and not retry_failed):
             continue
-        rf.failed_marker(folder / r.name).unlink(missing_ok=True)
+        runstate.failed_marker(folder / r.name).unlink(missing_ok=True)
         todo.append(r)
     return todo

@@ -278,3 +278,17 @@ def plan_grid(path: str | Path, common: dict | None = None) -> SweepPlan:
     ctx, batch = int(defaults.get("ctx", 128)), int(defaults.get("batch", 16))
     common_out = {k: v for k, v in defaults.items() if k not in {"ctx", "batch"} | _SPEC_KEYS}
     return SweepPlan("grid", runs, {"ctx": ctx, "batch": batch, **common_out}).check()
+
+
+def plan_sweep(archs: list[str], budgets: list[float] | None = None, points: int = 7, spread: float = 16.0,
+               sizes: list[float] | None = None, horizons: list[float] | None = None, schedule: str = "cosine",
+               grid: str | Path | None = None, ctx: int = 128, batch: int = 16, common: dict | None = None) -> SweepPlan:
+    """The plan `llmhist sweep` asks for: a TOML grid, else a ladder of `sizes` x `horizons`, else
+    isoFLOP at `budgets` (default_budgets when none are given)."""
+    if grid:
+        return plan_grid(grid, common)
+    if sizes:
+        return plan_ladder(archs, sizes, [20.0] if horizons is None else horizons, ctx, batch, schedule=schedule, common=common)
+    check_common(archs, ctx, batch, common)
+    chosen = budgets or default_budgets(archs, spread, ctx, batch)
+    return plan_isoflop(archs, chosen, points, spread, ctx, batch, common=common)

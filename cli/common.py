@@ -1,4 +1,4 @@
-"""Shared CLI helpers: number formatting, JSON output, clean errors. No heavy imports."""
+"""Shared CLI helpers: number formatting, JSON output, clean errors, the launch options sweep and ablate share, the group whose default command is `run`, comma-separated numbers. No heavy imports."""
 
 from __future__ import annotations
 

@@ -263,7 +263,7 @@ def _read_run(run: Path, conventions: Conventions) -> tuple[dict | None, str | N
 
 def _add_run(g: dict, run: Path, r: dict) -> None:
     """A run's point, data facts, nominal budget and training curve into its spec group."""
-    from llmhist.train.runfolder import read_metrics
+    from llmhist.train.runfolder import check_metrics
 
     s, N, D = r["summary"], r["N"], r["D"]
     g["rows"].append((N, D, r["loss"]))
@@ -274,8 +274,11 @@ def _add_run(g: dict, run: Path, r: dict) -> None:
     g["ent_eval"].add(None if ent_eval is None else round(float(ent_eval), 9))
     g["budget"].append(_run_budget(run))
     scale = D / float(s.D)  # 1 for 6ND; counted / 6ND otherwise
-    curve = [(m["tokens"] * scale, m["val_loss"]) for m in read_metrics(run / "metrics.csv")
-             if m.get("val_loss") is not None]
+    rows, problem = check_metrics(run / "metrics.csv")
+    if problem:  # the final point stands (summary.json); the curve Approach 1 reads is damaged: say so
+        g["notes"].append({"run": str(run), "reason": f"note: its training curve is damaged ({problem}); "
+                           f"{'the readable rows are' if rows else 'no row is'} used by the envelope fit"})
+    curve = [(m["tokens"] * scale, m["val_loss"]) for m in rows if m.get("val_loss") is not None]
     if len(curve) >= 2:
         g["curves"].append({"run": str(run), "N": N, "D": np.array([c[0] for c in curve]),
                             "loss": np.array([c[1] for c in curve])})
@@ -286,7 +289,7 @@ def _group_points(folder: Path, key: str, g: dict, label: str, left_out: list, c
     """One spec group's Points: budgets nominal where every run's request names one, else clustered."""
     arr = np.array(g["rows"])
     fps = sorted(g["fps"])
-    lo = list(left_out)
+    lo = list(left_out) + g["notes"]
     if len(fps) > 1:
         lo.append({"run": "(all)", "reason": f"warning: runs span {len(fps)} data fingerprints"})
     fp = hashlib.sha256(arr.tobytes() + "".join(fps).encode()).hexdigest()[:16]
@@ -336,7 +339,7 @@ def load_runs(folder: str | Path, conventions: Conventions = Conventions(), min_
             continue
         key, label = spec_key(r["cfg"])
         _add_run(groups.setdefault(key, {"label": label, "rows": [], "curves": [], "fps": set(), "ent": set(),
-                                         "ent_eval": set(), "n_conv": set(), "budget": []}), run, r)
+                                         "ent_eval": set(), "n_conv": set(), "budget": [], "notes": []}), run, r)
     if not groups:
         why = "; ".join(f"{Path(x['run']).name}: {x['reason']}" for x in left_out[:5])
         raise FitError(f"{folder}: no finished runs to fit" + (f" (left out: {why})" if why else

@@ -429,14 +429,20 @@ def test_a_summary_of_the_wrong_shape_is_left_out_with_a_note_by_every_reader(tm
         rf.write_config(tmp_path / r["name"], {"train": {"variant": r["config"]["variant"]}, "arch": {}})
         rf.write_summary(tmp_path / r["name"], rf.Summary(status="finished", val_loss=3.0 - 1e-7 * r["N"] ** 0.5,
                                                           N=r["N"], D=r["D"], C=6 * r["N"] * r["D"]))
-    bad = tmp_path / runs[0]["name"]
+    bad, bad_cfg, bad_curve = (tmp_path / runs[i]["name"] for i in (0, 1, 2))
     (bad / "summary.json").write_text(payload)
+    (bad_cfg / "config.json").write_text("[]")  # F3: a config.json of the wrong shape, too
+    (bad_curve / "metrics.csv").write_bytes(b"\x00\xff garbage")  # F8: a damaged curve is named, not dropped silently
     rows = {x["run"]: x for x in S.status(tmp_path)}
     assert rows[bad.name]["state"] == "failed" and "summary.json" in rows[bad.name]["error"]
     assert says in rows[bad.name]["error"]
     assert sum(x["state"] == "finished" for x in rows.values()) == len(runs) - 1
-    left = {Path(x["run"]).name: x["reason"] for x in points.load_runs(tmp_path)[0].left_out}
+    groups = points.load_runs(tmp_path)
+    left = {Path(x["run"]).name: x["reason"] for g in groups for x in g.left_out}
     assert says in left[bad.name] and str(bad / "summary.json") in left[bad.name]
+    assert "config.json" in left[bad_cfg.name] and "must be a JSON object" in left[bad_cfg.name]
+    assert "training curve is damaged" in left[bad_curve.name]
+    assert sum(g.n_rows for g in groups) == len(runs) - 2
     res = ablation.report(tmp_path, n_boot=50, laws=())
     (why,) = [x["reason"] for x in res["left_out"] if x["run"] == bad.name]
     assert says in why and "summary.json" in why

@@ -225,7 +225,7 @@ def load_runs(folder: str | Path, conventions: Conventions = Conventions(), min_
     are runs of another objective than causal LM (T5's span corruption: its loss is per target
     token of another task). N follows the convention (auto: total for dense, active for MoE);
     with C "counted", D is replaced by C_counted / 6N so that 6ND equals the counted FLOPs."""
-    from llmhist.train.metrics import read_metrics
+    from llmhist.train.runfolder import read_metrics
 
     from .runs import spec_key
 

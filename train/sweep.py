@@ -401,7 +401,7 @@ def plan_grid(path: str | Path, common: dict | None = None) -> SweepPlan:
         mapped = {"arch", "size", "d_model", "n_layers", "n_heads", "tokens", "flops", "schedule", "branches"}
         own = {k: v for k, v in e.items() if k not in mapped and k not in GRID_RUN_KEYS}
         runs.append(RunSpec(name=name, arch=cfg.arch, d_model=a.d_model, n_layers=a.n_layers, n_heads=a.n_heads,
-                            tokens=D, N=N, C=6 * N * D, group=str(e.get("group", "")), schedule=cfg.schedule,
+                            tokens=D, N=N, C=6 * N * D, group=str(e.get("group", "")), schedule=cfg.resolve().schedule,
                             branches=cfg.branches or "", options=own))
     ctx, batch = int(defaults.get("ctx", 128)), int(defaults.get("batch", 16))
     common_out = {k: v for k, v in defaults.items() if k not in ("ctx", "batch", "schedule", "branches", "arch",

@@ -12,13 +12,6 @@ from llmhist.train import defaults as D
 
 from .common import console, fail, print_json, say, user_errors
 
-Arch_ = Annotated[str, typer.Option("--arch", "-a", help="family or registry name (llama, gpt2, mixtral, t5, ...)")]
-Size = Annotated[str | None, typer.Option(help="named size: nano (train's default), micro, mini, small, base, "
-                                                 "or a registry name")]
-DModel = Annotated[int | None, typer.Option("--d-model", help="explicit width (with --n-layers, --n-heads)")]
-NLayers = Annotated[int | None, typer.Option("--n-layers", help="explicit depth")]
-NHeads = Annotated[int | None, typer.Option("--n-heads", help="explicit head count")]
-
 
 def _opt(name: str) -> Any:
     """The typer.Option of TrainConfig field `name`: its flag(s) and help text, declared once there
@@ -108,16 +101,17 @@ def export(
 
 
 def bench(
-    arch: Arch_ = "llama",
-    size: Size = None,
-    d_model: DModel = 128,
-    n_layers: NLayers = 4,
-    n_heads: NHeads = 4,
-    ctx: Annotated[int, typer.Option(help="sequence length T")] = 128,
-    batch: Annotated[int, typer.Option(help="sequences per step")] = 16,
-    steps: Annotated[int, typer.Option(help="timed steps per repetition")] = 10,
-    repeats: Annotated[int, typer.Option(help="interleaved repetitions (median reported)")] = 3,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, mps")] = "auto",
+    arch: Annotated[str, _opt("arch")] = D.ARCH,
+    size: Annotated[str | None, typer.Option(help="named size (nano, micro, mini, small, base) or a registry name; "
+                                                  "replaces the shape")] = None,
+    d_model: Annotated[int | None, _opt("d_model")] = D.BENCH_D_MODEL,
+    n_layers: Annotated[int | None, _opt("n_layers")] = D.BENCH_N_LAYERS,
+    n_heads: Annotated[int | None, _opt("n_heads")] = D.BENCH_N_HEADS,
+    ctx: Annotated[int, typer.Option(help="sequence length T")] = D.CTX,
+    batch: Annotated[int, typer.Option(help="sequences per step")] = D.BATCH,
+    steps: Annotated[int, typer.Option(help="timed steps per repetition")] = D.BENCH_STEPS,
+    repeats: Annotated[int, typer.Option(help="interleaved repetitions (median reported)")] = D.BENCH_REPEATS,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, mps")] = D.DEVICE,
     compile: Annotated[bool, typer.Option("--compile/--no-compile", help="also time torch.compile variants")] = False,
     hf: Annotated[bool, typer.Option("--hf/--no-hf", help="also time transformers' implementation")] = True,
     peak_flops: Annotated[float | None, typer.Option(help="override the MFU denominator (FLOP/s)")] = None,

@@ -167,7 +167,7 @@ def test_unset_options_take_the_recipe_value_with_its_source():
     assert {given.sources[k] for k in ("lr", "warmup", "schedule")} == {"given"}
     assert given.sources["ctx"] == "default" and TrainConfig(ctx=64).resolve().sources["ctx"] == "given"
     doc = given.to_dict()
-    assert set(doc) == {f.name for f in fields(TrainConfig)} and doc["lr"] == {"value": 1e-3, "source": "given"}
+    assert set(doc) == {f.name for f in fields(TrainConfig)} - {"out"} and doc["lr"] == {"value": 1e-3, "source": "given"}
     json.dumps(doc, allow_nan=False)
 
 
@@ -215,3 +215,19 @@ def test_train_is_a_real_definition_with_the_library_defaults():
     assert [float(x) for x in study["budgets"].split(",")] == list(D.STUDY_BUDGETS)
     assert (study["points"], study["ctx"], study["batch"], study["bootstrap"]) == (
         D.STUDY_POINTS, D.STUDY_CTX, D.STUDY_BATCH, D.STUDY_BOOTSTRAP)
+
+
+def test_the_study_request_is_checked_whole_before_any_run():
+    from pathlib import Path
+
+    from llmhist.scaling.study import Study
+    from llmhist.train import defaults as D
+
+    s = Study()
+    assert s.C == D.STUDY_RECOMMEND_FACTOR * max(D.STUDY_BUDGETS) and s.folder == Path("runs/study-llama")
+    assert Study(flops=1e13, out=Path("x")).C == 1e13 and Study(out=Path("x")).fits_dir == Path("x/fits")
+    for bad, fragment in ((dict(plot="pdf"), "--plot 'pdf'"), (dict(bootstrap=-1), "--bootstrap -1"),
+                          (dict(budgets=()), "--budgets"), (dict(flops=float("nan")), "--flops nan"),
+                          (dict(workers=0), "--workers 0")):
+        with pytest.raises(RunError, match=fragment.replace("(", r"\(")):
+            Study(**bad)

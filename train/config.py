@@ -346,8 +346,9 @@ class ResolvedRun:
         return getattr(self, name) if name in RECIPE_OPTIONS else getattr(self.config, name)
 
     def to_dict(self) -> dict:
-        """Every option as {"value", "source"} (config.json's "resolved")."""
-        return {k: {"value": self.value(k), "source": self.sources[k]} for k in _FIELDS}
+        """Every option as {"value", "source"} (config.json's "resolved"), but `out`: the folder that
+        holds config.json is where the run is, not what it is (a moved folder is the same run)."""
+        return {k: {"value": self.value(k), "source": self.sources[k]} for k in _FIELDS if k != "out"}
 
     def differences(self, theirs: dict) -> dict[str, tuple[Any, Any]]:
         """{option: (theirs, mine)} where a recorded request (config.json's "train") is another run

@@ -39,6 +39,11 @@ PEAK_LR_CAP = 3e-3
 ADAFACTOR_LR = 1e-2
 LR_RULE = f"{GPT3_PEAK_LR:g} x {GPT3_D_MODEL}/d_model, max {PEAK_LR_CAP:g}; {ADAFACTOR_LR:g} with Adafactor (T5)"
 
+# ------------------------------------------------------------------------------ `llmhist bench`
+BENCH_D_MODEL, BENCH_N_LAYERS, BENCH_N_HEADS = 128, 4, 4  # assumed: a shape whose step takes milliseconds
+BENCH_STEPS = 10  # timed steps per repetition
+BENCH_REPEATS = 3  # interleaved repetitions, the median reported
+
 # ------------------------------------------------------------------------------ `llmhist study`
 STUDY_BUDGETS = (1e11, 3e11, 1e12)  # FLOPs: three isoFLOP curves in minutes on a laptop CPU
 STUDY_POINTS = 5  # model sizes per budget

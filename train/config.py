@@ -4,15 +4,17 @@ resolves it against the family's recipe.
 A run request is a `TrainConfig` written as JSON into its run folder (run.json); `llmhist train`,
 a sweep's local queue, a Slurm task, `llmhist study` and a Python caller all build the same object
 and get the same checks, made on construction before any work starts. Each field's metadata holds
-its command-line flag, its help text and its allowed range, so the CLI's options are derived from
-here (adding an option is one edit) and every refusal names the option, the bad value, the range
-and how to fix it. Defaults come from llmhist.train.defaults.
+its command-line flag, its help text and its allowed range, so `llmhist train` shows them as
+declared here (its parameters are checked against these fields by tests/test_config.py) and every
+refusal names the option, the bad value, the range and how to fix it. Defaults come from
+llmhist.train.defaults.
 
-A field left unset (None) whose value a recipe gives (RECIPE_OPTIONS: peak learning rate, warmup,
-schedule) means "the recipe's value": `resolve(cfg)` merges the request with the family's recipe
-(llmhist.archs.recipes) into a `ResolvedRun`, every value with its source (the recipe and its
+A field left unset (None) whose value comes with the recipe (RECIPE_OPTIONS: peak learning rate,
+warmup, schedule) means "the recipe's value": `resolve(cfg)` merges the request with the family's
+recipe (llmhist.archs.recipes; the peak learning rate by the rule recipe_lr applies to its
+optimizer and the width) into a `ResolvedRun`, every value with its source (the recipe and its
 citation, the user's option, or a default); the trainer consumes that, and config.json records it
-whole. No heavy imports (torch only to check a `cuda:N` device).
+("resolved"). No heavy imports (torch only to check a `cuda:N` device).
 """
 
 from __future__ import annotations

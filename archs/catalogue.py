@@ -26,7 +26,6 @@ def is_assumed(source: str) -> bool:
 
 # ------------------------------------------------------------------------------------ recipes
 Optimizer = Literal["adam", "adamw", "adafactor"]
-Schedule = Literal["cosine", "linear", "rsqrt", "constant"]
 Objective = Literal["causal_lm", "span_corruption"]
 
 # the recipe fields that carry a source of their own (the ones training and ablations read)
@@ -39,7 +38,8 @@ class Recipe:
     """A family's training recipe as data. `sources` names the source of each field in RECIPE_SOURCED.
 
     What cannot carry over from a 100B-parameter run to a 1M-parameter one is scaled, and said so in
-    its source (peak learning rate: train.recipes.peak_lr; warmup as a fraction of the run)."""
+    its source (warmup as a fraction of the run); the peak learning rate is no recipe field but a
+    rule on the recipe's optimizer and the run's width (llmhist.train.config.recipe_lr)."""
 
     optimizer: Optimizer
     betas: tuple[float, float]
@@ -52,7 +52,7 @@ class Recipe:
     embed_std: float = 0.02
     z_loss: float = 0.0  # PaLM's auxiliary z-loss 1e-4 * log^2 Z
     aux_loss: float = 0.0  # MoE load-balancing coefficient (transformers' router_aux_loss_coef)
-    schedule: Schedule = "cosine"
+    schedule: str = "cosine"  # one of llmhist.train.schedule.SCHEDULES (the trainer's; resolve checks it)
     warmup_frac: float = 0.02  # warmup as a fraction of the run's steps
     objective: Objective = "causal_lm"  # follows the spec: span_corruption for encoder-decoders
 

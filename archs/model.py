@@ -1,7 +1,10 @@
 """One model file that builds every architecture in the registry from its choices.
 
 Read top to bottom: norms, positions, attention, MLP / MoE, block, the decoder (and T5's
-encoder-decoder). Each axis of the spec is one small piece; nothing is keyed on a model's name.
+encoder-decoder), its initialisation schemes. Each axis of the spec is one small piece; nothing is
+keyed on a model's name. Training concerns stay outside: activation checkpointing wraps the blocks
+from the trainer (llmhist.train.loop, as torchtitan does), and the model only says which
+projections write into the residual stream (`residual_out`).
 Math follows the reference implementations (transformers' models for each family) so logits match
 on the same weights; see hf.py for the weight mapping.
 """
@@ -12,7 +15,6 @@ import math
 
 import torch
 import torch.nn.functional as F
-import torch.utils.checkpoint
 from torch import nn
 
 from .spec import Arch
@@ -301,6 +303,7 @@ class Block(nn.Module):
 
 
 # ----------------------------------------------------------------------------------- model
+INIT_SCHEMES = ("normal02", "gpt2_scaled", "fan_in")  # the values of Recipe.init
 
 ROPE_CACHE_MAX = 8192  # positions whose cos/sin are kept as buffers; longer sequences compute them
 
@@ -314,7 +317,6 @@ class Stack(nn.Module):
         t5 = a.positions == "t5_bias"
         self.blocks = nn.ModuleList(Block(a, i, cross, rel_bias_table=t5 and i == 0) for i in range(n_layers))
         self.final_norm = Norm(a) if a.final_norm else None
-        self.remat = False  # activation checkpointing per block while training (train --remat)
         if a.positions == "rope":
             self.register_buffer("inv_freq", rope_inv_freq(a), persistent=False)
             # cos/sin computed once for the model's context (capped), sliced per forward
@@ -336,10 +338,7 @@ class Stack(nn.Module):
             buckets = t5_bucket(pos[None] - pos[:, None], not causal, a.rel_buckets, a.rel_max_distance)
             bias = self.blocks[0].attn.rel_bias(buckets).permute(2, 0, 1)[None].to(x.dtype)
         for blk in self.blocks:
-            if self.remat and self.training:  # keep only block inputs; recompute the rest in backward
-                x = torch.utils.checkpoint.checkpoint(blk, x, rope, bias, causal, enc, use_reentrant=False)
-            else:
-                x = blk(x, rope, bias, causal, enc)
+            x = blk(x, rope, bias, causal, enc)
         return self.final_norm(x) if self.final_norm is not None else x
 
 
@@ -361,11 +360,34 @@ class Transformer(nn.Module):
         self.apply(self._init)
 
     def _init(self, m: nn.Module) -> None:
-        # GPT-2 style N(0, 0.02); the training recipes re-initialise per family (train/).
+        # GPT-2 style N(0, 0.02); a recipe's scheme is applied over it (init_weights)
         if isinstance(m, (nn.Linear, nn.Embedding)):
             nn.init.normal_(m.weight, std=0.02)
             if getattr(m, "bias", None) is not None:
                 nn.init.zeros_(m.bias)
+
+    def init_weights(self, scheme: str = "normal02", embed_std: float = 0.02) -> None:
+        """A recipe's initialisation (Recipe.init, Recipe.embed_std) over the construction's N(0, 0.02):
+        normal02 keeps it; gpt2_scaled (GPT-2 §2.3) draws the projections that write into the residual
+        stream (`residual_out`, and MoE experts' down) from N(0, 0.02 / sqrt(2 L)); fan_in (Mesh-TF T5)
+        draws every matrix from N(0, 1 / fan_in). The embeddings are drawn from N(0, embed_std^2)."""
+        if scheme not in INIT_SCHEMES:
+            raise ValueError(f"init {scheme!r}: use one of {', '.join(INIT_SCHEMES)}")
+        resid_std = 0.02 / math.sqrt(2 * (self.a.n_layers + self.a.n_enc_layers))
+        with torch.no_grad():
+            for m in self.modules():
+                if isinstance(m, nn.Linear) and scheme == "fan_in":
+                    nn.init.normal_(m.weight, std=m.in_features**-0.5)
+                if isinstance(m, MoE):
+                    for p in (m.gate_up, m.down):
+                        nn.init.normal_(p, std=0.02 if scheme != "fan_in" else p.shape[-1] ** -0.5)
+                    if scheme == "gpt2_scaled":
+                        nn.init.normal_(m.down, std=resid_std)
+                if scheme == "gpt2_scaled" and isinstance(m, nn.Linear) and getattr(m, "residual_out", False):
+                    nn.init.normal_(m.weight, std=resid_std)  # GPT-2: residual layers scaled by 1/sqrt(N)
+            for emb in ("tok_emb", "pos_emb"):
+                if hasattr(self, emb) and embed_std != 0.02:
+                    nn.init.normal_(getattr(self, emb).weight, std=embed_std)
 
     def embed(self, idx: torch.Tensor) -> torch.Tensor:
         a, T = self.a, idx.shape[1]
@@ -413,8 +435,12 @@ class Transformer(nn.Module):
         return self.a.experts.n_experts * (frac * prob).sum()
 
 
-def build(a: Arch, device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> Transformer:
-    """Build any entry (at any size) as a torch module."""
+def build(a: Arch, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
+          init: str | None = None, embed_std: float = 0.02) -> Transformer:
+    """Build any entry (at any size) as a torch module; `init` (a recipe's scheme, see
+    Transformer.init_weights) re-initialises it after construction."""
     with torch.device(device):
         m = Transformer(a)
+    if init is not None:
+        m.init_weights(init, embed_std)
     return m.to(dtype) if dtype is not None else m

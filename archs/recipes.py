@@ -1,12 +1,14 @@
 """Training recipes: each registry entry carries its recipe as data (llmhist.archs.registry, with a
-source for every field); this module looks them up and scales what cannot carry over. It lives in
-archs/ (pure Python, data on the entry); llmhist.train.recipes re-exports it for the training loop.
+source for every field); this module looks them up. It lives in archs/ (pure Python, data on the
+entry), so archs never imports train; a run reads its recipe through the resolve step
+(llmhist.train.config.resolve), which merges it with the run's own options.
 
 What cannot carry over from a 100B-parameter run to a 1M-parameter one is scaled, and said so:
-- peak learning rate: GPT-3 Table 2.1 gives 6e-4 at d_model 768 (125M). We scale it as 1/d_model
-  (the muP rule for hidden weights) and cap it at 3e-3, so tiny models train in seconds;
+- peak learning rate: no recipe field, a rule on the optimizer and the run's width
+  (llmhist.train.config.recipe_lr; the constants and their sources in llmhist.train.defaults);
 - warmup: a fraction of the run (Recipe.warmup_frac; published warmups of 375M tokens or 2,000
-  steps are longer than a whole small run), by default 2% of steps, at least 1 step.
+  steps are longer than a whole small run), by default 2% of steps, at least 1 step;
+- the MoE load-balancing coefficient, where a family's recipe has none (recipe_for).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import replace
 from .catalogue import Recipe, objective_for
 from .spec import Arch
 
-__all__ = ["Recipe", "peak_lr", "recipe_for"]
+__all__ = ["Recipe", "recipe_for"]
 
 SWITCH_AUX = 0.01  # Fedus et al. 2021 (Switch Transformer) §2.2: alpha = 10^-2
 
@@ -49,7 +51,3 @@ def recipe_for(name_or_family: str | Arch, moe: bool | None = None) -> Recipe:
         r = replace(r, objective=objective_for(spec))
     return r
 
-
-def peak_lr(d_model: int) -> float:
-    """GPT-3 Table 2.1's 6e-4 at d_model 768, scaled as 1/d_model, capped at 3e-3."""
-    return min(3e-3, 6e-4 * 768 / d_model)

@@ -1,22 +1,24 @@
-"""`llmhist study`: the README's main job. A small real scaling study end to end: an isoFLOP sweep
-of one family on the embedded corpus, the fits with intervals, the recommendation they give, and
-the plots. It calls the library (sweep planning and running, fitting, recommending, plotting) and
-checks every option before any work starts.
+"""`llmhist study`: the README's main job, a screen over llmhist.scaling.study. A small real scaling
+study end to end: an isoFLOP sweep of one family on the embedded corpus, the fits with intervals,
+the recommendation they give, and the plots. Every option is checked (by the library's Study)
+before any work starts; defaults are llmhist.train.defaults'.
 """
 
 from __future__ import annotations
 
-import math
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.text import Text
 
+from llmhist.train import defaults as D
+
 from .common import console, say, user_errors
 
 app = typer.Typer()
-PLOTS = ("files", "terminal", "none")
+BUDGETS = ",".join(f"{b:.0e}".replace("e+", "e") for b in D.STUDY_BUDGETS)  # 1e11,3e11,1e12
 
 
 def _rule(title: str) -> None:
@@ -25,104 +27,89 @@ def _rule(title: str) -> None:
 
 @app.command()
 def study(
-    arch: Annotated[str, typer.Option("--arch", "-a", help="family to study")] = "llama",
-    budgets: Annotated[str, typer.Option(help="isoFLOP budgets (FLOPs)")] = "1e11,3e11,1e12",
-    points: Annotated[int, typer.Option(help="model sizes per budget")] = 5,
-    ctx: Annotated[int, typer.Option(help="sequence length")] = 64,
-    batch: Annotated[int, typer.Option(help="sequences per step")] = 32,
-    data: Annotated[str, typer.Option(help="as for `llmhist train` (default: the stdlib corpus)")] = "stdlib",
-    bootstrap: Annotated[int, typer.Option(help="bootstrap resamples for the fits")] = 200,
-    flops: Annotated[float | None, typer.Option(help="budget to recommend for (default: 10x the largest)")] = None,
-    out: Annotated[Path | None, typer.Option(help="sweep folder (default runs/study-<arch>)")] = None,
-    plot: Annotated[str, typer.Option(help="files, terminal or none")] = "files",
+    arch: Annotated[str, typer.Option("--arch", "-a", help="family to study")] = D.ARCH,
+    budgets: Annotated[str, typer.Option(help="isoFLOP budgets (FLOPs)")] = BUDGETS,
+    points: Annotated[int, typer.Option(help="model sizes per budget")] = D.STUDY_POINTS,
+    ctx: Annotated[int, typer.Option(help="sequence length")] = D.STUDY_CTX,
+    batch: Annotated[int, typer.Option(help="sequences per step")] = D.STUDY_BATCH,
+    data: Annotated[str, typer.Option(help="as for `llmhist train` (default: the stdlib corpus)")] = D.DATA,
+    bootstrap: Annotated[int, typer.Option(help="bootstrap resamples for the fits")] = D.STUDY_BOOTSTRAP,
+    flops: Annotated[float | None, typer.Option(help=f"budget to recommend for (default: "
+                                                     f"{D.STUDY_RECOMMEND_FACTOR}x the largest)")] = None,
+    out: Annotated[Path | None, typer.Option(help=f"sweep folder (default {D.OUT_ROOT}/study-<arch>)")] = None,
+    plot: Annotated[str, typer.Option(help=", ".join(D.PLOTS[:-1]) + f" or {D.PLOTS[-1]}")] = D.PLOTS[0],
     workers: Annotated[int | None, typer.Option(help="worker processes at once (default: measured best split)")] = None,
     threads: Annotated[int | None, typer.Option(help="threads per process (default: measured best split)")] = None,
 ) -> None:
     """A small scaling study end to end: sweep, fits, recommendation, plots (minutes on a laptop CPU)."""
-    from llmhist.train import sweep as S
-    from llmhist.train.config import RunError, usable_cores
+    from llmhist.scaling import study as lib
 
     from .common import floats
+
+    with user_errors():  # every option is checked here, before any run starts
+        s = lib.Study(arch=arch, budgets=tuple(floats(budgets, "--budgets")), points=points, ctx=ctx, batch=batch,
+                      data=data, bootstrap=bootstrap, flops=flops, out=out, plot=plot, workers=workers,
+                      threads=threads)
+    _sweep(lib, s, budgets)
+    _rule(f"fit: {s.folder}")
+    fits, plots = _fits(lib, s)
+    _rule(f"recommend: C = {s.C:g} FLOPs")
+    with user_errors():
+        recs = lib.recommend(s, fits)
+    _print_recommendations(recs)
+    say("The published laws' losses are for their own data and tokenizer (MassiveText, 32k SentencePiece); only "
+        "their N/D split carries over. " + lib.loss_note(data), style="dim")
+    _rule("done")
+    say(f"runs: {s.folder}   fits: {s.fits_dir}")
+    pngs = [p for p in plots if p.endswith(".png")]
+    if pngs:
+        say("plots:\n" + "\n".join(f"  {p}" for p in pngs) + "\n  (SVG beside each)")
+
+
+def _sweep(lib, s, budgets: str) -> None:
+    """The plan with its time estimate, then the runs (a run not finished ends the study, exit 1)."""
     from .runs_view import Progress, plan_table, status_table
     from .runs_view import gpus as _gpus
 
-    folder = out or Path("runs") / f"study-{arch}"
-    fits_dir = folder / "fits"
-    with user_errors():  # every option is checked here, before any run starts
-        if plot not in PLOTS:
-            raise RunError(f"--plot {plot!r}: use {', '.join(PLOTS)}")
-        if bootstrap < 0:
-            raise RunError(f"--bootstrap {bootstrap}: must be >= 0 (0: no intervals)")
-        bs = floats(budgets, "--budgets")
-        C = 10 * max(bs) if flops is None else flops
-        if not (math.isfinite(C) and 0 < C <= 1e30):
-            raise RunError(f"--flops {flops}: give a positive, finite compute budget in FLOPs, e.g. 1e13")
-        S.check_workers(workers, threads, usable_cores())
-        plan = S.plan_isoflop([arch], bs, points, 16.0, ctx, batch,
-                              common={"data": data, "tokenizer": "bytes", "seed": 0})
-        secs, how = S.estimate_seconds(plan)
-
-    _rule(f"sweep: {arch} at {budgets} FLOPs -> {folder}")
-    console.print(plan_table(plan, secs, how))
-    finite = [s for s in secs if s == s]
-    if finite:
-        say(f"total compute {sum(r.C for r in plan.runs):.3g} FLOPs, about {sum(finite) / 60:.1f} min of one device")
     with user_errors():
-        w, t, note = S.choose_split(plan, workers, threads, _gpus())
+        sweep_plan, secs, how = lib.plan(s)
+    _rule(f"sweep: {s.arch} at {budgets} FLOPs -> {s.folder}")
+    console.print(plan_table(sweep_plan, secs, how))
+    finite = [x for x in secs if x == x]
+    if finite:
+        say(f"total compute {sum(r.C for r in sweep_plan.runs):.3g} FLOPs, about {sum(finite) / 60:.1f} min of one "
+            "device")
+    with user_errors():
+        gpus = _gpus()
+        workers, threads, note = lib.split(s, sweep_plan, gpus)
         if note != "given":
             say(note)
-        with Progress(folder) as prog:
-            rows = S.run_local(folder, plan, w, t, on_tick=prog.tick, gpus=_gpus(),
-                               est={r.name: s for r, s in zip(plan.runs, secs) if s == s})
-    console.print(status_table(rows, f"{folder}: done"))
+        with Progress(s.folder) as prog:
+            rows = lib.run(s, sweep_plan, secs, workers, threads, gpus, on_tick=prog.tick)
+    console.print(status_table(rows, f"{s.folder}: done"))
     bad = [r for r in rows if r["state"] != "finished"]
     if bad:
-        say(f"{len(bad)} run(s) not finished; `llmhist sweep status {folder}` shows why; the same command resumes",
+        say(f"{len(bad)} run(s) not finished; `llmhist sweep status {s.folder}` shows why; the same command resumes",
             style="yellow")
         raise typer.Exit(1)
 
-    _rule(f"fit: {folder}")
-    from llmhist.scaling.pipeline import Options, run_fits
 
+def _fits(lib, s) -> tuple[list, list[str]]:
+    """Every group's fits, printed, with its plots; (the groups, the plot files)."""
     from .scaling_cmd import _print_group
 
     with user_errors():
-        opt = Options(bootstrap=bootstrap)
-        fits = run_fits(str(folder), opt, out=str(fits_dir))
+        opt, fits = lib.fit(s)
     plots: list[str] = []
     for x in fits[0].points.left_out:
         say(f"left out {x['run']}: {x['reason']}", style="yellow")
     for g in fits:
         _print_group(g, opt)
-        done = [r.to_dict() for r in g.results]
-        if plot != "none" and any(r.path for r in g.results):
-            from llmhist.scaling.plots import write_plots
-
-            plots += write_plots(done, g.points, g.out)
-        if plot == "terminal" and any(r.path for r in g.results):
-            import sys
-
-            from llmhist.scaling.plots import terminal_plot
-
-            sys.stdout.write(terminal_plot(done, g.points) + "\n")
-
-    _rule(f"recommend: C = {C:g} FLOPs")
-    from llmhist.scaling import laws as L
-    from llmhist.scaling.recommend import recommend
-
-    fit_files = [Path(r.path) for g in fits for r in g.results
-                 if r.path and r.law in ("chinchilla", "isoflop", "envelope")]
-    with user_errors():
-        chosen = [L.get(n) for n in L.DEFAULT_LAWS] + [L.load(f) for f in fit_files]
-        recs = [recommend(law, C=C) for law in chosen]
-    _print_recommendations(recs)
-    say("The published laws' losses are for their own data and tokenizer (MassiveText, 32k SentencePiece); only "
-        "their N/D split carries over. " + _loss_note(data), style="dim")
-    _rule("done")
-    say(f"runs: {folder}   fits: {fits_dir}")
-    pngs = [p for p in plots if p.endswith(".png")]
-    if pngs:
-        say("plots:\n" + "\n".join(f"  {p}" for p in pngs) + "\n  (SVG beside each)")
+        files, terminal = lib.plots(s, g)
+        plots += files
+        if terminal is not None:
+            sys.stdout.write(terminal + "\n")
+    return fits, plots
 
 
 def _print_recommendations(rows: list[dict]) -> None:
@@ -138,11 +125,3 @@ def _print_recommendations(rows: list[dict]) -> None:
         t.add_row(Text(r["law"]), sci(r["C"]), _iv(r, "N_opt"), _iv(r, "D_opt"),
                   _iv(r, "tokens_per_param", lambda v: f"{v:.1f}"), _iv(r, "loss", lambda v: f"{v:.3f}"))
     console.print(t)
-
-
-def _loss_note(data: str) -> str:
-    if data == "stdlib":
-        return "This study's loss is in nats per byte of Python source (the standard library)."
-    if data.startswith("markov"):
-        return "This study's loss is in nats per token of a synthetic Markov source (its entropy is the floor)."
-    return f"This study's loss is in nats per token of {data}."

@@ -2,74 +2,73 @@
 
 from __future__ import annotations
 
-import inspect
 import os
-import typing
-from dataclasses import fields
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any
 
 import typer
 
+from llmhist.train import defaults as D
+
 from .common import console, fail, print_json, say, user_errors
 
-Arch_ = Annotated[str, typer.Option("--arch", "-a", help="family or registry name (llama, gpt2, mixtral, t5, ...)")]
-Size = Annotated[str | None, typer.Option(help="named size: nano (train's default), micro, mini, small, base, "
-                                                 "or a registry name")]
-DModel = Annotated[int | None, typer.Option("--d-model", help="explicit width (with --n-layers, --n-heads)")]
-NLayers = Annotated[int | None, typer.Option("--n-layers", help="explicit depth")]
-NHeads = Annotated[int | None, typer.Option("--n-heads", help="explicit head count")]
 
+def _opt(name: str) -> Any:
+    """The typer.Option of TrainConfig field `name`: its flag(s) and help text, declared once there
+    (tests/test_config.py checks that these parameters are exactly the fields, with their defaults)."""
+    from llmhist.train.config import option_meta
 
-def train_options() -> list[inspect.Parameter]:
-    """`llmhist train`'s options, derived from TrainConfig's fields (flag, help, type, default):
-    adding a field to TrainConfig adds the option. Fields marked cli=False are library-only."""
-    from dataclasses import MISSING
-
-    from llmhist.train.config import TrainConfig, field_types
-
-    types = field_types()
-    out = []
-    for f in fields(TrainConfig):
-        m = f.metadata
-        if not m.get("cli", True):
-            continue
-        tp = m.get("cli_type") or types[f.name]
-        if typing.get_origin(tp) is Literal or any(typing.get_origin(x) is Literal for x in typing.get_args(tp)):
-            tp = (str | None) if f.default is None else str  # choices are checked by TrainConfig, with its message
-        default = f.default if m.get("cli_default", MISSING) is MISSING else m["cli_default"]
-        if default is None and type(None) not in typing.get_args(tp):
-            tp = tp | None
-        flags = [m.get("flag") or "--" + f.name.replace("_", "-")] + ([m["short"]] if m.get("short") else [])
-        help_ = m["help"]
-        if f.name == "compile":
-            help_ = "torch.compile (default: on for CUDA)"
-        opt = typer.Option(*flags, help=help_)
-        out.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                                     annotation=Annotated[tp, opt]))
-    return out
+    m = option_meta(name)
+    return typer.Option(*([m["flag"]] + ([m["short"]] if m.get("short") else [])), help=m["help"])
 
 
 def default_out(arch: str, size: str | None, d_model: int | None, n_layers: int | None, n_heads: int | None,
                 seed: int) -> str:
-    from llmhist.train.config import DEFAULT_SIZE
-
-    shape = f"d{d_model}-l{n_layers}-h{n_heads}" if d_model else DEFAULT_SIZE
-    return str(Path("runs") / f"{arch}-{size or shape}-s{seed}")
+    shape = f"d{d_model}-l{n_layers}-h{n_heads}" if d_model else D.SIZE
+    return str(Path(D.OUT_ROOT) / f"{arch}-{size or shape}-s{seed}")
 
 
-def train(json_out: bool = False, **opts) -> None:
+def train(
+    arch: Annotated[str, _opt("arch")] = D.ARCH,
+    size: Annotated[str | None, _opt("size")] = None,
+    d_model: Annotated[int | None, _opt("d_model")] = None,
+    n_layers: Annotated[int | None, _opt("n_layers")] = None,
+    n_heads: Annotated[int | None, _opt("n_heads")] = None,
+    tokens: Annotated[float | None, _opt("tokens")] = None,
+    flops: Annotated[float | None, _opt("flops")] = None,
+    data: Annotated[str, _opt("data")] = D.DATA,
+    tokenizer: Annotated[str, _opt("tokenizer")] = D.TOKENIZER,
+    token_dtype: Annotated[str, _opt("token_dtype")] = D.TOKEN_DTYPE,
+    vocab_size: Annotated[int | None, _opt("vocab_size")] = None,
+    ctx: Annotated[int, _opt("ctx")] = D.CTX,
+    batch: Annotated[int, _opt("batch")] = D.BATCH,
+    micro_batch: Annotated[int | None, _opt("micro_batch")] = None,
+    lr: Annotated[float | None, _opt("lr")] = None,
+    warmup: Annotated[float | None, _opt("warmup")] = None,
+    schedule: Annotated[str | None, _opt("schedule")] = None,
+    decay: Annotated[float, _opt("decay")] = D.WSD_DECAY,
+    branches: Annotated[str | None, _opt("branches")] = None,
+    seed: Annotated[int, _opt("seed")] = D.SEED,
+    eval_every: Annotated[int | None, _opt("eval_every")] = None,
+    eval_batches: Annotated[int, _opt("eval_batches")] = D.EVAL_BATCHES,
+    device: Annotated[str, _opt("device")] = D.DEVICE,
+    threads: Annotated[int | None, _opt("threads")] = None,
+    compile: Annotated[bool | None, _opt("compile")] = None,
+    remat: Annotated[bool, _opt("remat")] = False,
+    peak_flops: Annotated[float | None, _opt("peak_flops")] = None,
+    out: Annotated[str | None, _opt("out")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+) -> None:
     """Train one model with its family's recipe; resumable (the same command continues a killed run)."""
+    opts = dict(locals())  # first: the options above, by name, which are TrainConfig's fields
+    del opts["json_out"]
     from llmhist.train.config import TrainConfig
 
-    if opts.get("out") is None:
-        opts["out"] = default_out(opts.get("arch", "llama"), opts.get("size"), opts.get("d_model"),
-                                  opts.get("n_layers"), opts.get("n_heads"), opts.get("seed", 0))
-    else:
-        opts["out"] = str(opts["out"])
+    opts["out"] = out or default_out(arch, size, d_model, n_layers, n_heads, seed)
     with user_errors():
         cfg = TrainConfig(**opts)  # every check happens here, as for a grid or a Python caller
-        from llmhist.train.loop import EXIT_DIVERGED, Diverged
+        from llmhist.train.loop import Diverged
+        from llmhist.train.runfolder import EXIT_DIVERGED, EXIT_INTERRUPTED
         from llmhist.train.loop import train as run_train
 
         try:
@@ -78,7 +77,7 @@ def train(json_out: bool = False, **opts) -> None:
             fail(str(e), code=EXIT_DIVERGED)
         except KeyboardInterrupt:
             fail(f"interrupted; {cfg.out} keeps its last checkpoint: the run is resumable, run the same command again",
-                 code=130)
+                 code=EXIT_INTERRUPTED)
     if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
         return
     if json_out:
@@ -88,12 +87,6 @@ def train(json_out: bool = False, **opts) -> None:
         say(f"done {cfg.out}: val loss {summary['val_loss']:.4f} nats/token"
             + (f" ({bpb:.3f} bits/byte)" if bpb else "")
             + f", N {summary['N']:,}, D {summary['D']:,}, {summary['wall_s']:.1f} s", style="green")
-
-
-_params = train_options() + [inspect.Parameter("json_out", inspect.Parameter.KEYWORD_ONLY, default=False,
-                                               annotation=Annotated[bool, typer.Option("--json", help="print the summary as JSON")])]
-train.__signature__ = inspect.Signature(_params)  # type: ignore[attr-defined]
-train.__annotations__ = {p.name: p.annotation for p in _params}
 
 
 def export(
@@ -109,16 +102,17 @@ def export(
 
 
 def bench(
-    arch: Arch_ = "llama",
-    size: Size = None,
-    d_model: DModel = 128,
-    n_layers: NLayers = 4,
-    n_heads: NHeads = 4,
-    ctx: Annotated[int, typer.Option(help="sequence length T")] = 128,
-    batch: Annotated[int, typer.Option(help="sequences per step")] = 16,
-    steps: Annotated[int, typer.Option(help="timed steps per repetition")] = 10,
-    repeats: Annotated[int, typer.Option(help="interleaved repetitions (median reported)")] = 3,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, mps")] = "auto",
+    arch: Annotated[str, _opt("arch")] = D.ARCH,
+    size: Annotated[str | None, typer.Option(help="named size (nano, micro, mini, small, base) or a registry name; "
+                                                  "replaces the shape")] = None,
+    d_model: Annotated[int | None, _opt("d_model")] = D.BENCH_D_MODEL,
+    n_layers: Annotated[int | None, _opt("n_layers")] = D.BENCH_N_LAYERS,
+    n_heads: Annotated[int | None, _opt("n_heads")] = D.BENCH_N_HEADS,
+    ctx: Annotated[int, typer.Option(help="sequence length T")] = D.CTX,
+    batch: Annotated[int, typer.Option(help="sequences per step")] = D.BATCH,
+    steps: Annotated[int, typer.Option(help="timed steps per repetition")] = D.BENCH_STEPS,
+    repeats: Annotated[int, typer.Option(help="interleaved repetitions (median reported)")] = D.BENCH_REPEATS,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, mps")] = D.DEVICE,
     compile: Annotated[bool, typer.Option("--compile/--no-compile", help="also time torch.compile variants")] = False,
     hf: Annotated[bool, typer.Option("--hf/--no-hf", help="also time transformers' implementation")] = True,
     peak_flops: Annotated[float | None, typer.Option(help="override the MFU denominator (FLOP/s)")] = None,

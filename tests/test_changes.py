@@ -60,7 +60,7 @@ def test_all_changes_reach_the_target_choices_and_build():
             assert getattr(v, f.name) == getattr(t, f.name), f.name
     assert accounting.params(v).total == accounting.params(t).total
     r = CH.variant_recipe({"base": "gpt2", "target": "llama3", "changes": allc})
-    from llmhist.train.recipes import recipe_for
+    from llmhist.archs.recipes import recipe_for
 
     rt = recipe_for("llama3")
     assert {k: getattr(r, k) for k in ("optimizer", "betas", "eps", "weight_decay", "grad_clip", "min_lr_ratio",

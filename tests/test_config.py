@@ -55,7 +55,7 @@ BAD = [
     (dict(d_model=0, n_layers=2, n_heads=2), "--d-model", ">= 1"),
     (dict(d_model=64, n_layers=0, n_heads=2), "--n-layers", ">= 1"),
     (dict(d_model=64, n_layers=2, n_heads=-1), "--n-heads", ">= 1"),
-    (dict(d_model=64), "--d-model", "needs all three"),
+    (dict(d_model=64), "--d-model", "needs all of"),
     (dict(size="nano", d_model=64, n_layers=2, n_heads=2), "--size", "not both"),
     (dict(arch="gpt2", size="llama-7b"), "--size", "llama model"),
     (dict(arch="llama", size="gpt2-small"), "--size", "gpt2 model"),
@@ -143,3 +143,91 @@ def test_python_grid_and_cli_get_the_same_refusal(tmp_path, key, value, fragment
     assert fragment in str(e2.value) and str(g) in str(e2.value)
     r = runner.invoke(app, ["train", f"--{key}", str(json.loads(value)), "--out", str(tmp_path / "r")])
     assert r.exit_code == 2 and fragment in r.output and not (tmp_path / "r").exists()
+
+
+# ------------------------------------------------------------------------------ the resolve step
+
+
+def test_unset_options_take_the_recipe_value_with_its_source():
+    from llmhist.archs import build_spec
+    from llmhist.archs.recipes import recipe_for
+    from llmhist.train import defaults as D
+
+    t5 = TrainConfig(arch="t5", size="nano").resolve()
+    assert t5.recipe.optimizer == "adafactor" and t5.lr == D.ADAFACTOR_LR and "T5 §3.1.2" in t5.sources["lr"]
+    llama = TrainConfig(arch="llama", size="small").resolve()
+    d = build_spec("llama", "small").d_model
+    assert llama.lr == pytest.approx(min(D.PEAK_LR_CAP, D.GPT3_PEAK_LR * D.GPT3_D_MODEL / d))
+    assert llama.sources["lr"].startswith("recipe: GPT-3 Table 2.1")
+    r = recipe_for("llama")
+    assert llama.warmup == r.warmup_frac and llama.sources["warmup"] == "recipe: " + r.source_of("warmup_frac")
+    assert llama.schedule == r.schedule and llama.sources["schedule"] == "recipe: " + r.source_of("schedule")
+    given = TrainConfig(arch="t5", lr=1e-3, warmup=0.1, schedule="constant").resolve()
+    assert (given.lr, given.warmup, given.schedule) == (1e-3, 0.1, "constant")
+    assert {given.sources[k] for k in ("lr", "warmup", "schedule")} == {"given"}
+    assert given.sources["ctx"] == "default" and TrainConfig(ctx=64).resolve().sources["ctx"] == "given"
+    doc = given.to_dict()
+    assert set(doc) == {f.name for f in fields(TrainConfig)} - {"out"} and doc["lr"] == {"value": 1e-3, "source": "given"}
+    json.dumps(doc, allow_nan=False)
+
+
+def test_a_recipe_schedule_is_what_the_trainer_runs(monkeypatch):
+    """One vocabulary: every recipe names a schedule the trainer runs, and a recipe's WSD is used
+    (branches need no --schedule then)."""
+    from llmhist.archs import ENTRIES, recipes
+    from llmhist.train.schedule import SCHEDULES
+
+    assert {e.recipe.schedule for e in ENTRIES} <= set(SCHEDULES)
+    real = recipes.recipe_for
+    monkeypatch.setattr(recipes, "recipe_for", lambda *a, **k: real(*a, **k).with_(
+        schedule="wsd", warmup_frac=0.1, sources={"schedule": "a test's WSD", "warmup_frac": "a test's 10%"}))
+    r = TrainConfig(branches="0.5").resolve()
+    assert (r.schedule, r.warmup) == ("wsd", 0.1) and r.sources["schedule"] == "recipe: a test's WSD"
+    with pytest.raises(RunError, match="--branches needs --schedule wsd"):
+        TrainConfig(branches="0.5", schedule="cosine")
+
+
+def test_a_request_with_explicit_recipe_values_is_the_same_run():
+    """config.json's "train" written with the recipe's values spelled out (as before the resolve
+    step) matches a request leaving them unset; a different value is another run."""
+    mine = TrainConfig(arch="gpt2", size="nano").resolve()
+    old_style = {**mine.config.to_dict(), "schedule": "cosine", "warmup": 0.02, "lr": None}
+    assert mine.differences(old_style) == {}
+    assert set(mine.differences({**old_style, "warmup": 0.05})) == {"warmup"}
+    assert set(mine.differences({**old_style, "lr": mine.lr * 2, "seed": 3})) == {"lr", "seed"}
+    explicit = TrainConfig(arch="gpt2", size="nano", lr=mine.lr, schedule="cosine").resolve()
+    assert explicit.differences(mine.config.to_dict()) == {}
+
+
+def test_train_is_a_real_definition_with_the_library_defaults():
+    import inspect
+
+    from llmhist.cli import train_cmd
+    from llmhist.train import defaults as D
+
+    assert "__signature__" not in train_cmd.train.__dict__  # no signature synthesised at import
+    params = inspect.signature(train_cmd.train).parameters
+    assert list(params)[:-1] == [f.name for f in fields(TrainConfig) if f.metadata.get("cli", True)]
+    cmds = get_command(app).commands
+    lr = next(p for p in cmds["train"].params if p.name == "lr")
+    assert "Adafactor" in lr.help and f"{D.PEAK_LR_CAP:g}" in lr.help
+    study = {p.name: p.default for p in cmds["study"].params}
+    assert [float(x) for x in study["budgets"].split(",")] == list(D.STUDY_BUDGETS)
+    assert (study["points"], study["ctx"], study["batch"], study["bootstrap"]) == (
+        D.STUDY_POINTS, D.STUDY_CTX, D.STUDY_BATCH, D.STUDY_BOOTSTRAP)
+
+
+def test_the_study_request_is_checked_whole_before_any_run():
+    from pathlib import Path
+
+    from llmhist.scaling.study import Study
+    from llmhist.train import defaults as D
+
+    s = Study()
+    assert s.C == D.STUDY_RECOMMEND_FACTOR * max(D.STUDY_BUDGETS) and s.folder == Path("runs/study-llama")
+    assert Study(flops=1e13, out=Path("x")).C == 1e13 and Study(out=Path("x")).fits_dir == Path("x/fits")
+    for bad, fragment in ((dict(plot="pdf"), "--plot 'pdf'"), (dict(bootstrap=-1), "--bootstrap -1"),
+                          (dict(budgets=()), "--budgets"), (dict(flops=float("nan")), "--flops nan"),
+                          (dict(workers=0), "--workers 0")):
+        with pytest.raises(RunError, match=fragment.replace("(", r"\(")):
+            Study(**bad)

@@ -29,6 +29,7 @@ def test_the_loop_reports_mfu_only_through_device_mfu(tmp_path, monkeypatch):
     printing MFU above 100%, and says so in summary.json; if it stays implausible it is clamped."""
     from llmhist.train import loop
     from llmhist.train.config import TrainConfig
+    from llmhist.train.runfolder import read_metrics
 
     monkeypatch.setenv("LLMHIST_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(device, "peak_flops", lambda *a, **k: 1e3)  # any real run is "above 100%"
@@ -42,7 +43,7 @@ def test_the_loop_reports_mfu_only_through_device_mfu(tmp_path, monkeypatch):
     cfg = dict(arch="llama", size="nano", ctx=16, batch=4, tokens=16 * 4 * 3, data="markov:tokens=5000",
                device="cpu", threads=1)
     s = loop.train(TrainConfig(out=str(tmp_path / "a"), **cfg))
-    rows = loop.read_metrics(tmp_path / "a" / "metrics.csv")
+    rows = read_metrics(tmp_path / "a" / "metrics.csv")
     assert rechecks and s["peak_flops"] == 1e15
     assert all(r["mfu"] is None or 0 < r["mfu"] <= 1 for r in rows) and 0 < s["mfu"] <= 1
     assert "measured again" in s["mfu_note"] and "cpu_peak.json" in s["mfu_note"]
@@ -51,6 +52,6 @@ def test_the_loop_reports_mfu_only_through_device_mfu(tmp_path, monkeypatch):
 
     monkeypatch.setattr(device, "recheck_cpu_peak", lambda threads=None: 2e3)  # still implausible
     s = loop.train(TrainConfig(out=str(tmp_path / "b"), **cfg))
-    rows = loop.read_metrics(tmp_path / "b" / "metrics.csv")
+    rows = read_metrics(tmp_path / "b" / "metrics.csv")
     assert s["mfu"] == 1.0 and all(r["mfu"] == 1.0 for r in rows if r["mfu"] is not None)
     assert "clamped to 100%" in s["mfu_note"] and "still implausible" in s["mfu_note"]

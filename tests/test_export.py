@@ -10,8 +10,9 @@ import transformers  # the test extra
 from typer.testing import CliRunner
 
 from llmhist.cli.main import app
+from llmhist.train.config import TrainConfig
 from llmhist.train.export import load_run
-from llmhist.train.loop import TrainConfig, train
+from llmhist.train.loop import train
 
 runner = CliRunner()
 
@@ -104,3 +105,17 @@ def test_export_into_an_unwritable_place_is_a_clear_error(tmp_path, monkeypatch)
     (run / "model.safetensors").write_bytes(b"garbage")
     r = runner.invoke(app, ["export", str(run), str(tmp_path / "hf")])
     assert r.exit_code == 2 and "model.safetensors" in r.output and "damaged" in r.output
+
+
+def test_export_uses_the_checkpoint_folder_swap_and_leaves_the_users_folders_alone(tmp_path):
+    run = tmp_path / "run"
+    train(TrainConfig(arch="llama", size="nano", ctx=32, batch=8, tokens=32 * 8 * 2, data="markov:tokens=20000",
+                      out=str(run)))
+    (tmp_path / "hf").mkdir()  # an empty folder is exported into
+    (tmp_path / "hf.old").mkdir()  # a folder of the user's that a swap's default name would take
+    (tmp_path / "hf.old" / "mine.txt").write_text("keep")
+    r = runner.invoke(app, ["export", str(run), str(tmp_path / "hf")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "hf" / "config.json").exists() and (tmp_path / "hf" / "llmhist.json").exists()
+    assert (tmp_path / "hf.old" / "mine.txt").read_text() == "keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hf", "hf.old", "run"]

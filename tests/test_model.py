@@ -165,3 +165,33 @@ def test_moe_counts_follow_the_module_whatever_the_mlp(name):
     x = torch.randint(0, a.vocab_size, (1, 16))
     # routed experts run on the tokens routed to them, top_k per token: the forward count is exact
     assert count_flops(m, x) == pytest.approx(flops_per_token(a, "counted", T=16, training=False) * 16, rel=1e-9)
+
+
+def test_the_model_owns_its_initialisation_schemes():
+    """Recipe.init as the model applies it: gpt2_scaled draws the residual-writing projections from
+    N(0, 0.02 / sqrt(2 L)); fan_in draws every matrix from N(0, 1 / fan_in); embed_std the embeddings."""
+    import math
+
+    from llmhist.archs.model import INIT_SCHEMES
+
+    a = build_spec("gpt2", "mini")
+    torch.manual_seed(0)
+    m = build(a, init="gpt2_scaled")
+    resid = 0.02 / math.sqrt(2 * a.n_layers)
+    blk = m.decoder.blocks[0]
+    assert blk.attn.o.weight.std().item() == pytest.approx(resid, rel=0.1)
+    assert blk.mlp.down.weight.std().item() == pytest.approx(resid, rel=0.1)
+    assert blk.attn.q.weight.std().item() == pytest.approx(0.02, rel=0.1)
+    torch.manual_seed(0)
+    t = build(build_spec("t5", "mini"), init="fan_in", embed_std=1.0)
+    lin = t.decoder.blocks[0].mlp.down
+    assert lin.weight.std().item() == pytest.approx(lin.in_features ** -0.5, rel=0.1)
+    assert t.tok_emb.weight.std().item() == pytest.approx(1.0, rel=0.1)
+    torch.manual_seed(0)
+    plain = build(a)
+    torch.manual_seed(0)
+    same = build(a, init="normal02")  # the construction's N(0, 0.02) is normal02
+    assert all(torch.equal(p, q) for p, q in zip(plain.parameters(), same.parameters()))
+    assert set(INIT_SCHEMES) >= {e.recipe.init for e in ENTRIES}
+    with pytest.raises(ValueError, match="init 'xavier'"):
+        build(a, init="xavier")

@@ -17,7 +17,7 @@ from llmhist.cli.main import app
 from llmhist.train import runfolder as rf
 from llmhist.train import runstate
 from llmhist.train import sweep as S
-from llmhist.train.loop import RunError, read_metrics
+from llmhist.train.runfolder import RunError, read_metrics
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]

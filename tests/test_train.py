@@ -12,8 +12,11 @@ import torch
 from typer.testing import CliRunner
 
 from llmhist.cli.main import app
-from llmhist.train import loop
-from llmhist.train.loop import TrainConfig, train
+from llmhist.files import write_json
+from llmhist.train.config import RunError, TrainConfig
+from llmhist.train.loop import train
+from llmhist.train.runfolder import read_metrics
+from llmhist.train.schedule import lr_at
 
 runner = CliRunner()
 TINY = dict(size="nano", ctx=32, batch=8, data="markov:tokens=20000")
@@ -41,7 +44,7 @@ FAMILIES, CANNOT_TRAIN = _families()
 def test_every_family_trains_at_toy_size(family, tmp_path):
     s = train(TrainConfig(arch=family, tokens=32 * 8 * 6, out=str(tmp_path / "r"), **TINY))
     assert s["status"] == "finished" and s["steps"] == 6
-    rows = loop.read_metrics(tmp_path / "r" / "metrics.csv")
+    rows = read_metrics(tmp_path / "r" / "metrics.csv")
     # untrained weights score about ln(vocab) (5.5 nats on 256 byte ids; T5 adds its sentinels): six
     # steps on a 16-symbol source must already move the loss well below that and below its first value
     vocab = json.loads((tmp_path / "r" / "config.json").read_text())["arch"]["vocab_size"]
@@ -68,7 +71,7 @@ def test_families_without_a_published_shape_are_refused(family, tmp_path):
 
 def test_loss_decreases_on_the_stdlib_corpus(tmp_path):
     s = train(TrainConfig(arch="llama", size="nano", ctx=64, batch=16, tokens=64 * 16 * 60, out=str(tmp_path / "r")))
-    rows = loop.read_metrics(tmp_path / "r" / "metrics.csv")
+    rows = read_metrics(tmp_path / "r" / "metrics.csv")
     assert rows[0]["val_loss"] > s["val_loss"] + 0.5, (rows[0]["val_loss"], s["val_loss"])
     assert s["val_loss"] < 3.3 and s["val_bpb"] == pytest.approx(s["val_loss"] / math.log(2))
 
@@ -102,8 +105,8 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
     a, b = json.loads(ref.stdout), json.loads(done.stdout)
     for k in ("val_loss", "train_loss", "train_loss_smoothed", "D", "steps"):
         assert a[k] == b[k], k
-    ra = loop.read_metrics(tmp_path / "ref" / "metrics.csv")
-    rb = loop.read_metrics(tmp_path / "killed" / "metrics.csv")
+    ra = read_metrics(tmp_path / "ref" / "metrics.csv")
+    rb = read_metrics(tmp_path / "killed" / "metrics.csv")
     assert [(r["step"], r["train_loss"], r["val_loss"], r["lr"]) for r in ra] == \
            [(r["step"], r["train_loss"], r["val_loss"], r["lr"]) for r in rb]
     again = runner.invoke(app, ["train", *args[:-1], "--out", str(tmp_path / "killed")])
@@ -112,10 +115,10 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
 
 def test_wsd_and_cosine_schedules():
     peak, steps = 1e-3, 100
-    cos = [loop.lr_at(s, steps, peak, 10, "cosine", 0.1, 0.2) for s in range(steps)]
+    cos = [lr_at(s, steps, peak, 10, "cosine", 0.1, 0.2) for s in range(steps)]
     assert cos[9] == pytest.approx(peak) and cos[-1] == pytest.approx(0.1 * peak)
     assert all(x >= y for x, y in zip(cos[10:], cos[11:]))
-    wsd = [loop.lr_at(s, steps, peak, 10, "wsd", 0.0, 0.2) for s in range(steps)]
+    wsd = [lr_at(s, steps, peak, 10, "wsd", 0.0, 0.2) for s in range(steps)]
     assert wsd[50] == wsd[79] == peak and wsd[-1] == pytest.approx(0.0) and wsd[85] < peak
 
 
@@ -172,14 +175,14 @@ def test_bad_input_is_refused_cleanly(tmp_path):
 
 def test_atomic_write_keeps_the_old_file_when_the_disk_is_full(tmp_path, monkeypatch):
     p = tmp_path / "summary.json"
-    loop.write_json(p, {"a": 1})
+    write_json(p, {"a": 1})
 
     def full(*a, **k):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", full)
     with pytest.raises(OSError):
-        loop.write_json(p, {"a": 2})
+        write_json(p, {"a": 2})
     assert json.loads(p.read_text()) == {"a": 1}
     assert [f.name for f in tmp_path.iterdir()] == ["summary.json"]  # no temporary left behind
 
@@ -199,13 +202,13 @@ def test_wsd_branch_equals_a_fresh_run_of_its_horizon(tmp_path):
     br = main["branches"][0]
     assert main["steps"] == 40 and br["steps"] == fresh["steps"] == 20
     assert br["val_loss"] == fresh["val_loss"] and br["D"] == fresh["D"]
-    a = loop.read_metrics(tmp_path / "main" / "wsd-0.5" / "metrics.csv")
-    b = loop.read_metrics(tmp_path / "fresh" / "metrics.csv")
+    a = read_metrics(tmp_path / "main" / "wsd-0.5" / "metrics.csv")
+    b = read_metrics(tmp_path / "fresh" / "metrics.csv")
     assert [(r["step"], r["train_loss"], r["val_loss"], r["lr"]) for r in a] == \
            [(r["step"], r["train_loss"], r["val_loss"], r["lr"]) for r in b]
     cfg = json.loads((tmp_path / "main" / "wsd-0.5" / "config.json").read_text())
     assert cfg["branch_of"]["step"] == 16
-    with pytest.raises(loop.RunError, match="needs --schedule wsd"):
+    with pytest.raises(RunError, match="needs --schedule wsd"):
         train(TrainConfig(tokens=32 * 8 * 40, branches="0.5", out=str(tmp_path / "x"),
                           **{**base, "schedule": "cosine"}))
 
@@ -217,3 +220,50 @@ def test_the_runs_readme_shows_the_run_folder_schema():
 
     readme = (Path(__file__).parent.parent / "runs" / "README.md").read_text()
     assert runfolder.readme_table() in readme
+
+
+def test_config_json_records_the_resolved_run_and_old_folders_still_resume(tmp_path):
+    """config.json holds every option's value and source; a folder whose "train" spells the recipe's
+    values out (as written before the resolve step) is the same run, not "a different run"."""
+    from llmhist.archs.recipes import recipe_for
+
+    out = tmp_path / "r"
+    cfg = TrainConfig(arch="gpt2", tokens=32 * 8 * 3, out=str(out), **TINY)
+    s = train(cfg)
+    doc = json.loads((out / "config.json").read_text())
+    res = doc["resolved"]
+    assert set(res) == set(doc["train"]) - {"out"} and doc["train"]["lr"] is None and doc["train"]["warmup"] is None
+    assert res["lr"]["value"] == doc["plan"]["peak_lr"] and res["lr"]["source"].startswith("recipe: GPT-3")
+    assert res["warmup"] == {"value": recipe_for("gpt2").warmup_frac,
+                             "source": "recipe: " + recipe_for("gpt2").source_of("warmup_frac")}
+    assert res["ctx"] == {"value": 32, "source": "given"} and res["seed"]["source"] == "default"
+    doc["train"].update(schedule="cosine", warmup=0.02)  # an older config.json
+    (out / "config.json").write_text(json.dumps(doc))
+    again = train(cfg)
+    assert again.get("already") and again["val_loss"] == s["val_loss"]
+    with pytest.raises(RunError, match="different run.*warmup"):
+        train(TrainConfig(arch="gpt2", tokens=32 * 8 * 3, out=str(out), warmup=0.5, **TINY))
+
+
+def test_remat_wraps_blocks_from_outside_and_keeps_the_state_dict():
+    from llmhist.archs import build_spec
+    from llmhist.archs.model import build
+    from llmhist.train.trainstate import checkpoint_blocks
+
+    for fam in ("gpt2", "t5"):
+        a = build_spec(fam, "nano", vocab_size=64, ctx_len=16)
+        torch.manual_seed(0)
+        plain = build(a)
+        torch.manual_seed(0)
+        wrapped = build(a)
+        checkpoint_blocks(wrapped)
+        assert list(wrapped.state_dict()) == list(plain.state_dict())
+        assert all(type(b).__name__ == "CheckpointWrapper" for b in wrapped.decoder.blocks)
+        x = torch.randint(0, 64, (2, 16))
+        outs = []
+        for m in (plain, wrapped):
+            y = m(x, x) if a.is_encoder_decoder else m(x)
+            y.float().pow(2).mean().backward()
+            outs.append((y.detach(), [p.grad.clone() for p in m.parameters()]))
+        assert torch.equal(outs[0][0], outs[1][0])
+        assert all(torch.equal(g, h) for g, h in zip(outs[0][1], outs[1][1]))

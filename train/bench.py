@@ -18,6 +18,7 @@ from llmhist.archs import accounting
 from llmhist.archs.registry import build_spec
 from llmhist.archs.spec import SpecError
 
+from . import defaults as D
 from . import device as devmod
 
 
@@ -53,9 +54,10 @@ def check(arch: str, size: str | None, d_model: int | None, n_layers: int | None
             raise RunError(f"{name} {v}: must be >= 1")
 
 
-def bench(arch: str, size: str | None = None, d_model: int | None = 128, n_layers: int | None = 4,
-          n_heads: int | None = 4, ctx: int = 128, batch: int = 16, steps: int = 10, repeats: int = 3,
-          device: str = "auto", compile: bool = False, hf: bool = True, peak_flops: float | None = None,
+def bench(arch: str, size: str | None = None, d_model: int | None = D.BENCH_D_MODEL,
+          n_layers: int | None = D.BENCH_N_LAYERS, n_heads: int | None = D.BENCH_N_HEADS, ctx: int = D.CTX,
+          batch: int = D.BATCH, steps: int = D.BENCH_STEPS, repeats: int = D.BENCH_REPEATS,
+          device: str = D.DEVICE, compile: bool = False, hf: bool = True, peak_flops: float | None = None,
           vocab_size: int = 256, threads: int | None = None) -> dict:
     """Training-step time of our model (and transformers' of the same spec) on one device; with a
     named size the explicit shape is ignored."""

@@ -1,11 +1,20 @@
-"""The one run configuration: every option of a training run, declared once.
+"""The one run configuration: every option of a training run, declared once, and the one step that
+resolves it against the family's recipe.
 
 A run request is a `TrainConfig` written as JSON into its run folder (run.json); `llmhist train`,
 a sweep's local queue, a Slurm task, `llmhist study` and a Python caller all build the same object
 and get the same checks, made on construction before any work starts. Each field's metadata holds
-its command-line flag, its help text and its allowed range, so the CLI's options are derived from
-here (adding an option is one edit) and every refusal names the option, the bad value, the range
-and how to fix it. No heavy imports (torch only to check a `cuda:N` device).
+its command-line flag, its help text and its allowed range, so `llmhist train` shows them as
+declared here (its parameters are checked against these fields by tests/test_config.py) and every
+refusal names the option, the bad value, the range and how to fix it. Defaults come from
+llmhist.train.defaults.
+
+A field left unset (None) whose value comes with the recipe (RECIPE_OPTIONS: peak learning rate,
+warmup, schedule) means "the recipe's value": `resolve(cfg)` merges the request with the family's
+recipe (llmhist.archs.recipes; the peak learning rate by the rule recipe_lr applies to its
+optimizer and the width) into a `ResolvedRun`, every value with its source (the recipe and its
+citation, the user's option, or a default); the trainer consumes that, and config.json records it
+("resolved"). No heavy imports (torch only to check a `cuda:N` device).
 """
 
 from __future__ import annotations
@@ -20,13 +29,19 @@ from typing import Any, Literal
 
 from llmhist.errors import UserError
 
+from . import defaults as D
+from .schedule import SCHEDULES, Schedule
+
+if typing.TYPE_CHECKING:
+    from llmhist.archs.catalogue import Recipe
+
 MAX_TOKENS = 1e15  # far beyond any run this tool makes; a typo guard (1e30 is a typo)
 MAX_FLOPS = 1e27
-# without --size or a shape: the smallest named size (its 20-tokens-per-parameter run takes about a
-# minute on a laptop CPU)
-DEFAULT_SIZE = "nano"
-SCHEDULES = ("cosine", "wsd", "constant")
 TOKEN_DTYPES = ("uint16", "uint32")
+BPE_VOCAB_RANGE = (257, 1 << 20)  # more than the 256 byte ids; at most a 2^20-token vocabulary
+BPE_DEFAULT_VOCAB = 4096  # `--tokenizer bpe` without a size
+# the options whose unset value (None) is the recipe's; see resolve
+RECIPE_OPTIONS = ("lr", "warmup", "schedule")
 
 
 class RunError(UserError, ValueError):
@@ -42,6 +57,11 @@ def opt(default: Any, help: str, *, flag: str | None = None, short: str | None =
     meta = {"help": help, "flag": flag, "short": short, "ge": ge, "gt": gt, "le": le, "lt": lt, "hint": hint,
             "runtime": runtime, "cli": cli, "cli_type": cli_type, "cli_default": cli_default}
     return field(default=default, metadata=meta)
+
+
+def option_meta(name: str) -> dict:
+    """A field's metadata with its flag spelled out (what the CLI shows: flag, short flag, help)."""
+    return {**_FIELDS[name].metadata, "flag": flag_of(name)}
 
 
 def flag_of(name: str) -> str:
@@ -64,51 +84,50 @@ def usable_cores() -> int:
 DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 TOKENIZER_RE = re.compile(r"^(bytes|bpe\d*)$")
 
-
 @dataclass
 class TrainConfig:
-    arch: str = opt("llama", "family or registry name (llama, gpt2, mixtral, t5, ...)", short="-a")
-    size: str | None = opt(None, "named size: nano (train's default), micro, mini, small, base, or a registry name "
-                                 "of --arch's family")
+    arch: str = opt(D.ARCH, "family or registry name (llama, gpt2, mixtral, t5, ...)", short="-a")
+    size: str | None = opt(None, f"named size: {D.SIZE} (train's default), micro, mini, small, base, or a registry "
+                                 "name of --arch's family")
     d_model: int | None = opt(None, "explicit width (with --n-layers, --n-heads)", ge=1)
     n_layers: int | None = opt(None, "explicit depth", ge=1)
     n_heads: int | None = opt(None, "explicit head count", ge=1)
-    tokens: int | None = opt(None, "training tokens D (default: 20 per parameter)", gt=0, le=MAX_TOKENS,
-                             cli_type=float)
+    tokens: int | None = opt(None, f"training tokens D (default: {D.TOKENS_PER_PARAM} per parameter)", gt=0,
+                             le=MAX_TOKENS, cli_type=float)
     flops: float | None = opt(None, "compute budget C; D = C / 6N", gt=0, le=MAX_FLOPS)
-    data: str = opt("stdlib", "stdlib (default), prose (extra 'prose'), markov[:order=2,alphabet=16,...], a text "
-                              "file/folder, or token files (train.bin/val.bin)")
-    tokenizer: str = opt("bytes", "bytes, or bpeN (BPE with N tokens trained on the data)")
-    token_dtype: Literal["uint16", "uint32"] = opt("uint16", "dtype of .bin token files: uint16 or uint32")
+    data: str = opt(D.DATA, "stdlib (default), prose (extra 'prose'), markov[:order=2,alphabet=16,...], a text "
+                            "file/folder, or token files (train.bin/val.bin)")
+    tokenizer: str = opt(D.TOKENIZER, "bytes, or bpeN (BPE with N tokens trained on the data)")
+    token_dtype: Literal["uint16", "uint32"] = opt(D.TOKEN_DTYPE, "dtype of .bin token files: uint16 or uint32")
     vocab_size: int | None = opt(None, "vocabulary of token files (default: meta.json or max id + 1)", ge=2,
                                  le=2**32)
-    ctx: int = opt(128, "sequence length T", ge=8, le=1 << 20)
-    batch: int = opt(16, "sequences per optimizer step (global, across DDP ranks)", ge=1, le=1 << 20)
+    ctx: int = opt(D.CTX, "sequence length T", ge=8, le=1 << 20)
+    batch: int = opt(D.BATCH, "sequences per optimizer step (global, across DDP ranks)", ge=1, le=1 << 20)
     micro_batch: int | None = opt(None, "sequences per forward pass on one process (gradient accumulation); "
                                         "default: all at once", ge=1, le=1 << 20)
-    lr: float | None = opt(None, "peak learning rate (default: 6e-4 x 768/d_model, max 3e-3)", gt=0)
-    warmup: float = opt(0.02, "warmup as a fraction of steps", ge=0, lt=1)
-    schedule: Literal["cosine", "wsd", "constant"] = opt(
-        "cosine", "cosine (length = the run), wsd (warmup-stable-decay) or constant")
-    decay: float = opt(0.2, "wsd: fraction of steps in the final decay", gt=0, le=1)
+    lr: float | None = opt(None, f"peak learning rate (default: {D.LR_RULE})", gt=0)
+    warmup: float | None = opt(None, "warmup as a fraction of steps (default: the recipe's warmup_frac)", ge=0, lt=1)
+    schedule: Schedule | None = opt(None, "cosine (length = the run), wsd (warmup-stable-decay) or constant "
+                                          "(default: the recipe's)")
+    decay: float = opt(D.WSD_DECAY, "wsd: fraction of steps in the final decay", gt=0, le=1)
     branches: str | None = opt(None, "wsd: also end at these fractions of the budget (e.g. 0.25,0.5), each a "
                                      "decay branch from the stable phase")
-    seed: int = opt(0, "the one seed every other is derived from", ge=0, lt=2**63)
+    seed: int = opt(D.SEED, "the one seed every other is derived from", ge=0, lt=2**63)
     eval_every: int | None = opt(None, "steps between evaluations (default: 10 per run, spaced geometrically, and the "
                                             "last)", ge=1, runtime=True)
-    eval_batches: int = opt(4, "validation windows of the final evaluation = this x batch (earlier "
-                                  "evaluations score every 4th)", ge=1, le=1 << 20)
-    device: str = opt("auto", "auto, cpu, cuda, cuda:N, mps", runtime=True)
+    eval_batches: int = opt(D.EVAL_BATCHES, "validation windows of the final evaluation = this x batch (earlier "
+                                            "evaluations score every 4th)", ge=1, le=1 << 20)
+    device: str = opt(D.DEVICE, "auto, cpu, cuda, cuda:N, mps", runtime=True)
     threads: int | None = opt(None, "CPU threads (default: all usable cores)", ge=1, runtime=True,
                               hint="at most the machine's cores")
     compile: bool | None = opt(None, "torch.compile (default: on for CUDA)", flag="--compile/--no-compile",
                                runtime=True)
     remat: bool = opt(False, "activation checkpointing per block")
-    ckpt_seconds: float = opt(60.0, "seconds between time-based checkpoints (0: after every step)", ge=0,
+    ckpt_seconds: float = opt(D.CKPT_SECONDS, "seconds between time-based checkpoints (0: after every step)", ge=0,
                               runtime=True, cli=False)
     peak_flops: float | None = opt(None, "override the MFU denominator (FLOP/s)", gt=0, runtime=True)
-    out: str = opt("runs/default", "run folder (default: runs/<arch>-<size>-s<seed>)", runtime=True,
-                   cli_default=None)
+    out: str = opt(f"{D.OUT_ROOT}/default", f"run folder (default: {D.OUT_ROOT}/<arch>-<size>-s<seed>)",
+                   runtime=True, cli_default=None)
     variant: dict | None = opt(None, "an ablation variant {base, target, changes} (see llmhist.archs.changes)",
                                cli=False)
 
@@ -119,6 +138,11 @@ class TrainConfig:
         for f in fields(self):
             setattr(self, f.name, _check_field(f, getattr(self, f.name)))
         self._check_together()
+        self.resolve()  # the recipe-dependent checks (shape, variant, branches against the schedule)
+
+    def resolve(self) -> ResolvedRun:
+        """This request merged with its family's recipe (see `resolve`)."""
+        return resolve(self)
 
     # ---------------------------------------------------------------- checks across fields
     def _check_together(self) -> None:
@@ -142,19 +166,9 @@ class TrainConfig:
                                "twice); give a text file/folder or token files")
         if not self.out.strip():
             raise RunError("--out '': give a run folder")
-        if not TOKENIZER_RE.match(self.tokenizer):
-            raise RunError(f"--tokenizer {self.tokenizer!r}: use bytes or bpeN (e.g. bpe4096)")
-        if self.tokenizer.startswith("bpe") and self.tokenizer[3:]:
-            n = int(self.tokenizer[3:])
-            if not 257 <= n <= 1 << 20:
-                raise RunError(f"--tokenizer {self.tokenizer}: a BPE vocabulary must be between 257 and 1048576")
+        bpe_vocab(self.tokenizer)
         self._check_branches()
         self._check_device()
-        if self.variant is not None:
-            if not isinstance(self.variant, dict) or not {"base", "target"} <= set(self.variant):
-                raise RunError(f"variant {self.variant!r}: give a table with base, target and changes")
-        else:
-            self._check_arch()
 
     def branch_fractions(self) -> list[float]:
         """The WSD branch horizons as sorted fractions of the budget (empty without --branches)."""
@@ -175,9 +189,6 @@ class TrainConfig:
         if bad:
             raise RunError(f"--branches {self.branches!r}: each branch is a fraction in (0, 1) of the budget; "
                            f"{bad[0]:g} is not")
-        if self.schedule != "wsd":
-            raise RunError(f"--branches {self.branches}: --branches needs --schedule wsd (branches leave the "
-                           f"stable phase of one run; the schedule is {self.schedule})")
 
     def _check_device(self) -> None:
         d = self.device.strip().lower()
@@ -193,33 +204,6 @@ class TrainConfig:
             if ":" in d and int(d.split(":")[1]) >= n:
                 raise RunError(f"--device {d}: this machine has {n} CUDA GPU{'s' if n > 1 else ''} "
                                f"(cuda:0{f'..cuda:{n - 1}' if n > 1 else ''}); give one of those")
-
-    def _check_arch(self) -> None:
-        from llmhist.archs import registry
-
-        try:
-            fam = registry.get(self.arch).family
-        except registry.UnknownArch as e:
-            raise RunError(f"--arch {e}") from None
-        if self.size is not None:
-            s = self.size.strip().lower()
-            if s in [n.lower() for n in registry.BY_NAME] + list(registry.ALIASES):
-                other = registry.get(s).family
-                if other != fam:
-                    raise RunError(f"--size {self.size}: a {other} model, not of --arch {self.arch}'s family "
-                                   f"({fam}); give --arch {other}, or a named size (nano, micro, mini, small, base)")
-        shape = {"d_model": self.d_model, "n_layers": self.n_layers, "n_heads": self.n_heads}
-        given = [k for k, v in shape.items() if v is not None]
-        if self.size is not None and given:
-            raise RunError(f"--size {self.size} and {flag_of(given[0])}: give either --size or an explicit shape "
-                           "(--d-model, --n-layers, --n-heads), not both")
-        if given and len(given) < 3:
-            missing = [flag_of(k) for k in shape if shape[k] is None]
-            raise RunError(f"{', '.join(flag_of(k) for k in given)} given without {', '.join(missing)}: an explicit "
-                           "shape needs all three")
-        # the registry's own checks (heads divide d_model, a published shape, ...), as the loop resolves it
-        registry.build_spec(self.arch, self.size if (self.size or given) else DEFAULT_SIZE, d_model=self.d_model,
-                            n_layers=self.n_layers, n_heads=self.n_heads, ctx_len=self.ctx)
 
     # ---------------------------------------------------------------- (de)serialisation
     def identity(self) -> dict:
@@ -329,3 +313,119 @@ def _check_field(f, v: Any) -> Any:
         raise RunError(f"{name} {v}: this machine has {_cores()} cores; give 1 to {_cores()} "
                        "(or leave it out for all usable cores)")
     return v
+
+
+def bpe_vocab(tokenizer: str) -> int | None:
+    """The BPE vocabulary a --tokenizer value asks for (None for bytes); the one check of its range."""
+    if not TOKENIZER_RE.match(tokenizer):
+        raise RunError(f"--tokenizer {tokenizer!r}: use bytes or bpeN (e.g. bpe4096)")
+    if tokenizer == "bytes":
+        return None
+    n = int(tokenizer[3:] or BPE_DEFAULT_VOCAB)
+    lo, hi = BPE_VOCAB_RANGE
+    if not lo <= n <= hi:
+        raise RunError(f"--tokenizer {tokenizer}: a BPE vocabulary must be between {lo} and {hi}")
+    return n
+
+
+# ------------------------------------------------------------------------------ the resolve step
+
+
+@dataclass(frozen=True)
+class ResolvedRun:
+    """A run request merged with its family's recipe: what the trainer consumes. `lr`, `warmup` and
+    `schedule` are the values used (the request's where given, else the recipe's); `sources` says
+    where each option's value came from ("recipe: <citation>", "given", or "default")."""
+
+    config: TrainConfig
+    recipe: Recipe
+    lr: float
+    warmup: float
+    schedule: str
+    sources: dict[str, str]
+
+    def value(self, name: str) -> Any:
+        return getattr(self, name) if name in RECIPE_OPTIONS else getattr(self.config, name)
+
+    def to_dict(self) -> dict:
+        """Every option as {"value", "source"} (config.json's "resolved"), but `out`: the folder that
+        holds config.json is where the run is, not what it is (a moved folder is the same run)."""
+        return {k: {"value": self.value(k), "source": self.sources[k]} for k in _FIELDS if k != "out"}
+
+    def differences(self, theirs: dict) -> dict[str, tuple[Any, Any]]:
+        """{option: (theirs, mine)} where a recorded request (config.json's "train") is another run
+        than this one; an option unset on one side matches the recipe's value on the other."""
+        out = {}
+        for k, mine in self.config.identity().items():
+            there = theirs.get(k)
+            if _norm(there) == _norm(mine):
+                continue
+            if k in RECIPE_OPTIONS and _norm(self.value(k) if there is None else there) == _norm(self.value(k)):
+                continue
+            out[k] = (there, mine)
+        return out
+
+
+def _norm(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
+
+
+def peak_lr(d_model: int) -> float:
+    """GPT-3 Table 2.1's 6e-4 at d_model 768, scaled as 1/d_model, capped at 3e-3 (defaults.py says why)."""
+    return min(D.PEAK_LR_CAP, D.GPT3_PEAK_LR * D.GPT3_D_MODEL / d_model)
+
+
+def recipe_lr(recipe: Recipe, d_model: int) -> tuple[float, str]:
+    """(peak learning rate, its source) for a recipe at width d_model."""
+    if recipe.optimizer == "adafactor":
+        return D.ADAFACTOR_LR, "T5 §3.1.2: a constant 0.01 over the first 10^4 steps of its inverse-sqrt schedule"
+    capped = " (capped)" if peak_lr(d_model) == D.PEAK_LR_CAP else ""
+    return peak_lr(d_model), (f"GPT-3 Table 2.1's {D.GPT3_PEAK_LR:g} at d_model {D.GPT3_D_MODEL}, scaled as "
+                              f"1/d_model to {d_model}{capped} (assumed: the muP rule for hidden weights)")
+
+
+def resolve(cfg: TrainConfig) -> ResolvedRun:
+    """The one resolve step: the family's recipe (or an ablation variant's), then every option the
+    request leaves unset that the recipe gives; checks what needs the recipe or the spec."""
+    recipe, d_model = _recipe_and_width(cfg)
+    src = {f.name: ("given" if getattr(cfg, f.name) != f.default else "default") for f in _FIELDS.values()}
+    lr, lr_source = recipe_lr(recipe, d_model)
+    from_recipe = {"lr": lr_source, "warmup": recipe.source_of("warmup_frac"), "schedule": recipe.source_of("schedule")}
+    for k, source in from_recipe.items():
+        src[k] = "given" if getattr(cfg, k) is not None else f"recipe: {source}"
+    warmup = recipe.warmup_frac if cfg.warmup is None else cfg.warmup
+    schedule = recipe.schedule if cfg.schedule is None else cfg.schedule
+    if schedule not in SCHEDULES:  # a recipe naming a schedule the trainer does not run
+        raise RunError(f"{cfg.arch}'s recipe names schedule {schedule!r}; give --schedule ({', '.join(SCHEDULES)})")
+    if cfg.branches is not None and schedule != "wsd":
+        raise RunError(f"--branches {cfg.branches}: --branches needs --schedule wsd (branches leave the stable phase "
+                       f"of one run; the schedule is {schedule})")
+    return ResolvedRun(config=cfg, recipe=recipe, lr=lr if cfg.lr is None else cfg.lr, warmup=warmup,
+                       schedule=schedule, sources=src)
+
+
+def _recipe_and_width(cfg: TrainConfig) -> tuple[Recipe, int]:
+    """(recipe, d_model) of the request; the shape is checked by the registry (llmhist.archs.registry)."""
+    from llmhist.archs import registry
+    from llmhist.archs.recipes import recipe_for
+    from llmhist.archs.spec import SpecError
+
+    if cfg.variant is not None:
+        from llmhist.archs.changes import variant_recipe
+
+        if not isinstance(cfg.variant, dict) or not {"base", "target"} <= set(cfg.variant):
+            raise RunError(f"variant {cfg.variant!r}: give a table with base, target and changes")
+        if cfg.d_model is None or cfg.n_layers is None or cfg.n_heads is None:
+            raise RunError("an ablation variant needs an explicit shape: give d_model, n_layers and n_heads")
+        return variant_recipe(cfg.variant), cfg.d_model
+    try:
+        registry.get(cfg.arch)
+    except registry.UnknownArch as e:
+        raise RunError(f"--arch {e}") from None
+    shaped = cfg.size is not None or any(v is not None for v in (cfg.d_model, cfg.n_layers, cfg.n_heads))
+    try:  # the shape's checks (size of another family, size and shape both, heads dividing d_model, ...)
+        a = registry.build_spec(cfg.arch, cfg.size if shaped else D.SIZE, d_model=cfg.d_model,
+                                n_layers=cfg.n_layers, n_heads=cfg.n_heads, ctx_len=cfg.ctx)
+    except SpecError as e:
+        raise RunError(str(e)) from None
+    return recipe_for(a.family, a.moe is not None), a.d_model

@@ -32,6 +32,8 @@ import numpy as np
 from llmhist.errors import UserError
 from llmhist.files import atomic_path, fault
 
+from .config import bpe_vocab
+
 VAL_EVERY = 20  # 1 file in 20 (by a hash of its path) goes to validation: a deterministic ~5% split
 TEXT_SUFFIXES = {".txt", ".md", ".py", ".rst", ".json", ".csv", ".tex", ".html", ".c", ".h", ".js", ".toml", ".yaml", ".yml"}
 SKIP_DIRS = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__", ".git"}
@@ -213,11 +215,8 @@ def tokenize(tokenizer: str, fp: str, train_b: bytes, val_b: bytes):
     if tokenizer == "bytes":
         byte_tok = ByteTokenizer()
         return byte_tok, byte_tok.encode(train_b), byte_tok.encode(val_b)
-    if not tokenizer.startswith("bpe"):
-        raise DataError(f"--tokenizer {tokenizer!r}: use 'bytes' or 'bpe[VOCAB]' (e.g. bpe4096)")
-    size = int(tokenizer[3:] or 4096)
-    if not 257 <= size <= 1 << 20:
-        raise DataError(f"--tokenizer {tokenizer}: a BPE vocabulary must be between 257 and 1048576")
+    size = bpe_vocab(tokenizer)  # the one check of a --tokenizer value (TrainConfig makes it too)
+    assert size is not None  # "bytes" returned above
     tok = BPETokenizer(size, train_b, cache_dir() / "tokenizers" / f"{fp[:16]}-bpe{size}-v{BPE_CACHE_VERSION}.json")
     return (tok, *_cached_tokens(fp, tok, train_b, val_b))
 

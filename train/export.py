@@ -2,14 +2,14 @@
 
 The weight mapping is archs/hf.py's (written once, tested for logit parity); this only reads a
 run folder (JSON + safetensors, never a pickle) and writes transformers' files atomically: the
-folder is written beside OUT and renamed into place.
+folder is written beside OUT and renamed into place by checkpoint IO's folder swap
+(llmhist.train.checkpoint.staged_folder), the one written for checkpoints.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 from llmhist.archs import hf
@@ -17,6 +17,7 @@ from llmhist.archs.spec import Arch
 from llmhist.errors import UserError
 
 from . import runfolder as rf
+from .checkpoint import staged_folder
 
 
 class ExportError(UserError, ValueError):
@@ -75,19 +76,14 @@ def export(run_dir: str | Path, out_dir: str | Path) -> dict:
             if getattr(ref, "generation_config", None) is not None:
                 setattr(ref.generation_config, key, None)
     tmp = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    old = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.old")  # never a folder of the user's
     try:
-        ref.save_pretrained(tmp, safe_serialization=True)
-        (tmp / "llmhist.json").write_text(json.dumps({"run": str(Path(run_dir).resolve()), "arch": a.name}, indent=2))
-        if out_dir.exists():
-            out_dir.rmdir()
-        os.replace(tmp, out_dir)
+        with staged_folder(out_dir, tmp, old=old, event="export") as t:
+            ref.save_pretrained(t, safe_serialization=True)
+            (t / "llmhist.json").write_text(json.dumps({"run": str(Path(run_dir).resolve()), "arch": a.name},
+                                                       indent=2))
     except OSError as e:  # a read-only folder, a full disk: nothing is left half-written
-        shutil.rmtree(tmp, ignore_errors=True)
         raise ExportError(f"{out_dir}: cannot write the export ({e.strerror or e}); "
                           + ("free space and run export again" if e.errno in (28, 122) else
                              "give a folder you can write to")) from e
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return {"model_type": mt, "params": sum(p.numel() for p in model.parameters()), "out": str(out_dir)}

@@ -246,7 +246,7 @@ def _grid_run(e: dict, defaults: dict, doc_defaults: dict, known: set[str], wher
     name = check_run_name(e.get("name", f"{cfg.arch}-d{a.d_model}-l{a.n_layers}-D{D:.0e}".replace("+", "")), where)
     own = {k: v for k, v in e.items() if k not in _SPEC_KEYS and k not in GRID_RUN_KEYS}
     return RunSpec(name=name, arch=cfg.arch, d_model=a.d_model, n_layers=a.n_layers, n_heads=a.n_heads, tokens=D,
-                   N=N, C=6 * N * D, group=str(e.get("group", "")), schedule=cfg.schedule, branches=cfg.branches or "",
+                   N=N, C=6 * N * D, group=str(e.get("group", "")), schedule=cfg.resolve().schedule, branches=cfg.branches or "",
                    options=own)
 
 

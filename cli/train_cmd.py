@@ -68,8 +68,8 @@ def train(
     with user_errors():
         cfg = TrainConfig(**opts)  # every check happens here, as for a grid or a Python caller
         from llmhist.train.loop import Diverged
-        from llmhist.train.runfolder import EXIT_DIVERGED, EXIT_INTERRUPTED
         from llmhist.train.loop import train as run_train
+        from llmhist.train.runfolder import EXIT_DIVERGED, EXIT_INTERRUPTED
 
         try:
             summary = run_train(cfg, console=None if json_out else console)

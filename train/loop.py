@@ -41,6 +41,7 @@ from .config import TrainConfig
 from .runfolder import EXIT_DIVERGED, Interrupted, RunError
 from .schedule import EVAL_SUBSET, branch_points, lr_at
 from .trainstate import TrainState, make_state
+
 # the divergence rule (see diverged_reason)
 DIVERGE_MARGIN_NATS = 1.0
 DIVERGE_EVALS = 3

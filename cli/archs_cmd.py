@@ -65,9 +65,8 @@ def archs_(
 def show(
     name: Annotated[str, typer.Argument(help="Registry name or family (gpt2-124m, llama3, ...).")],
     size: SIZE = None, d_model: DM = None, n_layers: NL = None, n_heads: NH = None,
-    gpus: GPUS = None, tp: TP = None, pp: PP = None, zero: ZERO = None, micro_batch: MB = None,
-    global_batch: GB = None, recompute: RECOMPUTE = None, seq_parallel: SEQP = False, ctx: CTX = None,
-    gpu: GPU = None, mfu: MFU = None,
+    gpus: GPUS = None, tp: TP = None, pp: PP = None, zero: ZERO = None, micro_batch: MB = None, global_batch: GB = None,
+    recompute: RECOMPUTE = None, seq_parallel: SEQP = False, ctx: CTX = None, gpu: GPU = None, mfu: MFU = None,
     as_json: JSON = False,
 ) -> None:
     """Everything about one model, with the source of each value (assumed values and the
@@ -124,17 +123,18 @@ def show(
         if "N_opt" in o:
             t.add_row(f"N_opt at its compute ({law})", f"{human(o['N_opt'])} (N/N_opt {o['N_over_N_opt']:.2f})")
     console.print(t)
-    if "parallel" in d:
-        _print_parallel(d["parallel"], rest)
+    _print_parallel(d.get("parallel"), rest)
     used = sorted({k for v in rest.values() for k in v})
     for k in used:
         console.print(f"[yellow]*[/] {k} = {fmt_value(e.shown()[k])}: {e.sources[k]}")
 
 
-def _print_parallel(est: dict, rest: dict) -> None:
-    """show's per-GPU table, then the formula behind each number and the flags."""
+def _print_parallel(est: dict | None, rest: dict) -> None:
+    """show's per-GPU table (with a layout), then the formula behind each number and the flags."""
     from llmhist.report import layout_label, parallel_rows
 
+    if est is None:
+        return
     t = Table(title=f"per GPU: {layout_label(est)}", header_style="bold")
     t.add_column("quantity")
     t.add_column("value", justify="right")
@@ -157,9 +157,8 @@ def _print_how_and_flags(how: dict, flags: list, name: str = "") -> None:
 def compare(
     names: Annotated[list[str], typer.Argument(help="Two or more registry names or families.")],
     fit: Annotated[list[str] | None, typer.Option("--fit", help="Also judge optimality under a fit JSON from `llmhist fit`.")] = None,
-    gpus: GPUS = None, tp: TP = None, pp: PP = None, zero: ZERO = None, micro_batch: MB = None,
-    global_batch: GB = None, recompute: RECOMPUTE = None, seq_parallel: SEQP = False, ctx: CTX = None,
-    gpu: GPU = None, mfu: MFU = None,
+    gpus: GPUS = None, tp: TP = None, pp: PP = None, zero: ZERO = None, micro_batch: MB = None, global_batch: GB = None,
+    recompute: RECOMPUTE = None, seq_parallel: SEQP = False, ctx: CTX = None, gpu: GPU = None, mfu: MFU = None,
     as_json: JSON = False,
 ) -> None:
     """Side by side: shapes, choices, parameters, FLOPs, memory, KV cache, tokens, optimality

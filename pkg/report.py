@@ -172,7 +172,6 @@ def compare_rows(entries: Sequence[Entry], fits: Sequence[str] = (), layout: Any
         rows.append({"section": section, "label": label, "values": values, "shown": [fmt(v) for v in values],
                      "assumed": assumed})
 
-    ests = [parallel(e, layout) for e in entries] if layout is not None else []
     ps = [params(a) for a in specs]
     T = [e.train_ctx_len or a.ctx_len for e, a in zip(entries, specs)]
     add("identity", "year", [e.year for e in entries])
@@ -218,15 +217,7 @@ def compare_rows(entries: Sequence[Entry], fits: Sequence[str] = (), layout: Any
         if any(o and o.get("warning") for o in opt):  # a fit judged far outside its data
             add(f"compute-optimal ({name})", "warning", [o and o.get("warning") for o in opt], lambda v: v or "-")
     add("compute-optimal (20 tok/param)", "D for its N", [laws.tokens_20x(p.active) for p in ps], human, rests="params")
-    for r in parallel_rows(ests):
-        assumed = [sorted(set().union(*(rests_on_assumed(e, q) for q in r["rests"]))) for e in entries]
-        rows.append({"section": f"per GPU ({layout_label(ests[0])})", "label": r["label"], "values": r["values"],
-                     "shown": r["shown"], "assumed": assumed})
-    if ests:  # the formulas and the flags, printed under the table
-        for label in ("how", "flags"):
-            values = [x[label] for x in ests]
-            rows.append({"section": f"per GPU ({layout_label(ests[0])})", "label": label, "values": values,
-                         "shown": [f"{len(v)} lines below" for v in values], "assumed": [[] for _ in entries]})
+    rows += _parallel_compare_rows(entries, layout)
     return rows
 
 
@@ -285,6 +276,25 @@ def parallel_rows(ests: Sequence[dict]) -> list[dict]:
     """The estimates as report rows: label, what each rests on, raw values (for --json) and shown ones."""
     return [{"label": label, "rests": rests, "values": [get(r) for r in ests], "shown": [fmt(get(r)) for r in ests]}
             for label, rests, get, fmt in PARALLEL_ROWS]
+
+
+def _parallel_compare_rows(entries: Sequence[Entry], layout: Any) -> list[dict]:
+    """compare's per-GPU section (none without a layout); its formulas and flags ride in two rows printed
+    under the table."""
+    from llmhist.archs.catalogue import rests_on_assumed
+
+    if layout is None:
+        return []
+    ests = [parallel(e, layout) for e in entries]
+    section = f"per GPU ({layout_label(ests[0])})"
+    rows = [{"section": section, "label": r["label"], "values": r["values"], "shown": r["shown"],
+             "assumed": [sorted(set().union(*(rests_on_assumed(e, q) for q in r["rests"]))) for e in entries]}
+            for r in parallel_rows(ests)]
+    for label in ("how", "flags"):
+        values = [x[label] for x in ests]
+        rows.append({"section": section, "label": label, "values": values,
+                     "shown": [f"{len(v)} lines below" for v in values], "assumed": [[] for _ in entries]})
+    return rows
 
 
 def layout_label(est: dict) -> str:

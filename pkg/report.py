@@ -1,6 +1,7 @@
 """The registry as report rows: the timeline (`archs`), one entry in full (`show`), and entries side by
-side (`compare`), each judged against published scaling laws. Pure Python, no torch; the CLI
-(llmhist.cli.archs_cmd) only renders these rows.
+side (`compare`), each judged against published scaling laws, and with a parallel layout their memory
+per GPU and step time (llmhist.archs.parallel on a device of the hardware table). Pure Python, no
+torch; the CLI (llmhist.cli.archs_cmd) only renders these rows.
 
 It lives at the top of the namespace (llmhist.report, in pkg/) because it joins llmhist.archs with
 llmhist.scaling: inside archs/ it would make archs and scaling import each other."""

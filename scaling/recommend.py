@@ -1,4 +1,5 @@
-"""Compute-optimal recommendations under each law, with intervals from a fit's bootstrap samples.
+"""Compute-optimal recommendations under each law, with intervals from a fit's bootstrap samples, and
+(with --gpus) each N_opt's model state per GPU and the days its budget takes on those GPUs.
 
 Pure Python except the inference-aware optimum, which uses scipy's scalar minimiser (imported
 there only).

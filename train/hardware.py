@@ -33,7 +33,7 @@ PEAK: dict[str, dict[str, tuple[float, str]]] = {
     "tpuv5e": {"bf16": (197e12, "Google Cloud TPU v5e documentation")},
 }
 # device key -> (memory in bytes, source). Datasheet gigabytes counted as 10^9 bytes: a lower bound, as the
-# devices report a little more (the 80GB parts hold 80 GiB of HBM).
+# devices report a little more (an 80GB part reports close to 80 GiB).
 MEMORY: dict[str, tuple[float, str]] = {
     "h100": (80e9, f"{NV}, H100 SXM: 80 GB HBM3"),
     "h200": (141e9, f"{NV}, H200 SXM: 141 GB HBM3e"),

@@ -239,13 +239,14 @@ def how(a: Arch, lay: Layout, s: int, stage: int) -> dict[str, str]:
     t, p, z = lay.tp, lay.pp, lay.zero
     divided = {0: "nothing", 1: "the optimizer state", 2: "optimizer state and gradients", 3: "all three"}[z]
     eq = {"none": "eq. 2" if not lay.seq_parallel else "eq. 3", "selective": "Table 2, selective (no 5as/h)",
-          "full": "Table 2, full recompute: sbh(2) per layer"}[lay.recompute]
-    rep = "/ t" if lay.seq_parallel else "whole"
+          "full": "Table 2, full recompute"}[lay.recompute]
+    per_layer = ("2 s b h (only the layer's input)" if lay.recompute == "full" else
+                 f"s b (replicated {'/ t' if lay.seq_parallel else 'whole'} + split / t"
+                 + (" + 5as/t" if lay.recompute == "none" else "") + ")")
     return {
         "model_state": f"ZeRO (Rajbhandari et al. 2020, Fig. 1): 2Ψ params + 2Ψ grads + {ZERO_K}Ψ Adam, Ψ = this "
                        f"GPU's slice of its stage (matmuls / t = {t}); stage {z} divides {divided} by N_d = {lay.dp}",
-        "activations": f"Korthikanti et al. 2022 {eq}: per layer s b (replicated {rep} + split / t"
-                       + (" + 5as/t" if lay.recompute == "none" else "") + f"), s = {s:,}, b = {lay.micro_batch}; "
+        "activations": f"Korthikanti et al. 2022 {eq}: per layer {per_layer}, s = {s:,}, b = {lay.micro_batch}; "
                        f"1F1B: stage {stage} holds min(p - {stage}, m) = {min(p - stage, lay.micro_batches)} "
                        "micro-batches (§4.2.3, eq. 4); embedding and output layer (§4.3)",
         "kv_cache": "bf16 K and V: 2 n_kv d_head bytes x layers on the stage x ctx x sequences; each GPU keeps "

@@ -30,7 +30,7 @@ def _iv(r: dict, key: str, fmt: Callable[[float], str] = human) -> str:
 def recommend_(
     flops: Annotated[float | None, typer.Option("--flops", help="Training compute C in FLOPs.")] = None,
     gpu_hours: Annotated[float | None, typer.Option("--gpu-hours", help="Budget in GPU-hours (with --gpu, --mfu).")] = None,
-    gpu: Annotated[str | None, typer.Option("--gpu", help="h100, a100, h200, ...")] = None,
+    gpu: Annotated[str | None, typer.Option("--gpu", help="Device of --gpu-hours (and of --gpus): h100, a100, h200, ...")] = None,
     mfu: Annotated[float, typer.Option("--mfu", help="Model FLOPs utilisation for --gpu-hours.")] = 0.4,
     params_: Annotated[float | None, typer.Option("--params", help="Model size N: the budget at which N is optimal.")] = None,
     tokens: Annotated[float | None, typer.Option("--tokens", help="Data D: the budget at which D is optimal.")] = None,

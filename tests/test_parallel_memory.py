@@ -141,6 +141,10 @@ def test_show_prints_the_table_how_and_flags():
     assert "how activations: Korthikanti" in out and "FLAG" in out and "fits (training)" in out
     r = CliRunner().invoke(app, ["show", "mixtral-8x7b", "--tp", "8", "--json"])
     assert any("expert parallelism is not modelled" in x for x in json.loads(r.output)["parallel"]["flags"])
+    for recompute, says in (("none", "eq. 2"), ("selective", "no 5as/h"), ("full", "2 s b h")):
+        how = _show_json("gpt3", "--tp", "8", "--recompute", recompute)["how"]["activations"]
+        assert says in how, (recompute, how)
+    assert "eq. 3" in _show_json("gpt3", "--tp", "8", "--recompute", "none", "--seq-parallel")["how"]["activations"]
     r = CliRunner().invoke(app, ["show", "llama3-70b"])
     assert "per GPU" not in r.output  # without a layout, show is as before
 

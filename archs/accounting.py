@@ -283,24 +283,36 @@ def kv_cache_bytes_per_token(a: Arch, dtype: str = "bf16", T: int | None = None)
     return total / T
 
 
+def activation_terms(a: Arch, L: Layer, T: int) -> tuple[float, float, float]:
+    """16-bit activation bytes per token that one layer keeps for backward (Korthikanti et al. 2022,
+    §4.1), split as tensor parallelism splits them: (replicated, split, scores).
+
+    replicated: what Megatron's tensor parallelism leaves whole on every rank (the "10" of eq. 2):
+    the attention's and the MLP's inputs (2 d each), their output-dropout masks (d each), the
+    norms' inputs (4 d). split: what it divides by t (the "24"): Q and K (2 d_attn + 2 d_kv),
+    V (2 d_kv), the output projection's input (2 d_attn), and the MLP's 4 f + 2 g with f the hidden
+    width applied per token (MoE: top-k experts plus the shared one) and g its gated part (GELU:
+    16 d). scores: the attention matrix, softmax output and its dropout (5 H T, the "5as/h"),
+    kept only without a fused kernel or selective recompute. T5's decoder: two attentions. For
+    multi-head attention with d_ff = 4 d the three sum to eq. 1's 34 d + 5 H T."""
+    d, da, dkv = a.d_model, a.d_attn, a.d_kv
+    f = sum(m.active * m.d_in for m in L.matmuls if m.name.startswith("mlp.") and m.name.endswith(".down"))
+    g = sum(m.active * m.d_out for m in L.matmuls if m.name.startswith("mlp.") and m.name.endswith(".gate"))
+    n_attn = 2 if L.cross else 1
+    replicated = n_attn * 3 * d + 3 * d + 4 * d
+    split = n_attn * (4 * da + 4 * dkv) + 4 * f + 2 * g
+    return replicated, split, n_attn * 5 * a.n_heads * T
+
+
 def activation_bytes_per_token(a: Arch, recompute: bool = False, T: int | None = None, flash: bool = True) -> float:
-    """16-bit activation memory per token kept for backward (Korthikanti et al. 2022, eq. 1-2),
-    generalised to any MLP from the inventory: each attention block 11 d (+ 5 H T without a fused
-    kernel; T5's decoder has two), the MLP block 3 d + 4 f + 2 g with f the hidden width applied per
-    token (MoE: top-k experts plus the shared one) and g its gated part, norms 4 d. With full
-    rematerialisation only each layer's input (2 d bytes) is kept."""
+    """16-bit activation memory per token kept for backward on one device (Korthikanti et al. 2022,
+    eq. 1, generalised to any attention and MLP by `activation_terms`; flash: a fused attention
+    kernel keeps no scores). With full rematerialisation only each layer's input (2 d bytes) is kept."""
     T = T or a.ctx_len
-    d = a.d_model
     ls = layers(a)
     if recompute:
-        return len(ls) * 2 * d
-    total = 0.0
-    for L in ls:
-        f = sum(m.active * m.d_in for m in L.matmuls if m.name.startswith("mlp.") and m.name.endswith(".down"))
-        g = sum(m.active * m.d_out for m in L.matmuls if m.name.startswith("mlp.") and m.name.endswith(".gate"))
-        attn = (2 if L.cross else 1) * (11 * d + (0 if flash else 5 * a.n_heads * T))
-        total += attn + 3 * d + 4 * f + 2 * g + 4 * d
-    return total
+        return len(ls) * 2 * a.d_model
+    return sum(r + s + (0 if flash else sc) for r, s, sc in (activation_terms(a, L, T) for L in ls))
 
 
 def training_memory_bytes(a: Arch, tokens_per_step: int = 0, recompute: bool = False, mixed: bool = True) -> dict:

@@ -182,7 +182,8 @@ DEPENDS: dict[str, tuple[str, ...]] = {
     "flops": ("train_ctx_len",),  # on top of params: conventions with an attention term at the training length
     "flops_useful": ("train_ctx_len", "window", "attn_pattern"),  # attention only over the keys a query sees
     "kv_cache": ("n_layers", "n_kv_heads", "head_dim", "attn_width", "window", "attn_pattern", "ctx_len"),
-    "activations": ("d_model", "n_layers", "d_ff", "mlp", "moe", "n_heads", "n_enc_layers"),
+    "activations": ("d_model", "n_layers", "d_ff", "mlp", "moe", "n_heads", "n_kv_heads", "head_dim", "attn_width",
+                    "n_enc_layers"),
     "tokens": ("train_tokens",),
 }
 

@@ -9,13 +9,26 @@ from rich.table import Table
 
 from llmhist.numbers import human, nbytes, sci
 
-from .common import console, print_json, user_errors
+from .common import console, print_json, say, user_errors
 
 JSON = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 SIZE = Annotated[str | None, typer.Option("--size", help="Named small size (nano, micro, mini, small, base) or a registry name.")]
 DM = Annotated[int | None, typer.Option("--d-model", help="Explicit width (with --n-layers, --n-heads).")]
 NL = Annotated[int | None, typer.Option("--n-layers")]
 NH = Annotated[int | None, typer.Option("--n-heads")]
+
+# the parallel layout (llmhist.archs.parallel): show and compare print per-GPU memory and step time when one is given
+GPUS = Annotated[int | None, typer.Option("--gpus", help="GPUs in all (default: tp x pp, one data-parallel rank).", rich_help_panel="per-GPU memory")]
+TP = Annotated[int | None, typer.Option("--tp", help="Tensor-parallel degree (default 1).", rich_help_panel="per-GPU memory")]
+PP = Annotated[int | None, typer.Option("--pp", help="Pipeline stages (default 1; 1F1B schedule).", rich_help_panel="per-GPU memory")]
+ZERO = Annotated[int | None, typer.Option("--zero", help="ZeRO stage 0-3 over the data-parallel ranks (default 0).", rich_help_panel="per-GPU memory")]
+MB = Annotated[int | None, typer.Option("--micro-batch", help="Sequences per micro-batch (default 1).", rich_help_panel="per-GPU memory")]
+GB = Annotated[int | None, typer.Option("--global-batch", help="Sequences per optimizer step (default: dp x micro-batch x m, m = 4 pp).", rich_help_panel="per-GPU memory")]
+RECOMPUTE = Annotated[str | None, typer.Option("--recompute", help="Activation recomputation: none, selective (default), full.", rich_help_panel="per-GPU memory")]
+SEQP = Annotated[bool, typer.Option("--seq-parallel", help="Sequence parallelism in the tensor-parallel group.", rich_help_panel="per-GPU memory")]
+CTX = Annotated[int | None, typer.Option("--ctx", help="Sequence length (default: pre-training length; the KV cache: ctx_len).", rich_help_panel="per-GPU memory")]
+GPU = Annotated[str | None, typer.Option("--gpu", help="Device of the hardware table (default h100).", rich_help_panel="per-GPU memory")]
+MFU = Annotated[float | None, typer.Option("--mfu", help="Model FLOPs utilisation for the step time (default 0.4).", rich_help_panel="per-GPU memory")]
 
 app = typer.Typer()
 
@@ -52,16 +65,20 @@ def archs_(
 def show(
     name: Annotated[str, typer.Argument(help="Registry name or family (gpt2-124m, llama3, ...).")],
     size: SIZE = None, d_model: DM = None, n_layers: NL = None, n_heads: NH = None,
+    gpus: GPUS = None, tp: TP = None, pp: PP = None, zero: ZERO = None, micro_batch: MB = None, global_batch: GB = None,
+    recompute: RECOMPUTE = None, seq_parallel: SEQP = False, ctx: CTX = None, gpu: GPU = None, mfu: MFU = None,
     as_json: JSON = False,
 ) -> None:
     """Everything about one model, with the source of each value (assumed values and the
-    numbers resting on them are marked *)."""
+    numbers resting on them are marked *); with --gpus/--tp/--pp/--zero/... its memory per GPU."""
     from llmhist.archs.catalogue import FLOPS_RESTS, is_assumed
+    from llmhist.archs.parallel import layout_from
     from llmhist.report import describe, fmt_value, resolve
 
     with user_errors():
-        e = resolve(name, size, d_model, n_layers, n_heads, need_shape=False)
-        d = describe(e)
+        layout = layout_from(gpus, tp, pp, zero, micro_batch, global_batch, recompute, seq_parallel, ctx, gpu, mfu)
+        e = resolve(name, size, d_model, n_layers, n_heads, need_shape=layout is not None)
+        d = describe(e, layout)
     if as_json:
         return print_json(d)
     t = Table(title=f"{e.name} ({e.year}) - {e.paper}", header_style="bold", show_lines=False)
@@ -106,24 +123,53 @@ def show(
         if "N_opt" in o:
             t.add_row(f"N_opt at its compute ({law})", f"{human(o['N_opt'])} (N/N_opt {o['N_over_N_opt']:.2f})")
     console.print(t)
+    _print_parallel(d.get("parallel"), rest)
     used = sorted({k for v in rest.values() for k in v})
     for k in used:
         console.print(f"[yellow]*[/] {k} = {fmt_value(e.shown()[k])}: {e.sources[k]}")
+
+
+def _print_parallel(est: dict | None, rest: dict) -> None:
+    """show's per-GPU table (with a layout), then the formula behind each number and the flags."""
+    from llmhist.report import layout_label, parallel_rows
+
+    if est is None:
+        return
+    t = Table(title=f"per GPU: {layout_label(est)}", header_style="bold")
+    t.add_column("quantity")
+    t.add_column("value", justify="right")
+    for r in parallel_rows([est]):
+        mark = " [yellow]*[/]" if any(rest.get(q) for q in r["rests"]) else ""
+        t.add_row(r["label"], r["shown"][0] + mark)
+    console.print(t)
+    _print_how_and_flags(est["how"], est["flags"])
+
+
+def _print_how_and_flags(how: dict, flags: list, name: str = "") -> None:
+    if how:
+        for k, line in how.items():
+            say(f"how {k}: {line}")
+    for line in flags:
+        say(f"FLAG {name + ': ' if name else ''}{line}", style="yellow")
 
 
 @app.command("compare")
 def compare(
     names: Annotated[list[str], typer.Argument(help="Two or more registry names or families.")],
     fit: Annotated[list[str] | None, typer.Option("--fit", help="Also judge optimality under a fit JSON from `llmhist fit`.")] = None,
+    gpus: GPUS = None, tp: TP = None, pp: PP = None, zero: ZERO = None, micro_batch: MB = None, global_batch: GB = None,
+    recompute: RECOMPUTE = None, seq_parallel: SEQP = False, ctx: CTX = None, gpu: GPU = None, mfu: MFU = None,
     as_json: JSON = False,
 ) -> None:
     """Side by side: shapes, choices, parameters, FLOPs, memory, KV cache, tokens, optimality
     (* marks a number resting on an assumed value)."""
+    from llmhist.archs.parallel import layout_from
     from llmhist.report import compare as compare_entries
     from llmhist.report import fmt_value
 
     with user_errors():
-        entries, rows = compare_entries(names, fit or [])
+        layout = layout_from(gpus, tp, pp, zero, micro_batch, global_batch, recompute, seq_parallel, ctx, gpu, mfu)
+        entries, rows = compare_entries(names, fit or [], layout)
     if as_json:
         return print_json({"models": [e.name for e in entries], "rows": rows})
     t = Table(title="compare (differences highlighted; * rests on an assumed value)", header_style="bold")
@@ -131,7 +177,10 @@ def compare(
     for e in entries:
         t.add_column(e.name, justify="right")
     section = None
+    below = [r for r in rows if r["label"] in ("how", "flags") and r["section"].startswith("per GPU")]
     for r in rows:
+        if r in below:
+            continue
         if r["section"] != section:
             section = r["section"]
             t.add_row(f"[bold cyan]{section}[/]", *[""] * len(entries))
@@ -141,6 +190,12 @@ def compare(
         cells = [c + (" *" if a else "") for c, a in zip(cells, r["assumed"])]
         t.add_row(r["label"], *cells)
     console.print(t)
+    for r in below:  # the formulas (the first model's: the others differ only in stage numbers), then each one's flags
+        if r["label"] == "how":
+            _print_how_and_flags(r["values"][0], [])
+        else:
+            for e, fl in zip(entries, r["values"]):
+                _print_how_and_flags({}, fl, e.name)
     for e in entries:
         for k, src in e.assumed().items():
             console.print(f"* {e.name}: {k} = {fmt_value(e.shown()[k])}: {src}")

@@ -9,9 +9,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from llmhist.numbers import human, sci
+from llmhist.numbers import human, nbytes, sci
 
-from .common import console, print_json, user_errors
+from .common import console, print_json, say, user_errors
 
 app = typer.Typer()
 
@@ -30,21 +30,27 @@ def _iv(r: dict, key: str, fmt: Callable[[float], str] = human) -> str:
 def recommend_(
     flops: Annotated[float | None, typer.Option("--flops", help="Training compute C in FLOPs.")] = None,
     gpu_hours: Annotated[float | None, typer.Option("--gpu-hours", help="Budget in GPU-hours (with --gpu, --mfu).")] = None,
-    gpu: Annotated[str | None, typer.Option("--gpu", help="h100, a100, h200, ...")] = None,
+    gpu: Annotated[str | None, typer.Option("--gpu", help="Device of --gpu-hours (and of --gpus): h100, a100, h200, ...")] = None,
     mfu: Annotated[float, typer.Option("--mfu", help="Model FLOPs utilisation for --gpu-hours.")] = 0.4,
     params_: Annotated[float | None, typer.Option("--params", help="Model size N: the budget at which N is optimal.")] = None,
     tokens: Annotated[float | None, typer.Option("--tokens", help="Data D: the budget at which D is optimal.")] = None,
     law: Annotated[list[str] | None, typer.Option("--law", help="Published law(s) to use (default: all).")] = None,
     fit: Annotated[list[str] | None, typer.Option("--fit", help="Fit JSON file(s) written by `llmhist fit`.")] = None,
     inference_tokens: Annotated[float | None, typer.Option("--inference-tokens", help="Tokens the model will serve (Sardana & Frankle 2023).")] = None,
+    gpus: Annotated[int | None, typer.Option("--gpus", help="Spread N_opt over this many --gpu devices: model state per GPU, days.")] = None,
+    tp: Annotated[int | None, typer.Option("--tp", help="With --gpus: tensor-parallel degree (default 1).")] = None,
+    pp: Annotated[int | None, typer.Option("--pp", help="With --gpus: pipeline stages (default 1).")] = None,
+    zero: Annotated[int | None, typer.Option("--zero", help="With --gpus: ZeRO stage 0-3 (default 0).")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Compute-optimal N, D, tokens/param and predicted loss under each law, side by side."""
+    from llmhist.archs.parallel import layout_from
     from llmhist.scaling.recommend import loss_data_note, recommendations
 
     with user_errors():
+        layout = layout_from(gpus, tp, pp, zero)
         rows, inf = recommendations(law, fit, flops=flops, gpu_hours=gpu_hours, gpu=gpu, mfu=mfu, N=params_,
-                                    D=tokens, inference_tokens=inference_tokens)
+                                    D=tokens, inference_tokens=inference_tokens, layout=layout)
     if as_json:
         return print_json({"recommendations": rows, "inference_aware": inf})
     t = Table(title="compute-optimal allocation", header_style="bold")
@@ -64,6 +70,8 @@ def recommend_(
                           soft_wrap=True)
         if r.get("warning"):
             console.print(f"[yellow]warning:[/] {r['warning']}", soft_wrap=True)
+    if rows and "per_gpu" in rows[0]:
+        _print_per_gpu(rows)
     note = loss_data_note(rows)
     if note:
         console.print(note, soft_wrap=True)
@@ -76,6 +84,21 @@ def recommend_(
             t.add_row(r["law"], human(r["N"]), human(r["D_train"]), f"{r['tokens_per_param']:.0f}",
                       f"{r['N_vs_chinchilla']:.2f}x", f"{saved:.1%}")
         console.print(t)
+
+
+def _print_per_gpu(rows: list[dict]) -> None:
+    g = rows[0]["per_gpu"]
+    t = Table(title=f"N_opt on {g['gpus']:,} x {g['gpu']} (dp {g['dp']} x tp {g['tp']} x pp {g['pp']}, ZeRO-{g['zero']})",
+              header_style="bold")
+    for c in ("law", "N_opt", "model state / GPU", "GPU memory", "fits", "days"):
+        t.add_column(c, justify="left" if c == "law" else "right")
+    for r in rows:
+        p = r["per_gpu"]
+        t.add_row(r["law"], human(r["N_opt"]), nbytes(p["model_state"]), nbytes(p["memory"]),
+                  "yes" if p["fits_model_state"] else "NO", f"{p['days']:.3g}")
+    console.print(t)
+    say(f"how: {g['how']}")
+    say(f"FLAG {g['flag']}", style="yellow")
 
 
 @app.command("fit")

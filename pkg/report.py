@@ -1,6 +1,7 @@
 """The registry as report rows: the timeline (`archs`), one entry in full (`show`), and entries side by
-side (`compare`), each judged against published scaling laws. Pure Python, no torch; the CLI
-(llmhist.cli.archs_cmd) only renders these rows.
+side (`compare`), each judged against published scaling laws, and with a parallel layout their memory
+per GPU and step time (llmhist.archs.parallel on a device of the hardware table). Pure Python, no
+torch; the CLI (llmhist.cli.archs_cmd) only renders these rows.
 
 It lives at the top of the namespace (llmhist.report, in pkg/) because it joins llmhist.archs with
 llmhist.scaling: inside archs/ it would make archs and scaling import each other."""
@@ -93,9 +94,10 @@ def _is_entry(name: str) -> bool:
     return name in BY_NAME
 
 
-def describe(e: Entry) -> dict:
+def describe(e: Entry, layout: Any = None) -> dict:
     """Everything known about one entry: each value with its source, accounting, optimality, and
-    which derived numbers rest on an assumed value."""
+    which derived numbers rest on an assumed value; with a parallel layout (llmhist.archs.parallel.Layout)
+    also the per-GPU memory and step time under it ("parallel")."""
     from llmhist.archs.accounting import summary
     from llmhist.archs.catalogue import CATALOGUE_SOURCED, DEPENDS, rests_on_assumed
     from llmhist.scaling import laws
@@ -111,6 +113,8 @@ def describe(e: Entry) -> dict:
            "assumed": e.assumed()}
     if e.arch is None:
         return out
+    if layout is not None:
+        out["parallel"] = parallel(e, layout)
     s = summary(e.arch, e.train_tokens, e.train_ctx_len)
     out["accounting"] = s
     out["rests_on_assumed"] = {q: sorted(rests_on_assumed(e, q)) for q in DEPENDS}
@@ -136,15 +140,16 @@ def fmt_value(v: Any) -> str:
 
 
 
-def compare(names: Sequence[str], fits: Sequence[str] = ()) -> tuple[list[Entry], list[dict]]:
-    """`compare`'s entries (each must have a published shape) and rows; fits are JSON files from `llmhist fit`."""
+def compare(names: Sequence[str], fits: Sequence[str] = (), layout: Any = None) -> tuple[list[Entry], list[dict]]:
+    """`compare`'s entries (each must have a published shape) and rows; fits are JSON files from `llmhist fit`;
+    a parallel layout adds the per-GPU rows."""
     if len(names) < 2:
         raise SpecError("compare needs at least two models, e.g. `llmhist compare gpt3 chinchilla`")
     entries = [resolve(n) for n in names]
-    return entries, compare_rows(entries, fits)
+    return entries, compare_rows(entries, fits, layout)
 
 
-def compare_rows(entries: Sequence[Entry], fits: Sequence[str] = ()) -> list[dict]:
+def compare_rows(entries: Sequence[Entry], fits: Sequence[str] = (), layout: Any = None) -> list[dict]:
     """Rows for `compare`: raw values (for --json), formatted ones, and per model the assumed
     values each row rests on."""
     from llmhist.archs.accounting import (
@@ -213,4 +218,88 @@ def compare_rows(entries: Sequence[Entry], fits: Sequence[str] = ()) -> list[dic
         if any(o and o.get("warning") for o in opt):  # a fit judged far outside its data
             add(f"compute-optimal ({name})", "warning", [o and o.get("warning") for o in opt], lambda v: v or "-")
     add("compute-optimal (20 tok/param)", "D for its N", [laws.tokens_20x(p.active) for p in ps], human, rests="params")
+    rows += _parallel_compare_rows(entries, layout)
     return rows
+
+
+# ------------------------------------------------------------------- per-GPU memory and step time
+def parallel(e: Entry, layout: Any) -> dict:
+    """Per-GPU memory by part, whether it fits, and the step time of an entry under a parallel layout
+    (llmhist.archs.parallel) on a named GPU of the one hardware table, with that table's sources."""
+    from llmhist.archs.parallel import estimate
+    from llmhist.train.hardware import MEMORY, PEAK, gpu_device
+
+    layout.check()
+    key, dtype, peak, memory = gpu_device(layout.gpu)
+    a = e.require_arch()
+    out = estimate(a, layout, e.train_ctx_len or a.ctx_len, peak, memory)
+    out["device"] = {"gpu": key, "dtype": dtype, "peak_flops": peak, "memory_bytes": memory,
+                     "peak_source": PEAK[key][dtype][1], "memory_source": MEMORY[key][1]}
+    return out
+
+
+def _yes(ok: bool) -> str:
+    return "yes" if ok else "NO"
+
+
+_P, _A, _KV = ("params",), ("activations", "flops"), ("params", "kv_cache")
+# (label, the quantities (catalogue.DEPENDS) the row rests on, value from an estimate, format)
+PARALLEL_ROWS: tuple[tuple[str, tuple[str, ...], Callable[[dict], Any], Callable[[Any], str]], ...] = (
+    ("GPUs = dp x tp x pp", (), lambda r: (r["layout"]["gpus"], r["layout"]["dp"], r["layout"]["tp"],
+                                           r["layout"]["pp"]), lambda v: f"{v[0]:,} = {v[1]} x {v[2]} x {v[3]}"),
+    ("ZeRO stage, recompute, seq-parallel", (), lambda r: (r["layout"]["zero"], r["layout"]["recompute"],
+                                                           r["layout"]["seq_parallel"]),
+     lambda v: f"{v[0]}, {v[1]}, {'on' if v[2] else 'off'}"),
+    ("sequence x micro-batch x micro-batches", (), lambda r: (r["layout"]["ctx"], r["layout"]["micro_batch"],
+                                                              r["layout"]["micro_batches"]),
+     lambda v: f"{v[0]:,} x {v[1]} x {v[2]}"),
+    ("heaviest stage (layers)", (), lambda r: (r["training"]["stage"], r["training"]["layers_on_stage"]),
+     lambda v: f"{v[0]} ({v[1]})"),
+    ("parameters bf16", _P, lambda r: r["training"]["params"], nbytes),
+    ("gradients bf16", _P, lambda r: r["training"]["grads"], nbytes),
+    ("optimizer state (fp32 Adam)", _P, lambda r: r["training"]["optimizer"], nbytes),
+    ("activations", _A, lambda r: r["training"]["activations"], nbytes),
+    ("training total", _A, lambda r: r["training"]["total"], nbytes),
+    ("GPU memory", (), lambda r: (r["device"]["gpu"], r["device"]["memory_bytes"]), lambda v: f"{v[0]} {v[1] / 1e9:.0f} GB ({nbytes(v[1])})"),
+    ("fits (training)", _A, lambda r: r["training"]["fits"], _yes),
+    ("inference: weights bf16", _P, lambda r: r["inference"]["weights"], nbytes),
+    ("inference: KV cache bf16", _KV, lambda r: (r["inference"]["kv_cache"], r["inference"]["ctx"],
+                                                        r["inference"]["sequences"]),
+     lambda v: f"{nbytes(v[0])} ({v[1]:,} tok x {v[2]})"),
+    ("fits (inference)", _KV, lambda r: r["inference"]["fits"], _yes),
+    ("step time (6N at the stated MFU)", ("flops",), lambda r: (r["step"]["seconds"], r["layout"]["mfu"]),
+     lambda v: f"{v[0]:.3g} s at MFU {v[1]:g}"),
+    ("pipeline bubble (p-1)/m", (), lambda r: r["step"]["bubble_fraction"], lambda v: f"{v:.1%}"),
+)
+
+
+def parallel_rows(ests: Sequence[dict]) -> list[dict]:
+    """The estimates as report rows: label, what each rests on, raw values (for --json) and shown ones."""
+    return [{"label": label, "rests": rests, "values": [get(r) for r in ests], "shown": [fmt(get(r)) for r in ests]}
+            for label, rests, get, fmt in PARALLEL_ROWS]
+
+
+def _parallel_compare_rows(entries: Sequence[Entry], layout: Any) -> list[dict]:
+    """compare's per-GPU section (none without a layout); its formulas and flags ride in two rows printed
+    under the table."""
+    from llmhist.archs.catalogue import rests_on_assumed
+
+    if layout is None:
+        return []
+    ests = [parallel(e, layout) for e in entries]
+    section = f"per GPU ({layout_label(ests[0])})"
+    rows = [{"section": section, "label": r["label"], "values": r["values"], "shown": r["shown"],
+             "assumed": [sorted(set().union(*(rests_on_assumed(e, q) for q in r["rests"]))) for e in entries]}
+            for r in parallel_rows(ests)]
+    for label in ("how", "flags"):
+        values = [x[label] for x in ests]
+        rows.append({"section": section, "label": label, "values": values,
+                     "shown": [f"{len(v)} lines below" for v in values], "assumed": [[] for _ in entries]})
+    return rows
+
+
+def layout_label(est: dict) -> str:
+    """One short line naming a layout: `64 x h100, tp 8, pp 2, ZeRO-1, selective`."""
+    L = est["layout"]
+    return (f"{L['gpus']:,} x {est['device']['gpu']}, tp {L['tp']}, pp {L['pp']}, ZeRO-{L['zero']}, {L['recompute']}"
+            + (", seq-parallel" if L["seq_parallel"] else ""))

@@ -1,4 +1,5 @@
-"""Compute-optimal recommendations under each law, with intervals from a fit's bootstrap samples.
+"""Compute-optimal recommendations under each law, with intervals from a fit's bootstrap samples, and
+(with --gpus) each N_opt's model state per GPU and the days its budget takes on those GPUs.
 
 Pure Python except the inference-aware optimum, which uses scipy's scalar minimiser (imported
 there only).
@@ -7,6 +8,7 @@ there only).
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from . import laws
 
@@ -144,20 +146,51 @@ def inference_aware(law, C: float, inference_tokens: float) -> dict:
             "chinchilla_total_flops": 6 * N0 * D0 + 2 * N0 * inference_tokens}
 
 
+def on_gpus(rows: list[dict], layout, mfu: float) -> None:
+    """With --gpus: each row's N_opt spread over the layout on its --gpu: ZeRO's model state per GPU
+    (llmhist.archs.parallel.model_state_bytes, N_opt / (tp x pp) on each GPU before data-parallel
+    sharding), whether that fits the GPU's memory, and the days C takes at the MFU."""
+    from llmhist.archs.parallel import model_state_bytes
+    from llmhist.train.hardware import gpu_device
+
+    key, _, peak, memory = gpu_device(layout.gpu)
+    n = layout.n_gpus
+    for r in rows:
+        state = model_state_bytes(r["N_opt"] / (layout.tp * layout.pp), layout.dp, layout.zero)
+        r["per_gpu"] = {"gpu": key, "gpus": n, "tp": layout.tp, "pp": layout.pp, "dp": layout.dp, "zero": layout.zero,
+                        **state, "model_state": sum(state.values()), "memory": memory,
+                        "fits_model_state": sum(state.values()) <= memory, "days": r["C"] / (n * peak * mfu) / 86400,
+                        "how": f"ZeRO-{layout.zero} (Rajbhandari et al. 2020): 2Ψ + 2Ψ + 12Ψ, Ψ = N_opt / (tp pp), "
+                               f"divided by dp = {layout.dp} by stage; days = C / (GPUs x peak x MFU {mfu:g})",
+                        "flag": "activations not counted (N_opt has no shape): `llmhist show ARCH --gpus ...` "
+                                "counts them for an architecture"}
+
+
 def recommendations(laws_: list[str] | None = None, fits: list[str] | None = None, flops: float | None = None,
                     gpu_hours: float | None = None, gpu: str | None = None, mfu: float = 0.4,
                     N: float | None = None, D: float | None = None,
-                    inference_tokens: float | None = None) -> tuple[list[dict], list[dict] | None]:
+                    inference_tokens: float | None = None, layout=None) -> tuple[list[dict], list[dict] | None]:
     """`llmhist recommend` as a library function: one row per law (published names, then fit JSON
-    files) for one budget, and with inference_tokens the inference-aware rows (Chinchilla-form laws).
+    files) for one budget, and with inference_tokens the inference-aware rows (Chinchilla-form laws);
+    with a parallel layout (--gpus, ...) each row's model state per GPU and the days on those GPUs.
     Every option is checked before any work; a bad one raises a BudgetError/LawError naming it."""
     chosen = [laws.get(n) for n in (laws_ or laws.DEFAULT_LAWS)] + [laws.load(f) for f in (fits or [])]
     if sum(x is not None for x in (flops, gpu_hours, N, D)) > 1:
         raise BudgetError("give one budget: --flops, --gpu-hours, --params or --tokens")
     if inference_tokens is not None and not inference_tokens >= 0:
         raise BudgetError(f"--inference-tokens {inference_tokens}: must be >= 0 (tokens the model will serve)")
-    C = budget_from(flops, gpu_hours, gpu, mfu) if N is None and D is None else None
+    if layout is not None:
+        from llmhist.train.hardware import gpu_device
+
+        if not (0 < mfu <= 1):
+            raise BudgetError(f"--mfu {mfu}: must be in (0, 1]")
+        gpu_device(gpu or layout.gpu)  # an unknown device fails here, before any work
+        layout = replace(layout, gpu=gpu or layout.gpu)
+    budget_gpu = gpu if layout is None or gpu_hours is not None else None  # --gpu names the devices of --gpus
+    C = budget_from(flops, gpu_hours, budget_gpu, mfu) if N is None and D is None else None
     rows = [recommend(l, C=C, N=N, D=D) for l in chosen]
+    if layout is not None:
+        on_gpus(rows, layout, mfu)
     if inference_tokens is None:
         return rows, None
     return rows, [inference_aware(l, r["C"], inference_tokens) for l, r in zip(chosen, rows) if l.kind == "chinchilla"]

@@ -257,6 +257,23 @@ CASES: dict[str, Case] = {
     "compare unpublished": Case("compare gpt3 gpt4", ("gpt4", "never published")),
     "compare fit missing": Case("compare gpt3 chinchilla --fit {tmp}/nope.json", ("nope.json", "fit file")),
     "compare fit broken": Case("compare gpt3 chinchilla --fit {table:broken}", ("broken.json", "fit file")),
+    # ---- show / compare / recommend: the parallel layout (llmhist.archs.parallel)
+    "show tp heads": Case("show llama3-70b --tp 3", ("--tp 3", "64 attention heads", "1, 2, 4, 8")),
+    "show gpus tp pp": Case("show llama3-70b --gpus 64 --tp 8 --pp 3", ("--gpus 64", "--tp 8 x --pp 3 = 24")),
+    "show zero 4": Case("show llama3-70b --zero 4", ("--zero 4", "0-3")),
+    "show recompute": Case("show llama3-70b --recompute some", ("--recompute 'some'", "selective")),
+    "show pp layers": Case("show llama3-8b --pp 64", ("--pp 64", "32 layers")),
+    "show gpu unknown": Case("show llama3-70b --gpu tpu9", ("--gpu 'tpu9'", "h100")),
+    "show micro-batch 0": Case("show llama3-70b --micro-batch 0", ("--micro-batch 0", ">= 1")),
+    "show gpus -8": Case("show llama3-70b --gpus -8", ("--gpus -8", ">= 1")),
+    "show global batch": Case("show llama3-70b --gpus 16 --tp 8 --global-batch 3", ("--global-batch 3", "multiple of 2")),
+    "show mfu 1.5": Case("show llama3-70b --gpus 8 --mfu 1.5", ("--mfu 1.5", "(0, 1]")),
+    "show seq-parallel ctx": Case("show llama3-70b --tp 8 --seq-parallel --ctx 1001", ("--ctx", "divisible by 8")),
+    "show layout unpublished": Case("show gpt4 --gpus 8", ("gpt4", "never published")),
+    "compare tp heads": Case("compare gpt3 chinchilla --tp 5", ("--tp 5", "heads")),
+    "recommend gpus tp": Case("recommend --flops 1e21 --gpus 10 --tp 4", ("--gpus 10", "--tp 4")),
+    "recommend gpus zero": Case("recommend --flops 1e21 --gpus 8 --zero 5", ("--zero 5", "0-3")),
+    "recommend gpus gpu": Case("recommend --flops 1e21 --gpus 8 --gpu tpu9", ("--gpu 'tpu9'", "h100")),
 }
 
 

@@ -1,5 +1,6 @@
-"""The one hardware table: dense peak FLOP/s per (device, dtype), each with its source. It serves
-MFU (train.device) and `recommend --gpu` alike. No torch import: recommend reads it.
+"""The one hardware table: dense peak FLOP/s per (device, dtype) and memory per device, each with its
+source. It serves MFU (train.device), `recommend --gpu` and the per-GPU memory of `show --gpu` alike.
+No torch import: recommend and show read it.
 
 Dense means without 2:4 structured sparsity (datasheets print the sparse figure too, twice this).
 """
@@ -30,6 +31,21 @@ PEAK: dict[str, dict[str, tuple[float, str]]] = {
     "mi300x": {"bf16": (1307e12, "AMD datasheet, MI300X (dense)"), "fp16": (1307e12, "AMD datasheet, MI300X")},
     "tpuv4": {"bf16": (275e12, "Google Cloud TPU v4 documentation")},
     "tpuv5e": {"bf16": (197e12, "Google Cloud TPU v5e documentation")},
+}
+# device key -> (memory in bytes, source). Datasheet gigabytes counted as 10^9 bytes: a lower bound, as the
+# devices report a little more (an 80GB part reports close to 80 GiB).
+MEMORY: dict[str, tuple[float, str]] = {
+    "h100": (80e9, f"{NV}, H100 SXM: 80 GB HBM3"),
+    "h200": (141e9, f"{NV}, H200 SXM: 141 GB HBM3e"),
+    "a100": (80e9, f"{NV}, A100 80GB: 80 GB HBM2e (a 40 GB part exists too)"),
+    "a10g": (24e9, "AWS EC2 G5 documentation: A10G with 24 GB GDDR6"),
+    "a10": (24e9, f"{NV}, A10: 24 GB GDDR6"),
+    "l4": (24e9, f"{NV}, L4: 24 GB GDDR6"),
+    "v100": (32e9, f"{NV}, V100 SXM2: 32 GB HBM2 (a 16 GB part exists too)"),
+    "4090": (24e9, f"{NV} Ada whitepaper, RTX 4090: 24 GB GDDR6X"),
+    "mi300x": (192e9, "AMD datasheet, MI300X: 192 GB HBM3"),
+    "tpuv4": (32 * 2**30, "Google Cloud TPU v4 documentation: 32 GiB HBM per chip"),
+    "tpuv5e": (16 * 2**30, "Google Cloud TPU v5e documentation: 16 GiB HBM per chip"),
 }
 # match longer names first: "a10g" before "a10"
 MATCH_ORDER = ("h200", "h100", "a100", "a10g", "a10", "l4", "v100", "4090", "mi300x", "tpuv5e", "tpuv4")
@@ -62,3 +78,13 @@ def gpu_peak(gpu: str | None, dtype: str = "bf16", option: str = "--gpu") -> flo
     if got is None:
         raise HardwareError(f"{option} {gpu!r}: unknown device for {dtype}; known: {', '.join(PEAK)}")
     return got[0]
+
+
+def gpu_device(gpu: str, dtype: str = "bf16", option: str = "--gpu") -> tuple[str, str, float, float]:
+    """(table key, dtype, dense peak FLOP/s, memory bytes) for a named device, or a HardwareError naming
+    the option. A device without bf16 (V100) trains 16-bit in fp16: its fp16 peak is used."""
+    key = gpu.lower() if gpu.lower() in PEAK else match(gpu)
+    dt = dtype if key is None or dtype in PEAK[key] or dtype != "bf16" else "fp16"
+    if key is None or dt not in PEAK[key] or key not in MEMORY:
+        raise HardwareError(f"{option} {gpu!r}: unknown device for {dtype}; known: {', '.join(PEAK)}")
+    return key, dt, PEAK[key][dt][0], MEMORY[key][0]

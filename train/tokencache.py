@@ -194,6 +194,8 @@ def _corpus(src: Source, d: Path, meta: dict, tok, fp: str):
         fed, n_tok = meta["train_fed_bytes"] + meta["val_fed_bytes"], meta["train_tokens"] + meta["val_tokens"]
     keep = ("source", "column", "files", "rows", "rows_skipped", "train_rows", "val_rows", "train_bytes", "val_bytes")
     info = {k: meta[k] for k in keep} | {"split": split, "root": src.target}
+    if src.kind == "hub":  # the cache cannot see the Hub's content change: say what it is keyed by
+        info["fingerprint_of"] = "name, config, split, revision and settings (pin revision= for the content)"
     return Corpus(name=src.data, train=train, val=val, vocab_size=tok.vocab_size, fingerprint=fp,
                   bytes_per_token=fed / max(1, n_tok), tokenizer=tok.name, meta=info)
 

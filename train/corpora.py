@@ -84,8 +84,11 @@ def _split_settings(body: str) -> tuple[str, str]:
 
 def _local_kind(target: str) -> str | None:
     p = Path(target).expanduser()
-    if not p.exists():
-        return "files" if glob.has_magic(target) else None
+    if not p.exists():  # a glob: ours when it names table files or matches files (else: "no such file")
+        if not glob.has_magic(target):
+            return None
+        named = target.lower().endswith(PARQUET_SUFFIXES + JSONL_SUFFIXES)
+        return "files" if named or glob.glob(os.path.expanduser(target), recursive=True) else None
     if p.is_file():
         return "files" if _is_table(p) else None
     if not p.is_dir() or (p / "train.bin").exists():
@@ -273,7 +276,8 @@ def open_hub(src: Source):
         raise data_error(
                          f"--data {src.data}: could not open split {split!r} of the Hub dataset {src.target!r} (config "
                          f"{src.config or 'default'}, revision {src.revision or 'main'}) through `datasets`: {why}"
-            + (f" ({', '.join(offline)} is set, so nothing is downloaded)" if offline else "")
+            + (f" ({' and '.join(offline)} {'is' if len(offline) == 1 else 'are'} set: nothing is downloaded)"
+               if offline else "")
             + "; check the name and that this machine reaches the Hub, or give a folder that save_to_disk wrote"
         ) from e
 

@@ -96,7 +96,9 @@ class TrainConfig:
                              le=MAX_TOKENS, cli_type=float)
     flops: float | None = opt(None, "compute budget C; D = C / 6N", gt=0, le=MAX_FLOPS)
     data: str = opt(D.DATA, "stdlib (default), prose (extra 'prose'), markov[:order=2,alphabet=16,...], a text "
-                            "file/folder, or token files (train.bin/val.bin)")
+                            "file/folder, token files (train.bin/val.bin), parquet / JSON-lines files, a quoted "
+                            "glob or folder of them [:column=text,rows=N], a folder save_to_disk wrote, or "
+                            "hub:NAME[:split=,config=,revision=,column=,rows=]")
     tokenizer: str = opt(D.TOKENIZER, "bytes, or bpeN (BPE with N tokens trained on the data)")
     token_dtype: Literal["uint16", "uint32"] = opt(D.TOKEN_DTYPE, "dtype of .bin token files: uint16 or uint32")
     vocab_size: int | None = opt(None, "vocabulary of token files (default: meta.json or max id + 1)", ge=2,
@@ -154,7 +156,10 @@ class TrainConfig:
                            "(it divides the per-process batch)")
         if not self.data.strip():
             raise RunError("--data '': give stdlib, prose, markov, a text file/folder or token files")
-        if self.data not in ("stdlib", "prose", "markov") and not self.data.startswith("markov:"):
+        from llmhist.train.corpora import check_source  # parquet / JSON lines / saved or Hub datasets
+
+        if (self.data not in ("stdlib", "prose", "markov") and not self.data.startswith("markov:")
+                and not check_source(self.data)):
             from pathlib import Path
 
             p = Path(self.data).expanduser()

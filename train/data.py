@@ -9,7 +9,9 @@ Sources (`--data`):
 - pre-tokenised token files as nanoGPT writes them (``train.bin``/``val.bin`` of uint16 or uint32,
   or one ``.bin`` file), memory-mapped and never loaded whole;
 - ``markov[:k=v,...]``: a synthetic Zipf-weighted order-k Markov chain whose entropy rate is known
-  exactly, so a model's loss (and a fitted E) can be checked against the truth.
+  exactly, so a model's loss (and a fitted E) can be checked against the truth;
+- parquet / JSON-lines files, globs and folders with a text column, a folder `datasets` saved, or
+  ``hub:NAME`` (llmhist.train.corpora), streamed into a token cache (llmhist.train.tokencache).
 
 Every source yields a `Corpus`: train and validation token arrays, a vocabulary size, bytes per
 token (for bits per byte) and a fingerprint that runs record. Batches are a pure function of
@@ -23,6 +25,7 @@ import json
 import math
 import os
 import sysconfig
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +74,28 @@ class Corpus:
             "entropy_nats_per_token": self.entropy_nats,
             **self.meta,
         }
+
+    def report(self) -> str:
+        """What was read, in one line: files, rows, bytes and the train/val split."""
+        from llmhist.numbers import nbytes
+
+        m = self.meta or {}
+        read = []
+        if "files" in m:
+            read.append(f"{m['files']:,} {m.get('source', '')} file{'s' * (m['files'] != 1)}".replace("  ", " "))
+        if "rows" in m:
+            skipped = f" ({m['rows_skipped']:,} empty skipped)" if m.get("rows_skipped") else ""
+            read.append(f"{m['rows']:,} rows{skipped} of column {m['column']!r}")
+        if "documents" in m:
+            read.append(f"{m['documents']:,} documents")
+        split = [f"{len(self.train):,} / {len(self.val):,} tokens"]
+        if "train_bytes" in m:
+            read.append(nbytes(m["train_bytes"] + m["val_bytes"]))
+            split.insert(0, f"{nbytes(m['train_bytes'])} / {nbytes(m['val_bytes'])}")
+        if "train_rows" in m:
+            split.insert(0, f"{m['train_rows']:,} / {m['val_rows']:,} rows")
+        how = f", {m['split']}" if m.get("split") else ""
+        return f"data: read {', '.join(read) or self.name}; train/val split {', '.join(split)}{how}"
 
 
 def bits_per_byte(loss_nats_per_token: float | None, bytes_per_token: float | None) -> float | None:
@@ -145,7 +170,9 @@ class BPETokenizer:
     """Byte-level BPE trained locally on the training split with the `tokenizers` library
     (its Rust trainer is far faster than anything we would write), cached by corpus fingerprint."""
 
-    def __init__(self, vocab_size: int, train_bytes: bytes, cache: Path):
+    def __init__(self, vocab_size: int, train_bytes: bytes | Callable[[], Iterable[str]], cache: Path):
+        """train_bytes: the training split, or a function giving its texts as an iterator (a
+        streamed corpus: the trainer counts words as they come and never holds the text whole)."""
         try:
             from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
         except ImportError as e:
@@ -164,8 +191,11 @@ class BPETokenizer:
             trainer = trainers.BpeTrainer(
                 vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
             )
-            text = train_bytes.decode("utf-8", errors="replace")
-            chunks = (text[i : i + (1 << 20)] for i in range(0, len(text), 1 << 20))
+            if callable(train_bytes):
+                chunks: Iterable[str] = train_bytes()
+            else:
+                text = train_bytes.decode("utf-8", errors="replace")
+                chunks = (text[i : i + (1 << 20)] for i in range(0, len(text), 1 << 20))
             tok.train_from_iterator(chunks, trainer=trainer)
             fault("data/bpe_trained")
             with atomic_path(cache) as tmp:
@@ -212,13 +242,20 @@ def _fingerprint(tag: bytes, train_b: bytes, val_b: bytes) -> str:
 def tokenize(tokenizer: str, fp: str, train_b: bytes, val_b: bytes):
     """(tokenizer, train ids, val ids) for a --tokenizer value: bytes, or a BPE trained on the
     training split and cached with its token arrays under the corpus fingerprint."""
+    tok = tokenizer_for(tokenizer, fp, train_b)
+    if isinstance(tok, ByteTokenizer):
+        return tok, tok.encode(train_b), tok.encode(val_b)
+    return (tok, *_cached_tokens(fp, tok, train_b, val_b))
+
+
+def tokenizer_for(tokenizer: str, fp: str, train: bytes | Callable[[], Iterable[str]]):
+    """The tokenizer a --tokenizer value names: bytes, or a BPE trained on `train` (the training
+    split, or a function streaming its texts) and cached under the corpus fingerprint."""
     if tokenizer == "bytes":
-        byte_tok = ByteTokenizer()
-        return byte_tok, byte_tok.encode(train_b), byte_tok.encode(val_b)
+        return ByteTokenizer()
     size = bpe_vocab(tokenizer)  # the one check of a --tokenizer value (TrainConfig makes it too)
     assert size is not None  # "bytes" returned above
-    tok = BPETokenizer(size, train_b, cache_dir() / "tokenizers" / f"{fp[:16]}-bpe{size}-v{BPE_CACHE_VERSION}.json")
-    return (tok, *_cached_tokens(fp, tok, train_b, val_b))
+    return BPETokenizer(size, train, cache_dir() / "tokenizers" / f"{fp[:16]}-bpe{size}-v{BPE_CACHE_VERSION}.json")
 
 
 def _cached_tokens(fp: str, tok, train_b: bytes, val_b: bytes) -> tuple[np.ndarray, np.ndarray]:
@@ -496,6 +533,11 @@ def _stamp(data: str):
     p = Path(data).expanduser()
     if data in ("stdlib", "prose") or data.startswith("markov"):
         return None
+    from llmhist.train.corpora import stamp
+
+    table = stamp(data)  # a glob or folder of parquet / JSON lines: every file it reads
+    if table is not None:
+        return table
     try:
         st = p.stat()
         return (st.st_size, st.st_mtime_ns)
@@ -515,6 +557,12 @@ def _load(data: str, tokenizer: str, token_dtype: str, vocab_size: int | None) -
         if tokenizer != "bytes":
             raise DataError("the synthetic markov source is already tokenised: leave --tokenizer as bytes")
         return markov_corpus(data)
+    from llmhist.train.corpora import parse
+
+    if parse(data) is not None:  # parquet / JSON lines (files, globs, folders), a saved or a Hub dataset
+        from llmhist.train.tokencache import load_table
+
+        return load_table(data, tokenizer)
     p = Path(data).expanduser()
     if not p.exists():
         raise DataError(f"--data {data}: no such file or folder (use 'stdlib', 'prose', 'markov', a text file/folder, "

@@ -202,6 +202,7 @@ class Trainer:
         elif status == "resume":
             self.log(f"[cyan]{self.out}: no checkpoint yet (they are written every {self.cfg.ckpt_seconds:g} s); "
                      "starting again from step 0[/]")
+        self.log(st.corpus.report())
         self.log(f"{a.name}: N {plan.params.total:,} parameters, D {plan.tokens:,} tokens "
                  f"({plan.tokens / plan.params.total:.1f} per parameter), {plan.steps:,} steps of "
                  f"{plan.tokens_per_step:,} tokens on {devmod.device_name(st.dev)} -> {self.out}")

@@ -179,10 +179,17 @@ def load_table(path: str | Path, columns: Columns = Columns(), conventions: Conv
         raise FitError(f"{path}: cannot read as a table ({e})") from e
     cols = list(df.columns)
 
-    def col(name, flag):
+    def col(name, flag, check=True):
         if name not in df.columns:
             raise FitError(f"{path}: no column {name!r} (columns: {', '.join(map(str, cols))}); set it with {flag}")
-        return pd.to_numeric(df[name], errors="coerce").to_numpy(float)
+        v = pd.to_numeric(df[name], errors="coerce").to_numpy(float)
+        bad = ~np.isfinite(v) | (v <= 0)
+        if check and bad.any():  # named as the user sees the file: line 1 is the header
+            i = int(np.flatnonzero(bad)[0])
+            at = f"line {i + 2}" if path.suffix.lower() not in (".parquet", ".pq") else f"row {i + 1}"
+            raise FitError(f"{path}: {int(bad.sum())} row(s) have a non-positive or non-finite {name} (first: {at}, "
+                           f"`{df[name].iloc[i]}`); fix or drop them")
+        return v
 
     N, L = col(columns.n, "--n-col"), col(columns.loss, "--loss-col")
     if columns.d:
@@ -196,7 +203,7 @@ def load_table(path: str | Path, columns: Columns = Columns(), conventions: Conv
     else:
         raise FitError(f"{path}: need a tokens column (--d-col) or a compute column (--c-col); "
                         f"columns: {', '.join(map(str, cols))}")
-    bcol = col(columns.budget, "--budget-col") if columns.budget else None
+    bcol = col(columns.budget, "--budget-col", check=False) if columns.budget else None
     if bcol is not None and (~np.isfinite(bcol) | (bcol <= 0)).any():
         i = int(np.flatnonzero(~np.isfinite(bcol) | (bcol <= 0))[0])
         raise FitError(f"{path}: --budget-col {columns.budget!r} has a non-positive or missing value (row {i})")
@@ -245,8 +252,11 @@ def load_runs(folder: str | Path, conventions: Conventions = Conventions(), min_
         try:
             s = json.loads(summ.read_text())
             cfg = json.loads(cfg_path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
+        except (OSError, ValueError) as e:  # ValueError: bad JSON, or bytes that are not text
             left_out.append({"run": str(run), "reason": f"unreadable summary.json or config.json ({e})"})
+            continue
+        if not isinstance(s, dict) or not isinstance(cfg, dict):
+            left_out.append({"run": str(run), "reason": "summary.json or config.json is not a JSON object"})
             continue
         if s.get("status") != "finished":
             left_out.append({"run": str(run), "reason": s.get("status", "no status")})
@@ -256,17 +266,23 @@ def load_runs(folder: str | Path, conventions: Conventions = Conventions(), min_
             left_out.append({"run": str(run), "reason": f"objective {objective} (loss per target token of another "
                                                          "task; fit such runs from their own folder)"})
             continue
-        moe = bool((cfg.get("arch") or {}).get("moe"))
+        arch = cfg.get("arch")
+        moe = bool(arch.get("moe")) if isinstance(arch, dict) else False
         n_conv = conventions.N if conventions.N != "auto" else ("active" if moe else "total")
-        N = float(s[N_CONVENTIONS[n_conv]])
-        L = s.get(LOSS_CONVENTIONS[conventions.loss])
-        if L is None or not np.isfinite(L):
-            left_out.append({"run": str(run), "reason": f"no finite {LOSS_CONVENTIONS[conventions.loss]}"})
+        try:
+            N = summary_number(s, N_CONVENTIONS[n_conv])
+            L = summary_number(s, LOSS_CONVENTIONS[conventions.loss])
+            D = summary_number(s, "D") if conventions.C == "6ND" else summary_number(s, "C_counted") / (6 * N)
+            key, label = spec_key(cfg)
+        except (FitError, TypeError, AttributeError) as e:  # TypeError/AttributeError: config.json's shape
+            left_out.append({"run": str(run), "reason": f"summary.json or config.json: {e}"})
             continue
-        D = float(s["D"]) if conventions.C == "6ND" else float(s["C_counted"]) / (6 * N)
-        key, label = spec_key(cfg)
+        # runs on different data never share a law either (W4): the data is part of the group
+        data_fp = str(s.get("data_fingerprint", ""))
+        key = hashlib.sha256(f"{key}|{data_fp}".encode()).hexdigest()[:12] if data_fp else key
         g = groups.setdefault(key, {"label": label, "rows": [], "curves": [], "fps": set(), "ent": set(),
-                                    "ent_eval": set(), "n_conv": set(), "budget": []})
+                                    "ent_eval": set(), "n_conv": set(), "budget": [],
+                                    "data": str((cfg.get("train") or {}).get("data") or data_fp[:8] or "?")})
         g["rows"].append((N, D, float(L)))
         g["fps"].add(s.get("data_fingerprint", ""))
         g["n_conv"].add(n_conv)
@@ -285,6 +301,10 @@ def load_runs(folder: str | Path, conventions: Conventions = Conventions(), min_
         why = "; ".join(f"{Path(x['run']).name}: {x['reason']}" for x in left_out[:5])
         raise FitError(f"{folder}: no finished runs to fit" + (f" (left out: {why})" if why else
                         " (no run folders found; run `llmhist train` or `llmhist sweep`)"))
+    labels = [g["label"] for g in groups.values()]
+    for g in groups.values():  # one spec on several data: the data names the group
+        if sum(h["label"] == g["label"] and h["data"] != g["data"] for h in groups.values()):
+            g["label"] = f"{g['label']} on {g['data']}"
     labels = [g["label"] for g in groups.values()]
     out = []
     for key, g in groups.items():
@@ -314,6 +334,14 @@ def load_runs(folder: str | Path, conventions: Conventions = Conventions(), min_
                           group_key=key, group_label=label, curves=g["curves"], left_out=lo, entropy=entropy,
                           n_rows=len(arr), entropy_eval=entropy_eval))
     return out
+
+
+def summary_number(s: dict, key: str) -> float:
+    """summary.json's `key` as a positive finite number, or a FitError saying what is there instead."""
+    v = s.get(key)
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
+        raise FitError(f"{key} is {v!r}, not a positive finite number" if key in s else f"no {key}")
+    return float(v)
 
 
 def load(source, conventions: Conventions = Conventions(), columns: Columns = Columns(), min_points: int = 5) -> list[Points]:

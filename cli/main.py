@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -22,7 +21,7 @@ class _Commands(TyperGroup):
     """The command list with each command's whole first sentence, wrapped on words (click cuts it to
     fit one line: `export  Write a folder transformers'...`)."""
 
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+    def format_commands(self, ctx, formatter) -> None:  # click's Context and HelpFormatter
         rows = []
         for name in self.list_commands(ctx):
             cmd = self.get_command(ctx, name)

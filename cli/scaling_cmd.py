@@ -157,8 +157,9 @@ def _print_group(g, opt) -> None:
 
     pts = g.points
     head = f"{pts.group_label}: " if pts.group_label else ""
-    note(f"{head}{len(pts.N)} points from {pts.source} (N: {pts.conventions['N']}, C: {pts.conventions['C']}"
+    note(f"{head}{len(pts.N)} points (N: {pts.conventions['N']}, C: {pts.conventions['C']}"
          + (f", loss: {pts.conventions['loss']}" if pts.curves else "") + ")", style="bold")
+    say(f"  from {pts.source}")
     say(f"  -> {g.out}")
     for n in group_notes(g):
         note(f"note: {n}", style="yellow")

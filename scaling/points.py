@@ -270,7 +270,7 @@ def load_runs(folder: str | Path, conventions: Conventions = Conventions(), min_
         moe = bool(arch.get("moe")) if isinstance(arch, dict) else False
         n_conv = conventions.N if conventions.N != "auto" else ("active" if moe else "total")
         try:
-            N = summary_number(s, N_CONVENTIONS[n_conv])
+            N = summary_number(s, N_CONVENTIONS[n_conv] or "N")
             L = summary_number(s, LOSS_CONVENTIONS[conventions.loss])
             D = summary_number(s, "D") if conventions.C == "6ND" else summary_number(s, "C_counted") / (6 * N)
             key, label = spec_key(cfg)
@@ -302,8 +302,10 @@ def load_runs(folder: str | Path, conventions: Conventions = Conventions(), min_
         raise FitError(f"{folder}: no finished runs to fit" + (f" (left out: {why})" if why else
                         " (no run folders found; run `llmhist train` or `llmhist sweep`)"))
     labels = [g["label"] for g in groups.values()]
+    on_several_data = {g["label"] for g in groups.values() for h in groups.values()
+                       if h["label"] == g["label"] and h["data"] != g["data"]}
     for g in groups.values():  # one spec on several data: the data names the group
-        if sum(h["label"] == g["label"] and h["data"] != g["data"] for h in groups.values()):
+        if g["label"] in on_several_data:
             g["label"] = f"{g['label']} on {g['data']}"
     labels = [g["label"] for g in groups.values()]
     out = []

@@ -273,9 +273,13 @@ def load_runs(folder: str | Path, conventions: Conventions = Conventions(), min_
             N = summary_number(s, N_CONVENTIONS[n_conv] or "N")
             L = summary_number(s, LOSS_CONVENTIONS[conventions.loss])
             D = summary_number(s, "D") if conventions.C == "6ND" else summary_number(s, "C_counted") / (6 * N)
+        except FitError as e:
+            left_out.append({"run": str(run), "reason": f"summary.json: {e}"})
+            continue
+        try:
             key, label = spec_key(cfg)
-        except (FitError, TypeError, AttributeError) as e:  # TypeError/AttributeError: config.json's shape
-            left_out.append({"run": str(run), "reason": f"summary.json or config.json: {e}"})
+        except (TypeError, AttributeError) as e:  # a field of another type than a run writes
+            left_out.append({"run": str(run), "reason": f"config.json has the wrong shape ({e})"})
             continue
         # runs on different data never share a law either (W4): the data is part of the group
         data_fp = str(s.get("data_fingerprint", ""))

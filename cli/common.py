@@ -26,7 +26,8 @@ TimeOpt = Annotated[int, typer.Option("--time", help="slurm time limit per run, 
 GpusPerJobOpt = Annotated[int, typer.Option(help="slurm GPUs per run")]
 CpusPerJobOpt = Annotated[int | None, typer.Option(help="slurm CPUs per run")]
 MaxConcurrentOpt = Annotated[int, typer.Option(help="slurm array: runs at once")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON only (no tables) on stdout")]
+JSON_HELP = "print JSON only (no tables) on stdout"  # the one meaning of --json (main.py gives it to any bare --json)
+JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 
 console = Console()
 err_console = Console(stderr=True)

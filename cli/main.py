@@ -15,11 +15,24 @@ import typer
 from typer.core import TyperGroup
 
 from . import ablate_cmd, archs_cmd, scaling_cmd, study_cmd, sweep_cmd, train_cmd
+from .common import JSON_HELP
 
 
 class _Commands(TyperGroup):
     """The command list with each command's whole first sentence, wrapped on words (click cuts it to
-    fit one line: `export  Write a folder transformers'...`)."""
+    fit one line: `export  Write a folder transformers'...`); a `--json` declared without help text
+    (in any command or sub-command) gets the one shared sentence."""
+
+    def get_command(self, ctx, cmd_name):
+        cmd = super().get_command(ctx, cmd_name)
+        todo = [cmd]
+        while todo:
+            c = todo.pop()
+            todo += list(getattr(c, "commands", {}).values())
+            for p in getattr(c, "params", ()):
+                if "--json" in getattr(p, "opts", ()) and not getattr(p, "help", None):
+                    p.help = JSON_HELP
+        return cmd
 
     def format_commands(self, ctx, formatter) -> None:  # click's Context and HelpFormatter
         rows = []

@@ -240,6 +240,8 @@ def test_help_shows_flags_without_a_value_and_help_text_literally():
         r = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "80"})
         assert r.exit_code == 0, (path, r.output)
         assert "<bool>" not in r.output and "\x1b[" not in r.output, (path, r.output)
+        json_line = [l for l in r.output.splitlines() if l.strip().startswith("--json")]
+        assert not json_line or len(json_line[0].split()) > 1, (path, json_line)  # --json says what it does
     r = runner.invoke(app, ["--help"])
     assert "Write a folder transformers' AutoModelForCausalLM.from_pretrained" in " ".join(r.output.split())
     r = runner.invoke(app, ["sweep", "--help"], env={"COLUMNS": "80"})

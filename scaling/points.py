@@ -227,10 +227,11 @@ def check_values(N, D, L, where="points"):
 # ---------------------------------------------------------------------------------- run folders
 def load_runs(folder: str | Path, conventions: Conventions = Conventions(), min_points: int = 5) -> list[Points]:
     """Points (and training curves) from every run folder below `folder`, at any depth, one
-    `Points` per spec group (scaling.runs.spec_key): runs of different architectures or recipes
-    never share a law. Diverged, unfinished and unreadable runs are left out and listed, and so
-    are runs of another objective than causal LM (T5's span corruption: its loss is per target
-    token of another task). N follows the convention (auto: total for dense, active for MoE);
+    `Points` per spec group (scaling.runs.spec_key) and data (summary.json's data_fingerprint): runs
+    of different architectures, recipes or data never share a law. Diverged, unfinished and
+    unreadable runs (a summary.json or config.json of the wrong shape, a value that is not a positive
+    number) are left out and listed, each with the reason, and so are runs of another objective than
+    causal LM (T5's span corruption: its loss is per target token of another task). N follows the convention (auto: total for dense, active for MoE);
     with C "counted", D is replaced by C_counted / 6N so that 6ND equals the counted FLOPs."""
     from llmhist.train.metrics import read_metrics
 
@@ -305,7 +306,6 @@ def load_runs(folder: str | Path, conventions: Conventions = Conventions(), min_
         why = "; ".join(f"{Path(x['run']).name}: {x['reason']}" for x in left_out[:5])
         raise FitError(f"{folder}: no finished runs to fit" + (f" (left out: {why})" if why else
                         " (no run folders found; run `llmhist train` or `llmhist sweep`)"))
-    labels = [g["label"] for g in groups.values()]
     on_several_data = {g["label"] for g in groups.values() for h in groups.values()
                        if h["label"] == g["label"] and h["data"] != g["data"]}
     for g in groups.values():  # one spec on several data: the data names the group

@@ -4,6 +4,7 @@ one JSON per law in one output folder per input (a sub-folder per spec group).""
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -207,6 +208,9 @@ def output_folder(source, out: str | Path | None = None) -> Path:
             if not p.is_dir():
                 raise F.FitError(f"{flag}{root}: {'is' if p == root else f'lies below {p}, which is'} a file, not a "
                                  "folder; give a new or empty folder with --out")
+            if not os.access(p, os.W_OK | os.X_OK):  # a read-only runs folder: say so before the work
+                raise F.FitError(f"{flag}{root}: {p} is not writable by you; give a folder you can write to with "
+                                 "--out")
             break
     return root
 

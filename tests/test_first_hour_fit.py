@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 
 import numpy as np
@@ -132,6 +133,13 @@ def test_the_fits_of_a_runs_folder_go_beside_it_and_a_file_as_out_is_refused_fir
         r = runner.invoke(app, ["fit", "runs", "--bootstrap", "0", "--plot", "none", "--out", str(out)])
         assert r.exit_code == 2 and "a file, not a folder" in r.output and "--out" in r.output, r.output
     assert afile.read_text() == "x\n"
+    if os.geteuid() != 0:  # root writes anywhere
+        copy.chmod(0o555)
+        try:
+            r = runner.invoke(app, ["fit", "runs", "--bootstrap", "0", "--plot", "none"])
+            assert r.exit_code == 2 and "not writable" in r.output and "--out" in r.output, r.output
+        finally:
+            copy.chmod(0o755)
 
 
 def test_a_few_bootstrap_failures_are_counted_not_flagged():

@@ -27,6 +27,8 @@ TimeOpt = Annotated[int, typer.Option("--time", help="slurm time limit per run, 
 GpusPerJobOpt = Annotated[int, typer.Option(help="slurm GPUs per run")]
 CpusPerJobOpt = Annotated[int | None, typer.Option(help="slurm CPUs per run")]
 MaxConcurrentOpt = Annotated[int, typer.Option(help="slurm array: runs at once")]
+JSON_HELP = "print JSON only (no tables) on stdout"  # the one meaning of --json (main.py gives it to any bare --json)
+JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -68,6 +70,12 @@ def print_json(obj) -> None:
 def say(msg: str, style: str | None = None, err: bool = False) -> None:
     """Print user text literally (a path holding `[/x]`, a hint `pip install 'llmhist[slurm]'`): never as markup."""
     (err_console if err else console).print(Text(msg, style=style or ""), soft_wrap=True)
+
+
+def note(msg: str, style: str | None = None, err: bool = False) -> None:
+    """Print a sentence (a note after a table, a FLAG) literally, wrapped on words at the console's
+    width (80 columns in a pipe); a path goes on a line of its own, through `say`."""
+    (err_console if err else console).print(Text(msg, style=style or ""), overflow="fold")
 
 
 def fail(msg: str, code: int = 2) -> NoReturn:
@@ -118,6 +126,12 @@ def _device_of(path) -> str:
     return f"the device holding {best}" if best else "the device"
 
 
+def error_text(e: BaseException) -> str:
+    """An error's message exactly as written: never trimmed, so a hint ending in a quote
+    (`pip install -e '.[export]'`) can be pasted into a shell as printed."""
+    return e.args[0] if len(e.args) == 1 and isinstance(e.args[0], str) else str(e)
+
+
 @contextmanager
 def user_errors():
     """Turn input errors (llmhist.errors.UserError, with its exit code) and failed file operations
@@ -127,6 +141,6 @@ def user_errors():
     try:
         yield
     except UserError as e:
-        fail(str(e).strip("'\""), getattr(e, "exit_code", 2))
+        fail(error_text(e), getattr(e, "exit_code", 2))
     except OSError as e:
         fail(oserror_message(e))

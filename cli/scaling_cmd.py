@@ -11,7 +11,7 @@ from rich.table import Table
 
 from llmhist.numbers import human, nbytes, sci
 
-from .common import console, print_json, say, user_errors
+from .common import JsonOpt, console, note, print_json, say, user_errors
 
 app = typer.Typer()
 
@@ -103,13 +103,13 @@ def _print_per_gpu(rows: list[dict]) -> None:
 
 @app.command("fit")
 def fit_(
-    source: Annotated[str, typer.Argument(help="A runs folder (any depth; runs grouped by spec) or a CSV/Parquet table of (N, D or C, loss).")],
+    source: Annotated[str, typer.Argument(help="A runs folder (any depth; runs grouped by spec and data) or a CSV/Parquet table of (N, D or C, loss).")],
     law: Annotated[list[str] | None, typer.Option("--law", help="chinchilla, isoflop, kaplan, envelope (default: all the data supports).")] = None,
     bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples (0: none).")] = 200,
-    n_col: Annotated[str, typer.Option("--n-col")] = "N",
-    d_col: Annotated[str | None, typer.Option("--d-col")] = None,
-    c_col: Annotated[str | None, typer.Option("--c-col")] = None,
-    loss_col: Annotated[str, typer.Option("--loss-col")] = "loss",
+    n_col: Annotated[str, typer.Option("--n-col", help="Table column of parameters N.")] = "N",
+    d_col: Annotated[str | None, typer.Option("--d-col", help="Table column of tokens D (default: D, else C / 6N).")] = None,
+    c_col: Annotated[str | None, typer.Option("--c-col", help="Table column of compute C in FLOPs (D = C / 6N).")] = None,
+    loss_col: Annotated[str, typer.Option("--loss-col", help="Table column of the loss.")] = "loss",
     budget_col: Annotated[str | None, typer.Option("--budget-col", help="Table column holding each point's nominal isoFLOP budget (default: C snapped to where it clusters).")] = None,
     min_points: Annotated[int, typer.Option("--min-points", help="Approach 2: fewest model sizes a budget needs.")] = 5,
     window: Annotated[str, typer.Option("--window", help="Approach 2: points each parabola sees around its budget's sampled minimum: decades of N (1dec), a number of points (7), or all.")] = "1dec",
@@ -117,14 +117,14 @@ def fit_(
     c_convention: Annotated[str, typer.Option("--c-convention", help="runs: C as 6ND or the counted FLOPs.")] = "6ND",
     loss: Annotated[str, typer.Option("--loss", help="runs: final validation loss or smoothed training loss.")] = "final",
     holdout: Annotated[float, typer.Option("--holdout", help="Fraction of largest-C points held out to measure extrapolation error.")] = 0.0,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    out: Annotated[str | None, typer.Option("--out", help="Folder for the fit JSON files and plots (default: fits/<source name>/).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap resamples (each law its own stream).")] = 0,
+    out: Annotated[str | None, typer.Option("--out", help="Folder for the fit JSON files and plots (default: RUNS/fits/ for a runs folder, fits/<table name>/ for a table).")] = None,
     plot: Annotated[str, typer.Option("--plot", help="files (PNG + SVG), terminal (also draws the main plot here), or none.")] = "files",
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Fit scaling laws to runs or a table, with bootstrap intervals and flags; one JSON per law, and plots."""
     from llmhist.scaling.fit import Window
-    from llmhist.scaling.pipeline import Options, comparison, report, run_fits, terminal_plots, write_group_plots
+    from llmhist.scaling.pipeline import Options, left_out_runs, report, run_fits, terminal_plots, write_group_plots
     from llmhist.scaling.points import Columns, Conventions
 
     with user_errors():
@@ -136,32 +136,37 @@ def fit_(
         plots = write_group_plots(fits, opt)
     if as_json:
         return print_json(report(fits, plots))
-    for x in fits[0].points.left_out:
-        console.print(f"[yellow]left out[/] {x['run']}: {x['reason']}", soft_wrap=True)
+    for x in left_out_runs(fits):
+        say(f"left out {x['run']}: {x['reason']}", style="yellow")
     if len(fits) > 1:
-        console.print(f"[bold]{len(fits)} spec groups[/] in {source}: each is fitted on its own "
-                      "(runs of different architectures or recipes never share a law)", soft_wrap=True)
+        note(f"{len(fits)} groups in {source}: each is fitted on its own (runs of different architectures, "
+             "recipes or data never share a law)", style="bold")
     for g in fits:
         _print_group(g, opt)
     if len(fits) > 1:
-        t = Table(title="comparison across spec groups", header_style="bold")
-        for c in ("group", "law", "points", "a [10-90%]", "E [10-90%]", "C range", "flags"):
-            t.add_column(c, justify="left" if c == "group" else "right")
-        for row in comparison(fits):
-            if "skipped" in row:
-                t.add_row(row["group"], "-", "-", "-", "-", "-", row["skipped"][:60])
-                continue
-            cr = row["C_range"]
-            t.add_row(row["group"], row["law"], str(row["n_points"]), _with_iv(row["a"], row["a_interval"]),
-                      _with_iv(row["E"], row["E_interval"]), f"{cr[0]:.2g}-{cr[1]:.2g}" if cr else "",
-                      str(row["flags"]))
-        console.print(t)
+        _print_comparison(fits)
     if plot == "terminal":
         for text in terminal_plots(fits):
             sys.stdout.write(text + "\n")
-    if plots:
-        console.print("plots: " + ", ".join(p for p in plots if p.endswith(".png")) + " (and .svg)", soft_wrap=True)
+    pngs = [p for p in plots if p.endswith(".png")]
+    if pngs:
+        say("plots (and .svg beside each):\n" + "\n".join(f"  {p}" for p in pngs))
 
+
+def _print_comparison(fits) -> None:
+    from llmhist.scaling.pipeline import comparison
+
+    t = Table(title="comparison across groups", header_style="bold")
+    for c in ("group", "law", "points", "a [10-90%]", "E [10-90%]", "C range", "flags"):
+        t.add_column(c, justify="left" if c == "group" else "right")
+    for row in comparison(fits):
+        if "skipped" in row:
+            t.add_row(row["group"], "-", "-", "-", "-", "-", row["skipped"][:60])
+            continue
+        cr = row["C_range"]
+        t.add_row(row["group"], row["law"], str(row["n_points"]), _with_iv(row["a"], row["a_interval"]),
+                  _with_iv(row["E"], row["E_interval"]), f"{cr[0]:.2g}-{cr[1]:.2g}" if cr else "", str(row["flags"]))
+    console.print(t)
 
 
 def _with_iv(v: float | None, iv: list | tuple | None) -> str:
@@ -169,50 +174,71 @@ def _with_iv(v: float | None, iv: list | tuple | None) -> str:
 
 
 def _print_group(g, opt) -> None:
+    """One group's fits: where they come from and go, each law's table (its file on a line of its
+    own), why a table has no intervals, and every FLAG; sentences wrap on words."""
+    from llmhist.scaling.pipeline import group_notes
+
     pts = g.points
-    head = f"[bold]{pts.group_label}[/]: " if pts.group_label else ""
-    console.print(f"{head}{len(pts.N)} points from {pts.source} (N: {pts.conventions['N']}, C: {pts.conventions['C']}"
-                  + (f", loss: {pts.conventions['loss']}" if pts.curves else "") + f") -> {g.out}", soft_wrap=True)
-    console.print(f"budgets: {pts.budget_note}", soft_wrap=True)
+    head = f"{pts.group_label}: " if pts.group_label else ""
+    note(f"{head}{len(pts.N)} points (N: {pts.conventions['N']}, C: {pts.conventions['C']}"
+         + (f", loss: {pts.conventions['loss']}" if pts.curves else "") + ")", style="bold")
+    say(f"  from {pts.source}")
+    say(f"  -> {g.out}")
+    for n in group_notes(g):
+        note(f"note: {n}", style="yellow")
+    note(f"budgets: {pts.budget_note}")
     for r in g.results:
         if r.skipped is not None:
-            console.print(f"[yellow]{r.law} not fitted:[/] {r.skipped}", soft_wrap=True)
+            note(f"{r.law} not fitted: {r.skipped}", style="yellow")
             continue
-        bs = r.bootstrap
-        surv = f", bootstrap {bs['survived']}/{bs['requested']} refits" if bs else ""
-        t = Table(title=f"{r.law} fit ({r.n_points} points{surv}) -> {r.path}", header_style="bold")
-        for c in ("parameter", "value", "interval (10th-90th pct)"):
-            t.add_column(c, justify="right")
-        for k, v in r.params.items():
-            iv = r.intervals.get(k)
-            t.add_row(k, f"{v:.4g}", f"[{iv[0]:.4g}, {iv[1]:.4g}]" if iv else "-")
-        for k, v in r.details.get("goodness", {}).items():
-            t.add_row(k, f"{v:.4g}", "")
-        for k, v in r.details.get("held_out", {}).items():
-            t.add_row(f"held-out {k}", f"{v:.4g}", "")
-        ent = r.details.get("entropy")
-        if ent:
-            iv = ent["E_interval"]
-            t.add_row("true entropy H", f"{ent['H_nats_per_token']:.4g}",
-                      ("inside E's interval" if ent["H_in_E_interval"] else "OUTSIDE E's interval") if iv else "no interval")
-            if ent.get("eval_floor_nats_per_token") is not None:
-                t.add_row("eval-set floor", f"{ent['eval_floor_nats_per_token']:.4g}",
-                          ("inside E's interval" if ent["reference_in_E_interval"] else "OUTSIDE E's interval")
-                          if iv else "no interval")
-        console.print(t)
-        if ent:
-            iv = ent["E_interval"]
-            console.print(f"E = {ent['E']:.4f}" + (f" [{iv[0]:.4f}, {iv[1]:.4f}]" if iv else "")
-                          + f" against the source's true entropy H = {ent['H_nats_per_token']:.4f} nats/token "
-                          f"(E - H = {ent['E_minus_H']:+.4f})"
-                          + (f" and the evaluated tokens' exact floor {ent['eval_floor_nats_per_token']:.4f} "
-                             f"(E - floor = {ent['E_minus_reference']:+.4f}; E is compared with the floor)"
-                             if ent.get("compared_with") == "eval_floor" else ""), soft_wrap=True)
+        console.print(_law_table(r))
+        say(f"  -> {r.path}")
+        if r.interval_note():
+            note(f"{r.law}: {r.interval_note()}", style="dim")
+        _print_entropy(r)
         if r.law == "isoflop":
-            console.print(f"isoFLOP: {len(r.details['minima'])} budget(s) kept, {len(r.details['refused'])} refused; "
-                          f"parabola window: {r.details['window']}", soft_wrap=True)
+            note(f"isoFLOP: {len(r.details['minima'])} budget(s) kept, {len(r.details['refused'])} refused; "
+                 f"parabola window: {r.details['window']}")
             for ref in r.details.get("refused", []):
-                console.print(f"[yellow]budget C={ref['C']:.3g} ({ref['n_points']} points) left out: {ref['reason']}[/]",
-                              soft_wrap=True)
+                note(f"budget C={ref['C']:.3g} ({ref['n_points']} points) left out: {ref['reason']}", style="yellow")
         for fl in r.flags:
-            console.print(f"[bold red]FLAG[/] {r.law}: {fl}", soft_wrap=True)
+            note(f"FLAG {r.law}: {fl}", style="bold red")
+
+
+def _law_table(r) -> Table:
+    bs = r.bootstrap
+    surv = f", bootstrap {bs['survived']}/{bs['requested']} refits" if bs else ""
+    t = Table(title=f"{r.law} fit ({r.n_points} points{surv})", header_style="bold")
+    # no interval column where there are none (a note under the table says why)
+    for c in ("parameter", "value", "interval (10th-90th pct)")[:3 if r.intervals else 2]:
+        t.add_column(c, justify="right")
+    for k, v in r.params.items():
+        iv = r.intervals.get(k)
+        t.add_row(k, f"{v:.4g}", *([f"[{iv[0]:.4g}, {iv[1]:.4g}]" if iv else "-"] if r.intervals else []))
+    for k, v in r.details.get("goodness", {}).items():
+        t.add_row(k, f"{v:.4g}")
+    for k, v in r.details.get("held_out", {}).items():
+        t.add_row(f"held-out {k}", f"{v:.4g}")
+    ent = r.details.get("entropy")
+    if ent:
+        iv = ent["E_interval"]
+        t.add_row("true entropy H", f"{ent['H_nats_per_token']:.4g}",
+                  *(["inside E's interval" if ent["H_in_E_interval"] else "OUTSIDE E's interval"] if iv else []))
+        if ent.get("eval_floor_nats_per_token") is not None:
+            t.add_row("eval-set floor", f"{ent['eval_floor_nats_per_token']:.4g}",
+                      *(["inside E's interval" if ent["reference_in_E_interval"] else "OUTSIDE E's interval"]
+                        if iv else []))
+    return t
+
+
+def _print_entropy(r) -> None:
+    ent = r.details.get("entropy")
+    if not ent:
+        return
+    iv = ent["E_interval"]
+    note(f"E = {ent['E']:.4f}" + (f" [{iv[0]:.4f}, {iv[1]:.4f}]" if iv else "")
+         + f" against the source's true entropy H = {ent['H_nats_per_token']:.4f} nats/token "
+         f"(E - H = {ent['E_minus_H']:+.4f})"
+         + (f" and the evaluated tokens' exact floor {ent['eval_floor_nats_per_token']:.4f} "
+            f"(E - floor = {ent['E_minus_reference']:+.4f}; E is compared with the floor)"
+            if ent.get("compared_with") == "eval_floor" else ""))

@@ -52,7 +52,8 @@ def atomic_path(path: str | Path, durable: bool = True):
     from the name still work); when the block succeeds, give it the usual file mode (some writers,
     e.g. safetensors, create 0600 files), fsync it (unless durable=False: a file rewritten often
     that nothing depends on) and rename it over `path`. On any failure (a full disk included) the
-    temporary is removed and the old file is left untouched."""
+    temporary is removed and the old file is left untouched; an OSError that names no file (a full
+    disk during write()) is raised again naming `path`, so the message says which file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
@@ -65,6 +66,11 @@ def atomic_path(path: str | Path, durable: bool = True):
         fault(f"{path.name}/before_rename")
         os.replace(tmp, path)
         fault(f"{path.name}/after_rename")
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        if e.errno is not None and e.filename in (None, str(tmp)):  # a failed write() names no file: name it
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from e
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

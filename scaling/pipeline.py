@@ -4,6 +4,7 @@ one JSON per law in one output folder per input (a sub-folder per spec group).""
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from .result import CHIN_SAMPLE, POWER_SAMPLE, FitResult
 
 KNOWN = ("chinchilla", "isoflop", "kaplan", "envelope")
 PLOTS = ("files", "terminal", "none")  # PNG + SVG files; also the main plot drawn in the terminal; none
+GROUP_NOTE = "(all)"  # the `run` of a left_out entry that is a note on the whole group, not one run
 
 
 @dataclass
@@ -194,16 +196,55 @@ def fit_group(pts: Points, opt: Options, out: Path, stem: str) -> GroupFit:
     return GroupFit(pts, results, out)
 
 
+def output_folder(source, out: str | Path | None = None) -> Path:
+    """Where a fit's files go, checked before any work: `out` as given; else, for a runs folder,
+    RUNS/fits/ (beside the runs, where `study` and `ablate` write theirs), and for a table
+    fits/<table name>/. A path that is (or lies below) a file is refused."""
+    src = Path(source)
+    root = Path(out) if out is not None else (src / "fits" if src.is_dir() else Path("fits") / src.stem)
+    flag = "--out " if out is not None else "the default output folder "
+    for p in (root, *root.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise F.FitError(f"{flag}{root}: {'is' if p == root else f'lies below {p}, which is'} a file, not a "
+                                 "folder; give a new or empty folder with --out")
+            if not os.access(p, os.W_OK | os.X_OK):  # a read-only runs folder: say so before the work
+                raise F.FitError(f"{flag}{root}: {p} is not writable by you; give a folder you can write to with "
+                                 "--out")
+            break
+    return root
+
+
+def usable_curves(pts: Points) -> None:
+    """Leave out the rows of training curves the envelope cannot use (a damaged metrics.csv: tokens
+    or loss not positive and finite), naming each run; a curve left with < 2 rows is dropped."""
+    kept = []
+    for c in pts.curves:
+        bad = F.unusable_rows(c)
+        if bad.any():
+            what = f"{int(bad.sum())} of {len(bad)} metrics.csv row(s) have a non-positive or non-finite tokens or loss"
+            if (~bad).sum() < 2:
+                pts.left_out.append({"run": c["run"], "reason": f"training curve left out of the envelope: {what}"})
+                continue
+            pts.left_out.append({"run": c["run"], "reason": f"{what}; left out of its training curve (envelope)"})
+            c = {**c, "D": np.asarray(c["D"])[~bad], "loss": np.asarray(c["loss"])[~bad]}
+        kept.append(c)
+    pts.curves = kept
+
+
 def run_fits(source, opt: Options | None = None, conventions: Conventions | None = None,
              columns: Columns | None = None, out: str | Path | None = None) -> list[GroupFit]:
-    """Fit every law to every group of points in `source`. Output folder: `out` as given, else
-    fits/<source name>/; with several spec groups, one sub-folder per group."""
+    """Fit every law to every group of points in `source`. Output folder: see output_folder; with
+    several spec groups, one sub-folder per group."""
     opt, conventions, columns = opt or Options(), conventions or Conventions(), columns or Columns()
+    root = output_folder(source, out)
     groups = load(source, conventions, columns, opt.min_points)
     stem = Path(source).name if Path(source).is_dir() else Path(source).stem
-    root = Path(out) if out is not None else Path("fits") / stem
+    if not any(len(p.N) for p in groups):
+        raise F.FitError(f"{source}: no rows (a header and no data); give one row per run: N, D or C, and loss")
     fits, errors = [], []
     for pts in groups:
+        usable_curves(pts)
         where = root if len(groups) == 1 else root / _slug(pts.group_label)
         try:
             fits.append(fit_group(pts, opt, where, stem))
@@ -256,16 +297,32 @@ def terminal_plots(fits: list[GroupFit]) -> list[str]:
     return [terminal_plot([r.to_dict() for r in g.results], g.points) for g in fits if any(r.path for r in g.results)]
 
 
+def left_out_runs(fits: list[GroupFit]) -> list[dict]:
+    """Every run left out (unfinished, diverged, unreadable, part of a curve damaged), each once."""
+    seen, out = set(), []
+    for g in fits:
+        for x in g.points.left_out:
+            if x["run"] != GROUP_NOTE and (x["run"], x["reason"]) not in seen:
+                seen.add((x["run"], x["reason"]))
+                out.append(x)
+    return out
+
+
+def group_notes(g: GroupFit) -> list[str]:
+    """What a group's points have in common that a reader must know (evaluation floors that differ...)."""
+    return [x["reason"] for x in g.points.left_out if x["run"] == GROUP_NOTE]
+
+
 def report(fits: list[GroupFit], plots: list[str]) -> dict:
     """`llmhist fit --json`: the groups, each law's fit (without samples and residuals), what was left
     out, the plots, and the comparison across groups when there are several."""
     return {"groups": [{"group": g.points.group_label, "out": str(g.out), "budgets": g.points.budget_note,
-                        "left_out": g.points.left_out} for g in fits],
+                        "notes": group_notes(g), "left_out": g.points.left_out} for g in fits],
             "fits": [{k: v for k, v in r.to_dict().items() if k not in ("bootstrap_samples", "residuals", "left_out")}
                      for g in fits for r in g.results],
-            "left_out": fits[0].points.left_out, "plots": plots,
+            "left_out": left_out_runs(fits), "plots": plots,
             "comparison": comparison(fits) if len(fits) > 1 else None}
 
 
-__all__ = ["KNOWN", "PLOTS", "GroupFit", "Options", "comparison", "holdout_error", "report", "run_fits",
-           "terminal_plots", "write_group_plots"]
+__all__ = ["KNOWN", "PLOTS", "GroupFit", "Options", "comparison", "group_notes", "holdout_error", "left_out_runs",
+           "output_folder", "report", "run_fits", "terminal_plots", "usable_curves", "write_group_plots"]

@@ -49,6 +49,24 @@ def _legend_outside(ax) -> None:
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
 
 
+def _sparse_log_labels(ax) -> None:
+    """An x axis on a log scale spanning about a decade labels every minor tick, and the labels
+    collide (`3×10⁴4×10⁴`): label minors at 2 and 5 only there, and none on wider axes."""
+    from matplotlib.ticker import FuncFormatter, LogFormatterSciNotation, NullFormatter
+
+    lo, hi = ax.get_xlim()
+    if np.log10(hi / lo) >= 2:
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        return
+    sci = LogFormatterSciNotation(labelOnlyBase=False)
+    sci.set_axis(ax.xaxis)
+
+    def label(x, pos=None):
+        m = x / 10 ** np.floor(np.log10(x) + 1e-9)
+        return sci(x, pos) if min(abs(m - 2), abs(m - 5)) < 1e-6 else ""
+    ax.xaxis.set_minor_formatter(FuncFormatter(label))
+
+
 def _budgets(pts):
     """(labels, groups): nominal budget per point (NaN: off-budget) and the budgets present."""
     from .points import group_exact
@@ -78,6 +96,7 @@ def _plot_isoflop(plt, by: dict, pts, chin, out: Path) -> list[str]:
             ax.plot(np.exp(xs), c2 * xs**2 + c1 * xs + c0, color=col, lw=1)
             ax.scatter([m["N_opt"]], [m["loss_min"]], color=col, marker="*", s=120, edgecolor="k", zorder=3)
     ax.set_xscale("log")
+    _sparse_log_labels(ax)
     ax.set(xlabel="parameters N", ylabel="loss (nats/token)",
            title="isoFLOP curves (Approach 2): local parabolas, minima starred")
     _legend_outside(ax)
@@ -116,42 +135,55 @@ def _plot_frontier(plt, by: dict, pts, chin, out: Path) -> list[str]:
 
 
 def _plot_optimal(plt, by: dict, pts, chin, out: Path) -> list[str]:
-    """N_opt and D_opt against C, with the registry's historical models placed on it."""
+    """N_opt and D_opt against C, with the registry's historical models placed on it. This data's
+    fitted lines stop FIT_REACH decades past its compute (an extrapolation beyond that is not drawn);
+    the published laws span the whole axis."""
     N, D = pts.N, pts.D
     C = 6 * N * D
     crange = (C.min(), C.max())
-    fig, axes = plt.subplots(1, 2, figsize=(12.5, 4.5))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
     reg = _registry_points()
-    cmin = min(C.min(), 1e10)
-    cg = np.geomspace(cmin, 1e26, 100)
+    cg = np.geomspace(min(C.min(), 1e10), 1e26, 100)
+    cf = np.geomspace(C.min() / 10, min(C.max() * 10**FIT_REACH, 1e26), 60)
     for ax, key, idx, ylab in ((axes[0], "N_opt", 1, "parameters N"), (axes[1], "D_opt", 2, "tokens D")):
         for name, law in (("Hoffmann et al. 2022", L.get("hoffmann2022")), ("Epoch AI 2024", L.get("epoch2024"))):
             ax.plot(cg, [law.optimum(c)[key] for c in cg], lw=1, ls="--", label=name)
         if chin is not None:
-            ax.plot(cg, [chin.optimum(c)[key] for c in cg], color="C3", lw=2, label="this fit (Approach 3)")
+            ax.plot(cf, [chin.optimum(c)[key] for c in cf], color="C3", lw=2, label="this fit (Approach 3)")
         for law_name, colour in (("isoflop", "C4"), ("envelope", "C5")):
             if law_name in by:
                 p = by[law_name]["params"]
                 e, k = (p["a"], p["k_N"]) if key == "N_opt" else (p["b"], p["k_D"])
-                ax.plot(cg, k * cg**e, color=colour, lw=1.5, label=f"this fit ({law_name})")
+                ax.plot(cf, k * cf**e, color=colour, lw=1.5, label=f"this fit ({law_name})")
         if "isoflop" in by:
             ms = by["isoflop"]["minima"]
             ax.scatter([m["C"] for m in ms], [m[key] for m in ms], marker="*", s=80, color="C4", zorder=3)
-        for name, Nr, Dr in reg:
-            v = (Nr, Nr, Dr)[idx]
-            ax.scatter([6 * Nr * Dr], [v], s=12, color="k", zorder=3)
-            ax.annotate(name, (6 * Nr * Dr, v), fontsize=6, xytext=(3, 2), textcoords="offset points")
+        _place_models(ax, [(name, 6 * Nr * Dr, (Nr, Nr, Dr)[idx]) for name, Nr, Dr in reg])
         ax.axvspan(*crange, color="0.9", zorder=0, label="fitted range of C")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set(xlabel="compute C (FLOPs)", ylabel=ylab, title=f"{key} against compute")
-    _legend_outside(axes[1])
-    axes[1].legend_.remove() if axes[1].legend_ else None
     h, lab = axes[0].get_legend_handles_labels()
-    fig.legend(h, lab, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 0.95))
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.legend(h, lab, fontsize=7, loc="lower center", ncol=3, bbox_to_anchor=(0.5, 0.0), frameon=False)
     written = _save(fig, out, "optimal")
     plt.close(fig)
     return written
+
+
+FIT_REACH = 3  # decades past the data's largest C that a fitted line is drawn
+
+
+def _place_models(ax, models: list[tuple[str, float, float]], dx: float = 1.8, dy: float = 0.4) -> None:
+    """Each model a dot; its name only where no name already sits within dx decades of C and dy
+    decades of the value (the 1e23-1e25 cluster would pile names on each other)."""
+    placed: list[tuple[float, float]] = []
+    for name, x, y in sorted(models, key=lambda m: -m[2]):  # largest first: the flagships keep their names
+        ax.scatter([x], [y], s=12, color="k", zorder=3)
+        lx, ly = np.log10(x), np.log10(y)
+        if all(abs(lx - px) > dx or abs(ly - py) > dy for px, py in placed):
+            ax.annotate(name, (x, y), fontsize=6, xytext=(3, 2), textcoords="offset points")
+            placed.append((lx, ly))
 
 
 def _plot_contours(plt, by: dict, pts, chin, out: Path) -> list[str]:
@@ -161,15 +193,17 @@ def _plot_contours(plt, by: dict, pts, chin, out: Path) -> list[str]:
     n = np.geomspace(N.min() / 4, N.max() * 4, 120)
     d = np.geomspace(D.min() / 4, D.max() * 4, 120)
     NN, DD = np.meshgrid(n, d)
-    cs = ax.contour(NN, DD, chin.loss(NN, DD), levels=14, cmap="magma", linewidths=0.8)
-    ax.clabel(cs, fontsize=6)
-    cg = np.geomspace(6 * n.min() * d.min(), 6 * n.max() * d.max(), 50)
-    ax.plot([chin.n_opt(c) for c in cg], [chin.d_opt(c) for c in cg], color="C0", lw=2, label="compute-optimal")
-    ax.scatter(N, D, s=10, color="0.3", label="runs")
+    # scales and limits first: clabel cuts each label's gap in the line in display space, and a
+    # later switch to log axes moves the labels off their gaps (labels struck through)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(n.min(), n.max())
     ax.set_ylim(d.min(), d.max())
+    cs = ax.contour(NN, DD, chin.loss(NN, DD), levels=14, cmap="magma", linewidths=0.8)
+    ax.clabel(cs, fontsize=6, inline=True, inline_spacing=4, fmt="%.2f")
+    cg = np.geomspace(6 * n.min() * d.min(), 6 * n.max() * d.max(), 50)
+    ax.plot([chin.n_opt(c) for c in cg], [chin.d_opt(c) for c in cg], color="C0", lw=2, label="compute-optimal")
+    ax.scatter(N, D, s=10, color="0.3", label="runs")
     ax.set(xlabel="parameters N", ylabel="tokens D", title="Approach 3: loss contours (nats/token)")
     _legend_outside(ax)
     written = _save(fig, out, "contours")
@@ -199,6 +233,18 @@ def write_plots(results: list[dict], pts, out: str | Path) -> list[str]:
     if chin is not None:
         written += _plot_contours(plt, by, pts, chin, out)
     return written
+
+
+def log_ticks(values) -> list[float]:
+    """Tick positions for a log axis over values: the powers of ten inside their range, or 1-2-5
+    steps where fewer than two decades fit (plotext's own ticks print 13431200.0)."""
+    lo, hi = float(np.min(values)), float(np.max(values))
+    for steps in ((1.0,), (1.0, 2.0, 5.0), (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)):
+        ticks = [m * 10.0**k for k in range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)
+                 for m in steps if lo <= m * 10.0**k <= hi]
+        if len(ticks) >= 3:
+            return ticks[:: max(1, len(ticks) // 7)]
+    return [lo, hi]
 
 
 def terminal_plot(results: list[dict], pts) -> str:
@@ -231,4 +277,6 @@ def terminal_plot(results: list[dict], pts) -> str:
         plt.title("loss against compute C (log)")
         plt.xlabel("C")
     plt.ylabel("loss")
-    return plt.build()
+    ticks = log_ticks(N if "isoflop" in by else C)
+    plt.xticks(ticks, [f"{t:.0e}".replace("e+0", "e").replace("e+", "e") for t in ticks])
+    return plt.uncolorize(plt.build())  # no escape codes in a pipe or a log

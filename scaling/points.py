@@ -179,10 +179,17 @@ def load_table(path: str | Path, columns: Columns = Columns(), conventions: Conv
         raise FitError(f"{path}: cannot read as a table ({e})") from e
     cols = list(df.columns)
 
-    def col(name, flag):
+    def col(name, flag, check=True):
         if name not in df.columns:
             raise FitError(f"{path}: no column {name!r} (columns: {', '.join(map(str, cols))}); set it with {flag}")
-        return pd.to_numeric(df[name], errors="coerce").to_numpy(float)
+        v = pd.to_numeric(df[name], errors="coerce").to_numpy(float)
+        bad = ~np.isfinite(v) | (v <= 0)
+        if check and bad.any():  # named as the user sees the file: line 1 is the header
+            i = int(np.flatnonzero(bad)[0])
+            at = f"line {i + 2}" if path.suffix.lower() not in (".parquet", ".pq") else f"row {i + 1}"
+            raise FitError(f"{path}: {int(bad.sum())} row(s) have a non-positive or non-finite {name} (first: {at}, "
+                           f"`{df[name].iloc[i]}`); fix or drop them")
+        return v
 
     N, L = col(columns.n, "--n-col"), col(columns.loss, "--loss-col")
     if columns.d:
@@ -196,7 +203,7 @@ def load_table(path: str | Path, columns: Columns = Columns(), conventions: Conv
     else:
         raise FitError(f"{path}: need a tokens column (--d-col) or a compute column (--c-col); "
                         f"columns: {', '.join(map(str, cols))}")
-    bcol = col(columns.budget, "--budget-col") if columns.budget else None
+    bcol = col(columns.budget, "--budget-col", check=False) if columns.budget else None
     if bcol is not None and (~np.isfinite(bcol) | (bcol <= 0)).any():
         i = int(np.flatnonzero(~np.isfinite(bcol) | (bcol <= 0))[0])
         raise FitError(f"{path}: --budget-col {columns.budget!r} has a non-positive or missing value (row {i})")
@@ -252,7 +259,10 @@ def _read_run(run: Path, conventions: Conventions) -> tuple[dict | None, str | N
     n_conv = conventions.N if conventions.N != "auto" else ("active" if moe else "total")
     L = getattr(s, LOSS_CONVENTIONS[conventions.loss])
     N = getattr(s, N_CONVENTIONS[n_conv] or "N")
-    if L is None or not np.isfinite(L):
+    for what, v in ((LOSS_CONVENTIONS[conventions.loss], L), (N_CONVENTIONS[n_conv] or "N", N), ("D", s.D)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v <= 0):
+            return None, f"{run / rf.SUMMARY}: {what} is {v!r}, not a positive finite number"
+    if L is None:
         return None, f"no finite {LOSS_CONVENTIONS[conventions.loss]}"
     need = "C_counted" if conventions.C == "counted" else "D"
     if N is None or s.D is None or getattr(s, need) is None:
@@ -315,9 +325,10 @@ def _group_points(folder: Path, key: str, g: dict, label: str, left_out: list, c
 
 def load_runs(folder: str | Path, conventions: Conventions = Conventions(), min_points: int = 5) -> list[Points]:
     """Points (and training curves) from every run folder below `folder`, at any depth, one
-    `Points` per spec group (scaling.runs.spec_key): runs of different architectures or recipes
-    never share a law. Diverged, unfinished and unreadable runs (a damaged or wrong-shaped
-    summary.json or config.json, named) are left out and listed, and so are runs of another
+    `Points` per spec group (scaling.runs.spec_key) and data (summary.json's data_fingerprint): runs
+    of different architectures, recipes or data never share a law. Diverged, unfinished and
+    unreadable runs (a damaged or wrong-shaped summary.json or config.json, a value that is not a
+    positive number: each named, with the reason) are left out and listed, and so are runs of another
     objective than causal LM (T5's span corruption: its loss is per target token of another task).
     N follows the convention (auto: total for dense, active for MoE); with C "counted", D is
     replaced by C_counted / 6N so that 6ND equals the counted FLOPs. Budgets are the nominal ones
@@ -338,12 +349,22 @@ def load_runs(folder: str | Path, conventions: Conventions = Conventions(), min_
             left_out.append({"run": str(run), "reason": why})
             continue
         key, label = spec_key(r["cfg"])
+        # runs on different data never share a law either (W4): the data is part of the group
+        data_fp = str(r["summary"].data_fingerprint or "")
+        key = hashlib.sha256(f"{key}|{data_fp}".encode()).hexdigest()[:12] if data_fp else key
+        data = str((r["cfg"].get("train") or {}).get("data") or data_fp[:8] or "?")
         _add_run(groups.setdefault(key, {"label": label, "rows": [], "curves": [], "fps": set(), "ent": set(),
-                                         "ent_eval": set(), "n_conv": set(), "budget": [], "notes": []}), run, r)
+                                         "ent_eval": set(), "n_conv": set(), "budget": [], "notes": [],
+                                         "data": data}), run, r)
     if not groups:
         why = "; ".join(f"{Path(x['run']).name}: {x['reason']}" for x in left_out[:5])
         raise FitError(f"{folder}: no finished runs to fit" + (f" (left out: {why})" if why else
                         " (no run folders found; run `llmhist train` or `llmhist sweep`)"))
+    on_several_data = {g["label"] for g in groups.values() for h in groups.values()
+                       if h["label"] == g["label"] and h["data"] != g["data"]}
+    for g in groups.values():  # one spec on several data: the data names the group
+        if g["label"] in on_several_data:
+            g["label"] = f"{g['label']} on {g['data']}"
     labels = [g["label"] for g in groups.values()]
     return [_group_points(folder, key, g, g["label"] if labels.count(g["label"]) == 1 else f"{g['label']}-{key[:6]}",
                           left_out, conventions, min_points) for key, g in groups.items()]

@@ -1,7 +1,8 @@
 """One fit's result as data: the law's parameters, intervals and bootstrap samples, its flags,
 the data it was fitted on (source, conventions, fitted range, group) and method details.
-`to_dict` is what `llmhist fit` writes; `from_dict(...).to_law()` is how recommend and compare
-read it back (refusing a file whose parameters are not finite)."""
+`to_dict` is what `llmhist fit` writes; `read(path)` / `from_dict(...)` then `to_law()` is how
+recommend and compare read it back (refusing a file that is not a fit, a parameter that is not
+finite, and an N_opt exponent that is not positive)."""
 
 from __future__ import annotations
 
@@ -58,8 +59,35 @@ class FitResult:
                    seed=d.get("seed", 0), details={k: v for k, v in d.items() if k not in KNOWN_KEYS},
                    skipped=d.get("skipped"), path=d.get("path"))
 
+    @classmethod
+    def read(cls, path) -> FitResult:
+        """A fit file written by `llmhist fit`; anything else (missing, binary, not JSON, not an
+        object) is a LawError naming the file."""
+        import json
+        from pathlib import Path
+
+        try:
+            d = json.loads(Path(path).read_bytes().decode("utf-8"))
+        except (OSError, ValueError) as e:  # ValueError: a binary file (UnicodeDecodeError) or bad JSON
+            raise laws.LawError(f"{path}: not a readable fit file ({str(e)[:120]})") from e
+        if not isinstance(d, dict):
+            raise laws.LawError(f"{path}: not a fit file (expected a JSON object)")
+        return cls.from_dict(d)
+
+    def interval_note(self) -> str | None:
+        """Why the parameters carry no interval (None when they do)."""
+        if self.intervals or self.skipped is not None:
+            return None
+        if self.law == "kaplan":
+            return "no intervals: the Kaplan fit is a least-squares point estimate (it is not bootstrapped)"
+        if not self.bootstrap or not self.bootstrap.get("requested"):
+            return "no intervals: no bootstrap was asked for (--bootstrap 0)"
+        return "no intervals: too few bootstrap resamples could be refitted (see the FLAG)"
+
     def to_law(self, source: str = "", default_name: str = "fit"):
-        """The law object (laws.Chinchilla / Kaplan / PowerLaw) with intervals, samples and fitted range."""
+        """The law object (laws.Chinchilla / Kaplan / PowerLaw) with intervals, samples and fitted range.
+        A fit whose N_opt exponent is not positive is refused: it says the optimal model shrinks as
+        compute grows, so no allocation can be read from it."""
         where = source or self.path or "fit file"
         if self.skipped is not None:
             raise laws.LawError(f"{where}: this law was not fitted ({self.skipped})")
@@ -67,6 +95,11 @@ class FitResult:
             if not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise laws.LawError(f"{where}: parameter {k} is {v!r}, not a finite number; the fit failed, refit "
                                     "with `llmhist fit` (and read its flags)")
+        a = self.params.get("a")
+        if self.law in ("kaplan", "isoflop", "envelope") and isinstance(a, (int, float)) and a <= 0:
+            raise laws.LawError(f"{where}: the fitted N_opt exponent a = {a:.3g} is not positive (the optimal model "
+                                "would shrink as compute grows), so no recommendation follows from it; refit on "
+                                "points from several budgets and read the fit's FLAGs")
         p, name = self.params, self.name or default_name
         iv = {k: tuple(v) for k, v in self.intervals.items()}
         conv = self.conventions.get("N", "total")

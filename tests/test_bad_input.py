@@ -60,6 +60,10 @@ TABLES = {
     "negative": ("negative.csv", "N,D,loss\n1e6,2e7,3.1\n-1,2e7,3.0\n"),
     "broken": ("broken.json", '{"law": "chinchilla"'),
     "not_a_law": ("not_a_law.json", '{"law": "chinchilla", "params": {"E": 1.7}}'),
+    "header_only": ("header_only.csv", "N,D,loss\n"),
+    "abc": ("abc.csv", "N,D,loss\n1e6,2e7,3.1\n2e6,4e7,abc\n"),
+    "falling": ("falling.json", '{"law": "kaplan", "params": {"alpha_N": 0.07, "alpha_D": 0.09, "N_c": 8e13, '
+                                '"D_c": 5e13, "n_opt_coef": 1e9, "a": -2.04}}'),
 }
 FIT = "--out {new} --bootstrap 0"
 
@@ -225,6 +229,12 @@ CASES: dict[str, Case] = {
     "fit envelope of a table": Case(f"fit {{table:small}} --law envelope {FIT}", ("--law envelope", "runs folder")),
     "fit folder without runs": Case(f"fit {{tmp}}/grids {FIT}", ("grids", "no finished runs")),
     "fit a sweep not run": Case(f"fit {{sweep}} {FIT}", ("no finished runs",)),
+    "fit header only": Case(f"fit {{table:header_only}} {FIT}", ("header_only.csv", "no rows")),
+    "fit a word as loss": Case(f"fit {{table:abc}} {FIT}", ("abc.csv", "line 3", "`abc`")),
+    "fit out is a file": Case("fit {table:small} --bootstrap 0 --out {run}/config.json",
+                              ("--out", "config.json", "a file, not a folder")),
+    "fit out below a file": Case("fit {table:small} --bootstrap 0 --out {run}/config.json/fits",
+                                 ("config.json", "a file, not a folder")),
     # ---- recommend: one budget, each a positive finite number, laws and fit files named
     "recommend no budget": Case("recommend", ("give a budget", "--flops")),
     "recommend flops -1": Case("recommend --flops -1", ("--flops -1", "positive")),
@@ -243,6 +253,8 @@ CASES: dict[str, Case] = {
     "recommend fit broken": Case("recommend --flops 1e21 --fit {table:broken}", ("broken.json", "fit file")),
     "recommend fit a table": Case("recommend --flops 1e21 --fit {table:small}", ("small.csv", "fit file")),
     "recommend fit not a law": Case("recommend --flops 1e21 --fit {table:not_a_law}", ("not_a_law.json",)),
+    "recommend fit falling optimum": Case("recommend --flops 1e19 --fit {table:falling}",
+                                          ("falling.json", "a = -2.04 is not positive")),
     # ---- archs, show, compare
     "archs family unknown": Case("archs --family lama", ("--family 'lama'", "llama")),
     "archs since word": Case("archs --since soon", ("--since", "integer")),

@@ -191,12 +191,13 @@ def test_a_folder_of_two_specs_is_fitted_per_spec_with_a_comparison(tmp_path, mo
     monkeypatch.chdir(tmp_path)
     r = runner.invoke(app, ["fit", "sweep", "--bootstrap", "20", "--law", "chinchilla", "--plot", "files"])
     assert r.exit_code == 0, r.output
-    assert "2 spec groups" in r.output and "comparison across spec groups" in r.output
-    g = json.loads((tmp_path / "fits" / "sweep" / "llama3" / "sweep-chinchilla.json").read_text())
+    assert "2 groups" in r.output and "comparison across groups" in r.output
+    # the default output folder is the runs folder's fits/ (where study and ablate write theirs)
+    g = json.loads((tmp_path / "sweep" / "fits" / "llama3" / "sweep-chinchilla.json").read_text())
     assert g["group"]["label"] == "llama3" and g["n_points"] == 28 and abs(g["params"]["a"] - other.a) < 0.05
     assert g["entropy"]["H_nats_per_token"] == 1.7
-    assert (tmp_path / "fits" / "sweep" / "gpt2" / "frontier.png").exists()
-    assert (tmp_path / "fits" / "sweep" / "llama3" / "frontier.png").exists()
+    assert (tmp_path / "sweep" / "fits" / "gpt2" / "frontier.png").exists()
+    assert (tmp_path / "sweep" / "fits" / "llama3" / "frontier.png").exists()
 
 
 def test_E_is_compared_with_the_evaluated_tokens_floor_when_the_runs_recorded_it(tmp_path):

@@ -16,9 +16,15 @@ class NoHFEquivalent(UserError, ValueError):
     pass
 
 
+RECENT = ("qwen3", "qwen3_moe", "olmo2", "gemma3_text", "deepseek_v3")
+
+
 def model_type(a: Arch) -> str:
     """The transformers model_type that implements exactly these choices, or NoHFEquivalent."""
     why = []
+    recent = _recent_model_type(a)
+    if recent is not None:
+        return recent
     if a.positions == "t5_bias" and a.is_encoder_decoder and a.mlp == "relu" and a.query_scale == 1.0:
         return "t5"
     if a.positions == "learned" and a.norm == "layernorm" and a.bias == "all" and a.tied_embeddings \
@@ -27,7 +33,11 @@ def model_type(a: Arch) -> str:
             return "openai-gpt"
         if a.norm_placement == "pre" and a.final_norm and a.mlp == "gelu_tanh":
             return "gpt2"
-    if a.positions == "rope" and a.norm_placement == "pre" and not a.parallel_block and not a.qk_norm \
+    if a.mla is not None or a.qk_norm_width != "head" or a.norm_placement == "output" or a.rope_theta_local \
+            or a.moe is not None and (a.moe.router != "softmax" or a.moe.route_bias or a.moe.n_groups > 1
+                                      or a.moe.routed_scale != 1.0 or a.moe.first_dense):
+        why.append("a choice only the recent families' classes take")
+    elif a.positions == "rope" and a.norm_placement == "pre" and not a.parallel_block and not a.qk_norm \
             and a.norm == "rmsnorm" and a.mlp == "swiglu" and a.attn_pattern == ("global",) \
             and a.query_scale is None and not a.attn_softcap and not a.embed_scale:
         if a.moe is None and a.bias == "none":
@@ -45,7 +55,8 @@ def model_type(a: Arch) -> str:
             and not a.qk_norm and not a.output_scale and not a.embed_scale and not a.attn_softcap and not a.final_softcap:
         return "gptj"
     if a.norm == "rmsnorm_1p" and a.norm_placement == "sandwich" and a.mlp == "geglu" and a.embed_scale \
-            and a.positions == "rope" and a.tied_embeddings and a.bias == "none" and a.moe is None:
+            and a.positions == "rope" and a.tied_embeddings and a.bias == "none" and a.moe is None \
+            and not a.qk_norm and a.rope_theta_local is None:
         return "gemma2"
     if a.qk_norm:
         why.append("query/key norm")
@@ -58,8 +69,80 @@ def model_type(a: Arch) -> str:
     raise NoHFEquivalent(
         f"{a.name}: transformers has no model class with exactly these choices"
         + (f" ({', '.join(why)})" if why else "")
-        + "; export supports openai-gpt, gpt2, gptj, llama, mixtral, gemma2, qwen2, qwen2_moe and t5 layouts"
+        + "; export supports openai-gpt, gpt2, gptj, llama, mixtral, gemma2, qwen2, qwen2_moe, t5, "
+        + ", ".join(RECENT) + " layouts"
     )
+
+
+def _recent_model_type(a: Arch) -> str | None:
+    """The classes of the families since mid-2024 (transformers 5): Qwen 3 (dense, MoE), OLMo 2,
+    Gemma 3 (text), DeepSeek-V3; None where none of them takes exactly these choices."""
+    if a.positions != "rope" or a.parallel_block or a.bias != "none" or a.tied_embeddings and a.mla is not None \
+            or a.attn_softcap or a.final_softcap or not a.final_norm or a.rope_scaling is not None and a.mla is None:
+        return None
+    llama_like = a.norm == "rmsnorm" and a.mlp == "swiglu" and a.attn_pattern == ("global",) and not a.embed_scale \
+        and a.query_scale is None and not a.rope_interleaved and a.rope_theta_local is None and a.mla is None
+    plain_moe = a.moe is None or (a.moe.router == "softmax" and not a.moe.route_bias and a.moe.n_groups == 1
+                                  and a.moe.routed_scale == 1.0 and not a.moe.first_dense and not a.moe.d_ff_shared)
+    if llama_like and a.qk_norm and a.qk_norm_width == "head" and a.norm_placement == "pre" and plain_moe:
+        return "qwen3" if a.moe is None else "qwen3_moe"
+    if llama_like and a.qk_norm and a.qk_norm_width == "full" and a.norm_placement == "output" and a.moe is None:
+        return "olmo2"
+    if a.norm == "rmsnorm_1p" and a.norm_placement == "sandwich" and a.mlp == "geglu" and a.embed_scale \
+            and a.qk_norm and a.qk_norm_width == "head" and a.moe is None and a.mla is None and not a.rope_interleaved:
+        return "gemma3_text"
+    if a.mla is not None and a.norm == "rmsnorm" and a.norm_placement == "pre" and a.mlp == "swiglu" \
+            and a.attn_pattern == ("global",) and a.rope_interleaved and a.query_scale is None and a.moe is not None \
+            and a.moe.router == "sigmoid" and a.moe.route_bias and a.moe.d_ff_shared and not a.moe.shared_gate \
+            and a.moe.renormalize and (a.rope_scaling is None or a.rope_scaling.kind == "yarn"):
+        return "deepseek_v3"
+    return None
+
+
+def _rope_parameters(a: Arch) -> dict:
+    rope = {"rope_type": "default", "rope_theta": a.rope_theta}
+    s = a.rope_scaling
+    if s is not None and s.kind == "yarn":
+        rope = {"rope_type": "yarn", "rope_theta": a.rope_theta, "factor": s.factor, "beta_slow": s.low_freq_factor,
+                "beta_fast": s.high_freq_factor, "original_max_position_embeddings": s.original_ctx,
+                "mscale": s.mscale, "mscale_all_dim": s.mscale_all_dim}
+    elif s is not None:
+        rope = {"rope_type": "llama3", "rope_theta": a.rope_theta, "factor": s.factor,
+                "low_freq_factor": s.low_freq_factor, "high_freq_factor": s.high_freq_factor,
+                "original_max_position_embeddings": s.original_ctx}
+    return rope
+
+
+def _recent_config(a: Arch, t: str, common: dict):
+    import transformers as tf
+
+    if t == "qwen3":
+        return tf.Qwen3Config(hidden_act="silu", attention_bias=False, use_sliding_window=False, **common)
+    if t == "qwen3_moe":
+        m = a.experts
+        return tf.Qwen3MoeConfig(hidden_act="silu", attention_bias=False, num_experts=m.n_experts,
+                                 num_experts_per_tok=m.top_k, moe_intermediate_size=m.d_ff_expert,
+                                 norm_topk_prob=m.renormalize, decoder_sparse_step=1, mlp_only_layers=[],
+                                 use_sliding_window=False, **common)
+    if t == "olmo2":
+        return tf.Olmo2Config(hidden_act="silu", attention_bias=False, **common)
+    if t == "gemma3_text":
+        scale = a.query_scale if a.query_scale is not None else a.head_dim ** -0.5
+        rope = {"full_attention": common["rope_parameters"],
+                "sliding_attention": {"rope_type": "default", "rope_theta": a.rope_theta_local or a.rope_theta}}
+        return tf.Gemma3TextConfig(hidden_activation="gelu_pytorch_tanh", query_pre_attn_scalar=round(scale**-2),
+                                   sliding_window=a.window or 4096, attention_bias=False, final_logit_softcapping=None,
+                                   attn_logit_softcapping=None,
+                                   layer_types=["sliding_attention" if a.layer_kind(i) == "local" else "full_attention"
+                                                for i in range(a.n_layers)], **{**common, "rope_parameters": rope})
+    m, mla = a.experts, a.latent  # deepseek_v3
+    return tf.DeepseekV3Config(hidden_act="silu", attention_bias=False, q_lora_rank=mla.q_rank,
+                               kv_lora_rank=mla.kv_rank, qk_nope_head_dim=mla.d_nope, qk_rope_head_dim=mla.d_rope,
+                               v_head_dim=mla.d_v, n_routed_experts=m.n_experts, n_shared_experts=1,
+                               moe_intermediate_size=m.d_ff_expert, num_experts_per_tok=m.top_k, n_group=m.n_groups,
+                               topk_group=m.topk_groups, routed_scaling_factor=m.routed_scale,
+                               norm_topk_prob=m.renormalize, first_k_dense_replace=m.first_dense,
+                               rope_interleave=True, **{**common, "head_dim": mla.d_rope})
 
 
 def hf_config(a: Arch):
@@ -67,16 +150,13 @@ def hf_config(a: Arch):
     import transformers as tf
 
     t = model_type(a)
-    rope = {"rope_type": "default", "rope_theta": a.rope_theta}
-    if a.rope_scaling is not None:
-        s = a.rope_scaling
-        rope = {"rope_type": "llama3", "rope_theta": a.rope_theta, "factor": s.factor,
-                "low_freq_factor": s.low_freq_factor, "high_freq_factor": s.high_freq_factor,
-                "original_max_position_embeddings": s.original_ctx}
+    rope = _rope_parameters(a)
     common = {"vocab_size": a.vocab_size, "hidden_size": a.d_model, "intermediate_size": a.d_ff,
                   "num_hidden_layers": a.n_layers, "num_attention_heads": a.n_heads, "num_key_value_heads": a.kv_heads,
                   "head_dim": a.d_attn // a.n_heads, "max_position_embeddings": a.ctx_len, "rms_norm_eps": a.norm_eps,
                   "rope_parameters": rope, "tie_word_embeddings": a.tied_embeddings, "attention_dropout": 0.0}
+    if t in RECENT:
+        return _recent_config(a, t, common)
     if t == "openai-gpt":
         return tf.OpenAIGPTConfig(vocab_size=a.vocab_size, n_positions=a.ctx_len, n_embd=a.d_model,
                                   n_layer=a.n_layers, n_head=a.n_heads, afn="gelu", layer_norm_epsilon=a.norm_eps,
@@ -139,30 +219,22 @@ def _pairs(a: Arch) -> list[tuple[str, str]]:
     """(our name, transformers name) for every plain tensor that maps one-to-one."""
     t = model_type(a)
     P: list[tuple[str, str]] = [("tok_emb.weight", "model.embed_tokens.weight")]
-    if t in ("llama", "qwen2", "mixtral", "qwen2_moe", "gemma2"):
+    if t in ("llama", "qwen2", "mixtral", "qwen2_moe", "gemma2", *RECENT):
         for i in range(a.n_layers):
             o, h = f"decoder.blocks.{i}.", f"model.layers.{i}."
-            for p in ("q", "k", "v", "o"):
-                P.append((o + f"attn.{p}.weight", h + f"self_attn.{p}_proj.weight"))
-                if a.bias == "qkv" and p != "o":
-                    P.append((o + f"attn.{p}.bias", h + f"self_attn.{p}_proj.bias"))
-            P.append((o + "attn_norm.weight", h + "input_layernorm.weight"))
-            if t == "gemma2":
-                P += [(o + "post_attn_norm.weight", h + "post_attention_layernorm.weight"),
+            P += _attn_pairs(a, o, h)
+            if t in ("gemma2", "gemma3_text"):
+                P += [(o + "attn_norm.weight", h + "input_layernorm.weight"),
+                      (o + "post_attn_norm.weight", h + "post_attention_layernorm.weight"),
                       (o + "mlp_norm.weight", h + "pre_feedforward_layernorm.weight"),
                       (o + "post_mlp_norm.weight", h + "post_feedforward_layernorm.weight")]
+            elif t == "olmo2":  # norms on the sublayers' outputs
+                P += [(o + "attn_norm.weight", h + "post_attention_layernorm.weight"),
+                      (o + "mlp_norm.weight", h + "post_feedforward_layernorm.weight")]
             else:
-                P.append((o + "mlp_norm.weight", h + "post_attention_layernorm.weight"))
-            if a.moe is None:
-                P += [(o + f"mlp.{p}.weight", h + f"mlp.{p}_proj.weight") for p in ("gate", "up", "down")]
-            else:
-                P += [(o + "mlp.router.weight", h + "mlp.gate.weight"),
-                      (o + "mlp.gate_up", h + "mlp.experts.gate_up_proj"),
-                      (o + "mlp.down", h + "mlp.experts.down_proj")]
-                if a.moe.d_ff_shared:
-                    P += [(o + f"mlp.shared.{p}.weight", h + f"mlp.shared_expert.{p}_proj.weight")
-                          for p in ("gate", "up", "down")]
-                    P.append((o + "mlp.shared_gate.weight", h + "mlp.shared_expert_gate.weight"))
+                P += [(o + "attn_norm.weight", h + "input_layernorm.weight"),
+                      (o + "mlp_norm.weight", h + "post_attention_layernorm.weight")]
+            P += _mlp_pairs(a, i, o, h)
         P.append(("decoder.final_norm.weight", "model.norm.weight"))
         if not a.tied_embeddings:
             P.append(("lm_head.weight", "lm_head.weight"))
@@ -222,6 +294,37 @@ def _conv1d(a: Arch) -> list[tuple[tuple[str, ...], str]]:
                 ((o + "attn.o.weight",), h + "attn.c_proj.weight"), ((o + "mlp.up.weight",), h + "mlp.c_fc.weight"),
                 ((o + "mlp.down.weight",), h + "mlp.c_proj.weight")]
     return out
+
+
+def _attn_pairs(a: Arch, o: str, h: str) -> list[tuple[str, str]]:
+    if a.mla is not None:  # DeepSeek-V3's names
+        P = [(o + f"attn.{p}.weight", h + f"self_attn.{q}.weight") for p, q in
+             (("q_a", "q_a_proj"), ("q_a_norm", "q_a_layernorm"), ("q_b", "q_b_proj"), ("kv_a", "kv_a_proj_with_mqa"),
+              ("kv_a_norm", "kv_a_layernorm"), ("kv_b", "kv_b_proj"), ("o", "o_proj"))]
+        return P
+    P = []
+    for p in ("q", "k", "v", "o"):
+        P.append((o + f"attn.{p}.weight", h + f"self_attn.{p}_proj.weight"))
+        if a.bias == "qkv" and p != "o":
+            P.append((o + f"attn.{p}.bias", h + f"self_attn.{p}_proj.bias"))
+    if a.qk_norm:
+        P += [(o + f"attn.{p}_norm.weight", h + f"self_attn.{p}_norm.weight") for p in "qk"]
+    return P
+
+
+def _mlp_pairs(a: Arch, i: int, o: str, h: str) -> list[tuple[str, str]]:
+    if a.moe is None or i < a.moe.first_dense:
+        return [(o + f"mlp.{p}.weight", h + f"mlp.{p}_proj.weight") for p in ("gate", "up", "down")]
+    P = [(o + "mlp.router.weight", h + "mlp.gate.weight"), (o + "mlp.gate_up", h + "mlp.experts.gate_up_proj"),
+         (o + "mlp.down", h + "mlp.experts.down_proj")]
+    if a.moe.route_bias:
+        P.append((o + "mlp.route_bias", h + "mlp.gate.e_score_correction_bias"))
+    if a.moe.d_ff_shared:
+        name = "shared_expert" if a.moe.shared_gate else "shared_experts"  # Qwen2-MoE's / DeepSeek-V3's
+        P += [(o + f"mlp.shared.{p}.weight", h + f"mlp.{name}.{p}_proj.weight") for p in ("gate", "up", "down")]
+        if a.moe.shared_gate:
+            P.append((o + "mlp.shared_gate.weight", h + "mlp.shared_expert_gate.weight"))
+    return P
 
 
 def to_hf(a: Arch, ours: dict) -> dict:

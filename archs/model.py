@@ -46,12 +46,15 @@ class Norm(nn.Module):
 # ------------------------------------------------------------------------------- positions
 
 
-def rope_inv_freq(a: Arch) -> torch.Tensor:
-    hd = a.rotary_dim or a.d_head  # partial rotary (GPT-J): frequencies over the rotated dims only
-    inv = 1.0 / (a.rope_theta ** (torch.arange(0, hd, 2, dtype=torch.int64).float() / hd))
+def rope_inv_freq(a: Arch, theta: float | None = None) -> torch.Tensor:
+    # partial rotary (GPT-J), MLA's decoupled key: frequencies over the rotated dims only
+    hd = a.mla.d_rope if a.mla is not None else a.rotary_dim or a.d_head
+    inv = 1.0 / ((theta or a.rope_theta) ** (torch.arange(0, hd, 2, dtype=torch.int64).float() / hd))
     s = a.rope_scaling
-    if s is None:
+    if s is None or theta is not None:  # a local layer's own base is unscaled (Gemma 3)
         return inv
+    if s.kind == "yarn":
+        return yarn_inv_freq(inv, hd, theta or a.rope_theta, s)
     # Llama 3.1: long wavelengths slowed by `factor`, short ones kept, a smooth ramp between.
     low_wavelen, high_wavelen = s.original_ctx / s.low_freq_factor, s.original_ctx / s.high_freq_factor
     wavelen = 2 * math.pi / inv
@@ -60,6 +63,32 @@ def rope_inv_freq(a: Arch) -> torch.Tensor:
     smoothed = (1 - smooth) * scaled / s.factor + smooth * scaled
     medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
     return torch.where(medium, smoothed, scaled)
+
+
+def yarn_inv_freq(inv: torch.Tensor, hd: int, theta: float, s) -> torch.Tensor:
+    """YaRN (Peng et al. 2023, §3.2 "NTK-by-parts"): dims turning more than beta_fast (high_freq_factor)
+    times over the original context keep their frequency, fewer than beta_slow (low_freq_factor) are
+    divided by the factor, a linear ramp between over the (floored / ceiled) dimension range."""
+    def dim_of(rotations: float) -> float:  # the dimension index turning `rotations` times
+        return hd * math.log(s.original_ctx / (rotations * 2 * math.pi)) / (2 * math.log(theta))
+
+    lo, hi = max(math.floor(dim_of(s.high_freq_factor)), 0), min(math.ceil(dim_of(s.low_freq_factor)), hd - 1)
+    ramp = ((torch.arange(hd // 2, dtype=torch.float32) - lo) / ((hi - lo) or 0.001)).clamp(0, 1)
+    return inv / s.factor * ramp + inv * (1 - ramp)
+
+
+def yarn_mscale(factor: float, m: float = 1.0) -> float:
+    return 1.0 if factor <= 1 else 0.1 * m * math.log(factor) + 1.0
+
+
+def yarn_factors(a: Arch) -> tuple[float, float]:
+    """(cos/sin factor, logit factor) of YaRN's attention temperature, as transformers computes them."""
+    s = a.rope_scaling
+    if s is None or s.kind != "yarn":
+        return 1.0, 1.0
+    cs = yarn_mscale(s.factor, s.mscale) / yarn_mscale(s.factor, s.mscale_all_dim) if s.mscale and s.mscale_all_dim \
+        else yarn_mscale(s.factor)
+    return cs, yarn_mscale(s.factor, s.mscale_all_dim) ** 2 if s.mscale_all_dim else 1.0
 
 
 def rope_tables(inv_freq: torch.Tensor, T: int, interleaved: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -130,9 +159,10 @@ class Attention(nn.Module):
         self.k = nn.Linear(d, dkv, bias=qkv_bias)
         self.v = nn.Linear(d, dkv, bias=qkv_bias)
         self.o = nn.Linear(da, d, bias=o_bias)
-        self.scale = a.query_scale if a.query_scale is not None else self.hd**-0.5
-        if a.qk_norm:
-            self.q_norm, self.k_norm = Norm(a, self.hd), Norm(a, self.hd)
+        self.scale = (a.query_scale if a.query_scale is not None else self.hd**-0.5) * yarn_factors(a)[1]
+        if a.qk_norm:  # per head, or over the whole projection (OLMo 2)
+            full = a.qk_norm_width == "full"
+            self.q_norm, self.k_norm = Norm(a, da if full else self.hd), Norm(a, dkv if full else self.hd)
         self.xl = a.positions == "xl_relative" and not cross
         if self.xl:  # Transformer-XL: W_r on sinusoidal relative encodings, global biases u and v
             self.r = nn.Linear(d, da, bias=False)
@@ -151,10 +181,14 @@ class Attention(nn.Module):
         B, T, _ = x.shape
         src = x if kv is None else kv
         # separate q, k, v matmuls: one fused matmul over concatenated weights measured no faster on CPU
-        q, k, v = self._heads(self.q(x), self.h), self._heads(self.k(src), self.hkv), self._heads(self.v(src), self.hkv)
-        if self.a.qk_norm:
+        q, k, v = self.q(x), self.k(src), self.v(src)
+        if self.a.qk_norm and self.a.qk_norm_width == "full":
+            q, k = self.q_norm(q), self.k_norm(k)
+        q, k, v = self._heads(q, self.h), self._heads(k, self.hkv), self._heads(v, self.hkv)
+        if self.a.qk_norm and self.a.qk_norm_width == "head":
             q, k = self.q_norm(q), self.k_norm(k)
         if rope is not None:
+            rope = rope[2:] if self.kind == "local" and len(rope) == 4 else rope[:2]
             q, k = apply_rope(q, *rope, self.a.rope_interleaved), apply_rope(k, *rope, self.a.rope_interleaved)
         if self.hkv != self.h:  # GQA / MQA: each KV head serves h / hkv consecutive query heads
             k = k.repeat_interleave(self.h // self.hkv, dim=1)
@@ -189,6 +223,39 @@ class Attention(nn.Module):
                 q, k, v, attn_mask=mask, is_causal=causal and mask is None, scale=self.scale
             )
         return self.o(y.transpose(1, 2).reshape(B, T, self.h * self.hd))
+
+
+class LatentAttention(nn.Module):
+    """Multi-head latent attention (DeepSeek-V2 §2.1, V3 §2.1.1; transformers' DeepseekV3Attention):
+    queries from a normed low-rank latent; keys' no-rotation part and values from one normed latent
+    c^KV (what the cache holds) plus one rotary key k^R shared by all heads (cached too). Causal,
+    global layers only (spec.check)."""
+
+    def __init__(self, a: Arch, layer: int):
+        super().__init__()
+        m, d, H = a.latent, a.d_model, a.n_heads
+        self.a, self.m, self.h, self.kind = a, m, H, a.layer_kind(layer)
+        self.q_a, self.q_a_norm = nn.Linear(d, m.q_rank, bias=False), Norm(a, m.q_rank)
+        self.q_b = nn.Linear(m.q_rank, H * (m.d_nope + m.d_rope), bias=False)
+        self.kv_a, self.kv_a_norm = nn.Linear(d, m.kv_rank + m.d_rope, bias=False), Norm(a, m.kv_rank)
+        self.kv_b = nn.Linear(m.kv_rank, H * (m.d_nope + m.d_v), bias=False)
+        self.o = nn.Linear(H * m.d_v, d, bias=False)
+        self.scale = (a.query_scale if a.query_scale is not None else a.head_dim**-0.5) * yarn_factors(a)[1]
+
+    def forward(self, x, rope=None, bias=None, causal=True, kv=None):
+        B, T, _ = x.shape
+        m, H = self.m, self.h
+        q = self.q_b(self.q_a_norm(self.q_a(x))).view(B, T, H, -1).transpose(1, 2)
+        q_pass, q_rot = q.split([m.d_nope, m.d_rope], dim=-1)
+        c, k_rot = self.kv_a(x).split([m.kv_rank, m.d_rope], dim=-1)
+        k_pass, v = self.kv_b(self.kv_a_norm(c)).view(B, T, H, -1).transpose(1, 2).split([m.d_nope, m.d_v], dim=-1)
+        k_rot = k_rot.view(B, 1, T, m.d_rope)
+        if rope is not None:
+            q_rot, k_rot = apply_rope(q_rot, *rope, self.a.rope_interleaved), apply_rope(k_rot, *rope, self.a.rope_interleaved)
+        q = torch.cat((q_pass, q_rot), dim=-1)
+        k = torch.cat((k_pass, k_rot.expand(B, H, T, m.d_rope)), dim=-1)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=self.scale)
+        return self.o(y.transpose(1, 2).reshape(B, T, H * m.d_v))
 
 
 # ------------------------------------------------------------------------------------ MLPs
@@ -238,14 +305,32 @@ class MoE(nn.Module):
         self.shared = MLP(a, m.d_ff_shared, bias=False, gated=True) if m.d_ff_shared else None
         self.shared_gate = nn.Linear(d, 1, bias=False) if m.shared_gate else None
         self.route_frac = self.route_prob = torch.zeros(m.n_experts)
+        if m.route_bias:  # adjusted by the balancing rule during training, not by gradients: a buffer
+            self.register_buffer("route_bias", torch.zeros(m.n_experts))
+
+    def route(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(gate weights, expert indices, affinities normalised per token). Softmax (Mixtral) or sigmoid
+        affinities (DeepSeek-V3 eq. 15), the balancing bias in the choice only, group-limited choice
+        (the groups with the best two-expert sums), optional renormalisation, then the routed scale."""
+        m = self.cfg
+        logits = self.router(x).float()
+        s = torch.sigmoid(logits) if m.router == "sigmoid" else torch.softmax(logits, dim=-1)
+        choice = s + self.route_bias if m.route_bias else s
+        if m.n_groups > 1:
+            g = choice.view(-1, m.n_groups, m.n_experts // m.n_groups)
+            best = g.topk(2, dim=-1).values.sum(-1).topk(m.topk_groups, dim=-1).indices
+            keep = torch.zeros_like(g[..., 0]).scatter_(1, best, 1.0).bool()
+            choice = choice.masked_fill(~keep.repeat_interleave(m.n_experts // m.n_groups, dim=-1), float("-inf"))
+        idx = choice.topk(m.top_k, dim=-1).indices
+        w = s.gather(-1, idx)
+        if m.renormalize:
+            w = w / w.sum(-1, keepdim=True)
+        return w * m.routed_scale, idx, s / s.sum(-1, keepdim=True)
 
     def forward(self, x):
         shape = x.shape
         x = x.reshape(-1, shape[-1])
-        probs = torch.softmax(self.router(x).float(), dim=-1)
-        w, idx = probs.topk(self.cfg.top_k, dim=-1)
-        if self.cfg.renormalize:
-            w = w / w.sum(-1, keepdim=True)
+        w, idx, probs = self.route(x)
         w = w.to(x.dtype)
         out = torch.zeros_like(x)
         for e in idx.unique().tolist():
@@ -271,10 +356,12 @@ class Block(nn.Module):
     def __init__(self, a: Arch, layer: int, cross: bool = False, rel_bias_table: bool = False):
         super().__init__()
         self.a = a
-        self.attn_norm, self.attn = Norm(a), Attention(a, layer, rel_bias_table=rel_bias_table)
+        self.attn_norm = Norm(a)
+        self.attn = LatentAttention(a, layer) if a.mla is not None else \
+            Attention(a, layer, rel_bias_table=rel_bias_table)
         if cross:
             self.cross_norm, self.cross_attn = Norm(a), Attention(a, layer, cross=True)
-        self.mlp = MoE(a) if a.moe is not None else MLP(a, a.d_ff)
+        self.mlp = MoE(a) if a.moe is not None and layer >= a.moe.first_dense else MLP(a, a.d_ff)
         # the projections that write into the residual stream (GPT-2 scales their init by 1/sqrt(2L))
         self.attn.o.residual_out = True
         if isinstance(self.mlp, MLP):
@@ -292,6 +379,9 @@ class Block(nn.Module):
         if a.norm_placement == "post":  # GPT-1: LN(x + f(x))
             x = self.attn_norm(x + self.attn(x, rope, bias, causal))
             return self.mlp_norm(x + self.mlp(x))
+        if a.norm_placement == "output":  # OLMo 2: x + LN(f(x))
+            x = x + self.attn_norm(self.attn(x, rope, bias, causal))
+            return x + self.mlp_norm(self.mlp(x))
         y = self.attn(self.attn_norm(x), rope, bias, causal)
         x = x + (self.post_attn_norm(y) if a.norm_placement == "sandwich" else y)
         if enc is not None:
@@ -318,9 +408,16 @@ class Stack(nn.Module):
         if a.positions == "rope":
             self.register_buffer("inv_freq", rope_inv_freq(a), persistent=False)
             # cos/sin computed once for the model's context (capped), sliced per forward
-            cos, sin = rope_tables(self.inv_freq, min(a.ctx_len, ROPE_CACHE_MAX), a.rope_interleaved)
+            cos, sin = self._tables(self.inv_freq, min(a.ctx_len, ROPE_CACHE_MAX))
             self.register_buffer("rope_cos", cos, persistent=False)
             self.register_buffer("rope_sin", sin, persistent=False)
+        if a.positions == "rope" and a.rope_theta_local is not None:  # Gemma 3: local layers' own base
+            self.register_buffer("inv_freq_local", rope_inv_freq(a, a.rope_theta_local), persistent=False)
+
+    def _tables(self, inv_freq: torch.Tensor, T: int) -> tuple[torch.Tensor, torch.Tensor]:
+        cos, sin = rope_tables(inv_freq.float(), T, self.a.rope_interleaved)
+        f = yarn_factors(self.a)[0]  # YaRN's temperature on cos/sin (1 otherwise)
+        return (cos * f, sin * f) if f != 1.0 else (cos, sin)
 
     def forward(self, x, causal=True, enc=None):
         a, T = self.a, x.shape[1]
@@ -329,8 +426,10 @@ class Stack(nn.Module):
             if T <= self.rope_cos.shape[0]:
                 cos, sin = self.rope_cos[:T], self.rope_sin[:T]
             else:
-                cos, sin = rope_tables(self.inv_freq.float(), T, a.rope_interleaved)
+                cos, sin = self._tables(self.inv_freq, T)
             rope = (cos.to(x.dtype), sin.to(x.dtype))
+            if a.rope_theta_local is not None:  # (cos, sin, local cos, local sin): Attention picks its pair
+                rope = rope + tuple(t.to(x.dtype) for t in rope_tables(self.inv_freq_local, T, a.rope_interleaved))
         if a.positions == "t5_bias":
             pos = torch.arange(T, device=x.device)
             buckets = t5_bucket(pos[None] - pos[:, None], not causal, a.rel_buckets, a.rel_max_distance)

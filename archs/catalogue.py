@@ -165,7 +165,7 @@ def shown_arch_values(a: Arch) -> dict[str, object]:
             continue
         if k == "rope_theta" and a.positions != "rope":
             continue
-        if k == "qk_norm_width" and not a.qk_norm or k == "mtp_depth" and not v:
+        if k == "qk_norm_width" and (not a.qk_norm or v == "head") or k == "mtp_depth" and not v:
             continue
         if k in ("rel_buckets", "rel_max_distance") and a.positions != "t5_bias":
             continue

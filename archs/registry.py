@@ -824,7 +824,7 @@ _dsv3 = Family(
            "train_ctx_len": "DeepSeek-V3 §4.2: maximum sequence length 4K during pre-training",
            "train_tokens": "DeepSeek-V3 §4.1: 14.8T tokens", "tokenizer": "DeepSeek-V3 §4.1: byte-level BPE, 128K",
            "optimizer": "DeepSeek-V3 §4.2: AdamW (beta1 0.9, beta2 0.95, weight_decay 0.1)",
-           "published_params": "DeepSeek-V3 abstract: 671B total parameters, 37B activated"}),
+           "published_params": "DeepSeek-V3 §1 (abstract and Table 1): 671B total parameters, 37B activated"}),
     recipe=Recipe(
         optimizer="adamw", betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1, grad_clip=1.0, min_lr_ratio=0.1,
         init="normal02", schedule="cosine", aux_loss=0.0001,

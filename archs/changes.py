@@ -15,8 +15,9 @@ must already take the target's values) and is refused alone.
 `variant_spec(variant, d_model, n_layers, n_heads, vocab_size, ctx_len)` builds the base family at
 a requested size (registry.build_spec) and applies the listed changes, deriving shape fields at
 that size (gated MLP width parameter-matched, GQA keeping the target's query/KV ratio, windows as a
-fraction of the context); `variant_recipe(variant)` is the base recipe with the listed recipe
-changes taken from the target. Pure Python: no torch.
+fraction of the context), refusing the changes `ablatable(change)` gives a reason for (MoE layout and
+routing, MLA, MTP: recent.NOT_ABLATABLE); `variant_recipe(variant)` is the base recipe with the
+listed recipe changes taken from the target. Pure Python: no torch.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from llmhist.errors import UserError
 
 from . import registry
 from .catalogue import Recipe
+from .recent import ablatable, moe_layout, moe_router, scaling_kind
 from .spec import Arch, SpecError
 
 MLP_ROUND = 32  # resize() rounds custom-size MLP widths up to a multiple of 32; so do we
@@ -82,28 +84,16 @@ CHANGES: tuple[ChangeDef, ...] = (
     ChangeDef("schedule", "recipe", ("schedule", "min_lr_ratio"), "learning-rate schedule (cosine floor)"),
     ChangeDef("warmup", "recipe", ("warmup", "warmup_frac"), "learning-rate warmup"),
     ChangeDef("z_loss", "recipe", ("z_loss",), "auxiliary z-loss on the softmax normaliser"),
-    # the choices of the models since mid-2024 (DeepSeek-V3, Qwen 3, OLMo 2, Gemma 3)
-    ChangeDef("qk_norm_width", "arch", ("qk_norm_width",), "QK-norm over each head or over the whole projection",
+    # since mid-2024 (DeepSeek-V3, Qwen 3, OLMo 2, Gemma 3); recent.NOT_ABLATABLE: why some are refused
+    ChangeDef("qk_norm_width", "arch", ("qk_norm_width",), "QK-norm per head or over the whole projection",
               requires=("qk_norm",)),
-    ChangeDef("rope_theta_local", "arch", ("rope_theta_local",), "local layers' own RoPE base (Gemma 3: 10k local, "
-              "1M global)", requires=("positions",)),
-    ChangeDef("moe", "arch", ("moe_layout",), "dense MLP -> mixture of experts (routed experts, top-k, shared "
-              "experts, dense first layers)"),
-    ChangeDef("router", "arch", ("moe_router",), "expert routing: softmax or sigmoid affinities, a balancing bias "
-              "instead of an auxiliary loss, group-limited choice, a routed scale", requires=("moe_layout",)),
-    ChangeDef("mla", "arch", ("mla",), "multi-head latent attention: low-rank compressed keys and values (the "
-              "cache holds the latent) with a decoupled rotary key"),
+    ChangeDef("rope_theta_local", "arch", ("rope_theta_local",), "local layers' own RoPE base", requires=("positions",)),
+    ChangeDef("moe", "arch", ("moe_layout",), "dense MLP -> routed experts (top-k, shared experts, dense first layers)"),
+    ChangeDef("router", "arch", ("moe_router",), "expert routing: sigmoid affinities, a balancing bias instead of a "
+              "loss, group-limited choice, a routed scale", requires=("moe_layout",)),
+    ChangeDef("mla", "arch", ("mla",), "multi-head latent attention: keys and values from one cached low-rank latent"),
     ChangeDef("mtp", "arch", ("mtp_depth",), "multi-token prediction modules trained beside the next-token head"),
 )
-# why a change cannot be ablated yet (ablatable() reads it; the planner refuses with it)
-NOT_ABLATABLE = {
-    "moe": "mixture-of-experts layouts are not ablated yet: a fair comparison with the dense base needs its "
-           "active parameters matched, which the planner does not do",
-    "router": "routing variants need the MoE layout, which is not ablated yet",
-    "mla": "multi-head latent attention is not ablated yet: its ranks have no published rule at small widths "
-           "(DeepSeek-V3's d_c = 512 at d_model 7168 is 4.6 at d_model 64)",
-    "mtp": "multi-token prediction is counted (params.mtp, training FLOPs) but not built or trained by this tool",
-}
 BY_NAME = {c.name: c for c in CHANGES}
 # ablation group names accepted by --changes: every change of one kind
 GROUPS = {"arch": "arch", "architecture": "arch", "recipe": "recipe"}
@@ -186,12 +176,6 @@ def _set_query_scale_rule(a: Arch, ratio, target: Arch) -> Arch:
                                    * (a.d_model // a.n_heads)) ** -0.5)
 
 
-def _scaling_kind(s) -> tuple:
-    """Llama 3.1's scaling as (factor, low, high); YaRN's with its name and temperature constants."""
-    t = (s.factor, s.low_freq_factor, s.high_freq_factor)
-    return t if s.kind == "llama3" else (s.kind, *t, s.mscale, s.mscale_all_dim)
-
-
 # name -> (value of an Arch, setter(arch, value, target_arch) -> arch). A None value means "not
 # applicable to this spec" (no RoPE theta without RoPE): a target value of None is no change.
 FEATURES = {
@@ -202,7 +186,7 @@ FEATURES = {
                   lambda a, v, t: replace(a, d_ff=_round_up(t.d_ff / t.d_model * a.d_model))),
     "rope_theta": (lambda a: a.rope_theta if a.positions == "rope" else None, None),  # plain field
     "rope_scaling_kind": (lambda a: (None if a.positions != "rope" else "none" if a.rope_scaling is None else
-                                     _scaling_kind(a.rope_scaling)), _set_rope_scaling),
+                                     scaling_kind(a.rope_scaling)), _set_rope_scaling),
     "window_frac": (lambda a: round(a.window / a.ctx_len, 4) if (a.window and "local" in a.attn_pattern) else None,
                     _set_window_frac),
     "mlp": (lambda a: a.mlp, _set_mlp),
@@ -212,34 +196,15 @@ FEATURES = {
     "query_scale_rule": (lambda a: None if a.query_scale is None else round(a.query_scale ** -2 / (a.d_model / a.n_heads), 4),
                          _set_query_scale_rule),
 }
-def _moe_layout(a: Arch):
-    """None for a dense MLP; else experts, top-k, whether a shared expert (and its gate), dense first layers."""
-    m = a.moe
-    return None if m is None else (m.n_experts, m.top_k, m.renormalize, bool(m.d_ff_shared), m.shared_gate,
-                                   m.first_dense > 0)
-
-
-def _moe_router(a: Arch):
-    """None for a dense MLP or Mixtral's plain routing (softmax top-k, no bias, no groups, no scale)."""
-    m = a.moe
-    if m is None or (m.router, m.route_bias, m.n_groups, m.routed_scale) == ("softmax", False, 1, 1.0):
-        return None
-    return m.router, m.route_bias, m.n_groups, m.topk_groups, m.routed_scale
-
-
-def _refuse(a: Arch, v, target: Arch) -> Arch:  # the setter of a change ablatable() refuses
-    raise AssertionError("variant_spec refuses non-ablatable changes before applying them")  # pragma: no cover
-
-
-# with MLA every head has its own key and value and the head width is MLA's d_nope + d_rope: the
-# KV-sharing ratio and the head width belong to the `mla` change, not to changes of their own
+def _refuse(a: Arch, v, target: Arch) -> Arch:  # never called: variant_spec refuses these changes first
+    raise AssertionError(a.name)  # pragma: no cover
+# under MLA the KV sharing and head width are the `mla` change's, not changes of their own
 _GQA, _HEAD = FEATURES["kv_ratio"], FEATURES["head_ratio"]
 FEATURES.update({
-    "kv_ratio": (lambda a: None if a.mla is not None else _GQA[0](a), _GQA[1]),
-    "head_ratio": (lambda a: None if a.mla is not None else _HEAD[0](a), _HEAD[1]),
+    "kv_ratio": (lambda a: None if a.mla else _GQA[0](a), _GQA[1]), "head_ratio": (lambda a: None if a.mla else _HEAD[0](a), _HEAD[1]),
     "qk_norm_width": (lambda a: a.qk_norm_width if a.qk_norm else None, None),  # the plain field where it applies
-    "moe_layout": (_moe_layout, _refuse),
-    "moe_router": (_moe_router, _refuse),
+    "moe_layout": (moe_layout, _refuse),
+    "moe_router": (moe_router, _refuse),
     "mla": (lambda a: None if a.mla is None else "MLA", _refuse),
 })
 OPTIONAL_FEATURES = {"rope_theta", "rope_scaling_kind", "window_frac", "mlp_ratio", "qk_norm_width", "moe_router",
@@ -248,14 +213,10 @@ OPTIONAL_FEATURES = {"rope_theta", "rope_scaling_kind", "window_frac", "mlp_rati
 # settings): when that already equals the target's value, there is nothing to change
 RAW = {
     "rope_theta": lambda a: a.rope_theta,
-    "rope_scaling_kind": lambda a: "none" if a.rope_scaling is None else _scaling_kind(a.rope_scaling),
+    "rope_scaling_kind": lambda a: "none" if a.rope_scaling is None else scaling_kind(a.rope_scaling),
     "qk_norm_width": lambda a: a.qk_norm_width,
 }
 
-
-def ablatable(change: Change | str) -> str | None:
-    """None when the change can be built as a variant at a small size; else the reason it cannot."""
-    return NOT_ABLATABLE.get(change if isinstance(change, str) else change.name)
 
 
 def _norm(v):
@@ -364,7 +325,8 @@ def _introduced(d: ChangeDef, want: dict, req_want: dict) -> tuple[int, str]:
 def resolve(name: str) -> Arch:
     """A registry entry or family name -> the spec whose proportions its custom sizes keep
     (registry.template: a family's template, an entry's own shape), so that a ladder of all
-    changes ends exactly at build_spec(target) at any size. Shape known; decoder-only; dense."""
+    changes ends exactly at build_spec(target) at any size. Shape known; decoder-only (a MoE or MLA
+    model's changes are listed; variant_spec refuses those ablatable() marks)."""
     a = registry.get(name).arch and registry.template(name)
     if a is None:
         raise ChangeError(f"{name}: its shape was never published, so it cannot be ablated; "

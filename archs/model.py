@@ -16,6 +16,7 @@ import torch.utils.checkpoint
 from torch import nn
 
 from .spec import Arch
+from .yarn import yarn_factors, yarn_inv_freq
 
 # ----------------------------------------------------------------------------------- norms
 
@@ -63,32 +64,6 @@ def rope_inv_freq(a: Arch, theta: float | None = None) -> torch.Tensor:
     smoothed = (1 - smooth) * scaled / s.factor + smooth * scaled
     medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
     return torch.where(medium, smoothed, scaled)
-
-
-def yarn_inv_freq(inv: torch.Tensor, hd: int, theta: float, s) -> torch.Tensor:
-    """YaRN (Peng et al. 2023, §3.2 "NTK-by-parts"): dims turning more than beta_fast (high_freq_factor)
-    times over the original context keep their frequency, fewer than beta_slow (low_freq_factor) are
-    divided by the factor, a linear ramp between over the (floored / ceiled) dimension range."""
-    def dim_of(rotations: float) -> float:  # the dimension index turning `rotations` times
-        return hd * math.log(s.original_ctx / (rotations * 2 * math.pi)) / (2 * math.log(theta))
-
-    lo, hi = max(math.floor(dim_of(s.high_freq_factor)), 0), min(math.ceil(dim_of(s.low_freq_factor)), hd - 1)
-    ramp = ((torch.arange(hd // 2, dtype=torch.float32) - lo) / ((hi - lo) or 0.001)).clamp(0, 1)
-    return inv / s.factor * ramp + inv * (1 - ramp)
-
-
-def yarn_mscale(factor: float, m: float = 1.0) -> float:
-    return 1.0 if factor <= 1 else 0.1 * m * math.log(factor) + 1.0
-
-
-def yarn_factors(a: Arch) -> tuple[float, float]:
-    """(cos/sin factor, logit factor) of YaRN's attention temperature, as transformers computes them."""
-    s = a.rope_scaling
-    if s is None or s.kind != "yarn":
-        return 1.0, 1.0
-    cs = yarn_mscale(s.factor, s.mscale) / yarn_mscale(s.factor, s.mscale_all_dim) if s.mscale and s.mscale_all_dim \
-        else yarn_mscale(s.factor)
-    return cs, yarn_mscale(s.factor, s.mscale_all_dim) ** 2 if s.mscale_all_dim else 1.0
 
 
 def rope_tables(inv_freq: torch.Tensor, T: int, interleaved: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -188,8 +163,8 @@ class Attention(nn.Module):
         if self.a.qk_norm and self.a.qk_norm_width == "head":
             q, k = self.q_norm(q), self.k_norm(k)
         if rope is not None:
-            rope = rope[2:] if self.kind == "local" and len(rope) == 4 else rope[:2]
-            q, k = apply_rope(q, *rope, self.a.rope_interleaved), apply_rope(k, *rope, self.a.rope_interleaved)
+            cos, sin = (rope[2], rope[3]) if self.kind == "local" and len(rope) == 4 else (rope[0], rope[1])
+            q, k = apply_rope(q, cos, sin, self.a.rope_interleaved), apply_rope(k, cos, sin, self.a.rope_interleaved)
         if self.hkv != self.h:  # GQA / MQA: each KV head serves h / hkv consecutive query heads
             k = k.repeat_interleave(self.h // self.hkv, dim=1)
             v = v.repeat_interleave(self.h // self.hkv, dim=1)
@@ -251,7 +226,8 @@ class LatentAttention(nn.Module):
         k_pass, v = self.kv_b(self.kv_a_norm(c)).view(B, T, H, -1).transpose(1, 2).split([m.d_nope, m.d_v], dim=-1)
         k_rot = k_rot.view(B, 1, T, m.d_rope)
         if rope is not None:
-            q_rot, k_rot = apply_rope(q_rot, *rope, self.a.rope_interleaved), apply_rope(k_rot, *rope, self.a.rope_interleaved)
+            cos, sin, il = rope[0], rope[1], self.a.rope_interleaved
+            q_rot, k_rot = apply_rope(q_rot, cos, sin, il), apply_rope(k_rot, cos, sin, il)
         q = torch.cat((q_pass, q_rot), dim=-1)
         k = torch.cat((k_pass, k_rot.expand(B, H, T, m.d_rope)), dim=-1)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=self.scale)

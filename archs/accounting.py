@@ -136,11 +136,13 @@ def layers(a: Arch) -> list[Layer]:
         for i in range(n):
             mm = attn_matmuls(a) + (attn_matmuls(a, "cross_attn", cross=True) if cross else []) + mlp_inventory(a, i)
             other = {"norms": norms_per_layer(a, cross) * _norm(a)}
-            if a.qk_norm:
+            if a.qk_norm and a.qk_norm_width != "l2":  # Llama 4's L2 norm has no weights
                 # one RMSNorm over head_dim for queries, one for keys, per attention (OLMo 2: over the
                 # whole query and key projections)
                 width = a.d_attn + a.d_kv if a.qk_norm_width == "full" else 2 * a.d_head
                 other["qk_norm"] = (2 if cross else 1) * width
+            if a.attn_sinks:
+                other["sinks"] = a.n_heads  # gpt-oss: one sink logit per head
             if a.mla is not None:
                 other["latent_norms"] = _norm(a, a.latent.q_rank) + _norm(a, a.latent.kv_rank)
             if a.positions == "xl_relative":
@@ -194,7 +196,8 @@ def params(a: Arch) -> Params:
     for L in ls:
         row = {"stack": L.stack, "layer": L.index, "kind": L.kind,
                "attn": _group(L, "attn.") + _group(L, "cross_attn.") + L.other_params.get("qk_norm", 0)
-                       + L.other_params.get("xl_uv", 0) + L.other_params.get("latent_norms", 0),
+                       + L.other_params.get("xl_uv", 0) + L.other_params.get("latent_norms", 0)
+                       + L.other_params.get("sinks", 0),
                "mlp": _group(L, "mlp."), "mlp_active": _group(L, "mlp.", active=True),
                "norms": L.other_params["norms"], "rel_bias": L.other_params.get("rel_bias", 0), "total": L.params}
         rows.append(row)
@@ -209,19 +212,26 @@ def params(a: Arch) -> Params:
 
 
 # ---------------------------------------------------------------------------------------- FLOPs
-def _attended_keys(a: Arch, kind: str, T: int, causal_only: bool) -> float:
-    """Average number of keys each query scores against."""
+def _attended_keys(a: Arch, kind: str, T: int, causal_only: bool, chunk: int | None = None) -> float:
+    """Average number of keys each query scores against (chunk: Llama 4's chunked RoPE layers)."""
     if not causal_only:
         return T
+    if chunk is not None:  # position i sees (i mod chunk) + 1 keys
+        full, rest = divmod(T, chunk)
+        return (full * chunk * (chunk + 1) / 2 + rest * (rest + 1) / 2) / T
     w = min(a.local_window if kind == "local" else T, T)
     return (w * (w + 1) / 2 + (T - w) * w) / T  # position i sees min(i + 1, w) keys
+
+
+def _chunk(a: Arch, L: Layer) -> int | None:
+    return a.attn_chunk if a.attn_chunk is not None and L.stack == "decoder" and a.uses_rope(L.index) else None
 
 
 def _score_flops(a: Arch, L: Layer, T: int, causal_only: bool) -> float:
     """Forward FLOPs per token of attention without weights: QK^T and AV (and XL's position term)."""
     # QK^T over the query/key width, AV over the value width (MLA: n_heads x (d_nope + d_rope), n_heads x d_v)
     d_qk, d_v = (a.n_heads * a.head_dim, a.n_heads * a.latent.d_v) if a.mla is not None else (a.d_attn, a.d_attn)
-    f = 2 * _attended_keys(a, L.kind, T, causal_only and L.stack == "decoder") * (d_qk + d_v)
+    f = 2 * _attended_keys(a, L.kind, T, causal_only and L.stack == "decoder", _chunk(a, L)) * (d_qk + d_v)
     if a.positions == "xl_relative":
         f += 2 * T * a.d_attn  # (q + v) . W_r R against every distance
     if L.cross:
@@ -321,6 +331,8 @@ def kv_cache_bytes_per_token(a: Arch, dtype: str = "bf16", T: int | None = None)
     total = 0.0
     for i in range(a.n_layers):
         kept = min(T, a.local_window) if a.layer_kind(i) == "local" else T
+        if a.attn_chunk is not None and a.uses_rope(i):  # Llama 4: a chunked layer keeps its chunk
+            kept = min(kept, a.attn_chunk)
         total += kv_cache_width(a) * b * kept
     if a.is_encoder_decoder:  # decoder's cross-attention keeps the encoder's K and V too
         total += a.n_layers * 2 * a.d_kv * b * T

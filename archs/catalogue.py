@@ -165,7 +165,7 @@ def shown_arch_values(a: Arch) -> dict[str, object]:
             continue
         if k == "rope_theta" and a.positions != "rope":
             continue
-        if k == "qk_norm_width" and (not a.qk_norm or v == "head") or k == "mtp_depth" and not v:
+        if k == "qk_norm_width" and (not a.qk_norm or v == "head") or k in RECENT_DEFAULTS and v == RECENT_DEFAULTS[k]:
             continue
         if k in ("rel_buckets", "rel_max_distance") and a.positions != "t5_bias":
             continue
@@ -173,6 +173,8 @@ def shown_arch_values(a: Arch) -> dict[str, object]:
     return out
 
 
+# the recent families' fields, left out at their defaults (no such feature)
+RECENT_DEFAULTS = {"mtp_depth": 0, "nope_every": 0, "nope_temp_floor": 0, "nope_temp_scale": 0.0, "attn_sinks": False}
 OPTIONAL_FEATURES = frozenset({"qk_norm", "parallel_block", "rope_interleaved", "lm_head_bias", "embed_scale",
                                "output_scale"})
 

@@ -30,7 +30,7 @@ from llmhist.errors import UserError
 
 from . import registry
 from .catalogue import Recipe
-from .recent import ablatable, moe_layout, moe_router, scaling_kind
+from .recent import RECENT_CHANGES, ablatable, moe_layout, moe_router, scaling_kind
 from .spec import Arch, SpecError
 
 MLP_ROUND = 32  # resize() rounds custom-size MLP widths up to a multiple of 32; so do we
@@ -84,15 +84,8 @@ CHANGES: tuple[ChangeDef, ...] = (
     ChangeDef("schedule", "recipe", ("schedule", "min_lr_ratio"), "learning-rate schedule (cosine floor)"),
     ChangeDef("warmup", "recipe", ("warmup", "warmup_frac"), "learning-rate warmup"),
     ChangeDef("z_loss", "recipe", ("z_loss",), "auxiliary z-loss on the softmax normaliser"),
-    # since mid-2024 (DeepSeek-V3, Qwen 3, OLMo 2, Gemma 3); recent.NOT_ABLATABLE: why some are refused
-    ChangeDef("qk_norm_width", "arch", ("qk_norm_width",), "QK-norm per head or over the whole projection",
-              requires=("qk_norm",)),
-    ChangeDef("rope_theta_local", "arch", ("rope_theta_local",), "local layers' own RoPE base", requires=("positions",)),
-    ChangeDef("moe", "arch", ("moe_layout",), "dense MLP -> routed experts (top-k, shared experts, dense first layers)"),
-    ChangeDef("router", "arch", ("moe_router",), "expert routing: sigmoid affinities, a balancing bias instead of a "
-              "loss, group-limited choice, a routed scale", requires=("moe_layout",)),
-    ChangeDef("mla", "arch", ("mla",), "multi-head latent attention: keys and values from one cached low-rank latent"),
-    ChangeDef("mtp", "arch", ("mtp_depth",), "multi-token prediction modules trained beside the next-token head"),
+    # since mid-2024 (DeepSeek-V3, Qwen 3, OLMo 2, Gemma 3, Llama 4, gpt-oss); recent.NOT_ABLATABLE: the refused
+    *(ChangeDef(*row) for row in RECENT_CHANGES),
 )
 BY_NAME = {c.name: c for c in CHANGES}
 # ablation group names accepted by --changes: every change of one kind

@@ -16,7 +16,7 @@ class NoHFEquivalent(UserError, ValueError):
     pass
 
 
-RECENT = ("qwen3", "qwen3_moe", "olmo2", "gemma3_text", "deepseek_v3")
+RECENT = ("qwen3", "qwen3_moe", "olmo2", "gemma3_text", "deepseek_v3", "llama4_text")
 
 
 def model_type(a: Arch) -> str:
@@ -77,8 +77,11 @@ def model_type(a: Arch) -> str:
 def _recent_model_type(a: Arch) -> str | None:
     """The classes of the families since mid-2024 (transformers 5): Qwen 3 (dense, MoE), OLMo 2,
     Gemma 3 (text), DeepSeek-V3; None where none of them takes exactly these choices."""
+    if a.nope_every or a.qk_norm_width == "l2" or a.attn_chunk or a.moe is not None and a.moe.scale_input:
+        return _llama4(a)
     if a.positions != "rope" or a.parallel_block or a.bias != "none" or a.tied_embeddings and a.mla is not None \
-            or a.attn_softcap or a.final_softcap or not a.final_norm or a.rope_scaling is not None and a.mla is None:
+            or a.attn_softcap or a.final_softcap or not a.final_norm or a.rope_scaling is not None and a.mla is None \
+            or a.attn_sinks:
         return None
     llama_like = a.norm == "rmsnorm" and a.mlp == "swiglu" and a.attn_pattern == ("global",) and not a.embed_scale \
         and a.query_scale is None and not a.rope_interleaved and a.rope_theta_local is None and a.mla is None
@@ -97,6 +100,20 @@ def _recent_model_type(a: Arch) -> str | None:
             and a.moe.renormalize and (a.rope_scaling is None or a.rope_scaling.kind == "yarn"):
         return "deepseek_v3"
     return None
+
+
+def _llama4(a: Arch) -> str | None:
+    """Llama 4's text model: interleaved NoPE, L2 qk-norm on RoPE layers, chunked RoPE layers, a top-k
+    sigmoid router scaling the experts' input, one shared expert, every layer MoE, complex (interleaved) RoPE."""
+    m = a.moe
+    ok = a.norm == "rmsnorm" and a.norm_placement == "pre" and a.mlp == "swiglu" and a.bias == "none" \
+        and a.rope_interleaved and a.positions == "rope" and a.attn_pattern == ("global",) and a.mla is None \
+        and (not a.qk_norm or a.qk_norm_width == "l2") and not a.tied_embeddings and not a.attn_sinks \
+        and m is not None and m.router == "sigmoid" and m.scale_input and not m.renormalize \
+        and m.d_ff_shared == m.d_ff_expert and not m.shared_gate and not m.route_bias and m.n_groups == 1 \
+        and m.routed_scale == 1.0 and not m.first_dense and a.query_scale is None and not a.embed_scale \
+        and (a.rope_scaling is None or a.rope_scaling.kind == "llama3") and a.nope_temp_floor > 0
+    return "llama4_text" if ok else None
 
 
 def _rope_parameters(a: Arch) -> dict:
@@ -135,6 +152,15 @@ def _recent_config(a: Arch, t: str, common: dict):
                                    attn_logit_softcapping=None,
                                    layer_types=["sliding_attention" if a.layer_kind(i) == "local" else "full_attention"
                                                 for i in range(a.n_layers)], **{**common, "rope_parameters": rope})
+    if t == "llama4_text":
+        m = a.experts
+        return tf.Llama4TextConfig(hidden_act="silu", intermediate_size_mlp=a.d_ff,
+                                   num_local_experts=m.n_experts, num_experts_per_tok=m.top_k,
+                                   moe_layers=list(range(a.n_layers)), use_qk_norm=a.qk_norm,
+                                   no_rope_layers=[int(a.uses_rope(i)) for i in range(a.n_layers)],
+                                   attention_chunk_size=a.attn_chunk, attn_temperature_tuning=a.nope_temp_scale > 0,
+                                   floor_scale=a.nope_temp_floor, attn_scale=a.nope_temp_scale,
+                                   **{**common, "intermediate_size": m.d_ff_expert})
     m, mla = a.experts, a.latent  # deepseek_v3
     return tf.DeepseekV3Config(hidden_act="silu", attention_bias=False, q_lora_rank=mla.q_rank,
                                kv_lora_rank=mla.kv_rank, qk_nope_head_dim=mla.d_nope, qk_rope_head_dim=mla.d_rope,
@@ -307,12 +333,17 @@ def _attn_pairs(a: Arch, o: str, h: str) -> list[tuple[str, str]]:
         P.append((o + f"attn.{p}.weight", h + f"self_attn.{p}_proj.weight"))
         if a.bias == "qkv" and p != "o":
             P.append((o + f"attn.{p}.bias", h + f"self_attn.{p}_proj.bias"))
-    if a.qk_norm:
+    if a.qk_norm and a.qk_norm_width != "l2":  # Llama 4's L2 norm has no weights
         P += [(o + f"attn.{p}_norm.weight", h + f"self_attn.{p}_norm.weight") for p in "qk"]
     return P
 
 
 def _mlp_pairs(a: Arch, i: int, o: str, h: str) -> list[tuple[str, str]]:
+    if model_type(a) == "llama4_text":  # experts stored (E, d, 2f) and (E, f, d): to_hf / from_hf transpose them
+        return [(o + "mlp.router.weight", h + "feed_forward.router.weight"),
+                (o + "mlp.gate_up", h + "feed_forward.experts.gate_up_proj"),
+                (o + "mlp.down", h + "feed_forward.experts.down_proj")] + \
+            [(o + f"mlp.shared.{p}.weight", h + f"feed_forward.shared_expert.{p}_proj.weight") for p in ("gate", "up", "down")]
     if a.moe is None or i < a.moe.first_dense:
         return [(o + f"mlp.{p}.weight", h + f"mlp.{p}_proj.weight") for p in ("gate", "up", "down")]
     P = [(o + "mlp.router.weight", h + "mlp.gate.weight"), (o + "mlp.gate_up", h + "mlp.experts.gate_up_proj"),
@@ -327,11 +358,18 @@ def _mlp_pairs(a: Arch, i: int, o: str, h: str) -> list[tuple[str, str]]:
     return P
 
 
+def _transposed(a: Arch, theirs: str, w):
+    """Llama 4 stores its experts with the input dimension first: (E, 2f, d) <-> (E, d, 2f), (E, d, f) <-> (E, f, d)."""
+    if model_type(a) == "llama4_text" and theirs.endswith(("experts.gate_up_proj", "experts.down_proj")):
+        return w.transpose(1, 2).contiguous()
+    return w
+
+
 def to_hf(a: Arch, ours: dict) -> dict:
     """Our state dict -> transformers' (tied weights written once under the embedding's name)."""
     import torch
 
-    out = {theirs: ours[o] for o, theirs in _pairs(a)}
+    out = {theirs: _transposed(a, theirs, ours[o]) for o, theirs in _pairs(a)}
     if model_type(a) in ("openai-gpt", "gpt2"):
         for srcs, theirs in _conv1d(a):
             ts = [ours[s] for s in srcs]
@@ -341,7 +379,7 @@ def to_hf(a: Arch, ours: dict) -> dict:
 
 def from_hf(a: Arch, theirs: dict) -> dict:
     """transformers' state dict -> ours (inverse of to_hf)."""
-    out = {o: theirs[t] for o, t in _pairs(a)}
+    out = {o: _transposed(a, t, theirs[t]) for o, t in _pairs(a)}
     if model_type(a) in ("openai-gpt", "gpt2"):
         for srcs, t in _conv1d(a):
             w = theirs[t]

@@ -60,9 +60,12 @@ class Attention(nn.Module):
         self.v = nn.Linear(d, dkv, bias=qkv_bias)
         self.o = nn.Linear(da, d, bias=o_bias)
         self.scale = (a.query_scale if a.query_scale is not None else self.hd**-0.5) * yarn_factors(a)[1]
-        if a.qk_norm:  # per head, or over the whole projection (OLMo 2)
+        if a.qk_norm and a.qk_norm_width != "l2":  # per head, or over the whole projection (OLMo 2)
             full = a.qk_norm_width == "full"
             self.q_norm, self.k_norm = Norm(a, da if full else self.hd), Norm(a, dkv if full else self.hd)
+        self.rope = not cross and a.uses_rope(layer)  # False on Llama 4's NoPE layers
+        if a.attn_sinks:  # gpt-oss: one learned logit per head that takes softmax mass and gives no value
+            self.sinks = nn.Parameter(torch.zeros(self.h))
         self.xl = a.positions == "xl_relative" and not cross
         if self.xl:  # Transformer-XL: W_r on sinusoidal relative encodings, global biases u and v
             self.r = nn.Linear(d, da, bias=False)
@@ -74,6 +77,21 @@ class Attention(nn.Module):
     def _heads(self, x: torch.Tensor, n: int) -> torch.Tensor:
         B, T, _ = x.shape
         return x.view(B, T, n, self.hd).transpose(1, 2)
+
+    def _positions(self, q: torch.Tensor, k: torch.Tensor, rope) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rotate (the local pair of a 4-tuple on local layers: Gemma 3); Llama 4: NoPE layers skip it and
+        scale their queries by the temperature rule, RoPE layers L2-normalise after rotating."""
+        a = self.a
+        if rope is not None and self.rope:
+            cos, sin = (rope[2], rope[3]) if self.kind == "local" and len(rope) == 4 else (rope[0], rope[1])
+            q, k = apply_rope(q, cos, sin, a.rope_interleaved), apply_rope(k, cos, sin, a.rope_interleaved)
+            if a.qk_norm and a.qk_norm_width == "l2":  # weightless RMSNorm over each head, in fp32
+                q, k = (F.rms_norm(t.float(), t.shape[-1:], None, a.norm_eps).type_as(t) for t in (q, k))
+        elif rope is not None and a.nope_temp_scale:
+            pos = torch.arange(q.shape[2], device=q.device).float()
+            t = torch.log1p(torch.floor((pos + 1.0) / a.nope_temp_floor)) * a.nope_temp_scale + 1.0
+            q = (q * t.view(1, 1, -1, 1)).to(q.dtype)
+        return q, k
 
     def forward(self, x, rope: tuple[torch.Tensor, torch.Tensor] | None = None, bias=None, causal=True, kv=None):
         """x: (B, T, d). rope: (cos, sin). bias: additive (1|B, H, T, S) scores bias (T5).
@@ -87,19 +105,21 @@ class Attention(nn.Module):
         q, k, v = self._heads(q, self.h), self._heads(k, self.hkv), self._heads(v, self.hkv)
         if self.a.qk_norm and self.a.qk_norm_width == "head":
             q, k = self.q_norm(q), self.k_norm(k)
-        if rope is not None:
-            cos, sin = (rope[2], rope[3]) if self.kind == "local" and len(rope) == 4 else (rope[0], rope[1])
-            q, k = apply_rope(q, cos, sin, self.a.rope_interleaved), apply_rope(k, cos, sin, self.a.rope_interleaved)
+        q, k = self._positions(q, k, rope)
         if self.hkv != self.h:  # GQA / MQA: each KV head serves h / hkv consecutive query heads
             k = k.repeat_interleave(self.h // self.hkv, dim=1)
             v = v.repeat_interleave(self.h // self.hkv, dim=1)
         S = k.shape[2]
         mask = None
-        if causal and (self.kind == "local" or bias is not None or self.xl or self.a.attn_softcap):
+        chunked = self.rope and self.a.attn_chunk is not None
+        if causal and (self.kind == "local" or bias is not None or self.xl or self.a.attn_softcap or chunked
+                       or self.a.attn_sinks):
             i, j = torch.arange(T, device=x.device)[:, None], torch.arange(S, device=x.device)[None]
             allowed = j <= i
             if self.kind == "local":
                 allowed = allowed & (j > i - self.a.window)
+            if chunked:  # Llama 4: a RoPE layer sees its own chunk only
+                allowed = allowed & (i // self.a.attn_chunk == j // self.a.attn_chunk)
             mask = torch.zeros(T, S, device=x.device, dtype=q.dtype).masked_fill(~allowed, float("-inf"))
         if self.xl:
             # score(i, j) = (q_i + u) . k_j + (q_i + v) . W_r R_{i-j}; gather the distance i - j
@@ -112,12 +132,15 @@ class Attention(nn.Module):
             q = q + self.u[None, :, None]
         if bias is not None:
             mask = bias if mask is None else bias + mask
-        if self.a.attn_softcap:  # Gemma 2: cap * tanh(score / cap) before the mask; no fused kernel
+        if self.a.attn_softcap or self.a.attn_sinks:  # no fused kernel for either
             s = (q @ k.transpose(-1, -2)) * self.scale
-            s = self.a.attn_softcap * torch.tanh(s / self.a.attn_softcap)
+            if self.a.attn_softcap:  # Gemma 2: cap * tanh(score / cap) before the mask
+                s = self.a.attn_softcap * torch.tanh(s / self.a.attn_softcap)
             if mask is not None:
                 s = s + mask
-            y = torch.softmax(s.float(), dim=-1).to(q.dtype) @ v
+            if self.a.attn_sinks:  # the sink's column joins the softmax, then is dropped
+                s = torch.cat((s, self.sinks.view(1, -1, 1, 1).expand(B, -1, T, 1).to(s.dtype)), dim=-1)
+            y = torch.softmax(s.float(), dim=-1)[..., :S].to(q.dtype) @ v
         else:
             y = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=mask, is_causal=causal and mask is None, scale=self.scale
@@ -236,9 +259,10 @@ class MoE(nn.Module):
         out = torch.zeros_like(x)
         for e in idx.unique().tolist():
             tok, slot = (idx == e).nonzero(as_tuple=True)
-            g, u = F.linear(x[tok], self.gate_up[e]).chunk(2, dim=-1)
+            xe = x[tok] * w[tok, slot, None] if self.cfg.scale_input else x[tok]  # Llama 4 scales the input
+            g, u = F.linear(xe, self.gate_up[e]).chunk(2, dim=-1)
             y = F.linear(self.act(g) * u, self.down[e])
-            out.index_add_(0, tok, y * w[tok, slot, None])
+            out.index_add_(0, tok, y if self.cfg.scale_input else y * w[tok, slot, None])
         # for the load-balancing loss: top-k routings to each expert per token (sums to top_k, as in
         # transformers' load_balancing_loss_func) and each expert's mean router probability
         self.route_frac = torch.zeros(self.cfg.n_experts, device=x.device).scatter_add_(

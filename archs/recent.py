@@ -10,6 +10,21 @@ from __future__ import annotations
 
 from .spec import Arch, RopeScaling
 
+# changes.ChangeDef rows: (name, kind, fields or features, description, requires)
+RECENT_CHANGES: tuple[tuple[str, str, tuple[str, ...], str, tuple[str, ...]], ...] = (
+    ("qk_norm_width", "arch", ("qk_norm_width",), "QK-norm per head, over the whole projection, or weightless "
+     "after RoPE (L2)", ("qk_norm",)),
+    ("rope_theta_local", "arch", ("rope_theta_local",), "local layers' own RoPE base", ("positions",)),
+    ("nope", "arch", ("nope_every", "nope_temp_floor", "nope_temp_scale"), "layers without positions interleaved "
+     "with RoPE layers, their queries temperature-scaled with position", ("positions",)),
+    ("chunked_attention", "arch", ("attn_chunk",), "RoPE layers attend within fixed chunks", ()),
+    ("attn_sinks", "arch", ("attn_sinks",), "a learned per-head sink logit in each attention softmax", ()),
+    ("moe", "arch", ("moe_layout",), "dense MLP -> routed experts (top-k, shared experts, dense first layers)", ()),
+    ("router", "arch", ("moe_router",), "expert routing: sigmoid affinities, a balancing bias instead of a loss, "
+     "group-limited choice, a routed scale, the gate on the expert's input", ("moe_layout",)),
+    ("mla", "arch", ("mla",), "multi-head latent attention: keys and values from one cached low-rank latent", ()),
+    ("mtp", "arch", ("mtp_depth",), "multi-token prediction modules trained beside the next-token head", ()),
+)
 NOT_ABLATABLE = {
     "moe": "mixture-of-experts layouts are not ablated yet: a fair comparison with the dense base needs its "
            "active parameters matched, which the planner does not do",
@@ -35,9 +50,10 @@ def moe_layout(a: Arch):
 def moe_router(a: Arch):
     """None for a dense MLP or Mixtral's plain routing (softmax top-k, no bias, no groups, no scale)."""
     m = a.moe
-    if m is None or (m.router, m.route_bias, m.n_groups, m.routed_scale) == ("softmax", False, 1, 1.0):
+    if m is None or (m.router, m.route_bias, m.n_groups, m.routed_scale, m.scale_input) == ("softmax", False, 1, 1.0,
+                                                                                            False):
         return None
-    return m.router, m.route_bias, m.n_groups, m.topk_groups, m.routed_scale
+    return m.router, m.route_bias, m.n_groups, m.topk_groups, m.routed_scale, m.scale_input
 
 
 def scaling_kind(s: RopeScaling) -> tuple:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields, replace
 from llmhist.errors import UserError
 
 from .catalogue import ASSUMED, Entry, Recipe, objective_for
+from .recipes import SWITCH_AUX
 from .spec import MLA, Arch, MoE, RopeScaling, SpecError, resize, small
 
 ARCH_FIELDS = frozenset(f.name for f in fields(Arch))
@@ -955,6 +956,47 @@ _gemma3 = Family(
 )
 add(_gemma3, "gemma3-1b", d_model=1152, n_layers=26, n_heads=4, n_kv_heads=1, head_dim=256, d_ff=6912,
     published_params=1.0e9, aliases=("gemma3", "gemma-3"), flagship=True)
+
+# =================================================================================== Llama 4
+_L4_CFG = "HF meta-llama/Llama-4-Scout-17B-16E config.json (text_config)"
+_llama4 = Family(
+    "llama4", 2025, "Meta 2025, The Llama 4 herd (blog post and Llama 4 model card)",
+    arch={"vocab_size": 202048, "ctx_len": 10485760, "norm": "rmsnorm", "norm_bias": False, "norm_eps": 1e-5,
+          "norm_placement": "pre", "final_norm": True, "positions": "rope", "rope_theta": 500000.0,
+          "rope_interleaved": True, "rope_scaling": RopeScaling(16.0, 1.0, 1.0, 8192), "mlp": "swiglu",
+          "bias": "none", "tied_embeddings": False, "qk_norm": True, "qk_norm_width": "l2", "nope_every": 4,
+          "attn_chunk": 8192, "nope_temp_floor": 8192, "nope_temp_scale": 0.1},
+    cat={"train_ctx_len": 8192, "train_tokens": 40e12, "optimizer": "not published",
+         "tokenizer": "BPE (202k rows)"},
+    src=S({"d_model n_layers n_heads n_kv_heads head_dim d_ff vocab_size ctx_len norm_eps rope_theta bias "
+           "tied_embeddings": f"{_L4_CFG} (hidden 5120, 48 layers, 40 / 8 heads of 128, intermediate_size_mlp "
+           "16384 (no dense layer in Scout), vocab 202048, max_position_embeddings 10485760, rms_norm_eps 1e-5, "
+           "rope_theta 500000, untied)",
+           "moe": f"Llama 4 announcement (blog): 16 experts, one routed plus a shared expert per token; {_L4_CFG} "
+                  "(intermediate_size 8192, num_experts_per_tok 1, interleave_moe_layer_step 1; transformers: "
+                  "sigmoid of the top-1 logit scales the expert's input)",
+           "norm norm_bias norm_placement final_norm mlp": f"{_L4_CFG}: Llama's pre-RMSNorm blocks with SwiGLU",
+           "positions rope_interleaved": "Llama 4 announcement (blog): RoPE in most layers (Meta's code rotates complex pairs: "
+                                         "interleaved)",
+           "nope_every": "Llama 4 announcement (blog): 'interleaved attention layers without positional embeddings' (iRoPE); "
+                         f"{_L4_CFG} no_rope_layers: every 4th layer",
+           "attn_chunk": f"{_L4_CFG} attention_chunk_size 8192 (RoPE layers)",
+           "nope_temp_floor nope_temp_scale": "Llama 4 announcement (blog): inference-time temperature scaling of attention; "
+                                              f"{_L4_CFG} floor_scale 8192, attn_scale 0.1",
+           "qk_norm qk_norm_width": f"{_L4_CFG} use_qk_norm true (a weightless L2 norm after RoPE, RoPE layers)",
+           "rope_scaling": f"{_L4_CFG} rope_scaling (llama3, factor 16, low 1, high 1, original 8192)",
+           "train_ctx_len": A("8192 (original_max_position_embeddings of the rope scaling); not published"),
+           "train_tokens": "Llama 4 model card: ~40T tokens for Scout",
+           "tokenizer": f"{_L4_CFG} vocab_size 202048", "optimizer": "Llama 4: not published",
+           "published_params": "Llama 4 model card: Scout 17B activated, 109B total (with the vision encoder)"}),
+    recipe=_inherit(LLAMA_RECIPE, "Llama 4 publishes no recipe (MetaP tunes per-layer rates); Llama's AdamW",
+                    aux_loss=SWITCH_AUX, sources={"aux_loss": A("Switch Transformer's 0.01; Llama 4 gives none")}),
+    template="llama4-scout",
+)
+add(_llama4, "llama4-scout", d_model=5120, n_layers=48, n_heads=40, n_kv_heads=8, head_dim=128, d_ff=16384,
+    moe=MoE(n_experts=16, top_k=1, d_ff_expert=8192, renormalize=False, d_ff_shared=8192, router="sigmoid",
+            scale_input=True), published_params=109e9, aliases=("llama4", "llama-4", "llama4-scout-17b-16e"),
+    flagship=True, notes="The published 109B includes the vision encoder; this entry is the text model.")
 
 
 # =================================================================================== lookup

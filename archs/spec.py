@@ -22,7 +22,9 @@ Mlp = Literal["gelu", "gelu_tanh", "relu", "swiglu", "geglu"]
 Bias = Literal["none", "all", "qkv", "mlp"]  # which linears carry a bias (mlp: MLP linears only, GPT-J)
 AttnWidth = Literal["heads", "d_model"]
 AttnLayer = Literal["global", "local"]  # local: causal band of `window` keys (sliding window / banded)
-QKNormWidth = Literal["head", "full"]  # qk-norm over each head (Qwen 3, Gemma 3) or the whole projection (OLMo 2)
+# qk-norm over each head (Qwen 3, Gemma 3), over the whole projection (OLMo 2), or a weightless RMSNorm
+# ("L2 norm") over each head after RoPE, on RoPE layers only (Llama 4)
+QKNormWidth = Literal["head", "full", "l2"]
 Router = Literal["softmax", "sigmoid"]  # expert affinities: softmax over experts (Mixtral) or sigmoid (DeepSeek-V3)
 RopeKind = Literal["llama3", "yarn"]
 
@@ -47,6 +49,7 @@ class MoE:
     topk_groups: int = 1  # groups ranked by the sum of their two best affinities (DeepSeek-V3)
     routed_scale: float = 1.0  # routed experts' output scaled by this (DeepSeek-V3's 2.5)
     first_dense: int = 0  # the first layers keep a dense MLP of width d_ff (DeepSeek-V3's first 3)
+    scale_input: bool = False  # the gate scales the routed expert's input, not its output (Llama 4)
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,11 @@ class Arch:
     rope_theta: float = 10000.0
     rope_scaling: RopeScaling | None = None
     rope_theta_local: float | None = None  # local layers' own RoPE base, unscaled (Gemma 3); None = rope_theta
+    nope_every: int = 0  # every nope_every-th layer has no positions at all (Llama 4's interleaved NoPE); 0 = none
+    attn_chunk: int | None = None  # RoPE layers attend within chunks of this many tokens (Llama 4)
+    # NoPE layers' queries x (log1p(floor((position + 1) / floor)) x scale + 1) (Llama 4's temperature tuning)
+    nope_temp_floor: int = 0
+    nope_temp_scale: float = 0.0
     rotary_dim: int | None = None  # rotate only the first rotary_dim dims of each head (GPT-J); None = all
     rope_interleaved: bool = False  # rotate pairs (0,1),(2,3).. (GPT-J, PaLM), not the two halves
     rel_buckets: int = 32  # T5 bucketed bias
@@ -126,6 +134,7 @@ class Arch:
     attn_width: AttnWidth = "heads"
     query_scale: float | None = None  # None = head_dim ** -0.5; T5 uses 1.0
     attn_softcap: float | None = None  # cap * tanh(score / cap)
+    attn_sinks: bool = False  # a learned per-head logit in each softmax that takes mass, gives no value (gpt-oss)
     final_softcap: float | None = None
     mlp: Mlp = "gelu"
     bias: Bias = "all"
@@ -170,6 +179,10 @@ class Arch:
 
     def layer_kind(self, i: int) -> AttnLayer:
         return self.attn_pattern[i % len(self.attn_pattern)]
+
+    def uses_rope(self, i: int) -> bool:
+        """Layer i rotates its queries and keys (not one of Llama 4's NoPE layers)."""
+        return self.positions == "rope" and not (self.nope_every and (i + 1) % self.nope_every == 0)
 
     @property
     def experts(self) -> MoE:
@@ -410,6 +423,7 @@ def resize(
             replace(base.rope_scaling, original_ctx=max(1, ctx // 2)) if base.rope_scaling else None
         ),
         mla=mla,
+        nope_every=min(base.nope_every, n_layers),  # at least one NoPE layer where the family has them
     ).check()
 
 

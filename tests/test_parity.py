@@ -363,6 +363,22 @@ INDEPENDENT.update({
                      "num_attention_heads": 4, "num_key_value_heads": 4, "vocab_size": 512},
                     {"d_model": 64, "d_ff": 128, "moe.d_ff_expert": 32, "moe.d_ff_shared": 32, "n_layers": 4,
                      "n_heads": 4, "vocab_size": 512}),
+    # HF meta-llama/Llama-4-Scout-17B-16E config.json, text_config (4 layers so one is NoPE; chunk cut to 6
+    # and the temperature floor to 4 so both bite at T = 20; heads cut to 4, 16 experts kept)
+    "llama4": ("llama4-scout", "llama4_text",
+               dict(hidden_size=5120, intermediate_size=8192, intermediate_size_mlp=16384, num_hidden_layers=48,
+                    num_attention_heads=40, num_key_value_heads=8, head_dim=128, vocab_size=202048,
+                    max_position_embeddings=10485760, rms_norm_eps=1e-5, num_local_experts=16, num_experts_per_tok=1,
+                    interleave_moe_layer_step=1, use_qk_norm=True, attention_chunk_size=8192,
+                    attn_temperature_tuning=True, floor_scale=8192, attn_scale=0.1, tie_word_embeddings=False,
+                    hidden_act="silu", **_rope(500000.0, factor=16.0, low_freq_factor=1.0, high_freq_factor=1.0,
+                                               original_max_position_embeddings=8192)),
+               {"hidden_size": 64, "intermediate_size": 32, "intermediate_size_mlp": 128, "num_hidden_layers": 4,
+                "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 512, "attention_chunk_size": 6,
+                "floor_scale": 4},
+               {"d_model": 64, "d_ff": 128, "moe.d_ff_expert": 32, "moe.d_ff_shared": 32, "n_layers": 4,
+                "n_heads": 4, "n_kv_heads": 2, "head_dim": 128, "vocab_size": 512, "attn_chunk": 6,
+                "nope_temp_floor": 4}),
 })
 # Qwen 3's MoE member: HF Qwen/Qwen3-30B-A3B config.json
 INDEPENDENT_QWEN3_MOE = ("qwen3-30b-a3b", "qwen3_moe",
@@ -671,3 +687,15 @@ def test_deepseek_v3_counts_and_mtp_module():
         blk = Block(n, n.n_layers)
     assert params(n).mtp == sum(q.numel() for q in blk.parameters()) + 3 * n.d_model + 2 * n.d_model ** 2
     assert flops_per_token(a, "6N", training=True) > 6 * p.active  # training counts the MTP module too
+
+
+def test_llama4_choices_match_and_matter():
+    """Llama 4: chunked attention on RoPE layers, the gate on the expert's input, the weightless qk-norm
+    after RoPE, NoPE every 4th layer, and the NoPE layers' temperature (floor cut to 4 so it bites at
+    T = 20): each matches transformers and moves the logits when taken away."""
+    a = replace(build_spec("llama4", "nano"), attn_chunk=6, n_layers=4, nope_every=4, nope_temp_floor=4)
+    assert hf.model_type(a) == "llama4_text"
+    for without in (replace(a, attn_chunk=None), replace(a, moe=replace(a.moe, scale_input=False)),
+                    replace(a, qk_norm=False), replace(a, nope_every=0), replace(a, nope_temp_scale=0.0)):
+        diff, far = parity(a, without=without)
+        assert diff <= TOL and far > 100 * TOL

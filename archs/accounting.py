@@ -60,14 +60,15 @@ def mlp_matmuls(a: Arch, prefix: str, d_ff: int, gated: bool, bias: bool, copies
 
 def mlp_inventory(a: Arch, layer: int | None = None) -> list[Matmul]:
     """A dense MLP follows the spec's gating and biases. MoE layers (model.MoE, as Mixtral and
-    Qwen2-MoE): a bias-free router, routed experts that are always gated and bias-free (stored
+    Qwen2-MoE): a bias-free router, routed experts that are always gated and bias-free (gpt-oss:
+    router and experts with biases, MoE.bias; stored
     fused as gate_up), and a shared expert that is likewise a gated, bias-free MLP (transformers'
     Qwen2MoeMLP) behind a 1-wide sigmoid gate."""
     if a.moe is None or layer is not None and layer < a.moe.first_dense:  # DeepSeek-V3's dense first layers
         return mlp_matmuls(a, "mlp", a.d_ff, a.gated, a.bias in ("all", "mlp"))
     m, d = a.moe, a.d_model
-    out = [Matmul("mlp.router", d, m.n_experts)]
-    out += mlp_matmuls(a, "mlp.expert", m.d_ff_expert, True, False, copies=m.n_experts, active=m.top_k)
+    out = [Matmul("mlp.router", d, m.n_experts, m.bias)]  # gpt-oss: router and experts with biases
+    out += mlp_matmuls(a, "mlp.expert", m.d_ff_expert, True, m.bias, copies=m.n_experts, active=m.top_k)
     if m.d_ff_shared:
         out += mlp_matmuls(a, "mlp.shared", m.d_ff_shared, True, False)
         if m.shared_gate:

@@ -34,7 +34,7 @@ from .recent import RECENT_CHANGES, ablatable, moe_layout, moe_router, scaling_k
 from .spec import Arch, SpecError
 
 MLP_ROUND = 32  # resize() rounds custom-size MLP widths up to a multiple of 32; so do we
-GATED = ("swiglu", "geglu")
+GATED = ("swiglu", "geglu", "swiglu_clamped")
 
 
 class ChangeError(UserError, ValueError):

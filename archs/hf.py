@@ -16,7 +16,7 @@ class NoHFEquivalent(UserError, ValueError):
     pass
 
 
-RECENT = ("qwen3", "qwen3_moe", "olmo2", "gemma3_text", "deepseek_v3", "llama4_text")
+RECENT = ("qwen3", "qwen3_moe", "olmo2", "gemma3_text", "deepseek_v3", "llama4_text", "gpt_oss")
 
 
 def model_type(a: Arch) -> str:
@@ -79,6 +79,8 @@ def _recent_model_type(a: Arch) -> str | None:
     Gemma 3 (text), DeepSeek-V3; None where none of them takes exactly these choices."""
     if a.nope_every or a.qk_norm_width == "l2" or a.attn_chunk or a.moe is not None and a.moe.scale_input:
         return _llama4(a)
+    if a.attn_sinks or a.mlp == "swiglu_clamped" or a.moe is not None and a.moe.bias:
+        return _gpt_oss(a)
     if a.positions != "rope" or a.parallel_block or a.bias != "none" or a.tied_embeddings and a.mla is not None \
             or a.attn_softcap or a.final_softcap or not a.final_norm or a.rope_scaling is not None and a.mla is None \
             or a.attn_sinks:
@@ -116,13 +118,27 @@ def _llama4(a: Arch) -> str | None:
     return "llama4_text" if ok else None
 
 
+def _gpt_oss(a: Arch) -> str | None:
+    """gpt-oss: attention sinks, biases on attention, router and experts, the clamped SwiGLU, softmax over
+    the top-k router logits, sliding / full layers, YaRN (halves rotation), untied."""
+    m = a.moe
+    ok = a.attn_sinks and a.mlp == "swiglu_clamped" and a.bias == "all" and a.norm == "rmsnorm" \
+        and a.norm_placement == "pre" and a.positions == "rope" and not a.rope_interleaved and a.mla is None \
+        and not a.qk_norm and not a.tied_embeddings and a.query_scale is None and not a.embed_scale \
+        and m is not None and m.bias and m.router == "softmax" and m.renormalize and not m.d_ff_shared \
+        and not m.route_bias and m.n_groups == 1 and m.routed_scale == 1.0 and not m.first_dense \
+        and not m.scale_input and not a.attn_softcap and not a.final_softcap \
+        and (a.rope_scaling is None or a.rope_scaling.kind == "yarn")
+    return "gpt_oss" if ok else None
+
+
 def _rope_parameters(a: Arch) -> dict:
     rope = {"rope_type": "default", "rope_theta": a.rope_theta}
     s = a.rope_scaling
     if s is not None and s.kind == "yarn":
         rope = {"rope_type": "yarn", "rope_theta": a.rope_theta, "factor": s.factor, "beta_slow": s.low_freq_factor,
                 "beta_fast": s.high_freq_factor, "original_max_position_embeddings": s.original_ctx,
-                "mscale": s.mscale, "mscale_all_dim": s.mscale_all_dim}
+                "mscale": s.mscale, "mscale_all_dim": s.mscale_all_dim, "truncate": s.truncate}
     elif s is not None:
         rope = {"rope_type": "llama3", "rope_theta": a.rope_theta, "factor": s.factor,
                 "low_freq_factor": s.low_freq_factor, "high_freq_factor": s.high_freq_factor,
@@ -161,6 +177,12 @@ def _recent_config(a: Arch, t: str, common: dict):
                                    attention_chunk_size=a.attn_chunk, attn_temperature_tuning=a.nope_temp_scale > 0,
                                    floor_scale=a.nope_temp_floor, attn_scale=a.nope_temp_scale,
                                    **{**common, "intermediate_size": m.d_ff_expert})
+    if t == "gpt_oss":
+        m = a.experts
+        return tf.GptOssConfig(num_local_experts=m.n_experts, num_experts_per_tok=m.top_k, sliding_window=a.window,
+                               attention_bias=True, swiglu_limit=7.0,
+                               layer_types=["sliding_attention" if a.layer_kind(i) == "local" else "full_attention"
+                                            for i in range(a.n_layers)], **{**common, "intermediate_size": m.d_ff_expert})
     m, mla = a.experts, a.latent  # deepseek_v3
     return tf.DeepseekV3Config(hidden_act="silu", attention_bias=False, q_lora_rank=mla.q_rank,
                                kv_lora_rank=mla.kv_rank, qk_nope_head_dim=mla.d_nope, qk_rope_head_dim=mla.d_rope,
@@ -333,12 +355,22 @@ def _attn_pairs(a: Arch, o: str, h: str) -> list[tuple[str, str]]:
         P.append((o + f"attn.{p}.weight", h + f"self_attn.{p}_proj.weight"))
         if a.bias == "qkv" and p != "o":
             P.append((o + f"attn.{p}.bias", h + f"self_attn.{p}_proj.bias"))
+    if a.bias == "all":  # gpt-oss
+        P += [(o + "attn.o.bias", h + "self_attn.o_proj.bias")] + \
+            [(o + f"attn.{p}.bias", h + f"self_attn.{p}_proj.bias") for p in "qkv"]
+    if a.attn_sinks:
+        P.append((o + "attn.sinks", h + "self_attn.sinks"))
     if a.qk_norm and a.qk_norm_width != "l2":  # Llama 4's L2 norm has no weights
         P += [(o + f"attn.{p}_norm.weight", h + f"self_attn.{p}_norm.weight") for p in "qk"]
     return P
 
 
 def _mlp_pairs(a: Arch, i: int, o: str, h: str) -> list[tuple[str, str]]:
+    if model_type(a) == "gpt_oss":  # experts stored (E, d, 2f) interleaved, (E, f, d): see _transposed
+        return [(o + f"mlp.router.{w}", h + f"mlp.router.{w}") for w in ("weight", "bias")] + \
+            [(o + f"mlp.{p}", h + f"mlp.experts.{q}") for p, q in (("gate_up", "gate_up_proj"), ("down", "down_proj"),
+                                                                   ("gate_up_bias", "gate_up_proj_bias"),
+                                                                   ("down_bias", "down_proj_bias"))]
     if model_type(a) == "llama4_text":  # experts stored (E, d, 2f) and (E, f, d): to_hf / from_hf transpose them
         return [(o + "mlp.router.weight", h + "feed_forward.router.weight"),
                 (o + "mlp.gate_up", h + "feed_forward.experts.gate_up_proj"),
@@ -358,11 +390,23 @@ def _mlp_pairs(a: Arch, i: int, o: str, h: str) -> list[tuple[str, str]]:
     return P
 
 
-def _transposed(a: Arch, theirs: str, w):
-    """Llama 4 stores its experts with the input dimension first: (E, 2f, d) <-> (E, d, 2f), (E, d, f) <-> (E, f, d)."""
-    if model_type(a) == "llama4_text" and theirs.endswith(("experts.gate_up_proj", "experts.down_proj")):
-        return w.transpose(1, 2).contiguous()
-    return w
+def _transposed(a: Arch, theirs: str, w, to_hf: bool = True):
+    """Llama 4 and gpt-oss store experts with the input dimension first: (E, 2f, d) <-> (E, d, 2f), (E, d, f) <->
+    (E, f, d); gpt-oss also interleaves the gate and up columns (gate at even, up at odd positions)."""
+    import torch
+
+    t = model_type(a)
+    if t not in ("llama4_text", "gpt_oss") or "experts." not in theirs:
+        return w
+    interleaved = t == "gpt_oss" and "gate_up" in theirs
+    if to_hf and interleaved:  # [g | u] along dim 1 -> (g0, u0, g1, u1, ...)
+        g, u = w.chunk(2, dim=1)
+        w = torch.stack((g, u), dim=2).flatten(1, 2)
+    if w.dim() == 3:
+        w = w.transpose(1, 2)
+    if not to_hf and interleaved:
+        w = torch.cat((w[:, 0::2], w[:, 1::2]), dim=1)
+    return w.contiguous()
 
 
 def to_hf(a: Arch, ours: dict) -> dict:
@@ -379,7 +423,7 @@ def to_hf(a: Arch, ours: dict) -> dict:
 
 def from_hf(a: Arch, theirs: dict) -> dict:
     """transformers' state dict -> ours (inverse of to_hf)."""
-    out = {o: _transposed(a, t, theirs[t]) for o, t in _pairs(a)}
+    out = {o: _transposed(a, t, theirs[t], to_hf=False) for o, t in _pairs(a)}
     if model_type(a) in ("openai-gpt", "gpt2"):
         for srcs, t in _conv1d(a):
             w = theirs[t]

@@ -190,21 +190,29 @@ ACT = {
     "relu": F.relu,
     "swiglu": F.silu,  # SwiGLU: down(silu(gate x) * up x)
     "geglu": lambda x: F.gelu(x, approximate="tanh"),  # GeGLU as Gemma and T5 v1.1 compute it
+    "swiglu_clamped": lambda x: x * torch.sigmoid(1.702 * x),  # gpt-oss (swiglu_alpha 1.702), see glu()
 }
+
+
+def glu(a: Arch, g: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """The gated product act(g) * u; gpt-oss clamps both (swiglu_limit 7) and adds 1 to u."""
+    if a.mlp == "swiglu_clamped":
+        return ACT[a.mlp](g.clamp(max=7.0)) * (u.clamp(-7.0, 7.0) + 1)
+    return ACT[a.mlp](g) * u
 
 
 class MLP(nn.Module):
     def __init__(self, a: Arch, d_ff: int, bias: bool | None = None, gated: bool | None = None):
         super().__init__()
         b = a.bias in ("all", "mlp") if bias is None else bias
-        self.act, self.gated = ACT[a.mlp], a.gated if gated is None else gated
+        self.a, self.act, self.gated = a, ACT[a.mlp], a.gated if gated is None else gated
         self.up = nn.Linear(a.d_model, d_ff, bias=b)
         self.gate = nn.Linear(a.d_model, d_ff, bias=b) if self.gated else None
         self.down = nn.Linear(d_ff, a.d_model, bias=b)
 
     def forward(self, x):
         # gate and up stay two matmuls: one over concatenated weights measured slower on CPU
-        h = self.act(self.gate(x)) * self.up(x) if self.gate is not None else self.act(self.up(x))
+        h = glu(self.a, self.gate(x), self.up(x)) if self.gate is not None else self.act(self.up(x))
         return self.down(h)
 
 
@@ -220,12 +228,15 @@ class MoE(nn.Module):
         super().__init__()
         m = self.cfg = a.experts
         d, f = a.d_model, m.d_ff_expert
-        self.act = ACT[a.mlp]
-        self.router = nn.Linear(d, m.n_experts, bias=False)
+        self.a = a
+        self.router = nn.Linear(d, m.n_experts, bias=m.bias)
         self.gate_up = nn.Parameter(torch.empty(m.n_experts, 2 * f, d))
         self.down = nn.Parameter(torch.empty(m.n_experts, d, f))
         for p in (self.gate_up, self.down):
             nn.init.normal_(p, std=0.02)
+        if m.bias:  # gpt-oss: every expert's projections carry biases
+            self.gate_up_bias, self.down_bias = nn.Parameter(torch.zeros(m.n_experts, 2 * f)), \
+                nn.Parameter(torch.zeros(m.n_experts, d))
         self.shared = MLP(a, m.d_ff_shared, bias=False, gated=True) if m.d_ff_shared else None
         self.shared_gate = nn.Linear(d, 1, bias=False) if m.shared_gate else None
         self.route_frac = self.route_prob = torch.zeros(m.n_experts)
@@ -260,8 +271,9 @@ class MoE(nn.Module):
         for e in idx.unique().tolist():
             tok, slot = (idx == e).nonzero(as_tuple=True)
             xe = x[tok] * w[tok, slot, None] if self.cfg.scale_input else x[tok]  # Llama 4 scales the input
-            g, u = F.linear(xe, self.gate_up[e]).chunk(2, dim=-1)
-            y = F.linear(self.act(g) * u, self.down[e])
+            b = self.cfg.bias
+            g, u = F.linear(xe, self.gate_up[e], self.gate_up_bias[e] if b else None).chunk(2, dim=-1)
+            y = F.linear(glu(self.a, g, u), self.down[e], self.down_bias[e] if b else None)
             out.index_add_(0, tok, y if self.cfg.scale_input else y * w[tok, slot, None])
         # for the load-balancing loss: top-k routings to each expert per token (sums to top_k, as in
         # transformers' load_balancing_loss_func) and each expert's mean router probability

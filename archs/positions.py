@@ -93,7 +93,10 @@ def yarn_inv_freq(inv: torch.Tensor, hd: int, theta: float, s: RopeScaling) -> t
     def dim_of(rotations: float) -> float:  # the dimension index turning `rotations` times
         return hd * math.log(s.original_ctx / (rotations * 2 * math.pi)) / (2 * math.log(theta))
 
-    lo, hi = max(math.floor(dim_of(s.high_freq_factor)), 0), min(math.ceil(dim_of(s.low_freq_factor)), hd - 1)
+    lo, hi = dim_of(s.high_freq_factor), dim_of(s.low_freq_factor)
+    if s.truncate:
+        lo, hi = math.floor(lo), math.ceil(hi)
+    lo, hi = max(lo, 0), min(hi, hd - 1)
     ramp = ((torch.arange(hd // 2, dtype=torch.float32) - lo) / ((hi - lo) or 0.001)).clamp(0, 1)
     return inv / s.factor * ramp + inv * (1 - ramp)
 

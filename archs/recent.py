@@ -41,10 +41,10 @@ def ablatable(change) -> str | None:
 
 
 def moe_layout(a: Arch):
-    """None for a dense MLP; else experts, top-k, renormalised, shared expert, its gate, dense first layers."""
+    """None for a dense MLP; else experts, top-k, renormalised, shared expert, its gate, dense first layers, biases."""
     m = a.moe
     return None if m is None else (m.n_experts, m.top_k, m.renormalize, bool(m.d_ff_shared), m.shared_gate,
-                                   m.first_dense > 0)
+                                   m.first_dense > 0, m.bias)
 
 
 def moe_router(a: Arch):
@@ -59,4 +59,4 @@ def moe_router(a: Arch):
 def scaling_kind(s: RopeScaling) -> tuple:
     """Llama 3.1's scaling as (factor, low, high); YaRN's with its name and temperature constants."""
     t = (s.factor, s.low_freq_factor, s.high_freq_factor)
-    return t if s.kind == "llama3" else (s.kind, *t, s.mscale, s.mscale_all_dim)
+    return t if s.kind == "llama3" else (s.kind, *t, s.mscale, s.mscale_all_dim, s.truncate)

@@ -998,6 +998,45 @@ add(_llama4, "llama4-scout", d_model=5120, n_layers=48, n_heads=40, n_kv_heads=8
             scale_input=True), published_params=109e9, aliases=("llama4", "llama-4", "llama4-scout-17b-16e"),
     flagship=True, notes="The published 109B includes the vision encoder; this entry is the text model.")
 
+# =================================================================================== gpt-oss
+_OSS_CFG = "HF openai/gpt-oss-20b config.json"
+_gptoss = Family(
+    "gpt-oss", 2025, "OpenAI 2025, gpt-oss-120b & gpt-oss-20b Model Card (arXiv 2508.10925)",
+    arch={"vocab_size": 201088, "ctx_len": 131072, "norm": "rmsnorm", "norm_bias": False, "norm_eps": 1e-5,
+          "norm_placement": "pre", "final_norm": True, "positions": "rope", "rope_theta": 150000.0,
+          "rope_scaling": RopeScaling(32.0, 1.0, 32.0, 4096, kind="yarn", truncate=False),
+          "attn_pattern": ("local", "global"), "window": 128, "attn_sinks": True, "mlp": "swiglu_clamped",
+          "bias": "all", "tied_embeddings": False},
+    cat={"train_ctx_len": 4096, "optimizer": "not published", "tokenizer": "o200k_harmony BPE (201,088 rows)",
+         "notes": "Training tokens not published ('trillions of tokens')."},
+    src=S({"d_model n_layers n_heads n_kv_heads head_dim d_ff vocab_size ctx_len norm_eps": f"{_OSS_CFG} (hidden "
+           "2880, 24 layers, 64 query / 8 KV heads of 64, intermediate 2880, vocab 201088, max_position_embeddings "
+           "131072, rms_norm_eps 1e-5)",
+           "moe": "gpt-oss model card §2.1: 32 experts, top-4, softmax over the selected; "
+                  f"{_OSS_CFG} (num_local_experts 32, experts_per_token 4; router and expert biases)",
+           "norm norm_bias norm_placement final_norm": "gpt-oss model card §2.1: pre-norm RMSNorm (as GPT-2 / GPT-3 "
+                                                       "with RMSNorm)",
+           "attn_pattern window": "gpt-oss model card §2.1: alternating banded (128-token window) and dense layers",
+           "attn_sinks": "gpt-oss model card §2.1: a learned bias in each head's softmax denominator (sink)",
+           "mlp": f"gpt-oss model card §2.1: SwiGLU with clamping and a residual connection; {_OSS_CFG} "
+                  "swiglu_limit 7.0 (alpha 1.702)",
+           "bias": f"{_OSS_CFG} attention_bias true", "tied_embeddings": f"{_OSS_CFG} tie_word_embeddings false",
+           "positions rope_theta": f"gpt-oss model card §2.1: RoPE; {_OSS_CFG} rope_theta 150000",
+           "rope_scaling": f"gpt-oss model card §2.1: YaRN to 131,072 tokens; {_OSS_CFG} rope_scaling (yarn, factor "
+                           "32, original 4096, beta_fast 32, beta_slow 1, truncate false)",
+           "train_ctx_len": A("4096 (original_max_position_embeddings of the YaRN scaling); not published"),
+           "tokenizer": "gpt-oss model card §2.3: o200k_harmony tokenizer",
+           "optimizer": "gpt-oss model card: not published",
+           "published_params": "gpt-oss model card Table 1: gpt-oss-20b 20.91B total, 3.61B active"}),
+    recipe=_inherit(LLAMA_RECIPE, "the gpt-oss model card publishes no recipe; Llama's AdamW", aux_loss=SWITCH_AUX,
+                    sources={"aux_loss": A("Switch Transformer's 0.01; the released config's 0.9 is not "
+                                           "explained")}),
+    template="gpt-oss-20b",
+)
+add(_gptoss, "gpt-oss-20b", d_model=2880, n_layers=24, n_heads=64, n_kv_heads=8, head_dim=64, d_ff=2880,
+    moe=MoE(n_experts=32, top_k=4, d_ff_expert=2880, renormalize=True, bias=True), published_params=20.91e9,
+    aliases=("gpt-oss", "gptoss"), flagship=True)
+
 
 # =================================================================================== lookup
 BY_NAME: dict[str, Entry] = {}

@@ -18,7 +18,8 @@ Norm = Literal["layernorm", "rmsnorm", "rmsnorm_1p"]  # rmsnorm_1p: Gemma's x * 
 # only (OLMo 2's "reordered norm")
 NormPlacement = Literal["post", "pre", "sandwich", "output"]
 Positions = Literal["learned", "sinusoidal", "rope", "xl_relative", "t5_bias", "none"]
-Mlp = Literal["gelu", "gelu_tanh", "relu", "swiglu", "geglu"]
+# swiglu_clamped: gpt-oss's experts, gate clamped at 7 and up at +-7, gate sigmoid(1.702 gate) (up + 1)
+Mlp = Literal["gelu", "gelu_tanh", "relu", "swiglu", "geglu", "swiglu_clamped"]
 Bias = Literal["none", "all", "qkv", "mlp"]  # which linears carry a bias (mlp: MLP linears only, GPT-J)
 AttnWidth = Literal["heads", "d_model"]
 AttnLayer = Literal["global", "local"]  # local: causal band of `window` keys (sliding window / banded)
@@ -50,6 +51,7 @@ class MoE:
     routed_scale: float = 1.0  # routed experts' output scaled by this (DeepSeek-V3's 2.5)
     first_dense: int = 0  # the first layers keep a dense MLP of width d_ff (DeepSeek-V3's first 3)
     scale_input: bool = False  # the gate scales the routed expert's input, not its output (Llama 4)
+    bias: bool = False  # biases on the router and on every expert's projections (gpt-oss)
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class RopeScaling:
     kind: RopeKind = "llama3"
     mscale: float = 1.0
     mscale_all_dim: float = 0.0  # 0: none
+    truncate: bool = True  # YaRN's ramp bounds rounded to whole dimensions (gpt-oss: not)
 
 
 @dataclass(frozen=True)
@@ -175,7 +178,7 @@ class Arch:
 
     @property
     def gated(self) -> bool:
-        return self.mlp in ("swiglu", "geglu")
+        return self.mlp in ("swiglu", "geglu", "swiglu_clamped")
 
     def layer_kind(self, i: int) -> AttnLayer:
         return self.attn_pattern[i % len(self.attn_pattern)]

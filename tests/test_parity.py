@@ -379,6 +379,18 @@ INDEPENDENT.update({
                {"d_model": 64, "d_ff": 128, "moe.d_ff_expert": 32, "moe.d_ff_shared": 32, "n_layers": 4,
                 "n_heads": 4, "n_kv_heads": 2, "head_dim": 128, "vocab_size": 512, "attn_chunk": 6,
                 "nope_temp_floor": 4}),
+    # HF openai/gpt-oss-20b config.json (heads cut to 4 with their width 64, window to 6; 32 experts kept)
+    "gpt-oss": ("gpt-oss-20b", "gpt_oss",
+                dict(hidden_size=2880, intermediate_size=2880, num_hidden_layers=24, num_attention_heads=64,
+                     num_key_value_heads=8, head_dim=64, vocab_size=201088, max_position_embeddings=131072,
+                     rms_norm_eps=1e-5, num_local_experts=32, num_experts_per_tok=4, sliding_window=128,
+                     attention_bias=True, swiglu_limit=7.0, tie_word_embeddings=False,
+                     rope_parameters={"rope_type": "yarn", "rope_theta": 150000.0, "factor": 32.0, "beta_fast": 32.0,
+                                      "beta_slow": 1.0, "original_max_position_embeddings": 4096, "truncate": False}),
+                {"hidden_size": 64, "intermediate_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+                 "num_key_value_heads": 2, "vocab_size": 512, "sliding_window": 6},
+                {"d_model": 64, "d_ff": 32, "moe.d_ff_expert": 32, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2,
+                 "head_dim": 64, "vocab_size": 512, "window": 6}),
 })
 # Qwen 3's MoE member: HF Qwen/Qwen3-30B-A3B config.json
 INDEPENDENT_QWEN3_MOE = ("qwen3-30b-a3b", "qwen3_moe",
@@ -699,3 +711,23 @@ def test_llama4_choices_match_and_matter():
                     replace(a, qk_norm=False), replace(a, nope_every=0), replace(a, nope_temp_scale=0.0)):
         diff, far = parity(a, without=without)
         assert diff <= TOL and far > 100 * TOL
+
+
+def test_gpt_oss_choices_match_and_matter():
+    """gpt-oss: attention sinks, the clamped SwiGLU (alpha 1.702, up + 1), YaRN without truncated bounds,
+    and the 1:1 banded layers (window cut to 6 so it bites at T = 20): each matches transformers and
+    moves the logits when taken away."""
+    a = replace(build_spec("gpt-oss", "nano"), window=6)
+    assert hf.model_type(a) == "gpt_oss" and not a.rope_scaling.truncate
+    m = _randomise(build(a).eval())
+    ref = hf.hf_model(a).eval()
+    hf.load_into_hf(a, m, ref)
+    x, _ = _inputs(a)
+    theirs = _ref_logits(ref, a, x)
+    assert (_logits(m, a, x) - theirs).abs().max().item() <= TOL
+    for without in (replace(a, attn_sinks=False), replace(a, mlp="swiglu"),
+                    replace(a, rope_scaling=replace(a.rope_scaling, truncate=True)),
+                    replace(a, attn_pattern=("global",), window=None)):
+        w = build(without).eval()
+        w.load_state_dict(m.state_dict(), strict=False)
+        assert (_logits(w, without, x) - theirs).abs().max().item() > 100 * TOL

@@ -30,7 +30,7 @@ from llmhist.errors import UserError
 
 from . import registry
 from .catalogue import Recipe
-from .recent import RECENT_CHANGES, ablatable, moe_layout, moe_router, scaling_kind
+from .recent import RECENT_CHANGES, ablatable, mla_kind, moe_layout, moe_router, scaling_kind
 from .spec import Arch, SpecError
 
 MLP_ROUND = 32  # resize() rounds custom-size MLP widths up to a multiple of 32; so do we
@@ -198,7 +198,7 @@ FEATURES.update({
     "qk_norm_width": (lambda a: a.qk_norm_width if a.qk_norm else None, None),  # the plain field where it applies
     "moe_layout": (moe_layout, _refuse),
     "moe_router": (moe_router, _refuse),
-    "mla": (lambda a: None if a.mla is None else "MLA", _refuse),
+    "mla": (mla_kind, _refuse),
 })
 OPTIONAL_FEATURES = {"rope_theta", "rope_scaling_kind", "window_frac", "mlp_ratio", "qk_norm_width", "moe_router",
                      "kv_ratio", "head_ratio"}
@@ -257,7 +257,8 @@ class Change:
     def to_dict(self) -> dict:
         return {"name": self.name, "kind": self.kind, "year": self.year, "introduced_by": self.introduced_by,
                 "description": self.description, "from": {k: _jsonable(v) for k, v in self.before.items()},
-                "to": {k: _jsonable(v) for k, v in self.after.items()}, "requires": list(self.requires)}
+                "to": {k: _jsonable(v) for k, v in self.after.items()}, "requires": list(self.requires),
+                "not_ablatable": ablatable(self.name)}
 
 
 def _fmt(v) -> str:

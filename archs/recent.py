@@ -40,6 +40,12 @@ def ablatable(change) -> str | None:
     return NOT_ABLATABLE.get(getattr(change, "name", change))
 
 
+def mla_kind(a: Arch) -> str | None:
+    """None without latent attention; else its cached latent, shared rotary key and query rank."""
+    m = a.mla
+    return None if m is None else f"MLA (cached d_c {m.kv_rank} + rotary {m.d_rope}, query rank {m.q_rank})"
+
+
 def moe_layout(a: Arch):
     """None for a dense MLP; else experts, top-k, renormalised, shared expert, its gate, dense first layers, biases."""
     m = a.moe

@@ -4,7 +4,8 @@ One inventory: `layers(a)` lists, per layer, every weight matrix the built modul
 (`Matmul`: its shape, bias, stored copies and copies applied per token) plus the layer's other
 parameters (norms, relative-position tables). Parameters, the counted and Chinchilla FLOPs and the
 activation memory are sums over that list (plus the attention scores, which have no weights), and
-the MLP's width-and-gating rule is written once (`mlp_matmuls`). The FLOP conventions are one table
+the MLP's width-and-gating rule is written once (`mlp_matmuls`). Multi-token prediction modules
+(DeepSeek-V3) are counted apart (Params.mtp) and in training FLOPs only; MLA's KV cache is its latent. The FLOP conventions are one table
 of named functions (FLOP_CONVENTIONS). Every count is checked in the tests against the built module:
 parameters against sum(p.numel()) (and transformers' counts), FLOPs against torch's FlopCounterMode.
 """
@@ -304,7 +305,8 @@ FLOP_CONVENTIONS: dict[str, Convention] = {
 
 
 def flops_per_token(a: Arch, convention: str = "6N", T: int | None = None, training: bool = True) -> float:
-    """FLOPs per token under a named convention; training = forward + backward (3x forward)."""
+    """FLOPs per token under a named convention; training = forward + backward (3x forward), plus 3x the
+    multi-token prediction modules' forward where the spec has them (DeepSeek-V3: they train, never infer)."""
     if convention not in FLOP_CONVENTIONS:
         raise SpecError(f"unknown FLOP convention {convention!r}; one of {', '.join(FLOP_CONVENTIONS)}")
     fwd = FLOP_CONVENTIONS[convention].forward(a, T or a.ctx_len)

@@ -1029,8 +1029,8 @@ _gptoss = Family(
            "optimizer": "gpt-oss model card: not published",
            "published_params": "gpt-oss model card Table 1: gpt-oss-20b 20.91B total, 3.61B active"}),
     recipe=_inherit(LLAMA_RECIPE, "the gpt-oss model card publishes no recipe; Llama's AdamW", aux_loss=SWITCH_AUX,
-                    sources={"aux_loss": A("Switch Transformer's 0.01; the released config's 0.9 is not "
-                                           "explained")}),
+                    sources={"aux_loss": A("Switch Transformer's 0.01; the gpt-oss model card gives no "
+                                           "balancing coefficient")}),
     template="gpt-oss-20b",
 )
 add(_gptoss, "gpt-oss-20b", d_model=2880, n_layers=24, n_heads=64, n_kv_heads=8, head_dim=64, d_ff=2880,

@@ -4,7 +4,8 @@ One inventory: `layers(a)` lists, per layer, every weight matrix the built modul
 (`Matmul`: its shape, bias, stored copies and copies applied per token) plus the layer's other
 parameters (norms, relative-position tables). Parameters, the counted and Chinchilla FLOPs and the
 activation memory are sums over that list (plus the attention scores, which have no weights), and
-the MLP's width-and-gating rule is written once (`mlp_matmuls`). The FLOP conventions are one table
+the MLP's width-and-gating rule is written once (`mlp_matmuls`). Multi-token prediction modules
+(DeepSeek-V3) are counted apart (Params.mtp) and in training FLOPs only; MLA's KV cache is its latent. The FLOP conventions are one table
 of named functions (FLOP_CONVENTIONS). Every count is checked in the tests against the built module:
 parameters against sum(p.numel()) (and transformers' counts), FLOPs against torch's FlopCounterMode.
 """
@@ -58,16 +59,17 @@ def mlp_matmuls(a: Arch, prefix: str, d_ff: int, gated: bool, bias: bool, copies
                   Matmul(f"{prefix}.down", d_ff, d, bias, copies, active)]
 
 
-def mlp_inventory(a: Arch) -> list[Matmul]:
+def mlp_inventory(a: Arch, layer: int | None = None) -> list[Matmul]:
     """A dense MLP follows the spec's gating and biases. MoE layers (model.MoE, as Mixtral and
-    Qwen2-MoE): a bias-free router, routed experts that are always gated and bias-free (stored
+    Qwen2-MoE): a bias-free router, routed experts that are always gated and bias-free (gpt-oss:
+    router and experts with biases, MoE.bias; stored
     fused as gate_up), and a shared expert that is likewise a gated, bias-free MLP (transformers'
     Qwen2MoeMLP) behind a 1-wide sigmoid gate."""
-    if a.moe is None:
+    if a.moe is None or layer is not None and layer < a.moe.first_dense:  # DeepSeek-V3's dense first layers
         return mlp_matmuls(a, "mlp", a.d_ff, a.gated, a.bias in ("all", "mlp"))
     m, d = a.moe, a.d_model
-    out = [Matmul("mlp.router", d, m.n_experts)]
-    out += mlp_matmuls(a, "mlp.expert", m.d_ff_expert, True, False, copies=m.n_experts, active=m.top_k)
+    out = [Matmul("mlp.router", d, m.n_experts, m.bias)]  # gpt-oss: router and experts with biases
+    out += mlp_matmuls(a, "mlp.expert", m.d_ff_expert, True, m.bias, copies=m.n_experts, active=m.top_k)
     if m.d_ff_shared:
         out += mlp_matmuls(a, "mlp.shared", m.d_ff_shared, True, False)
         if m.shared_gate:
@@ -75,7 +77,18 @@ def mlp_inventory(a: Arch) -> list[Matmul]:
     return out
 
 
+def mla_matmuls(a: Arch, prefix: str = "attn") -> list[Matmul]:
+    """DeepSeek-V3's latent attention (model.LatentAttention): down to the query latent and up to the
+    heads; down to the KV latent plus the shared rotary key, up to the heads' keys and values; output."""
+    m, d, H = a.latent, a.d_model, a.n_heads
+    return [Matmul(f"{prefix}.q_a", d, m.q_rank), Matmul(f"{prefix}.q_b", m.q_rank, H * (m.d_nope + m.d_rope)),
+            Matmul(f"{prefix}.kv_a", d, m.kv_rank + m.d_rope), Matmul(f"{prefix}.kv_b", m.kv_rank, H * (m.d_nope + m.d_v)),
+            Matmul(f"{prefix}.o", H * m.d_v, d)]
+
+
 def attn_matmuls(a: Arch, prefix: str = "attn", cross: bool = False) -> list[Matmul]:
+    if a.mla is not None and not cross:
+        return mla_matmuls(a, prefix)
     d, da, dkv = a.d_model, a.d_attn, a.d_kv
     qkv_bias, o_bias = a.bias in ("all", "qkv"), a.bias == "all"
     out = [Matmul(f"{prefix}.q", d, da, qkv_bias), Matmul(f"{prefix}.k", d, dkv, qkv_bias),
@@ -123,11 +136,17 @@ def layers(a: Arch) -> list[Layer]:
     for stack, n in stacks:
         cross = a.is_encoder_decoder and stack == "decoder"
         for i in range(n):
-            mm = attn_matmuls(a) + (attn_matmuls(a, "cross_attn", cross=True) if cross else []) + mlp_inventory(a)
+            mm = attn_matmuls(a) + (attn_matmuls(a, "cross_attn", cross=True) if cross else []) + mlp_inventory(a, i)
             other = {"norms": norms_per_layer(a, cross) * _norm(a)}
-            if a.qk_norm:
-                # one RMSNorm over head_dim for queries, one for keys, per attention
-                other["qk_norm"] = (2 if cross else 1) * 2 * a.d_head
+            if a.qk_norm and a.qk_norm_width != "l2":  # Llama 4's L2 norm has no weights
+                # one RMSNorm over head_dim for queries, one for keys, per attention (OLMo 2: over the
+                # whole query and key projections)
+                width = a.d_attn + a.d_kv if a.qk_norm_width == "full" else 2 * a.d_head
+                other["qk_norm"] = (2 if cross else 1) * width
+            if a.attn_sinks:
+                other["sinks"] = a.n_heads  # gpt-oss: one sink logit per head
+            if a.mla is not None:
+                other["latent_norms"] = _norm(a, a.latent.q_rank) + _norm(a, a.latent.kv_rank)
             if a.positions == "xl_relative":
                 other["xl_uv"] = 2 * a.d_attn  # Transformer-XL's global content and position biases u, v
             if a.positions == "t5_bias" and i == 0:
@@ -148,9 +167,24 @@ class Params:
     non_embedding: int  # Kaplan's convention: total - embedding
     active: int  # per token (MoE: top-k experts only)
     layers: list[dict] = field(default_factory=list)  # per-layer breakdown
+    # multi-token prediction modules (DeepSeek-V3 §2.2), trained but not part of inference, so not in
+    # total (the paper's 671B excludes them): their own parameters, the shared embedding and head excluded
+    mtp: int = 0
+    mtp_active: int = 0
 
     def as_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("total", "embedding", "non_embedding", "active")}
+        out = {k: getattr(self, k) for k in ("total", "embedding", "non_embedding", "active")}
+        return out | ({"mtp": self.mtp, "mtp_active": self.mtp_active} if self.mtp else {})
+
+
+def mtp_module(a: Arch) -> tuple[int, int]:
+    """(parameters, active parameters) of one MTP module (DeepSeek-V3 §2.2, Fig. 3; the released
+    checkpoint's layer 61): RMSNorms of the hidden state and of the next token's embedding, the
+    projection M of their concatenation (2d -> d), one Transformer block (a MoE layer, as the last
+    main layer) and the output head's own RMSNorm; embedding and output head are the main model's."""
+    last = layers(a)[-1]
+    own = 3 * _norm(a) + 2 * a.d_model * a.d_model
+    return own + last.params, own + last.active_params
 
 
 def params(a: Arch) -> Params:
@@ -164,7 +198,8 @@ def params(a: Arch) -> Params:
     for L in ls:
         row = {"stack": L.stack, "layer": L.index, "kind": L.kind,
                "attn": _group(L, "attn.") + _group(L, "cross_attn.") + L.other_params.get("qk_norm", 0)
-                       + L.other_params.get("xl_uv", 0),
+                       + L.other_params.get("xl_uv", 0) + L.other_params.get("latent_norms", 0)
+                       + L.other_params.get("sinks", 0),
                "mlp": _group(L, "mlp."), "mlp_active": _group(L, "mlp.", active=True),
                "norms": L.other_params["norms"], "rel_bias": L.other_params.get("rel_bias", 0), "total": L.params}
         rows.append(row)
@@ -173,21 +208,32 @@ def params(a: Arch) -> Params:
     body = sum(L.params for L in ls) + final
     body_active = sum(L.active_params for L in ls) + final
     emb = tok + pos + head
-    return Params(total=body + emb, embedding=emb, non_embedding=body, active=body_active + emb, layers=rows)
+    mtp, mtp_active = (a.mtp_depth * x for x in mtp_module(a)) if a.mtp_depth else (0, 0)
+    return Params(total=body + emb, embedding=emb, non_embedding=body, active=body_active + emb, layers=rows,
+                  mtp=mtp, mtp_active=mtp_active)
 
 
 # ---------------------------------------------------------------------------------------- FLOPs
-def _attended_keys(a: Arch, kind: str, T: int, causal_only: bool) -> float:
-    """Average number of keys each query scores against."""
+def _attended_keys(a: Arch, kind: str, T: int, causal_only: bool, chunk: int | None = None) -> float:
+    """Average number of keys each query scores against (chunk: Llama 4's chunked RoPE layers)."""
     if not causal_only:
         return T
+    if chunk is not None:  # position i sees (i mod chunk) + 1 keys
+        full, rest = divmod(T, chunk)
+        return (full * chunk * (chunk + 1) / 2 + rest * (rest + 1) / 2) / T
     w = min(a.local_window if kind == "local" else T, T)
     return (w * (w + 1) / 2 + (T - w) * w) / T  # position i sees min(i + 1, w) keys
 
 
+def _chunk(a: Arch, L: Layer) -> int | None:
+    return a.attn_chunk if a.attn_chunk is not None and L.stack == "decoder" and a.uses_rope(L.index) else None
+
+
 def _score_flops(a: Arch, L: Layer, T: int, causal_only: bool) -> float:
     """Forward FLOPs per token of attention without weights: QK^T and AV (and XL's position term)."""
-    f = 2 * 2 * _attended_keys(a, L.kind, T, causal_only and L.stack == "decoder") * a.d_attn
+    # QK^T over the query/key width, AV over the value width (MLA: n_heads x (d_nope + d_rope), n_heads x d_v)
+    d_qk, d_v = (a.n_heads * a.head_dim, a.n_heads * a.latent.d_v) if a.mla is not None else (a.d_attn, a.d_attn)
+    f = 2 * _attended_keys(a, L.kind, T, causal_only and L.stack == "decoder", _chunk(a, L)) * (d_qk + d_v)
     if a.positions == "xl_relative":
         f += 2 * T * a.d_attn  # (q + v) . W_r R against every distance
     if L.cross:
@@ -259,10 +305,21 @@ FLOP_CONVENTIONS: dict[str, Convention] = {
 
 
 def flops_per_token(a: Arch, convention: str = "6N", T: int | None = None, training: bool = True) -> float:
-    """FLOPs per token under a named convention; training = forward + backward (3x forward)."""
+    """FLOPs per token under a named convention; training = forward + backward (3x forward), plus 3x the
+    multi-token prediction modules' forward where the spec has them (DeepSeek-V3: they train, never infer)."""
     if convention not in FLOP_CONVENTIONS:
         raise SpecError(f"unknown FLOP convention {convention!r}; one of {', '.join(FLOP_CONVENTIONS)}")
-    return (3 if training else 1) * FLOP_CONVENTIONS[convention].forward(a, T or a.ctx_len)
+    fwd = FLOP_CONVENTIONS[convention].forward(a, T or a.ctx_len)
+    return 3 * (fwd + mtp_forward_flops(a)) if training else fwd
+
+
+def mtp_forward_flops(a: Arch) -> float:
+    """Forward FLOPs per token of the multi-token prediction modules, which run in training only:
+    2 per active parameter of each module plus its pass through the shared output head (2 d V);
+    their attention scores are not counted (a few percent of a module at DeepSeek-V3's shape)."""
+    if not a.mtp_depth:
+        return 0.0
+    return a.mtp_depth * (2 * mtp_module(a)[1] + 2 * a.d_model * a.vocab_size)
 
 
 # --------------------------------------------------------------------------------------- memory
@@ -277,7 +334,9 @@ def kv_cache_bytes_per_token(a: Arch, dtype: str = "bf16", T: int | None = None)
     total = 0.0
     for i in range(a.n_layers):
         kept = min(T, a.local_window) if a.layer_kind(i) == "local" else T
-        total += 2 * a.d_kv * b * kept
+        if a.attn_chunk is not None and a.uses_rope(i):  # Llama 4: a chunked layer keeps its chunk
+            kept = min(kept, a.attn_chunk)
+        total += kv_cache_width(a) * b * kept
     if a.is_encoder_decoder:  # decoder's cross-attention keeps the encoder's K and V too
         total += a.n_layers * 2 * a.d_kv * b * T
     return total / T
@@ -302,6 +361,14 @@ def activation_terms(a: Arch, L: Layer, T: int) -> tuple[float, float, float]:
     replicated = n_attn * 3 * d + 3 * d + 4 * d
     split = n_attn * (4 * da + 4 * dkv) + 4 * f + 2 * g
     return replicated, split, n_attn * 5 * a.n_heads * T
+
+
+def kv_cache_width(a: Arch) -> int:
+    """Values cached per token and layer: K and V (2 x n_kv_heads x d_head); MLA caches only its
+    latent c^KV and the shared rotary key, d_c + d_h^R (DeepSeek-V2 §2.1.2, Table 1)."""
+    if a.mla is not None:
+        return a.mla.kv_rank + a.mla.d_rope
+    return 2 * a.d_kv
 
 
 def activation_bytes_per_token(a: Arch, recompute: bool = False, T: int | None = None, flash: bool = True) -> float:

@@ -165,12 +165,16 @@ def shown_arch_values(a: Arch) -> dict[str, object]:
             continue
         if k == "rope_theta" and a.positions != "rope":
             continue
+        if k == "qk_norm_width" and (not a.qk_norm or v == "head") or k in RECENT_DEFAULTS and v == RECENT_DEFAULTS[k]:
+            continue
         if k in ("rel_buckets", "rel_max_distance") and a.positions != "t5_bias":
             continue
         out[k] = v
     return out
 
 
+# the recent families' fields, left out at their defaults (no such feature)
+RECENT_DEFAULTS = {"mtp_depth": 0, "nope_every": 0, "nope_temp_floor": 0, "nope_temp_scale": 0.0, "attn_sinks": False}
 OPTIONAL_FEATURES = frozenset({"qk_norm", "parallel_block", "rope_interleaved", "lm_head_bias", "embed_scale",
                                "output_scale"})
 
@@ -178,10 +182,10 @@ OPTIONAL_FEATURES = frozenset({"qk_norm", "parallel_block", "rope_interleaved", 
 DEPENDS: dict[str, tuple[str, ...]] = {
     "params": ("d_model", "n_layers", "n_heads", "n_kv_heads", "head_dim", "d_ff", "vocab_size", "n_enc_layers",
                "norm", "norm_bias", "norm_placement", "final_norm", "qk_norm", "parallel_block", "positions",
-               "attn_width", "mlp", "bias", "lm_head_bias", "tied_embeddings", "moe"),
+               "attn_width", "mlp", "bias", "lm_head_bias", "tied_embeddings", "moe", "mla", "qk_norm_width"),
     "flops": ("train_ctx_len",),  # on top of params: conventions with an attention term at the training length
     "flops_useful": ("train_ctx_len", "window", "attn_pattern"),  # attention only over the keys a query sees
-    "kv_cache": ("n_layers", "n_kv_heads", "head_dim", "attn_width", "window", "attn_pattern", "ctx_len"),
+    "kv_cache": ("n_layers", "n_kv_heads", "head_dim", "attn_width", "window", "attn_pattern", "ctx_len", "mla"),
     "activations": ("d_model", "n_layers", "d_ff", "mlp", "moe", "n_heads", "n_kv_heads", "head_dim", "attn_width",
                     "n_enc_layers"),
     "tokens": ("train_tokens",),

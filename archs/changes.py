@@ -15,8 +15,9 @@ must already take the target's values) and is refused alone.
 `variant_spec(variant, d_model, n_layers, n_heads, vocab_size, ctx_len)` builds the base family at
 a requested size (registry.build_spec) and applies the listed changes, deriving shape fields at
 that size (gated MLP width parameter-matched, GQA keeping the target's query/KV ratio, windows as a
-fraction of the context); `variant_recipe(variant)` is the base recipe with the listed recipe
-changes taken from the target. Pure Python: no torch.
+fraction of the context), refusing the changes `ablatable(change)` gives a reason for (MoE layout and
+routing, MLA, MTP: recent.NOT_ABLATABLE); `variant_recipe(variant)` is the base recipe with the
+listed recipe changes taken from the target. Pure Python: no torch.
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ from llmhist.errors import UserError
 
 from . import registry
 from .catalogue import Recipe
+from .recent import RECENT_CHANGES, ablatable, mla_kind, moe_layout, moe_router, scaling_kind
 from .spec import Arch, SpecError
 
 MLP_ROUND = 32  # resize() rounds custom-size MLP widths up to a multiple of 32; so do we
-GATED = ("swiglu", "geglu")
+GATED = ("swiglu", "geglu", "swiglu_clamped")
 
 
 class ChangeError(UserError, ValueError):
@@ -82,6 +84,8 @@ CHANGES: tuple[ChangeDef, ...] = (
     ChangeDef("schedule", "recipe", ("schedule", "min_lr_ratio"), "learning-rate schedule (cosine floor)"),
     ChangeDef("warmup", "recipe", ("warmup", "warmup_frac"), "learning-rate warmup"),
     ChangeDef("z_loss", "recipe", ("z_loss",), "auxiliary z-loss on the softmax normaliser"),
+    # since mid-2024 (DeepSeek-V3, Qwen 3, OLMo 2, Gemma 3, Llama 4, gpt-oss); recent.NOT_ABLATABLE: the refused
+    *(ChangeDef(*row) for row in RECENT_CHANGES),
 )
 BY_NAME = {c.name: c for c in CHANGES}
 # ablation group names accepted by --changes: every change of one kind
@@ -175,8 +179,7 @@ FEATURES = {
                   lambda a, v, t: replace(a, d_ff=_round_up(t.d_ff / t.d_model * a.d_model))),
     "rope_theta": (lambda a: a.rope_theta if a.positions == "rope" else None, None),  # plain field
     "rope_scaling_kind": (lambda a: (None if a.positions != "rope" else "none" if a.rope_scaling is None else
-                                     (a.rope_scaling.factor, a.rope_scaling.low_freq_factor,
-                                      a.rope_scaling.high_freq_factor)), _set_rope_scaling),
+                                     scaling_kind(a.rope_scaling)), _set_rope_scaling),
     "window_frac": (lambda a: round(a.window / a.ctx_len, 4) if (a.window and "local" in a.attn_pattern) else None,
                     _set_window_frac),
     "mlp": (lambda a: a.mlp, _set_mlp),
@@ -186,14 +189,27 @@ FEATURES = {
     "query_scale_rule": (lambda a: None if a.query_scale is None else round(a.query_scale ** -2 / (a.d_model / a.n_heads), 4),
                          _set_query_scale_rule),
 }
-OPTIONAL_FEATURES = {"rope_theta", "rope_scaling_kind", "window_frac", "mlp_ratio"}
+def _refuse(a: Arch, v, target: Arch) -> Arch:  # never called: variant_spec refuses these changes first
+    raise AssertionError(a.name)  # pragma: no cover
+# under MLA the KV sharing and head width are the `mla` change's, not changes of their own
+_GQA, _HEAD = FEATURES["kv_ratio"], FEATURES["head_ratio"]
+FEATURES.update({
+    "kv_ratio": (lambda a: None if a.mla else _GQA[0](a), _GQA[1]), "head_ratio": (lambda a: None if a.mla else _HEAD[0](a), _HEAD[1]),
+    "qk_norm_width": (lambda a: a.qk_norm_width if a.qk_norm else None, None),  # the plain field where it applies
+    "moe_layout": (moe_layout, _refuse),
+    "moe_router": (moe_router, _refuse),
+    "mla": (mla_kind, _refuse),
+})
+OPTIONAL_FEATURES = {"rope_theta", "rope_scaling_kind", "window_frac", "mlp_ratio", "qk_norm_width", "moe_router",
+                     "kv_ratio", "head_ratio"}
 # what an optional feature's field holds while it does not apply (a learned-position model's RoPE
 # settings): when that already equals the target's value, there is nothing to change
 RAW = {
     "rope_theta": lambda a: a.rope_theta,
-    "rope_scaling_kind": lambda a: "none" if a.rope_scaling is None else (
-        a.rope_scaling.factor, a.rope_scaling.low_freq_factor, a.rope_scaling.high_freq_factor),
+    "rope_scaling_kind": lambda a: "none" if a.rope_scaling is None else scaling_kind(a.rope_scaling),
+    "qk_norm_width": lambda a: a.qk_norm_width,
 }
+
 
 
 def _norm(v):
@@ -241,7 +257,8 @@ class Change:
     def to_dict(self) -> dict:
         return {"name": self.name, "kind": self.kind, "year": self.year, "introduced_by": self.introduced_by,
                 "description": self.description, "from": {k: _jsonable(v) for k, v in self.before.items()},
-                "to": {k: _jsonable(v) for k, v in self.after.items()}, "requires": list(self.requires)}
+                "to": {k: _jsonable(v) for k, v in self.after.items()}, "requires": list(self.requires),
+                "not_ablatable": ablatable(self.name)}
 
 
 def _fmt(v) -> str:
@@ -302,7 +319,8 @@ def _introduced(d: ChangeDef, want: dict, req_want: dict) -> tuple[int, str]:
 def resolve(name: str) -> Arch:
     """A registry entry or family name -> the spec whose proportions its custom sizes keep
     (registry.template: a family's template, an entry's own shape), so that a ladder of all
-    changes ends exactly at build_spec(target) at any size. Shape known; decoder-only; dense."""
+    changes ends exactly at build_spec(target) at any size. Shape known; decoder-only (a MoE or MLA
+    model's changes are listed; variant_spec refuses those ablatable() marks)."""
     a = registry.get(name).arch and registry.template(name)
     if a is None:
         raise ChangeError(f"{name}: its shape was never published, so it cannot be ablated; "
@@ -310,9 +328,6 @@ def resolve(name: str) -> Arch:
     if a.is_encoder_decoder:
         raise ChangeError(f"{name}: encoder-decoder models are not ablated here (the changes compare "
                           "decoder-only language models); pick a decoder-only model")
-    if a.moe is not None:
-        raise ChangeError(f"{name}: mixture-of-experts models are not ablated yet (expert layout is not one of the "
-                          "named changes); pick a dense model")
     return a
 
 
@@ -432,6 +447,10 @@ def variant_spec(variant: dict, d_model: int, n_layers: int, n_heads: int, vocab
     base, target, names = _variant_parts(variant)
     names = check_names(base, target, names, "variant changes")
     require_closed(base, target, names, "variant changes")
+    refused = {n: ablatable(n) for n in names if ablatable(n)}
+    if refused:
+        raise ChangeError("; ".join(f"{n!r} cannot be ablated: {why}" for n, why in refused.items())
+                          + f". Leave it out of the changes (`llmhist ablate {base} {target} --list` marks each)")
     a = registry.build_spec(base, d_model=d_model, n_layers=n_layers, n_heads=n_heads, vocab_size=vocab_size,
                             ctx_len=ctx_len)
     t = resolve(target)

@@ -1,10 +1,11 @@
 """One model file that builds every architecture in the registry from its choices.
 
-Read top to bottom: norms, positions, attention, MLP / MoE, block, the decoder (and T5's
-encoder-decoder), its initialisation schemes. Each axis of the spec is one small piece; nothing is
-keyed on a model's name. Training concerns stay outside: activation checkpointing wraps the blocks
-from the trainer (llmhist.train.loop, as torchtitan does), and the model only says which
-projections write into the residual stream (`residual_out`).
+Read top to bottom: norms, attention, MLP / MoE, block, the decoder (and T5's encoder-decoder),
+its initialisation schemes; the position encodings (RoPE and its scalings, sinusoids, T5's buckets)
+are positions.py's. Each axis of the spec is one small piece; nothing is keyed on a model's name.
+Training concerns stay outside: activation checkpointing wraps the blocks from the trainer
+(llmhist.train.trainstate, as torchtitan does), and the model only says which projections write
+into the residual stream (`residual_out`).
 Math follows the reference implementations (transformers' models for each family) so logits match
 on the same weights; see hf.py for the weight mapping.
 """
@@ -17,7 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .positions import apply_rope, rope_inv_freq, rope_tables, sinusoid, t5_bucket, yarn_factors
 from .spec import Arch
+
+__all__ = ["Transformer", "build", "t5_bucket", "sinusoid", "apply_rope", "rope_inv_freq"]
 
 # ----------------------------------------------------------------------------------- norms
 
@@ -45,78 +49,6 @@ class Norm(nn.Module):
         return self.weight * h.type_as(x)
 
 
-# ------------------------------------------------------------------------------- positions
-
-
-def rope_inv_freq(a: Arch) -> torch.Tensor:
-    hd = a.rotary_dim or a.d_head  # partial rotary (GPT-J): frequencies over the rotated dims only
-    inv = 1.0 / (a.rope_theta ** (torch.arange(0, hd, 2, dtype=torch.int64).float() / hd))
-    s = a.rope_scaling
-    if s is None:
-        return inv
-    # Llama 3.1: long wavelengths slowed by `factor`, short ones kept, a smooth ramp between.
-    low_wavelen, high_wavelen = s.original_ctx / s.low_freq_factor, s.original_ctx / s.high_freq_factor
-    wavelen = 2 * math.pi / inv
-    scaled = torch.where(wavelen > low_wavelen, inv / s.factor, inv)
-    smooth = (s.original_ctx / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor)
-    smoothed = (1 - smooth) * scaled / s.factor + smooth * scaled
-    medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
-    return torch.where(medium, smoothed, scaled)
-
-
-def rope_tables(inv_freq: torch.Tensor, T: int, interleaved: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and signed sin of position x frequency, (T, rotary_dim), in fp32, laid out so that
-    rotating x is x * cos + swap(x) * sin (see apply_rope): halves [c | c], [-s | s];
-    interleaved (c0 c0 c1 c1 ..), (-s0 s0 -s1 s1 ..)."""
-    ang = torch.arange(T, device=inv_freq.device).float()[:, None] * inv_freq[None]
-    c, s = ang.cos(), ang.sin()
-    if interleaved:
-        return c.repeat_interleave(2, dim=-1), torch.stack((-s, s), dim=-1).flatten(-2)
-    return torch.cat((c, c), dim=-1), torch.cat((-s, s), dim=-1)
-
-
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, interleaved: bool) -> torch.Tensor:
-    """Rotate the first cos.shape[-1] dims of each head; the rest pass through (partial rotary).
-
-    Halves (Llama, GPT-NeoX): pairs (i, i + r/2). Interleaved (GPT-J, PaLM/Mesh): pairs (2i, 2i + 1).
-    Each pair (x1, x2) becomes (x1 cos - x2 sin, x2 cos + x1 sin), the reference's
-    x * cos + rotate(x) * sin written as x * cos + swap(x) * signed sin: three kernels
-    (swap, multiply, fused multiply-add), which is what costs at small widths."""
-    r = cos.shape[-1]
-    xr = x[..., :r] if r < x.shape[-1] else x
-    if interleaved:
-        swapped = xr.unflatten(-1, (r // 2, 2)).flip(-1).flatten(-2)
-    else:
-        swapped = xr.roll(r // 2, dims=-1)
-    out = torch.addcmul(xr * cos, swapped, sin)
-    return torch.cat((out, x[..., r:]), dim=-1) if r < x.shape[-1] else out
-
-
-def sinusoid(positions: torch.Tensor, dim: int) -> torch.Tensor:
-    """Vaswani et al.'s sinusoidal table [sin | cos] for the given positions."""
-    inv = 1.0 / (10000 ** (torch.arange(0, dim, 2, device=positions.device).float() / dim))
-    ang = positions.float()[:, None] * inv[None]
-    return torch.cat([ang.sin(), ang.cos()], dim=-1)
-
-
-def t5_bucket(rel: torch.Tensor, bidirectional: bool, n_buckets: int, max_distance: int) -> torch.Tensor:
-    """T5's log-spaced relative-position buckets (rel = key position - query position)."""
-    out = torch.zeros_like(rel)
-    if bidirectional:
-        n_buckets //= 2
-        out += (rel > 0).long() * n_buckets
-        rel = rel.abs()
-    else:
-        rel = -torch.clamp(rel, max=0)
-    exact = n_buckets // 2
-    is_small = rel < exact
-    large = exact + (
-        torch.log(rel.float() / exact) / math.log(max_distance / exact) * (n_buckets - exact)
-    ).long()
-    large = torch.clamp(large, max=n_buckets - 1)
-    return out + torch.where(is_small, rel, large)
-
-
 # ------------------------------------------------------------------------------- attention
 
 
@@ -132,9 +64,13 @@ class Attention(nn.Module):
         self.k = nn.Linear(d, dkv, bias=qkv_bias)
         self.v = nn.Linear(d, dkv, bias=qkv_bias)
         self.o = nn.Linear(da, d, bias=o_bias)
-        self.scale = a.query_scale if a.query_scale is not None else self.hd**-0.5
-        if a.qk_norm:
-            self.q_norm, self.k_norm = Norm(a, self.hd), Norm(a, self.hd)
+        self.scale = (a.query_scale if a.query_scale is not None else self.hd**-0.5) * yarn_factors(a)[1]
+        if a.qk_norm and a.qk_norm_width != "l2":  # per head, or over the whole projection (OLMo 2)
+            full = a.qk_norm_width == "full"
+            self.q_norm, self.k_norm = Norm(a, da if full else self.hd), Norm(a, dkv if full else self.hd)
+        self.rope = not cross and a.uses_rope(layer)  # False on Llama 4's NoPE layers
+        if a.attn_sinks:  # gpt-oss: one learned logit per head that takes softmax mass and gives no value
+            self.sinks = nn.Parameter(torch.zeros(self.h))
         self.xl = a.positions == "xl_relative" and not cross
         if self.xl:  # Transformer-XL: W_r on sinusoidal relative encodings, global biases u and v
             self.r = nn.Linear(d, da, bias=False)
@@ -147,27 +83,48 @@ class Attention(nn.Module):
         B, T, _ = x.shape
         return x.view(B, T, n, self.hd).transpose(1, 2)
 
+    def _positions(self, q: torch.Tensor, k: torch.Tensor, rope) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rotate (the local pair of a 4-tuple on local layers: Gemma 3); Llama 4: NoPE layers skip it and
+        scale their queries by the temperature rule, RoPE layers L2-normalise after rotating."""
+        a = self.a
+        if rope is not None and self.rope:
+            cos, sin = (rope[2], rope[3]) if self.kind == "local" and len(rope) == 4 else (rope[0], rope[1])
+            q, k = apply_rope(q, cos, sin, a.rope_interleaved), apply_rope(k, cos, sin, a.rope_interleaved)
+            if a.qk_norm and a.qk_norm_width == "l2":  # weightless RMSNorm over each head, in fp32
+                q, k = (F.rms_norm(t.float(), t.shape[-1:], None, a.norm_eps).type_as(t) for t in (q, k))
+        elif rope is not None and a.nope_temp_scale:
+            pos = torch.arange(q.shape[2], device=q.device).float()
+            t = torch.log1p(torch.floor((pos + 1.0) / a.nope_temp_floor)) * a.nope_temp_scale + 1.0
+            q = (q * t.view(1, 1, -1, 1)).to(q.dtype)
+        return q, k
+
     def forward(self, x, rope: tuple[torch.Tensor, torch.Tensor] | None = None, bias=None, causal=True, kv=None):
         """x: (B, T, d). rope: (cos, sin). bias: additive (1|B, H, T, S) scores bias (T5).
         kv: encoder states for cross-attention."""
         B, T, _ = x.shape
         src = x if kv is None else kv
         # separate q, k, v matmuls: one fused matmul over concatenated weights measured no faster on CPU
-        q, k, v = self._heads(self.q(x), self.h), self._heads(self.k(src), self.hkv), self._heads(self.v(src), self.hkv)
-        if self.a.qk_norm:
+        q, k, v = self.q(x), self.k(src), self.v(src)
+        if self.a.qk_norm and self.a.qk_norm_width == "full":
             q, k = self.q_norm(q), self.k_norm(k)
-        if rope is not None:
-            q, k = apply_rope(q, *rope, self.a.rope_interleaved), apply_rope(k, *rope, self.a.rope_interleaved)
+        q, k, v = self._heads(q, self.h), self._heads(k, self.hkv), self._heads(v, self.hkv)
+        if self.a.qk_norm and self.a.qk_norm_width == "head":
+            q, k = self.q_norm(q), self.k_norm(k)
+        q, k = self._positions(q, k, rope)
         if self.hkv != self.h:  # GQA / MQA: each KV head serves h / hkv consecutive query heads
             k = k.repeat_interleave(self.h // self.hkv, dim=1)
             v = v.repeat_interleave(self.h // self.hkv, dim=1)
         S = k.shape[2]
         mask = None
-        if causal and (self.kind == "local" or bias is not None or self.xl or self.a.attn_softcap):
+        chunked = self.rope and self.a.attn_chunk is not None
+        if causal and (self.kind == "local" or bias is not None or self.xl or self.a.attn_softcap or chunked
+                       or self.a.attn_sinks):
             i, j = torch.arange(T, device=x.device)[:, None], torch.arange(S, device=x.device)[None]
             allowed = j <= i
             if self.kind == "local":
                 allowed = allowed & (j > i - self.a.window)
+            if chunked:  # Llama 4: a RoPE layer sees its own chunk only
+                allowed = allowed & (i // self.a.attn_chunk == j // self.a.attn_chunk)
             mask = torch.zeros(T, S, device=x.device, dtype=q.dtype).masked_fill(~allowed, float("-inf"))
         if self.xl:
             # score(i, j) = (q_i + u) . k_j + (q_i + v) . W_r R_{i-j}; gather the distance i - j
@@ -180,17 +137,54 @@ class Attention(nn.Module):
             q = q + self.u[None, :, None]
         if bias is not None:
             mask = bias if mask is None else bias + mask
-        if self.a.attn_softcap:  # Gemma 2: cap * tanh(score / cap) before the mask; no fused kernel
+        if self.a.attn_softcap or self.a.attn_sinks:  # no fused kernel for either
             s = (q @ k.transpose(-1, -2)) * self.scale
-            s = self.a.attn_softcap * torch.tanh(s / self.a.attn_softcap)
+            if self.a.attn_softcap:  # Gemma 2: cap * tanh(score / cap) before the mask
+                s = self.a.attn_softcap * torch.tanh(s / self.a.attn_softcap)
             if mask is not None:
                 s = s + mask
-            y = torch.softmax(s.float(), dim=-1).to(q.dtype) @ v
+            if self.a.attn_sinks:  # the sink's column joins the softmax, then is dropped
+                s = torch.cat((s, self.sinks.view(1, -1, 1, 1).expand(B, -1, T, 1).to(s.dtype)), dim=-1)
+            y = torch.softmax(s.float(), dim=-1)[..., :S].to(q.dtype) @ v
         else:
             y = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=mask, is_causal=causal and mask is None, scale=self.scale
             )
         return self.o(y.transpose(1, 2).reshape(B, T, self.h * self.hd))
+
+
+class LatentAttention(nn.Module):
+    """Multi-head latent attention (DeepSeek-V2 §2.1, V3 §2.1.1; transformers' DeepseekV3Attention):
+    queries from a normed low-rank latent; keys' no-rotation part and values from one normed latent
+    c^KV (what the cache holds) plus one rotary key k^R shared by all heads (cached too). Causal,
+    global layers only (spec.check)."""
+
+    def __init__(self, a: Arch, layer: int):
+        super().__init__()
+        m, d, H = a.latent, a.d_model, a.n_heads
+        self.a, self.m, self.h, self.kind = a, m, H, a.layer_kind(layer)
+        self.q_a, self.q_a_norm = nn.Linear(d, m.q_rank, bias=False), Norm(a, m.q_rank)
+        self.q_b = nn.Linear(m.q_rank, H * (m.d_nope + m.d_rope), bias=False)
+        self.kv_a, self.kv_a_norm = nn.Linear(d, m.kv_rank + m.d_rope, bias=False), Norm(a, m.kv_rank)
+        self.kv_b = nn.Linear(m.kv_rank, H * (m.d_nope + m.d_v), bias=False)
+        self.o = nn.Linear(H * m.d_v, d, bias=False)
+        self.scale = (a.query_scale if a.query_scale is not None else a.head_dim**-0.5) * yarn_factors(a)[1]
+
+    def forward(self, x, rope=None, bias=None, causal=True, kv=None):
+        B, T, _ = x.shape
+        m, H = self.m, self.h
+        q = self.q_b(self.q_a_norm(self.q_a(x))).view(B, T, H, -1).transpose(1, 2)
+        q_pass, q_rot = q.split([m.d_nope, m.d_rope], dim=-1)
+        c, k_rot = self.kv_a(x).split([m.kv_rank, m.d_rope], dim=-1)
+        k_pass, v = self.kv_b(self.kv_a_norm(c)).view(B, T, H, -1).transpose(1, 2).split([m.d_nope, m.d_v], dim=-1)
+        k_rot = k_rot.view(B, 1, T, m.d_rope)
+        if rope is not None:
+            cos, sin, il = rope[0], rope[1], self.a.rope_interleaved
+            q_rot, k_rot = apply_rope(q_rot, cos, sin, il), apply_rope(k_rot, cos, sin, il)
+        q = torch.cat((q_pass, q_rot), dim=-1)
+        k = torch.cat((k_pass, k_rot.expand(B, H, T, m.d_rope)), dim=-1)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=self.scale)
+        return self.o(y.transpose(1, 2).reshape(B, T, H * m.d_v))
 
 
 # ------------------------------------------------------------------------------------ MLPs
@@ -201,21 +195,29 @@ ACT = {
     "relu": F.relu,
     "swiglu": F.silu,  # SwiGLU: down(silu(gate x) * up x)
     "geglu": lambda x: F.gelu(x, approximate="tanh"),  # GeGLU as Gemma and T5 v1.1 compute it
+    "swiglu_clamped": lambda x: x * torch.sigmoid(1.702 * x),  # gpt-oss (swiglu_alpha 1.702), see glu()
 }
+
+
+def glu(a: Arch, g: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """The gated product act(g) * u; gpt-oss clamps both (swiglu_limit 7) and adds 1 to u."""
+    if a.mlp == "swiglu_clamped":
+        return ACT[a.mlp](g.clamp(max=7.0)) * (u.clamp(-7.0, 7.0) + 1)
+    return ACT[a.mlp](g) * u
 
 
 class MLP(nn.Module):
     def __init__(self, a: Arch, d_ff: int, bias: bool | None = None, gated: bool | None = None):
         super().__init__()
         b = a.bias in ("all", "mlp") if bias is None else bias
-        self.act, self.gated = ACT[a.mlp], a.gated if gated is None else gated
+        self.a, self.act, self.gated = a, ACT[a.mlp], a.gated if gated is None else gated
         self.up = nn.Linear(a.d_model, d_ff, bias=b)
         self.gate = nn.Linear(a.d_model, d_ff, bias=b) if self.gated else None
         self.down = nn.Linear(d_ff, a.d_model, bias=b)
 
     def forward(self, x):
         # gate and up stay two matmuls: one over concatenated weights measured slower on CPU
-        h = self.act(self.gate(x)) * self.up(x) if self.gate is not None else self.act(self.up(x))
+        h = glu(self.a, self.gate(x), self.up(x)) if self.gate is not None else self.act(self.up(x))
         return self.down(h)
 
 
@@ -231,30 +233,53 @@ class MoE(nn.Module):
         super().__init__()
         m = self.cfg = a.experts
         d, f = a.d_model, m.d_ff_expert
-        self.act = ACT[a.mlp]
-        self.router = nn.Linear(d, m.n_experts, bias=False)
+        self.a = a
+        self.router = nn.Linear(d, m.n_experts, bias=m.bias)
         self.gate_up = nn.Parameter(torch.empty(m.n_experts, 2 * f, d))
         self.down = nn.Parameter(torch.empty(m.n_experts, d, f))
         for p in (self.gate_up, self.down):
             nn.init.normal_(p, std=0.02)
+        if m.bias:  # gpt-oss: every expert's projections carry biases
+            self.gate_up_bias, self.down_bias = nn.Parameter(torch.zeros(m.n_experts, 2 * f)), \
+                nn.Parameter(torch.zeros(m.n_experts, d))
         self.shared = MLP(a, m.d_ff_shared, bias=False, gated=True) if m.d_ff_shared else None
         self.shared_gate = nn.Linear(d, 1, bias=False) if m.shared_gate else None
         self.route_frac = self.route_prob = torch.zeros(m.n_experts)
+        if m.route_bias:  # adjusted by the balancing rule during training, not by gradients: a buffer
+            self.register_buffer("route_bias", torch.zeros(m.n_experts))
+
+    def route(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(gate weights, expert indices, affinities normalised per token). Softmax (Mixtral) or sigmoid
+        affinities (DeepSeek-V3 eq. 15), the balancing bias in the choice only, group-limited choice
+        (the groups with the best two-expert sums), optional renormalisation, then the routed scale."""
+        m = self.cfg
+        logits = self.router(x).float()
+        s = torch.sigmoid(logits) if m.router == "sigmoid" else torch.softmax(logits, dim=-1)
+        choice = s + self.route_bias if m.route_bias else s
+        if m.n_groups > 1:
+            g = choice.view(-1, m.n_groups, m.n_experts // m.n_groups)
+            best = g.topk(2, dim=-1).values.sum(-1).topk(m.topk_groups, dim=-1).indices
+            keep = torch.zeros_like(g[..., 0]).scatter_(1, best, 1.0).bool()
+            choice = choice.masked_fill(~keep.repeat_interleave(m.n_experts // m.n_groups, dim=-1), float("-inf"))
+        idx = choice.topk(m.top_k, dim=-1).indices
+        w = s.gather(-1, idx)
+        if m.renormalize:
+            w = w / w.sum(-1, keepdim=True)
+        return w * m.routed_scale, idx, s / s.sum(-1, keepdim=True)
 
     def forward(self, x):
         shape = x.shape
         x = x.reshape(-1, shape[-1])
-        probs = torch.softmax(self.router(x).float(), dim=-1)
-        w, idx = probs.topk(self.cfg.top_k, dim=-1)
-        if self.cfg.renormalize:
-            w = w / w.sum(-1, keepdim=True)
+        w, idx, probs = self.route(x)
         w = w.to(x.dtype)
         out = torch.zeros_like(x)
         for e in idx.unique().tolist():
             tok, slot = (idx == e).nonzero(as_tuple=True)
-            g, u = F.linear(x[tok], self.gate_up[e]).chunk(2, dim=-1)
-            y = F.linear(self.act(g) * u, self.down[e])
-            out.index_add_(0, tok, y * w[tok, slot, None])
+            xe = x[tok] * w[tok, slot, None] if self.cfg.scale_input else x[tok]  # Llama 4 scales the input
+            b = self.cfg.bias
+            g, u = F.linear(xe, self.gate_up[e], self.gate_up_bias[e] if b else None).chunk(2, dim=-1)
+            y = F.linear(glu(self.a, g, u), self.down[e], self.down_bias[e] if b else None)
+            out.index_add_(0, tok, y if self.cfg.scale_input else y * w[tok, slot, None])
         # for the load-balancing loss: top-k routings to each expert per token (sums to top_k, as in
         # transformers' load_balancing_loss_func) and each expert's mean router probability
         self.route_frac = torch.zeros(self.cfg.n_experts, device=x.device).scatter_add_(
@@ -273,10 +298,12 @@ class Block(nn.Module):
     def __init__(self, a: Arch, layer: int, cross: bool = False, rel_bias_table: bool = False):
         super().__init__()
         self.a = a
-        self.attn_norm, self.attn = Norm(a), Attention(a, layer, rel_bias_table=rel_bias_table)
+        self.attn_norm = Norm(a)
+        self.attn = LatentAttention(a, layer) if a.mla is not None else \
+            Attention(a, layer, rel_bias_table=rel_bias_table)
         if cross:
             self.cross_norm, self.cross_attn = Norm(a), Attention(a, layer, cross=True)
-        self.mlp = MoE(a) if a.moe is not None else MLP(a, a.d_ff)
+        self.mlp = MoE(a) if a.moe is not None and layer >= a.moe.first_dense else MLP(a, a.d_ff)
         # the projections that write into the residual stream (GPT-2 scales their init by 1/sqrt(2L))
         self.attn.o.residual_out = True
         if isinstance(self.mlp, MLP):
@@ -294,6 +321,9 @@ class Block(nn.Module):
         if a.norm_placement == "post":  # GPT-1: LN(x + f(x))
             x = self.attn_norm(x + self.attn(x, rope, bias, causal))
             return self.mlp_norm(x + self.mlp(x))
+        if a.norm_placement == "output":  # OLMo 2: x + LN(f(x))
+            x = x + self.attn_norm(self.attn(x, rope, bias, causal))
+            return x + self.mlp_norm(self.mlp(x))
         y = self.attn(self.attn_norm(x), rope, bias, causal)
         x = x + (self.post_attn_norm(y) if a.norm_placement == "sandwich" else y)
         if enc is not None:
@@ -320,9 +350,16 @@ class Stack(nn.Module):
         if a.positions == "rope":
             self.register_buffer("inv_freq", rope_inv_freq(a), persistent=False)
             # cos/sin computed once for the model's context (capped), sliced per forward
-            cos, sin = rope_tables(self.inv_freq, min(a.ctx_len, ROPE_CACHE_MAX), a.rope_interleaved)
+            cos, sin = self._tables(self.inv_freq, min(a.ctx_len, ROPE_CACHE_MAX))
             self.register_buffer("rope_cos", cos, persistent=False)
             self.register_buffer("rope_sin", sin, persistent=False)
+        if a.positions == "rope" and a.rope_theta_local is not None:  # Gemma 3: local layers' own base
+            self.register_buffer("inv_freq_local", rope_inv_freq(a, a.rope_theta_local), persistent=False)
+
+    def _tables(self, inv_freq: torch.Tensor, T: int) -> tuple[torch.Tensor, torch.Tensor]:
+        cos, sin = rope_tables(inv_freq.float(), T, self.a.rope_interleaved)
+        f = yarn_factors(self.a)[0]  # YaRN's temperature on cos/sin (1 otherwise)
+        return (cos * f, sin * f) if f != 1.0 else (cos, sin)
 
     def forward(self, x, causal=True, enc=None):
         a, T = self.a, x.shape[1]
@@ -331,8 +368,10 @@ class Stack(nn.Module):
             if T <= self.rope_cos.shape[0]:
                 cos, sin = self.rope_cos[:T], self.rope_sin[:T]
             else:
-                cos, sin = rope_tables(self.inv_freq.float(), T, a.rope_interleaved)
+                cos, sin = self._tables(self.inv_freq, T)
             rope = (cos.to(x.dtype), sin.to(x.dtype))
+            if a.rope_theta_local is not None:  # (cos, sin, local cos, local sin): Attention picks its pair
+                rope = rope + tuple(t.to(x.dtype) for t in rope_tables(self.inv_freq_local, T, a.rope_interleaved))
         if a.positions == "t5_bias":
             pos = torch.arange(T, device=x.device)
             buckets = t5_bucket(pos[None] - pos[:, None], not causal, a.rel_buckets, a.rel_max_distance)

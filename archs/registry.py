@@ -19,7 +19,8 @@ from dataclasses import dataclass, field, fields, replace
 from llmhist.errors import UserError
 
 from .catalogue import ASSUMED, Entry, Recipe, objective_for
-from .spec import Arch, MoE, RopeScaling, SpecError, resize, small
+from .recipes import SWITCH_AUX
+from .spec import MLA, Arch, MoE, RopeScaling, SpecError, resize, small
 
 ARCH_FIELDS = frozenset(f.name for f in fields(Arch))
 ENTRY_FIELDS = frozenset(f.name for f in fields(Entry))
@@ -784,6 +785,257 @@ _gptj = Family(
 )
 add(_gptj, "gptj-6b", d_model=4096, n_layers=28, n_heads=16, d_ff=16384, published_params=6_053_381_344,
     aliases=("gptj", "gpt-j", "gpt-j-6b"), flagship=True)
+
+# ============================================================================== DeepSeek-V3
+_DSV3_CFG = "HF deepseek-ai/DeepSeek-V3 config.json"
+_DSV3_HP = "DeepSeek-V3 §4.2 (model hyper-parameters)"
+_dsv3 = Family(
+    "deepseek-v3", 2024, "DeepSeek-AI 2024, DeepSeek-V3 Technical Report (arXiv 2412.19437)",
+    arch={"vocab_size": 129280, "ctx_len": 163840, "norm": "rmsnorm", "norm_bias": False, "norm_eps": 1e-6,
+          "norm_placement": "pre", "final_norm": True, "positions": "rope", "rope_theta": 10000.0,
+          "rope_interleaved": True, "mlp": "swiglu", "bias": "none", "tied_embeddings": False,
+          # YaRN: factor 40 over the 4K pre-training context, beta_slow 1 / beta_fast 32, mscale 1 / 1
+          "rope_scaling": RopeScaling(40.0, 1.0, 32.0, 4096, kind="yarn", mscale=1.0, mscale_all_dim=1.0),
+          "mla": MLA(q_rank=1536, kv_rank=512, d_nope=128, d_rope=64, d_v=128), "mtp_depth": 1},
+    cat={"train_ctx_len": 4096, "train_tokens": 14.8e12, "optimizer": "AdamW (0.9, 0.95, wd 0.1)",
+         "tokenizer": "byte-level BPE (128K)",
+         "notes": "671B total, 37B activated per token. The MTP module (depth 1, ~11.7B parameters of its own) "
+                  "is trained but not part of inference: counted apart (params.mtp), and in training FLOPs."},
+    src=S({"d_model n_layers n_heads": f"{_DSV3_HP}: 61 layers, hidden 7168, 128 attention heads",
+           "n_kv_heads": f"{_DSV3_CFG} num_key_value_heads 128 (MLA: every head its own key and value)",
+           "head_dim": f"{_DSV3_HP}: per-head 128 + decoupled 64 for queries and keys (qk_nope + qk_rope)",
+           "mla": f"{_DSV3_HP}: KV compression d_c 512, query compression d_c' 1536, per-head 128, decoupled "
+                  f"rotary 64; {_DSV3_CFG} (q_lora_rank 1536, kv_lora_rank 512, v_head_dim 128)",
+           "d_ff": f"{_DSV3_CFG} intermediate_size 18432 (the dense first layers)",
+           "moe": f"{_DSV3_HP}: all FFNs but the first three are MoE, 1 shared + 256 routed experts of width 2048, "
+                  "8 activated, at most 4 nodes; §2.1.2: sigmoid affinities, normalised among the selected, "
+                  f"bias for the choice only; {_DSV3_CFG} (n_group 8, topk_group 4, routed_scaling_factor 2.5, "
+                  "first_k_dense_replace 3, norm_topk_prob true)",
+           "mtp_depth": "DeepSeek-V3 §2.2 / §4.2: multi-token prediction depth D = 1",
+           "vocab_size": f"{_DSV3_CFG} vocab_size 129280 (the tokenizer's 128K plus padding)",
+           "ctx_len": f"{_DSV3_CFG} max_position_embeddings 163840 (§4.3 extends to 128K with YaRN)",
+           "rope_scaling": f"DeepSeek-V3 §4.3: YaRN for context extension; {_DSV3_CFG} rope_scaling (yarn, "
+                           "factor 40, original 4096, beta_fast 32, beta_slow 1, mscale 1, mscale_all_dim 1)",
+           "norm norm_bias norm_placement final_norm": "DeepSeek-V3 §2.1 / Fig. 2: RMSNorm before attention and "
+                                                       "the FFN (DeepSeek-V2's Transformer block)",
+           "norm_eps rope_theta rope_interleaved bias tied_embeddings": f"{_DSV3_CFG} (rms_norm_eps 1e-6, "
+               "rope_theta 10000, interleaved rotary weights, no attention bias, tie_word_embeddings false)",
+           "positions": "DeepSeek-V3 §2.1.1: decoupled RoPE on a separate query/key part",
+           "mlp": "DeepSeek-V3 §2.1.2: DeepSeekMoE's SwiGLU experts (hidden_act silu)",
+           "train_ctx_len": "DeepSeek-V3 §4.2: maximum sequence length 4K during pre-training",
+           "train_tokens": "DeepSeek-V3 §4.1: 14.8T tokens", "tokenizer": "DeepSeek-V3 §4.1: byte-level BPE, 128K",
+           "optimizer": "DeepSeek-V3 §4.2: AdamW (beta1 0.9, beta2 0.95, weight_decay 0.1)",
+           "published_params": "DeepSeek-V3 §1 (abstract and Table 1): 671B total parameters, 37B activated"}),
+    recipe=Recipe(
+        optimizer="adamw", betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1, grad_clip=1.0, min_lr_ratio=0.1,
+        init="normal02", schedule="cosine", aux_loss=0.0001,
+        sources={**SMALL_RUN, **S({
+            "optimizer betas weight_decay": "DeepSeek-V3 §4.2: AdamW, beta1 0.9, beta2 0.95, weight_decay 0.1",
+            "eps": A("1e-8 (PyTorch's default); DeepSeek-V3 gives none"),
+            "grad_clip": "DeepSeek-V3 §4.2: gradient clipping norm 1.0",
+            "schedule min_lr_ratio": "DeepSeek-V3 §4.2: warmup, constant 2.2e-4 to 10T tokens, cosine to 2.2e-5 "
+                                     "(10%); the constant stage is not modelled here",
+            "init": A("N(0, 0.02); DeepSeek-V3 §4.2's std 0.006 is for the 671B model"),
+            "z_loss": "DeepSeek-V3 §4.2: no z-loss (cross-entropy, MTP and balance losses only)",
+            "aux_loss": "DeepSeek-V3 §4.2: sequence-wise balance loss alpha = 0.0001; here it multiplies "
+                        "transformers' batch-wise form, top_k x eq. 17's; balancing is mainly the bias rule"})}),
+    template="deepseek-v3-671b",
+)
+add(_dsv3, "deepseek-v3-671b", d_model=7168, n_layers=61, n_heads=128, n_kv_heads=128, head_dim=192, d_ff=18432,
+    moe=MoE(n_experts=256, top_k=8, d_ff_expert=2048, renormalize=True, d_ff_shared=2048, router="sigmoid",
+            route_bias=True, n_groups=8, topk_groups=4, routed_scale=2.5, first_dense=3),
+    published_params=671e9, aliases=("deepseek-v3", "deepseek"), flagship=True)
+
+# ==================================================================================== Qwen 3
+_QWEN3_CFG = "HF Qwen/Qwen3-{8B,30B-A3B} config.json"
+_qwen3 = Family(
+    "qwen3", 2025, "Yang et al. 2025, Qwen3 Technical Report (arXiv 2505.09388)",
+    arch={"vocab_size": 151936, "ctx_len": 40960, "norm": "rmsnorm", "norm_bias": False, "norm_eps": 1e-6,
+          "norm_placement": "pre", "final_norm": True, "positions": "rope", "rope_theta": 1e6, "mlp": "swiglu",
+          "bias": "none", "tied_embeddings": False, "qk_norm": True, "qk_norm_width": "head"},
+    cat={"train_ctx_len": 4096, "train_tokens": 36e12, "optimizer": "not published",
+         "tokenizer": "byte-level BPE (151,669)"},
+    src=S({"d_model head_dim d_ff": f"{_QWEN3_CFG} (hidden_size, head_dim 128, intermediate_size)",
+           "n_layers n_heads n_kv_heads tied_embeddings": "Qwen3 Table 1 / Table 2 (layers, Q / KV heads, tie "
+                                                          "embedding: no for 8B and 30B-A3B)",
+           "vocab_size ctx_len norm_eps rope_theta": f"{_QWEN3_CFG} (vocab_size 151936, max_position_embeddings "
+                                                     "40960, rms_norm_eps 1e-6, rope_theta 1e6)",
+           "norm norm_bias norm_placement final_norm positions mlp": "Qwen3 §2: GQA, SwiGLU, RoPE, RMSNorm with "
+                                                                    "pre-normalization (as Qwen2.5)",
+           "bias qk_norm qk_norm_width": "Qwen3 §2: 'remove QKV-bias used in Qwen2 and introduce QK-Norm' (per "
+                                         "head: q_norm over head_dim in the released weights)",
+           "train_ctx_len": "Qwen3 §3.1: stages 1-2 at sequence length 4,096 (stage 3: 32,768)",
+           "train_tokens": "Qwen3 §3: 36 trillion tokens", "tokenizer": "Qwen3 §2: Qwen's BBPE, 151,669 tokens",
+           "optimizer": "Qwen3 report: not published",
+           "published_params": "HF Qwen/Qwen3-8B model card: 8.2B parameters"}),
+    recipe=_inherit(LLAMA_RECIPE, "the Qwen3 report publishes no optimizer settings; Llama's AdamW"),
+    template="qwen3-8b",
+)
+add(_qwen3, "qwen3-8b", d_model=4096, n_layers=36, n_heads=32, n_kv_heads=8, head_dim=128, d_ff=12288,
+    published_params=8.2e9, aliases=("qwen3",), flagship=True)
+add(_qwen3, "qwen3-30b-a3b", d_model=2048, n_layers=48, n_heads=32, n_kv_heads=4, head_dim=128, d_ff=6144,
+    # 128 routed experts of width 768, top-8 of a softmax renormalised, no shared expert
+    moe=MoE(n_experts=128, top_k=8, d_ff_expert=768, renormalize=True), published_params=30.5e9,
+    aliases=("qwen3-moe",),
+    src={"moe": f"Qwen3 §2 / Table 2: 128 experts, 8 activated, no shared experts; {_QWEN3_CFG} "
+                "(moe_intermediate_size 768, norm_topk_prob true, decoder_sparse_step 1)",
+         "published_params": "HF Qwen/Qwen3-30B-A3B model card: 30.5B total, 3.3B activated"},
+    recipe=_inherit(LLAMA_RECIPE, "the Qwen3 report publishes no optimizer settings; Llama's AdamW", aux_loss=0.001,
+                    sources={"aux_loss": f"HF Qwen/Qwen3-30B-A3B config.json router_aux_loss_coef 0.001 "
+                                         f"({_MOE_LOSS}; Qwen3 §2: global-batch balancing)"}))
+
+# ==================================================================================== OLMo 2
+_OLMO2_CFG = "HF allenai/OLMo-2-1124-7B config.json"
+_olmo2 = Family(
+    "olmo2", 2024, "OLMo et al. 2024, 2 OLMo 2 Furious (arXiv 2501.00656)",
+    arch={"vocab_size": 100352, "ctx_len": 4096, "norm": "rmsnorm", "norm_bias": False, "norm_eps": 1e-6,
+          "norm_placement": "output", "final_norm": True, "positions": "rope", "rope_theta": 500000.0,
+          "mlp": "swiglu", "bias": "none", "tied_embeddings": False, "qk_norm": True, "qk_norm_width": "full"},
+    cat={"train_ctx_len": 4096, "train_tokens": 4.05e12, "optimizer": "AdamW (0.9, 0.95, eps 1e-8)",
+         "tokenizer": "cl100k-based BPE (100,278; 100,352 rows)"},
+    src=S({"d_model n_layers n_heads n_kv_heads head_dim d_ff vocab_size ctx_len norm_eps tied_embeddings bias":
+           f"{_OLMO2_CFG} (hidden 4096, 32 layers, 32 heads, 32 KV heads, intermediate 11008, vocab 100352, "
+           "max_position_embeddings 4096, rms_norm_eps 1e-6, untied, no attention bias)",
+           "norm norm_bias norm_placement final_norm": "OLMo 2 §3.2 (Table 4): RMSNorm on the outputs of attention "
+                                                       "and MLP inside the residual ('reordered norm'), no input norm",
+           "qk_norm qk_norm_width": "OLMo 2 §3.2: QK-norm, RMSNorm on queries and keys before RoPE (over the whole "
+                                    "projection: q_norm of width 4096 in the released weights)",
+           "positions rope_theta": "OLMo 2 §3.2: RoPE with theta raised from 10,000 to 500,000",
+           "mlp": "OLMo 2 §2 (OLMo's architecture): SwiGLU",
+           "train_ctx_len": "OLMo 2 §2: pre-training sequence length 4096",
+           "train_tokens": "OLMo 2 Table 1 / §4: 7B trained on 4T tokens (stage 1) + 50B (stage 2)",
+           "tokenizer": "OLMo 2 §3.3: the cl100k pre-tokenizer and vocabulary (100,278 tokens)",
+           "optimizer": "OLMo 2 §3.3: AdamW, epsilon lowered to 1e-8",
+           "published_params": "OLMo 2 Table 1 (7B)"}),
+    recipe=Recipe(
+        optimizer="adamw", betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1, grad_clip=1.0, min_lr_ratio=0.1,
+        init="normal02", schedule="cosine", z_loss=1e-5,
+        sources={**SMALL_RUN, **S({
+            "optimizer eps": "OLMo 2 §3.3: AdamW with epsilon 1e-8 (was 1e-5)",
+            "betas": A("(0.9, 0.95) as OLMo 1; the OLMo 2 report's table is not restated here"),
+            "weight_decay": "OLMo 2 §3.3: weight decay 0.1, none on embeddings (all weights decayed here)",
+            "grad_clip": "OLMo 2 §3: gradient clipping at 1.0",
+            "schedule min_lr_ratio": "OLMo 2 §4: cosine decay to 10% of the peak (7B, truncated at 4T)",
+            "init": "OLMo 2 §3.1: every parameter from N(0, 0.02)",
+            "z_loss": "OLMo 2 §3.3: z-loss regularisation (coefficient 1e-5 as OLMo-core's default, assumed)",
+            "aux_loss": "OLMo 2: dense model, no balancing loss"})}),
+    template="olmo2-7b",
+)
+add(_olmo2, "olmo2-7b", d_model=4096, n_layers=32, n_heads=32, d_ff=11008, published_params=7e9,
+    aliases=("olmo2", "olmo-2"), flagship=True)
+
+# =================================================================================== Gemma 3
+_GEMMA3_CFG = "HF google/gemma-3-1b-pt config.json"
+_gemma3 = Family(
+    "gemma3", 2025, "Gemma Team 2025, Gemma 3 Technical Report (arXiv 2503.19786)",
+    arch={"vocab_size": 262144, "ctx_len": 32768, "norm": "rmsnorm_1p", "norm_bias": False, "norm_eps": 1e-6,
+          "norm_placement": "sandwich", "final_norm": True, "positions": "rope", "rope_theta": 1e6,
+          "rope_theta_local": 10000.0, "attn_pattern": ("local",) * 5 + ("global",), "window": 512,
+          "mlp": "geglu", "bias": "none", "tied_embeddings": True, "embed_scale": True, "qk_norm": True,
+          "qk_norm_width": "head"},
+    cat={"train_ctx_len": 32768, "train_tokens": 2e12, "tokenizer": "SentencePiece (262k)",
+         "optimizer": "not published"},
+    src=S({"d_model n_layers n_heads n_kv_heads head_dim d_ff vocab_size ctx_len norm_eps": f"{_GEMMA3_CFG} "
+           "(hidden 1152, 26 layers, 4 heads, 1 KV head, head_dim 256, intermediate 6912, vocab 262144, "
+           "max_position_embeddings 32768, rms_norm_eps 1e-6)",
+           "norm norm_bias norm_placement final_norm embed_scale": "Gemma 3 §2: Gemma 2's post-norm and pre-norm "
+               "with RMSNorm (x (1 + w)); embeddings x sqrt(d_model) as Gemma",
+           "qk_norm qk_norm_width": "Gemma 3 §2: 'we replace the soft-capping of Gemma 2 with QK-norm' (per head)",
+           "attn_pattern": "Gemma 3 §2: 5 local layers for every global layer, starting with a local one",
+           "window": "Gemma 3 §2: local layers span 1024 tokens; the released 1B config.json sliding_window 512",
+           "positions rope_theta rope_theta_local": "Gemma 3 §2: RoPE base 1M on global layers, 10k on local ones",
+           "mlp": "Gemma 3 §2: Gemma 2's GeGLU", "bias": f"{_GEMMA3_CFG} attention_bias false",
+           "tied_embeddings": f"{_GEMMA3_CFG} (the head is the embedding)",
+           "train_ctx_len": "Gemma 3 §2: pre-trained on 32K sequences (the 1B is not extended to 128K)",
+           "train_tokens": "Gemma 3 §2.2: 2T tokens for the 1B", "tokenizer": "Gemma 3 §2.2: SentencePiece, 262k",
+           "optimizer": "Gemma 3: not published",
+           "published_params": "Gemma 3 Table 1: 1B (302M embedding + 698M non-embedding)"}),
+    recipe=_inherit(LLAMA_RECIPE, "Gemma 3 publishes no recipe; Llama's AdamW",
+                    sources={"init": f"{_GEMMA3_CFG} initializer_range 0.02"}),
+    template="gemma3-1b",
+)
+add(_gemma3, "gemma3-1b", d_model=1152, n_layers=26, n_heads=4, n_kv_heads=1, head_dim=256, d_ff=6912,
+    published_params=1.0e9, aliases=("gemma3", "gemma-3"), flagship=True)
+
+# =================================================================================== Llama 4
+_L4_CFG = "HF meta-llama/Llama-4-Scout-17B-16E config.json (text_config)"
+_llama4 = Family(
+    "llama4", 2025, "Meta 2025, The Llama 4 herd (blog post and Llama 4 model card)",
+    arch={"vocab_size": 202048, "ctx_len": 10485760, "norm": "rmsnorm", "norm_bias": False, "norm_eps": 1e-5,
+          "norm_placement": "pre", "final_norm": True, "positions": "rope", "rope_theta": 500000.0,
+          "rope_interleaved": True, "rope_scaling": RopeScaling(16.0, 1.0, 1.0, 8192), "mlp": "swiglu",
+          "bias": "none", "tied_embeddings": False, "qk_norm": True, "qk_norm_width": "l2", "nope_every": 4,
+          "attn_chunk": 8192, "nope_temp_floor": 8192, "nope_temp_scale": 0.1},
+    cat={"train_ctx_len": 8192, "train_tokens": 40e12, "optimizer": "not published",
+         "tokenizer": "BPE (202k rows)"},
+    src=S({"d_model n_layers n_heads n_kv_heads head_dim d_ff vocab_size ctx_len norm_eps rope_theta bias "
+           "tied_embeddings": f"{_L4_CFG} (hidden 5120, 48 layers, 40 / 8 heads of 128, intermediate_size_mlp "
+           "16384 (no dense layer in Scout), vocab 202048, max_position_embeddings 10485760, rms_norm_eps 1e-5, "
+           "rope_theta 500000, untied)",
+           "moe": f"Llama 4 announcement (blog): 16 experts, one routed plus a shared expert per token; {_L4_CFG} "
+                  "(intermediate_size 8192, num_experts_per_tok 1, interleave_moe_layer_step 1; transformers: "
+                  "sigmoid of the top-1 logit scales the expert's input)",
+           "norm norm_bias norm_placement final_norm mlp": f"{_L4_CFG}: Llama's pre-RMSNorm blocks with SwiGLU",
+           "positions rope_interleaved": "Llama 4 announcement (blog): RoPE in most layers (Meta's code rotates complex pairs: "
+                                         "interleaved)",
+           "nope_every": "Llama 4 announcement (blog): 'interleaved attention layers without positional embeddings' (iRoPE); "
+                         f"{_L4_CFG} no_rope_layers: every 4th layer",
+           "attn_chunk": f"{_L4_CFG} attention_chunk_size 8192 (RoPE layers)",
+           "nope_temp_floor nope_temp_scale": "Llama 4 announcement (blog): inference-time temperature scaling of attention; "
+                                              f"{_L4_CFG} floor_scale 8192, attn_scale 0.1",
+           "qk_norm qk_norm_width": f"{_L4_CFG} use_qk_norm true (a weightless L2 norm after RoPE, RoPE layers)",
+           "rope_scaling": f"{_L4_CFG} rope_scaling (llama3, factor 16, low 1, high 1, original 8192)",
+           "train_ctx_len": A("8192 (original_max_position_embeddings of the rope scaling); not published"),
+           "train_tokens": "Llama 4 model card: ~40T tokens for Scout",
+           "tokenizer": f"{_L4_CFG} vocab_size 202048", "optimizer": "Llama 4: not published",
+           "published_params": "Llama 4 model card: Scout 17B activated, 109B total (with the vision encoder)"}),
+    recipe=_inherit(LLAMA_RECIPE, "Llama 4 publishes no recipe (MetaP tunes per-layer rates); Llama's AdamW",
+                    aux_loss=SWITCH_AUX, sources={"aux_loss": A("Switch Transformer's 0.01; Llama 4 gives none")}),
+    template="llama4-scout",
+)
+add(_llama4, "llama4-scout", d_model=5120, n_layers=48, n_heads=40, n_kv_heads=8, head_dim=128, d_ff=16384,
+    moe=MoE(n_experts=16, top_k=1, d_ff_expert=8192, renormalize=False, d_ff_shared=8192, router="sigmoid",
+            scale_input=True), published_params=109e9, aliases=("llama4", "llama-4", "llama4-scout-17b-16e"),
+    flagship=True, notes="The published 109B includes the vision encoder; this entry is the text model.")
+
+# =================================================================================== gpt-oss
+_OSS_CFG = "HF openai/gpt-oss-20b config.json"
+_gptoss = Family(
+    "gpt-oss", 2025, "OpenAI 2025, gpt-oss-120b & gpt-oss-20b Model Card (arXiv 2508.10925)",
+    arch={"vocab_size": 201088, "ctx_len": 131072, "norm": "rmsnorm", "norm_bias": False, "norm_eps": 1e-5,
+          "norm_placement": "pre", "final_norm": True, "positions": "rope", "rope_theta": 150000.0,
+          "rope_scaling": RopeScaling(32.0, 1.0, 32.0, 4096, kind="yarn", truncate=False),
+          "attn_pattern": ("local", "global"), "window": 128, "attn_sinks": True, "mlp": "swiglu_clamped",
+          "bias": "all", "tied_embeddings": False},
+    cat={"train_ctx_len": 4096, "optimizer": "not published", "tokenizer": "o200k_harmony BPE (201,088 rows)",
+         "notes": "Training tokens not published ('trillions of tokens')."},
+    src=S({"d_model n_layers n_heads n_kv_heads head_dim d_ff vocab_size ctx_len norm_eps": f"{_OSS_CFG} (hidden "
+           "2880, 24 layers, 64 query / 8 KV heads of 64, intermediate 2880, vocab 201088, max_position_embeddings "
+           "131072, rms_norm_eps 1e-5)",
+           "moe": "gpt-oss model card §2.1: 32 experts, top-4, softmax over the selected; "
+                  f"{_OSS_CFG} (num_local_experts 32, experts_per_token 4; router and expert biases)",
+           "norm norm_bias norm_placement final_norm": "gpt-oss model card §2.1: pre-norm RMSNorm (as GPT-2 / GPT-3 "
+                                                       "with RMSNorm)",
+           "attn_pattern window": "gpt-oss model card §2.1: alternating banded (128-token window) and dense layers",
+           "attn_sinks": "gpt-oss model card §2.1: a learned bias in each head's softmax denominator (sink)",
+           "mlp": f"gpt-oss model card §2.1: SwiGLU with clamping and a residual connection; {_OSS_CFG} "
+                  "swiglu_limit 7.0 (alpha 1.702)",
+           "bias": f"{_OSS_CFG} attention_bias true", "tied_embeddings": f"{_OSS_CFG} tie_word_embeddings false",
+           "positions rope_theta": f"gpt-oss model card §2.1: RoPE; {_OSS_CFG} rope_theta 150000",
+           "rope_scaling": f"gpt-oss model card §2.1: YaRN to 131,072 tokens; {_OSS_CFG} rope_scaling (yarn, factor "
+                           "32, original 4096, beta_fast 32, beta_slow 1, truncate false)",
+           "train_ctx_len": A("4096 (original_max_position_embeddings of the YaRN scaling); not published"),
+           "tokenizer": "gpt-oss model card §2.3: o200k_harmony tokenizer",
+           "optimizer": "gpt-oss model card: not published",
+           "published_params": "gpt-oss model card Table 1: gpt-oss-20b 20.91B total, 3.61B active"}),
+    recipe=_inherit(LLAMA_RECIPE, "the gpt-oss model card publishes no recipe; Llama's AdamW", aux_loss=SWITCH_AUX,
+                    sources={"aux_loss": A("Switch Transformer's 0.01; the gpt-oss model card gives no "
+                                           "balancing coefficient")}),
+    template="gpt-oss-20b",
+)
+add(_gptoss, "gpt-oss-20b", d_model=2880, n_layers=24, n_heads=64, n_kv_heads=8, head_dim=64, d_ff=2880,
+    moe=MoE(n_experts=32, top_k=4, d_ff_expert=2880, renormalize=True, bias=True), published_params=20.91e9,
+    aliases=("gpt-oss", "gptoss"), flagship=True)
 
 
 # =================================================================================== lookup

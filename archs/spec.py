@@ -14,12 +14,20 @@ from typing import Literal
 from llmhist.errors import UserError
 
 Norm = Literal["layernorm", "rmsnorm", "rmsnorm_1p"]  # rmsnorm_1p: Gemma's x * (1 + w)
-NormPlacement = Literal["post", "pre", "sandwich"]  # post: LN(x + f(x)); sandwich: pre + post norm
+# post: LN(x + f(x)); sandwich: pre + post norm; output: x + LN(f(x)), a norm on each sublayer's output
+# only (OLMo 2's "reordered norm")
+NormPlacement = Literal["post", "pre", "sandwich", "output"]
 Positions = Literal["learned", "sinusoidal", "rope", "xl_relative", "t5_bias", "none"]
-Mlp = Literal["gelu", "gelu_tanh", "relu", "swiglu", "geglu"]
+# swiglu_clamped: gpt-oss's experts, gate clamped at 7 and up at +-7, gate sigmoid(1.702 gate) (up + 1)
+Mlp = Literal["gelu", "gelu_tanh", "relu", "swiglu", "geglu", "swiglu_clamped"]
 Bias = Literal["none", "all", "qkv", "mlp"]  # which linears carry a bias (mlp: MLP linears only, GPT-J)
 AttnWidth = Literal["heads", "d_model"]
 AttnLayer = Literal["global", "local"]  # local: causal band of `window` keys (sliding window / banded)
+# qk-norm over each head (Qwen 3, Gemma 3), over the whole projection (OLMo 2), or a weightless RMSNorm
+# ("L2 norm") over each head after RoPE, on RoPE layers only (Llama 4)
+QKNormWidth = Literal["head", "full", "l2"]
+Router = Literal["softmax", "sigmoid"]  # expert affinities: softmax over experts (Mixtral) or sigmoid (DeepSeek-V3)
+RopeKind = Literal["llama3", "yarn"]
 
 
 class SpecError(UserError, ValueError):
@@ -34,16 +42,48 @@ class MoE:
     renormalize: bool  # renormalise the top-k softmax weights to sum to 1 (Mixtral) or not (Qwen2-MoE)
     d_ff_shared: int = 0  # hidden width of an always-on shared expert; 0 = none
     shared_gate: bool = False  # shared expert output scaled by sigmoid(x W_g) (Qwen2-MoE)
+    router: Router = "softmax"
+    # DeepSeek-V3's auxiliary-loss-free balancing: a per-expert bias added to the affinities for the
+    # top-k choice only (the gate weights stay the unbiased affinities)
+    route_bias: bool = False
+    n_groups: int = 1  # experts split into groups; top-k chosen within the best topk_groups (node-limited)
+    topk_groups: int = 1  # groups ranked by the sum of their two best affinities (DeepSeek-V3)
+    routed_scale: float = 1.0  # routed experts' output scaled by this (DeepSeek-V3's 2.5)
+    first_dense: int = 0  # the first layers keep a dense MLP of width d_ff (DeepSeek-V3's first 3)
+    scale_input: bool = False  # the gate scales the routed expert's input, not its output (Llama 4)
+    bias: bool = False  # biases on the router and on every expert's projections (gpt-oss)
+
+
+@dataclass(frozen=True)
+class MLA:
+    """Multi-head latent attention (DeepSeek-V2 §2.1, V3 §2.1.1): queries through a low-rank latent
+    (d -> q_rank -> n_heads x (d_nope + d_rope)); keys and values through one cached latent (d ->
+    kv_rank -> n_heads x (d_nope + d_v)) plus one rotary key of width d_rope shared by all heads."""
+
+    q_rank: int  # d_c' (q_lora_rank)
+    kv_rank: int  # d_c (kv_lora_rank): the cached latent's width
+    d_nope: int  # per-head query/key width without rotation (qk_nope_head_dim)
+    d_rope: int  # per-head decoupled rotary width d_h^R (qk_rope_head_dim)
+    d_v: int  # per-head value width (v_head_dim)
 
 
 @dataclass(frozen=True)
 class RopeScaling:
-    """Llama 3.1's "llama3" frequency scaling (factor 8, low 1, high 4, original context 8192)."""
+    """Llama 3.1's "llama3" frequency scaling (factor 8, low 1, high 4, original context 8192), or YaRN
+    (Peng et al. 2023): frequencies turning fewer than low_freq_factor times over the original context
+    are interpolated by `factor`, more than high_freq_factor times kept, a ramp between (YaRN's
+    beta_slow and beta_fast play the two factors' role); YaRN's attention temperature follows
+    transformers: cos/sin x m(mscale)/m(mscale_all_dim), and with mscale_all_dim the logits x
+    m(mscale_all_dim)^2, m(x) = 0.1 x ln(factor) + 1 (DeepSeek-V3); without, cos/sin x m(1) (gpt-oss)."""
 
     factor: float
     low_freq_factor: float
     high_freq_factor: float
     original_ctx: int
+    kind: RopeKind = "llama3"
+    mscale: float = 1.0
+    mscale_all_dim: float = 0.0  # 0: none
+    truncate: bool = True  # YaRN's ramp bounds rounded to whole dimensions (gpt-oss: not)
 
 
 @dataclass(frozen=True)
@@ -75,10 +115,17 @@ class Arch:
     norm_placement: NormPlacement = "pre"
     final_norm: bool = True
     qk_norm: bool = False  # RMSNorm on each head's queries and keys (AFM)
+    qk_norm_width: QKNormWidth = "head"
     parallel_block: bool = False  # x + Attn(LN(x)) + MLP(LN(x)) with ONE shared norm (PaLM, GPT-J)
     positions: Positions = "learned"
     rope_theta: float = 10000.0
     rope_scaling: RopeScaling | None = None
+    rope_theta_local: float | None = None  # local layers' own RoPE base, unscaled (Gemma 3); None = rope_theta
+    nope_every: int = 0  # every nope_every-th layer has no positions at all (Llama 4's interleaved NoPE); 0 = none
+    attn_chunk: int | None = None  # RoPE layers attend within chunks of this many tokens (Llama 4)
+    # NoPE layers' queries x (log1p(floor((position + 1) / floor)) x scale + 1) (Llama 4's temperature tuning)
+    nope_temp_floor: int = 0
+    nope_temp_scale: float = 0.0
     rotary_dim: int | None = None  # rotate only the first rotary_dim dims of each head (GPT-J); None = all
     rope_interleaved: bool = False  # rotate pairs (0,1),(2,3).. (GPT-J, PaLM), not the two halves
     rel_buckets: int = 32  # T5 bucketed bias
@@ -90,6 +137,7 @@ class Arch:
     attn_width: AttnWidth = "heads"
     query_scale: float | None = None  # None = head_dim ** -0.5; T5 uses 1.0
     attn_softcap: float | None = None  # cap * tanh(score / cap)
+    attn_sinks: bool = False  # a learned per-head logit in each softmax that takes mass, gives no value (gpt-oss)
     final_softcap: float | None = None
     mlp: Mlp = "gelu"
     bias: Bias = "all"
@@ -98,6 +146,8 @@ class Arch:
     embed_scale: bool = False  # multiply token embeddings by sqrt(d_model) (Gemma)
     output_scale: bool = False  # multiply the final hidden state by d_model ** -0.5 before a tied head (T5)
     moe: MoE | None = None
+    mla: MLA | None = None  # multi-head latent attention in place of q/k/v projections
+    mtp_depth: int = 0  # multi-token prediction modules (DeepSeek-V3 §2.2): trained, not part of inference
 
     # ------------------------------------------------------------------ derived shape
     @property
@@ -128,10 +178,14 @@ class Arch:
 
     @property
     def gated(self) -> bool:
-        return self.mlp in ("swiglu", "geglu")
+        return self.mlp in ("swiglu", "geglu", "swiglu_clamped")
 
     def layer_kind(self, i: int) -> AttnLayer:
         return self.attn_pattern[i % len(self.attn_pattern)]
+
+    def uses_rope(self, i: int) -> bool:
+        """Layer i rotates its queries and keys (not one of Llama 4's NoPE layers)."""
+        return self.positions == "rope" and not (self.nope_every and (i + 1) % self.nope_every == 0)
 
     @property
     def experts(self) -> MoE:
@@ -139,6 +193,13 @@ class Arch:
         if self.moe is None:
             raise SpecError(f"{self.name}: not a mixture-of-experts spec (moe is None)")
         return self.moe
+
+    @property
+    def latent(self) -> MLA:
+        """The MLA block of a latent-attention spec (callers branch on `a.mla` first)."""
+        if self.mla is None:
+            raise SpecError(f"{self.name}: not a latent-attention spec (mla is None)")
+        return self.mla
 
     @property
     def local_window(self) -> int:
@@ -173,13 +234,35 @@ class Arch:
             raise SpecError(f"{self.name}: MoE top_k {self.moe.top_k} must be in 1..{self.moe.n_experts}")
         if self.parallel_block and self.norm_placement != "pre":
             raise SpecError(f"{self.name}: a parallel block takes one pre-norm")
+        self._check_recent()
         return self
+
+    def _check_recent(self) -> None:
+        """The choices added for the models since mid-2024: MLA's ranks, grouped routing."""
+        m, mla = self.moe, self.mla
+        if m is not None and (m.n_groups < 1 or m.n_experts % m.n_groups or not 1 <= m.topk_groups <= m.n_groups
+                              or m.top_k > m.topk_groups * (m.n_experts // m.n_groups)):
+            raise SpecError(f"{self.name}: {m.n_experts} experts in {m.n_groups} groups, top-{m.top_k} from the best "
+                            f"{m.topk_groups} groups: the groups must divide the experts and hold at least top_k")
+        if m is not None and m.n_groups > 1 and m.n_experts // m.n_groups < 2:
+            raise SpecError(f"{self.name}: grouped routing ranks a group by its two best experts; give each group "
+                            "at least two experts")
+        if mla is not None and ("local" in self.attn_pattern or self.attn_softcap or self.qk_norm):
+            raise SpecError(f"{self.name}: latent attention is built causal and global, without soft-cap or "
+                            "qk-norm (as DeepSeek-V3)")
+        if mla is not None:
+            if min(mla.q_rank, mla.kv_rank, mla.d_nope, mla.d_rope, mla.d_v) < 1 or mla.d_rope % 2:
+                raise SpecError(f"{self.name}: MLA's ranks and head widths must be positive and its rotary width "
+                                f"even, got {mla}")
+            if self.head_dim != mla.d_nope + mla.d_rope or self.kv_heads != self.n_heads:
+                raise SpecError(f"{self.name}: with MLA, head_dim is d_nope + d_rope ({mla.d_nope + mla.d_rope}) and "
+                                "every head has its own key and value (n_kv_heads = n_heads)")
 
     def to_dict(self) -> dict:
         out = {}
         for f in fields(self):
             v = getattr(self, f.name)
-            if isinstance(v, (MoE, RopeScaling)):
+            if isinstance(v, (MoE, RopeScaling, MLA)):
                 v = {g.name: getattr(v, g.name) for g in fields(v)}
             elif isinstance(v, tuple):
                 v = list(v)
@@ -200,6 +283,8 @@ class Arch:
             d["moe"] = MoE(**d["moe"])
         if d.get("rope_scaling"):
             d["rope_scaling"] = RopeScaling(**d["rope_scaling"])
+        if d.get("mla"):
+            d["mla"] = MLA(**d["mla"])
         if "attn_pattern" in d:
             d["attn_pattern"] = tuple(d["attn_pattern"])
         if d.get("n_kv_heads") is None:
@@ -316,6 +401,7 @@ def resize(
             d_ff_expert=_round_up(moe.d_ff_expert / base.d_model * d_model, 32),
             d_ff_shared=_round_up(moe.d_ff_shared / base.d_model * d_model, 32) if moe.d_ff_shared else 0,
         )
+    mla, head_dim, moe = _resize_recent(base, d_model, n_layers, per_head, head_dim, moe)
     ctx = ctx_len or min(base.ctx_len, TOY_CTX)
     if window is None and base.window:
         window = max(1, round(base.window / base.ctx_len * ctx))
@@ -339,7 +425,27 @@ def resize(
         rope_scaling=(
             replace(base.rope_scaling, original_ctx=max(1, ctx // 2)) if base.rope_scaling else None
         ),
+        mla=mla,
+        nope_every=min(base.nope_every, n_layers),  # at least one NoPE layer where the family has them
     ).check()
+
+
+def _resize_recent(base: Arch, d_model: int, n_layers: int, per_head: int, head_dim: int,
+                   moe: MoE | None) -> tuple[MLA | None, int, MoE | None]:
+    """MLA's ranks as ratios of d_model (multiples of 8) and its head widths as ratios of d_model /
+    n_heads (even); DeepSeek-V3's dense first layers as a fraction of the depth, keeping at least one
+    dense and one MoE layer."""
+    mla = base.mla
+    if mla is not None:
+        base_per_head = base.d_model / base.n_heads
+        mla = MLA(q_rank=_round_up(mla.q_rank / base.d_model * d_model, 8),
+                  kv_rank=_round_up(mla.kv_rank / base.d_model * d_model, 8),
+                  d_nope=_even(mla.d_nope / base_per_head * per_head), d_rope=_even(mla.d_rope / base_per_head * per_head),
+                  d_v=_even(mla.d_v / base_per_head * per_head))
+        head_dim = mla.d_nope + mla.d_rope
+    if moe is not None and moe.first_dense:
+        moe = replace(moe, first_dense=min(max(1, round(moe.first_dense / base.n_layers * n_layers)), n_layers - 1))
+    return mla, head_dim, moe
 
 
 def small_shape(arch: Arch, size: str) -> tuple[int, int, int]:

@@ -134,6 +134,8 @@ def test_refusals():
         CH.derive("gpt2", "gpt4")
     with pytest.raises(CH.ChangeError, match="encoder-decoder"):
         CH.derive("gpt2", "t5")
+    with pytest.raises(CH.ChangeError, match="'mla' cannot be ablated: multi-head latent attention"):
+        CH.variant_spec({"base": "llama3", "target": "deepseek-v3", "changes": ["mla"]}, **V)
     with pytest.raises(CH.ChangeError, match="unknown key"):
         CH.variant_spec({"base": "gpt2", "target": "llama3", "extra": 1}, **V)
     assert issubclass(CH.ChangeError, CH.UserError)
@@ -159,6 +161,11 @@ def test_every_pair_of_families_ends_at_the_target():
             rs = [CH.arch_value(registry.template(x), "kv_ratio") for x in (b, t)]
             h = math.lcm(*[r for r in rs if isinstance(r, int)], 1)
             h = max(2 * h, 4)  # GQA keeps at least two KV heads (spec.resize)
+            refused = [c.name for c in ch if CH.ablatable(c)]
+            if refused:  # listed and dated, but refused with the reason when asked to build
+                with pytest.raises(CH.ChangeError, match=f"{refused[0]!r} cannot be ablated"):
+                    CH.variant_spec({"base": b, "target": t, "changes": [c.name for c in ch]}, 8 * h, 2, h, 256, 128)
+                continue
             v = CH.variant_spec({"base": b, "target": t, "changes": [c.name for c in ch]}, 8 * h, 2, h, 256, 128)
             tt = registry.build_spec(t, d_model=8 * h, n_layers=2, n_heads=h, vocab_size=256, ctx_len=128)
             assert [f.name for f in fields(Arch) if f.name not in cat and getattr(v, f.name) != getattr(tt, f.name)] \
@@ -181,3 +188,24 @@ def test_a_narrow_ablation_shape_keeps_the_gqa_ratio_with_one_kv_head():
         CH.variant_spec({"base": "gpt2", "target": "llama3", "changes": ["attention"]}, 36, 2, 6, 256, 128)
     with pytest.raises(SpecError, match="at least two KV heads"):
         registry.build_spec("llama3", d_model=32, n_layers=2, n_heads=4, vocab_size=256, ctx_len=128)
+
+
+def test_changes_since_llama3_are_derived_dated_and_marked():
+    """llama3 -> DeepSeek-V3 lists MLA, the MoE layout, its routing and MTP, introduced by DeepSeek-V3
+    in 2024, each refused for ablation with its reason; OLMo 2's and Gemma 3's new choices build."""
+    ch = {c.name: c for c in CH.derive("llama3", "deepseek-v3")}
+    for n in ("mla", "moe", "router", "mtp", "rope_scaling"):
+        assert (ch[n].year, ch[n].introduced_by) == (2024, "deepseek-v3-671b"), n
+    assert ch["router"].requires == ("moe",)
+    assert {n for n in ch if CH.ablatable(ch[n])} == {"mla", "moe", "router", "mtp"}
+    assert "attention" not in ch and "head_width" not in ch  # MLA's own heads belong to the mla change
+    assert ch["rope_scaling"].after["rope_scaling_kind"][0] == "yarn"
+    olmo = {c.name: c for c in CH.derive("llama3", "olmo2")}
+    assert olmo["norm_placement"].after == {"norm_placement": "output"} and olmo["qk_norm_width"].requires == ("qk_norm",)
+    v = CH.variant_spec({"base": "llama3", "target": "olmo2", "changes": ["qk_norm", "qk_norm_width", "norm_placement"]},
+                        **V)
+    assert (v.qk_norm, v.qk_norm_width, v.norm_placement) == (True, "full", "output")
+    g = CH.variant_spec({"base": "llama3", "target": "gemma3", "changes": ["local_attention", "rope_theta_local"]}, **V)
+    assert g.attn_pattern == ("local",) * 5 + ("global",) and g.rope_theta_local == 10000.0
+    # Qwen 3's MoE routes as Mixtral does: the layout is a change, the routing is not
+    assert "router" not in {c.name for c in CH.derive("llama3", "qwen3-30b-a3b")}

@@ -34,7 +34,6 @@ NO_HF_CLASS = {
     "gopher": "Transformer-XL relative attention: test_xl_attention_is_dai_et_al_formula",
     "chinchilla": "Transformer-XL relative attention (Gopher's): test_xl_attention_is_dai_et_al_formula",
     "palm": "parallel block, no biases, MQA, shared embeddings: transformers' Cohere model",
-    "afm": "query/key RMSNorm: transformers' Qwen3 model",
 }
 
 
@@ -321,6 +320,86 @@ INDEPENDENT = {
              {"n_embd": 512, "n_head": 2, "n_layer": 2, "vocab_size": 512, "n_inner": 1024},
              {"d_model": 512, "n_heads": 2, "n_layers": 2, "vocab_size": 512, "d_ff": 1024}),
 }
+# ------------------------------------------------- the families since mid-2024, typed in the same way
+INDEPENDENT.update({
+    # HF Qwen/Qwen3-8B config.json
+    "qwen3": ("qwen3-8b", "qwen3",
+              dict(hidden_size=4096, intermediate_size=12288, num_hidden_layers=36, num_attention_heads=32,
+                   num_key_value_heads=8, head_dim=128, rms_norm_eps=1e-6, vocab_size=151936,
+                   max_position_embeddings=40960, tie_word_embeddings=False, attention_bias=False, hidden_act="silu",
+                   use_sliding_window=False, **_rope(1e6)), *LLAMA_SHRINK),
+    # HF allenai/OLMo-2-1124-7B config.json (heads cut to 4 to shrink d_model; q/k norms stay full-width)
+    "olmo2": ("olmo2-7b", "olmo2",
+              dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
+                   num_key_value_heads=32, rms_norm_eps=1e-6, vocab_size=100352, max_position_embeddings=4096,
+                   tie_word_embeddings=False, attention_bias=False, hidden_act="silu", **_rope(500000.0)),
+              {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "vocab_size": 512,
+               "num_attention_heads": 4, "num_key_value_heads": 4},
+              {"d_model": 64, "d_ff": 128, "n_layers": 2, "vocab_size": 512, "n_heads": 4}),
+    # HF google/gemma-3-1b-pt config.json (6 layers: five local, one global; the window shrunk to 6 so it
+    # bites at T = 20; the two RoPE bases and the 256-wide heads kept)
+    "gemma3": ("gemma3-1b", "gemma3_text",
+               dict(hidden_size=1152, intermediate_size=6912, num_hidden_layers=26, num_attention_heads=4,
+                    num_key_value_heads=1, head_dim=256, rms_norm_eps=1e-6, vocab_size=262144,
+                    max_position_embeddings=32768, query_pre_attn_scalar=256, sliding_window=512,
+                    sliding_window_pattern=6, rope_theta=1e6, rope_local_base_freq=10000.0,
+                    attn_logit_softcapping=None, final_logit_softcapping=None, hidden_activation="gelu_pytorch_tanh",
+                    tie_word_embeddings=True),
+               {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 6, "vocab_size": 512,
+                "sliding_window": 6}, {"d_model": 64, "d_ff": 128, "n_layers": 6, "vocab_size": 512, "window": 6}),
+    # HF deepseek-ai/DeepSeek-V3 config.json (4 layers: the three dense ones and one MoE layer; heads cut to 4;
+    # the ranks, head widths, 256 experts in 8 groups and YaRN's constants kept)
+    "deepseek-v3": ("deepseek-v3-671b", "deepseek_v3",
+                    dict(hidden_size=7168, intermediate_size=18432, moe_intermediate_size=2048, num_hidden_layers=61,
+                         num_attention_heads=128, num_key_value_heads=128, n_shared_experts=1, n_routed_experts=256,
+                         routed_scaling_factor=2.5, kv_lora_rank=512, q_lora_rank=1536, qk_rope_head_dim=64,
+                         v_head_dim=128, qk_nope_head_dim=128, n_group=8, topk_group=4, num_experts_per_tok=8,
+                         first_k_dense_replace=3, norm_topk_prob=True, max_position_embeddings=163840,
+                         rms_norm_eps=1e-6, vocab_size=129280, tie_word_embeddings=False, hidden_act="silu",
+                         rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 40.0,
+                                          "original_max_position_embeddings": 4096, "beta_fast": 32, "beta_slow": 1,
+                                          "mscale": 1.0, "mscale_all_dim": 1.0}),
+                    {"hidden_size": 64, "intermediate_size": 128, "moe_intermediate_size": 32, "num_hidden_layers": 4,
+                     "num_attention_heads": 4, "num_key_value_heads": 4, "vocab_size": 512},
+                    {"d_model": 64, "d_ff": 128, "moe.d_ff_expert": 32, "moe.d_ff_shared": 32, "n_layers": 4,
+                     "n_heads": 4, "vocab_size": 512}),
+    # HF meta-llama/Llama-4-Scout-17B-16E config.json, text_config (4 layers so one is NoPE; chunk cut to 6
+    # and the temperature floor to 4 so both bite at T = 20; heads cut to 4, 16 experts kept)
+    "llama4": ("llama4-scout", "llama4_text",
+               dict(hidden_size=5120, intermediate_size=8192, intermediate_size_mlp=16384, num_hidden_layers=48,
+                    num_attention_heads=40, num_key_value_heads=8, head_dim=128, vocab_size=202048,
+                    max_position_embeddings=10485760, rms_norm_eps=1e-5, num_local_experts=16, num_experts_per_tok=1,
+                    interleave_moe_layer_step=1, use_qk_norm=True, attention_chunk_size=8192,
+                    attn_temperature_tuning=True, floor_scale=8192, attn_scale=0.1, tie_word_embeddings=False,
+                    hidden_act="silu", **_rope(500000.0, factor=16.0, low_freq_factor=1.0, high_freq_factor=1.0,
+                                               original_max_position_embeddings=8192)),
+               {"hidden_size": 64, "intermediate_size": 32, "intermediate_size_mlp": 128, "num_hidden_layers": 4,
+                "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 512, "attention_chunk_size": 6,
+                "floor_scale": 4},
+               {"d_model": 64, "d_ff": 128, "moe.d_ff_expert": 32, "moe.d_ff_shared": 32, "n_layers": 4,
+                "n_heads": 4, "n_kv_heads": 2, "head_dim": 128, "vocab_size": 512, "attn_chunk": 6,
+                "nope_temp_floor": 4}),
+    # HF openai/gpt-oss-20b config.json (heads cut to 4 with their width 64, window to 6; 32 experts kept)
+    "gpt-oss": ("gpt-oss-20b", "gpt_oss",
+                dict(hidden_size=2880, intermediate_size=2880, num_hidden_layers=24, num_attention_heads=64,
+                     num_key_value_heads=8, head_dim=64, vocab_size=201088, max_position_embeddings=131072,
+                     rms_norm_eps=1e-5, num_local_experts=32, num_experts_per_tok=4, sliding_window=128,
+                     attention_bias=True, swiglu_limit=7.0, tie_word_embeddings=False,
+                     rope_parameters={"rope_type": "yarn", "rope_theta": 150000.0, "factor": 32.0, "beta_fast": 32.0,
+                                      "beta_slow": 1.0, "original_max_position_embeddings": 4096, "truncate": False}),
+                {"hidden_size": 64, "intermediate_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+                 "num_key_value_heads": 2, "vocab_size": 512, "sliding_window": 6},
+                {"d_model": 64, "d_ff": 32, "moe.d_ff_expert": 32, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2,
+                 "head_dim": 64, "vocab_size": 512, "window": 6}),
+})
+# Qwen 3's MoE member: HF Qwen/Qwen3-30B-A3B config.json
+INDEPENDENT_QWEN3_MOE = ("qwen3-30b-a3b", "qwen3_moe",
+                         dict(hidden_size=2048, intermediate_size=6144, moe_intermediate_size=768, num_hidden_layers=48,
+                              num_attention_heads=32, num_key_value_heads=4, head_dim=128, num_experts=128,
+                              num_experts_per_tok=8, norm_topk_prob=True, decoder_sparse_step=1, mlp_only_layers=[],
+                              rms_norm_eps=1e-6, vocab_size=151936, max_position_embeddings=40960,
+                              tie_word_embeddings=False, use_sliding_window=False, hidden_act="silu", **_rope(1e6)),
+                         {**LLAMA_SHRINK[0], "moe_intermediate_size": 32}, {**LLAMA_SHRINK[1], "moe.d_ff_expert": 32})
 # Qwen2's MoE member is a second transformers class in the qwen2 family: HF Qwen/Qwen2-57B-A14B config.json
 INDEPENDENT_MOE = ("qwen2-57b-a14b", "qwen2_moe",
                    dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
@@ -385,9 +464,10 @@ def _load_llama_style(a, m, ref, interleaved_ref: bool):
         ref.tie_weights()
 
 
-@pytest.mark.parametrize("family", [*INDEPENDENT, "qwen2-moe"])
+@pytest.mark.parametrize("family", [*INDEPENDENT, "qwen2-moe", "qwen3-moe"])
 def test_released_config_typed_in_matches_registry(family):
-    entry, mtype, released, shrink_hf, shrink_ours = INDEPENDENT_MOE if family == "qwen2-moe" else INDEPENDENT[family]
+    entry, mtype, released, shrink_hf, shrink_ours = {"qwen2-moe": INDEPENDENT_MOE, "qwen3-moe": INDEPENDENT_QWEN3_MOE}.get(
+        family) or INDEPENDENT[family]
     a = _shrunk(entry, shrink_ours)
     cfg = transformers.AutoConfig.for_model(mtype, **{**released, **shrink_hf})
     cfg._attn_implementation = "eager"
@@ -489,7 +569,7 @@ def test_xl_family_shapes_are_the_papers_tables(name):
     assert {k: getattr(e, k) for k in PUBLISHED_TABLES[name]} == PUBLISHED_TABLES[name]
     assert (e.ctx_len, e.vocab_size, e.positions) == (2048, 32000, "xl_relative")
 
-@pytest.mark.parametrize("name", [e.name for e in ARCHS if e.moe is not None])
+@pytest.mark.parametrize("name", [e.name for e in ARCHS if e.moe is not None and e.moe.router == "softmax"])
 def test_moe_aux_loss_is_transformers_load_balancing_loss(name):
     """The recipes' coefficients are transformers' router_aux_loss_coef: the loss they multiply must be
     load_balancing_loss_func on the same router logits (not 1/top_k of it)."""
@@ -563,3 +643,91 @@ def test_gptj_counted_flops_and_params_equal_module():
     assert sum(p.numel() for p in m.parameters()) == params(a).total
     x = torch.randint(0, a.vocab_size, (1, 16))
     assert count_flops(m, x) == pytest.approx(flops_per_token(a, "counted", T=16, training=False) * 16, rel=1e-9)
+
+
+# ----------------------------------------------------------- DeepSeek-V3's routing and YaRN, where they bite
+def test_deepseek_v3_balancing_bias_groups_and_yarn_match_and_matter():
+    """The balancing bias (a buffer the balancing rule moves, zero at initialisation) steers the
+    choice only; the group limit and YaRN's temperature change the logits. Each is shown to matter,
+    with the bias set away from zero in both models."""
+    a = build_spec("deepseek-v3", "nano")
+    assert a.moe.n_groups > 1 and a.rope_scaling.kind == "yarn" and a.moe.first_dense == 1
+    m = _randomise(build(a).eval())
+    g = torch.Generator().manual_seed(3)
+    for mod in m.modules():
+        if isinstance(mod, MoEModule):
+            mod.route_bias.copy_(torch.randn(mod.route_bias.shape, generator=g) * 0.5)
+    ref = hf.hf_model(a).eval()
+    hf.load_into_hf(a, m, ref)
+    x, _ = _inputs(a)
+    theirs = _ref_logits(ref, a, x)
+    assert (_logits(m, a, x) - theirs).abs().max().item() <= TOL
+    for without in (replace(a, moe=replace(a.moe, route_bias=False)), replace(a, moe=replace(a.moe, n_groups=1, topk_groups=1)),
+                    replace(a, rope_scaling=None)):
+        w = build(without).eval()
+        w.load_state_dict(m.state_dict(), strict=False)
+        assert (_logits(w, without, x) - theirs).abs().max().item() > 100 * TOL
+
+
+def test_mla_caches_its_latent_and_rotary_key():
+    """KV cache per token and layer: MLA keeps d_c + d_h^R = 512 + 64 values (the module's kv_a output),
+    against Llama 3 70B's GQA 2 x 8 x 128; at bf16 and any context: 68.6 KiB vs 320 KiB per token."""
+    from llmhist.archs.accounting import kv_cache_bytes_per_token
+
+    ds, llama = get("deepseek-v3").arch, get("llama3-70b").arch
+    assert kv_cache_bytes_per_token(ds, T=8192) == 61 * (512 + 64) * 2 == 70272
+    assert kv_cache_bytes_per_token(llama, T=8192) == 80 * 2 * 8 * 128 * 2 == 327680
+    a = build_spec("deepseek-v3", "nano")
+    attn = build(a, device="meta").decoder.blocks[0].attn
+    assert attn.kv_a.out_features == a.mla.kv_rank + a.mla.d_rope
+    assert kv_cache_bytes_per_token(a) == a.n_layers * attn.kv_a.out_features * 2
+
+
+def test_deepseek_v3_counts_and_mtp_module():
+    """671B total (transformers' count, test_published_counts_equal_transformers), 37B active; the MTP
+    module counted apart from its parts: a MoE block, three RMSNorms and the 2d -> d projection, which
+    DeepSeek's README_WEIGHTS.md (HF deepseek-ai/DeepSeek-V3) gives as 11.5B of its own parameters."""
+    from llmhist.archs.model import Block
+
+    a = get("deepseek-v3").arch
+    p = params(a)
+    assert p.total == pytest.approx(671e9, rel=0.001) and p.active == pytest.approx(37e9, rel=0.02)
+    assert p.active - a.vocab_size * a.d_model == pytest.approx(36.6e9, rel=0.01)  # README: 36.6B incl. the head
+    assert p.mtp == pytest.approx(11.5e9, rel=0.01)
+    n = build_spec("deepseek-v3", "nano")
+    with torch.device("meta"):
+        blk = Block(n, n.n_layers)
+    assert params(n).mtp == sum(q.numel() for q in blk.parameters()) + 3 * n.d_model + 2 * n.d_model ** 2
+    assert flops_per_token(a, "6N", training=True) > 6 * p.active  # training counts the MTP module too
+
+
+def test_llama4_choices_match_and_matter():
+    """Llama 4: chunked attention on RoPE layers, the gate on the expert's input, the weightless qk-norm
+    after RoPE, NoPE every 4th layer, and the NoPE layers' temperature (floor cut to 4 so it bites at
+    T = 20): each matches transformers and moves the logits when taken away."""
+    a = replace(build_spec("llama4", "nano"), attn_chunk=6, n_layers=4, nope_every=4, nope_temp_floor=4)
+    assert hf.model_type(a) == "llama4_text"
+    for without in (replace(a, attn_chunk=None), replace(a, moe=replace(a.moe, scale_input=False)),
+                    replace(a, qk_norm=False), replace(a, nope_every=0), replace(a, nope_temp_scale=0.0)):
+        diff, far = parity(a, without=without)
+        assert diff <= TOL and far > 100 * TOL
+
+
+def test_gpt_oss_choices_match_and_matter():
+    """gpt-oss: attention sinks, the clamped SwiGLU (alpha 1.702, up + 1), YaRN without truncated bounds,
+    and the 1:1 banded layers (window cut to 6 so it bites at T = 20): each matches transformers and
+    moves the logits when taken away."""
+    a = replace(build_spec("gpt-oss", "nano"), window=6)
+    assert hf.model_type(a) == "gpt_oss" and not a.rope_scaling.truncate
+    m = _randomise(build(a).eval())
+    ref = hf.hf_model(a).eval()
+    hf.load_into_hf(a, m, ref)
+    x, _ = _inputs(a)
+    theirs = _ref_logits(ref, a, x)
+    assert (_logits(m, a, x) - theirs).abs().max().item() <= TOL
+    for without in (replace(a, attn_sinks=False), replace(a, mlp="swiglu"),
+                    replace(a, rope_scaling=replace(a.rope_scaling, truncate=True)),
+                    replace(a, attn_pattern=("global",), window=None)):
+        w = build(without).eval()
+        w.load_state_dict(m.state_dict(), strict=False)
+        assert (_logits(w, without, x) - theirs).abs().max().item() > 100 * TOL

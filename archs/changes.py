@@ -8,7 +8,11 @@ covers becomes a change of its own, named after the field, so the list is always
 ladder of all changes ends exactly at the target's choices.
 
 Each change is labelled with the year and the first registry entry that introduced it: the
-earliest entry (by year, then registry order) whose fields take the target's values. A change
+earliest entry (by year, then registry order) that takes the target's values AND documents them
+(an assumed value never introduces a change). A change is dated by its idea (GQA at any ratio;
+IDEA), naming the first entry with exactly the target's value where that came later; a return to a
+choice older than the base is dated by its first documented use from the base's year on; `dating`
+says which rule applied. A change
 that needs another one (RoPE's theta needs RoPE) says so (`requires`, as data: the features that
 must already take the target's values) and is refused alone.
 
@@ -23,12 +27,13 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 
 from llmhist.errors import UserError
 
 from . import registry
-from .catalogue import Recipe
+from .catalogue import Entry, Recipe, is_assumed
 from .spec import Arch, SpecError
 
 MLP_ROUND = 32  # resize() rounds custom-size MLP widths up to a multiple of 32; so do we
@@ -232,6 +237,7 @@ class Change:
     year: int
     introduced_by: str
     requires: tuple[str, ...] = ()  # names of changes this one needs (those that differ)
+    dating: str = ""  # how year and introduced_by were chosen (_dated)
 
     def summary(self) -> str:
         def fmt(d):
@@ -241,7 +247,8 @@ class Change:
     def to_dict(self) -> dict:
         return {"name": self.name, "kind": self.kind, "year": self.year, "introduced_by": self.introduced_by,
                 "description": self.description, "from": {k: _jsonable(v) for k, v in self.before.items()},
-                "to": {k: _jsonable(v) for k, v in self.after.items()}, "requires": list(self.requires)}
+                "to": {k: _jsonable(v) for k, v in self.after.items()}, "requires": list(self.requires),
+                "dating": self.dating}
 
 
 def _fmt(v) -> str:
@@ -283,20 +290,61 @@ def _values(d: ChangeDef, a: Arch, r) -> dict:
     return out
 
 
-def _introduced(d: ChangeDef, want: dict, req_want: dict) -> tuple[int, str]:
-    """The earliest entry (year, then registry order) whose fields take the target's values."""
+# The registry fields whose sources vouch for a derived feature's value (the fields it is computed from).
+SOURCE_KEYS: dict[str, tuple[str, ...]] = {
+    "kv_ratio": ("n_heads", "n_kv_heads"), "mlp_ratio": ("d_ff",), "rope_scaling_kind": ("rope_scaling",),
+    "window_frac": ("window", "attn_pattern"), "head_ratio": ("head_dim",), "query_scale_rule": ("query_scale",),
+    "rotary_frac": ("rotary_dim",),
+}
+# What counts as the same idea when a change is dated: GQA at any ratio is GQA (Llama 2 34B/70B, 2023, at
+# 8:1), even where the target's exact ratio came later (whose first entry the dating then names too).
+IDEA: dict[str, Callable] = {"kv_ratio": lambda v: "GQA" if isinstance(v, int) and v > 1 else v}
+
+
+def _documents(e: Entry, kind: str, feats) -> bool:
+    """Whether an entry documents these values: no source behind them is an assumption (a field
+    without a source of its own is the spec's default, not an assumption)."""
+    srcs = e.sources if kind == "arch" else e.recipe.sources
+    return not any(is_assumed(srcs.get(k, "")) for f in feats for k in SOURCE_KEYS.get(f, (f,)))
+
+
+def _first(d: ChangeDef, want: dict, req_want: dict, exact: bool, since: int | None = None) -> Entry | None:
+    """The earliest entry (year, then registry order; from year `since` on) that documents the target's
+    values (or, exact=False, the same idea of them) and meets the change's requirements."""
+    def same(f, got, v):
+        return got == v if exact else got is not MISSING and IDEA.get(f, _same)(got) == IDEA.get(f, _same)(v)
+
     order = sorted(range(len(registry.ENTRIES)), key=lambda i: (registry.ENTRIES[i].year, i))
-    for i in order:
-        e = registry.ENTRIES[i]
-        a = e.arch
-        if a is None:
+    for e in (registry.ENTRIES[i] for i in order):
+        if e.arch is None or (since is not None and e.year < since):
             continue
-        r = e.recipe if d.kind == "recipe" else None
-        got = _values(d, a, r)
-        if all(got.get(k, MISSING) == v for k, v in want.items()) and \
-                all(arch_value(a, k) == v for k, v in req_want.items()):
-            return e.year, e.name
-    raise AssertionError("the target itself takes its own values")  # pragma: no cover
+        got = _values(d, e.arch, e.recipe if d.kind == "recipe" else None)
+        if all(same(k, got.get(k, MISSING), v) for k, v in want.items()) and \
+                all(arch_value(e.arch, k) == v for k, v in req_want.items()) and _documents(e, d.kind, want):
+            return e
+    return None
+
+
+def _same(v):
+    return v
+
+
+def _dated(d: ChangeDef, want: dict, req_want: dict, base: Entry, target: Entry) -> tuple[int, str, str]:
+    """(year, entry, how it was dated): the first entry that documents the change's idea. An assumed
+    value never dates a change; a return to a choice older than the base is dated by its first
+    documented use from the base's year on; a value nobody documents is dated by the target."""
+    notes = [] if _documents(target, d.kind, want) else [f"{target.name}'s value is assumed"]
+    first = _first(d, want, req_want, exact=False)
+    if first is not None and first.year < base.year:
+        notes.append(f"a return to {first.name}'s choice ({first.year})")
+        first = _first(d, want, req_want, exact=False, since=base.year)
+    if first is None:
+        notes.append("no entry documents it; dated by the target")
+        return target.year, target.name, "; ".join(notes)
+    exact = _first(d, want, req_want, exact=True, since=first.year)
+    if exact is not None and exact.name != first.name:
+        notes.append(f"exactly this value first in {exact.name} ({exact.year})")
+    return first.year, first.name, "; ".join(notes) or "first entry that documents this value"
 
 
 def resolve(name: str) -> Arch:
@@ -335,16 +383,17 @@ def _derive(base_name: str, target_name: str) -> tuple[Change, ...]:
         if not diff:
             continue
         req_want = {f: arch_value(target, f) for f in d.requires}
-        year, who = _introduced(d, {f: vt[f] for f in diff}, req_want)
-        found.append((d, diff, vb, vt, year, who))
+        dated = _dated(d, {f: vt[f] for f in diff}, req_want, registry.BY_NAME[base.name],
+                       registry.BY_NAME[target.name])
+        found.append((d, diff, vb, vt, dated))
     # a requirement is a dependency when the feature differs between base and target
     covering = {f: d.name for d, *_ in found for f in d.fields}
     out = []
-    for d, diff, vb, vt, year, who in found:
+    for d, diff, vb, vt, (year, who, how) in found:
         deps = tuple(dict.fromkeys(covering[f] for f in d.requires
                                    if f in covering and arch_value(base, f) != arch_value(target, f)))
         out.append(Change(d.name, d.kind, d.description, tuple(diff), {f: vb.get(f) for f in diff},
-                          {f: vt[f] for f in diff}, year, who, deps))
+                          {f: vt[f] for f in diff}, year, who, deps, how))
     if not out:
         raise ChangeError(f"{base_name} ({base.name}) and {target_name} ({target.name}) make the same choices: "
                           "there is no change to measure; pick two models that differ (`llmhist compare A B`)")

@@ -163,12 +163,21 @@ def shown_arch_values(a: Arch) -> dict[str, object]:
             continue
         if k == "attn_width" and v == "heads":
             continue
-        if k == "rope_theta" and a.positions != "rope":
-            continue
-        if k in ("rel_buckets", "rel_max_distance") and a.positions != "t5_bias":
+        if not applies(a, k):
             continue
         out[k] = v
     return out
+
+
+# fields that mean something only with one position encoding (a learned-position model's rope_theta
+# holds the spec's default, which it never uses)
+APPLIES_WITH = {"rope_theta": "rope", "rope_interleaved": "rope", "rope_scaling": "rope", "rotary_dim": "rope",
+                "rel_buckets": "t5_bias", "rel_max_distance": "t5_bias"}
+
+
+def applies(a: Arch, name: str) -> bool:
+    """Whether a spec field applies to this spec (show and compare print `-` where it does not)."""
+    return name not in APPLIES_WITH or a.positions == APPLIES_WITH[name]
 
 
 OPTIONAL_FEATURES = frozenset({"qk_norm", "parallel_block", "rope_interleaved", "lm_head_bias", "embed_scale",
@@ -183,7 +192,8 @@ DEPENDS: dict[str, tuple[str, ...]] = {
     "flops_useful": ("train_ctx_len", "window", "attn_pattern"),  # attention only over the keys a query sees
     "kv_cache": ("n_layers", "n_kv_heads", "head_dim", "attn_width", "window", "attn_pattern", "ctx_len"),
     "activations": ("d_model", "n_layers", "d_ff", "mlp", "moe", "n_heads", "n_enc_layers"),
-    "tokens": ("train_tokens",),
+    "D": ("train_tokens",),  # the training tokens alone
+    "tokens": ("train_tokens",),  # with N (as every name starting with "tokens"): tokens/param, 6ND, optimality
 }
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich import box
 from rich.table import Table
+from rich.text import Text
 
 from llmhist.numbers import human, nbytes, sci, tokens_len
 
@@ -174,6 +175,9 @@ def compare(
         cells = [c + (" *" if a else "") for c, a in zip(cells, r["assumed"])]
         t.add_row(r["label"], *cells)
     console.print(t)
+    for r in rows:  # word-wrapped: a note never breaks inside a word at 80 columns
+        if r.get("note"):
+            console.print(Text(f"warning: {r['note']}"))
     for e in entries:
         for k, src in e.assumed().items():
             console.print(f"* {e.name}: {k} = {fmt_value(e.shown()[k], k)}: {src}")

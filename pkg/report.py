@@ -65,7 +65,7 @@ def row(e: Entry) -> dict:
     else:
         out.update(params_total=None, params_non_embedding=None, params_active=None)
     # per active parameter; a model whose shape was never published counts its published figure
-    N = out["params_active"] or e.published_params
+    N = (params(e.arch).active if e.arch is not None else None) or e.published_params
     out["tokens_per_param"] = e.train_tokens / N if e.train_tokens and N else None
     return out
 
@@ -245,7 +245,11 @@ def compare_rows(entries: Sequence[Entry], fits: Sequence[str] = ()) -> list[dic
             lambda v: "n/a" if v is None else f"{v:.2f}x", rests="tokens")
         add(f"compute-optimal ({name})", "D_opt for its N", [law.d_opt_for_n(p.active) for p in ps], human,
             rests="params")
-        if any(o and o.get("warning") for o in opt):  # a fit judged far outside its data
-            add(f"compute-optimal ({name})", "warning", [o and o.get("warning") for o in opt], lambda v: v or "-")
+        if any(o and o.get("outside") for o in opt):  # a law judging a run far outside its data
+            add(f"compute-optimal ({name})", "warning", [o and o.get("warning") for o in opt],
+                lambda v: "-" if not v else "yes")
+            rows[-1]["shown"] = [", ".join(f"{x['quantity']} {laws.times(x['factor'])} {x['side']}"
+                                           for x in o["outside"]) if o and o.get("outside") else "-" for o in opt]
+            rows[-1]["note"] = next(o["warning"] for o in opt if o and o.get("warning"))
     add("compute-optimal (20 tok/param)", "D for its N", [laws.tokens_20x(p.active) for p in ps], human, rests="params")
     return rows

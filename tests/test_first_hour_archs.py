@@ -103,3 +103,76 @@ def test_show_prints_counts_and_floats_as_people_read_them():
     out = invoke("show", "gemma2", "--size", "micro", columns=120).output
     assert "0.1768" in line_of(out, "query_scale") and "0.17677" not in out
     assert "6,053,381,344" in line_of(invoke("show", "gptj", columns=120).output, "published_params")
+
+
+# ------------------------------------------------------------------------------------ recommend / laws
+def test_published_laws_warn_far_outside_the_runs_they_were_fitted_on():
+    """W5: at 1e13 FLOPs the Chinchilla-form laws are 5 decades below their runs; Kaplan at 252T
+    parameters is 1.7e5x above its largest model. Table and JSON say so; at 1e21 nothing does."""
+    r = invoke("recommend", "--flops", "1e13", "--json")
+    rows = {x["law"]: x for x in json.loads(r.output)["recommendations"]}
+    for name in ("hoffmann2022", "hoffmann2022-unrounded", "epoch2024"):
+        w = rows[name]["warning"]
+        assert w and "70M-16B" in w and "below" in w and "Hoffmann et al. 2022" in w, name
+    out = invoke("recommend", "--flops", "1e13", columns=120).output
+    assert out.count("warning: ") == 3 and "outside the range this law was fitted on" in out
+    k = json.loads(invoke("recommend", "--tokens", "2e12", "--law", "kaplan", "--json").output)["recommendations"][0]
+    assert "above 768-1.5B" in k["warning"] and "Kaplan et al. 2020" in k["warning"]
+    assert "above 768-1.5B" in k["as_written"]["warning"]
+    r = invoke("recommend", "--flops", "1e21", "--json")
+    assert all(x["warning"] is None for x in json.loads(r.output)["recommendations"])
+    assert "warning" not in invoke("recommend", "--flops", "1e21").output
+
+
+def test_range_check_is_a_pure_function_the_allocation_ceg_can_call():
+    """W6: the ablation's "allocation vs Kaplan 103x at 1e+11" scores a 235-parameter allocation with
+    Hoffmann's law 7 decades below its runs; the check says so, and is silent inside the range."""
+    from llmhist.scaling import laws
+
+    h = laws.PUBLISHED["hoffmann2022"]
+    far = laws.range_check(h, C=1e11, N=235, D=71e6)
+    assert {x["quantity"] for x in far} == {"C", "N", "D"} and all(x["side"] == "below" for x in far)
+    assert laws.range_check(h, C=1e21, N=2e9, D=8e10) == []
+    w = laws.allocation_warning(h, 1e11)
+    assert "Kaplan's allocation N = 235" in w and "its own optimum" in w and "extrapolation" in w
+    assert laws.allocation_warning(h, 1e21) is None
+    fitted = laws.Chinchilla("toy", 1.9, 400.0, 1200.0, 0.33, 0.3, fitted_range={"C": [1e11, 1e12]})
+    assert laws.allocation_warning(fitted, 3e11) is None and laws.allocation_warning(fitted, 1e14)
+
+
+def test_compare_marks_registry_models_judged_outside_a_laws_runs():
+    """W5 in compare: GPT-3's 3.1e23 FLOPs is ~100x above Chinchilla's isoFLOP budgets."""
+    d = json.loads(invoke("compare", "gpt3", "chinchilla", "--json").output)
+    row = next(r for r in d["rows"] if r["label"] == "warning")
+    assert row["shown"][0].startswith("C ") and "above" in row["shown"][0] and "Hoffmann" in row["note"]
+
+
+def test_recommend_gpu_hours_prints_the_peak_and_how_the_name_was_read():
+    """C11: the peak used and its source, in the table's notes and in JSON; `rtx4090` is not matched silently."""
+    out = invoke("recommend", "--gpu-hours", "1000", "--gpu", "h100", "--mfu", "0.4", columns=200).output
+    assert "1000 GPU-h" in out and "9.89e+14 FLOP/s" in out and "H100 SXM" in out and "1.42e+21" in out
+    b = json.loads(invoke("recommend", "--gpu-hours", "1000", "--gpu", "h100", "--json").output)
+    b = b["recommendations"][0]["budget"]
+    assert b["peak_flops"] == 989e12 and "H100 SXM" in b["peak_source"] and b["device"] == "h100"
+    out = invoke("recommend", "--gpu-hours", "1000", "--gpu", "rtx4090", columns=200).output
+    assert "--gpu rtx4090 read as the table's 4090" in out
+
+
+def test_kaplan_as_written_row_keeps_the_users_fixed_n_or_d():
+    """C12: with --params 7e9 both Kaplan rows have N = 7B (their budgets differ); with --tokens 2e12, D = 2T."""
+    k = json.loads(invoke("recommend", "--params", "7e9", "--law", "kaplan", "--json").output)["recommendations"][0]
+    assert abs(k["N_opt"] / 7e9 - 1) < 1e-9 and abs(k["as_written"]["N_opt"] / 7e9 - 1) < 1e-9
+    assert k["as_written"]["C"] < k["C"]  # C_min = C needs half the budget for the same N
+    k = json.loads(invoke("recommend", "--tokens", "2e12", "--law", "kaplan", "--json").output)["recommendations"][0]
+    assert abs(k["as_written"]["D_opt"] / 2e12 - 1) < 1e-6
+    out = invoke("recommend", "--params", "7e9", "--law", "kaplan", columns=120).output
+    assert line_of(out, "(C_min = C)").count("7B") == 1 and "11.6B" not in out
+
+
+def test_recommend_numbers_take_any_python_float_spelling():
+    """C25: 1_000e18 and 1E21 work; 10**21 gets the hint (the bad-input table checks the message)."""
+    for spelling in ("1_000e18", "1E21", "1e+21"):
+        r = invoke("recommend", "--flops", spelling, "--law", "epoch", "--json")
+        assert r.exit_code == 0 and json.loads(r.output)["recommendations"][0]["C"] == 1e21
+    r = invoke("recommend", "--flops", "10**21")
+    assert r.exit_code == 2 and "write --flops 1e21" in r.output

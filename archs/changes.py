@@ -351,7 +351,7 @@ def resolve(name: str) -> Arch:
     """A registry entry or family name -> the spec whose proportions its custom sizes keep
     (registry.template: a family's template, an entry's own shape), so that a ladder of all
     changes ends exactly at build_spec(target) at any size. Shape known; decoder-only; dense."""
-    a = registry.get(name).arch and registry.template(name)
+    a = registry.get(name, buildable=True).arch and registry.template(name)
     if a is None:
         raise ChangeError(f"{name}: its shape was never published, so it cannot be ablated; "
                           "pick a published model (`llmhist archs`)")

@@ -14,7 +14,7 @@ from llmhist.numbers import human, nbytes, sci, tokens_len
 from .common import console, print_json, say, user_errors
 
 JSON = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-SIZE = Annotated[str | None, typer.Option("--size", help="Named small size (nano, micro, mini, small, base) or a registry name.")]
+SIZE = Annotated[str | None, typer.Option("--size", help="Named small size (nano, micro, mini, small, base: width, depth and heads, so parameters differ by family) or a registry name.")]
 DM = Annotated[int | None, typer.Option("--d-model", help="Explicit width (with --n-layers, --n-heads).")]
 NL = Annotated[int | None, typer.Option("--n-layers")]
 NH = Annotated[int | None, typer.Option("--n-heads")]

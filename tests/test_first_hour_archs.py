@@ -176,3 +176,31 @@ def test_recommend_numbers_take_any_python_float_spelling():
         assert r.exit_code == 0 and json.loads(r.output)["recommendations"][0]["C"] == 1e21
     r = invoke("recommend", "--flops", "10**21")
     assert r.exit_code == 2 and "write --flops 1e21" in r.output
+
+
+# ------------------------------------------------------------------------------------ names and templates
+def test_suggestions_put_families_first_and_train_suggests_only_buildable_models():
+    """K13: `show lama3` suggests the family llama3 first; `train --arch gpt5` never suggests gpt4,
+    whose shape was never published (show may: it lists what is known)."""
+    from llmhist.archs import registry
+
+    assert registry.suggestions("lama3")[0] == "llama3"
+    r = invoke("show", "lama3")
+    assert r.exit_code == 2 and "did you mean llama3," in r.output
+    assert "gpt4" in registry.suggestions("gpt5") and "gpt4" not in registry.suggestions("gpt5", buildable=True)
+    r = invoke("train", "--arch", "gpt5", "--size", "nano", "--tokens", "1e4", "--out", "unused-h22a")
+    assert r.exit_code == 2 and "gpt5" in r.output and "did you mean" in r.output and "gpt4" not in r.output
+    r = invoke("ablate", "gpt5", "llama3", "--list")
+    assert r.exit_code == 2 and "gpt4" not in r.output
+
+
+def test_a_custom_size_says_why_its_template_was_chosen():
+    """C9: llama -> llama-65b (the flagship), llama3 -> llama3-8b (not the flagship: GQA 4:1 where the
+    70B has 8:1), and a named size fixes the shape, not the parameter count."""
+    d = json.loads(invoke("show", "llama", "--size", "micro", "--json").output)
+    assert "llama-65b's proportions (the family's flagship)" in d["notes"]
+    assert "not the parameter count" in d["notes"] and "llama-65b's proportions" in d["sources"]["d_model"]
+    d = json.loads(invoke("show", "llama3", "--size", "micro", "--json").output)
+    assert "not its flagship llama3-70b" in d["notes"] and "GQA 4:1, flagship GQA 8:1" in d["notes"]
+    d = json.loads(invoke("show", "gptj", "--size", "nano", "--json").output)
+    assert "one published shape" in d["notes"]

@@ -198,7 +198,7 @@ class TrainConfig:
         from llmhist.archs import registry
 
         try:
-            fam = registry.get(self.arch).family
+            fam = registry.get(self.arch, buildable=True).family  # suggest only buildable names
         except registry.UnknownArch as e:
             raise RunError(f"--arch {e}") from None
         if self.size is not None:

@@ -204,3 +204,22 @@ def test_a_custom_size_says_why_its_template_was_chosen():
     assert "not its flagship llama3-70b" in d["notes"] and "GQA 4:1, flagship GQA 8:1" in d["notes"]
     d = json.loads(invoke("show", "gptj", "--size", "nano", "--json").output)
     assert "one published shape" in d["notes"]
+
+
+# ------------------------------------------------------------------------------------ README
+README = (__import__("pathlib").Path(__file__).parent.parent / "README.md").read_text()
+
+
+def test_readme_says_how_to_get_the_cpu_wheel_on_a_stock_pip():
+    """C26: PyPI's Linux torch is the CUDA build; the README said `torch==2.13.0` installs the CPU wheel."""
+    assert "first installs the CPU wheel" not in README
+    assert "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in README
+    assert "pip install torch==2.13.0 && pip install -e . && llmhist study" in README  # the two commands stay
+
+
+def test_readme_archs_sample_is_what_archs_prints_at_80_columns():
+    """C8: the README showed `GQA 32/8` while the tool printed `GQA 4`; the sample is now the output."""
+    block = README.split("`llmhist archs` lists the registry as a timeline")[1].split("```")[1]
+    out = [x.rstrip() for x in invoke("archs").output.splitlines()]
+    sample = [x.rstrip() for x in block.strip("\n").splitlines()]
+    assert len(sample) > 5 and all(x in out for x in sample), [x for x in sample if x not in out]

@@ -11,7 +11,7 @@ Each change is labelled with the year and the first registry entry that introduc
 earliest entry (by year, then registry order) that takes the target's values AND documents them
 (an assumed value never introduces a change). A change is dated by its idea (GQA at any ratio;
 IDEA), naming the first entry with exactly the target's value where that came later; a return to a
-choice older than the base is dated by its first documented use from the base's year on; `dating`
+choice older than the base (GPT-2 -> Llama 3's N(0, 0.02) init, GPT-1's) says it is one; `dating`
 says which rule applied. A change
 that needs another one (RoPE's theta needs RoPE) says so (`requires`, as data: the features that
 must already take the target's values) and is refused alone.
@@ -331,17 +331,16 @@ def _same(v):
 
 def _dated(d: ChangeDef, want: dict, req_want: dict, base: Entry, target: Entry) -> tuple[int, str, str]:
     """(year, entry, how it was dated): the first entry that documents the change's idea. An assumed
-    value never dates a change; a return to a choice older than the base is dated by its first
-    documented use from the base's year on; a value nobody documents is dated by the target."""
+    value never dates a change; a value no entry documents is dated by the target; a return to a
+    choice older than the base keeps its first documented use and says it is a return."""
     notes = [] if _documents(target, d.kind, want) else [f"{target.name}'s value is assumed"]
     first = _first(d, want, req_want, exact=False)
-    if first is not None and first.year < base.year:
-        notes.append(f"a return to {first.name}'s choice ({first.year})")
-        first = _first(d, want, req_want, exact=False, since=base.year)
     if first is None:
         notes.append("no entry documents it; dated by the target")
         return target.year, target.name, "; ".join(notes)
-    exact = _first(d, want, req_want, exact=True, since=first.year)
+    if first.year < base.year:
+        notes.append(f"a return: {base.name} ({base.year}) had moved away from {first.name}'s choice")
+    exact = _first(d, want, req_want, exact=True)
     if exact is not None and exact.name != first.name:
         notes.append(f"exactly this value first in {exact.name} ({exact.year})")
     return first.year, first.name, "; ".join(notes) or "first entry that documents this value"

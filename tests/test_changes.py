@@ -36,7 +36,7 @@ def test_introduced_by_is_the_earliest_entry_documenting_the_value():
         assert e.year == c.year and c.dating
         if c.kind == "arch" and "dated by the target" not in c.dating:
             assert CH._documents(e, "arch", c.after), c.name  # never an assumed value
-            same = [x for x in registry.ENTRIES if x.arch is not None and x.year < c.year and x.year >= 2019
+            same = [x for x in registry.ENTRIES if x.arch is not None and x.year < c.year
                     and CH._documents(x, "arch", c.after)
                     and all(CH.IDEA.get(f, CH._same)(CH.arch_value(x.arch, f)) == CH.IDEA.get(f, CH._same)(v)
                             for f, v in c.after.items())]
@@ -45,13 +45,15 @@ def test_introduced_by_is_the_earliest_entry_documenting_the_value():
 
 def test_history_is_dated_by_documented_values_not_assumptions():
     """W1: an assumed recipe value never introduces a change; GQA dates from Llama 2 (2023) and names
-    Llama 3's exact ratio; a return to GPT-1's init is not dated before the GPT-2 base."""
+    Llama 3's exact ratio; a return to GPT-1's init says it is one."""
     ch = {c.name: c for c in CH.derive("gpt2", "llama3")}
     assert registry.get("t5-small").recipe.sources["min_lr_ratio"].startswith("assumed")  # the trap
     assert (ch["schedule"].year, ch["schedule"].introduced_by) == (2020, "gpt3-125m")
     assert (ch["attention"].year, ch["attention"].introduced_by) == (2023, "llama2-34b")
     assert "exactly this value first in llama3-8b (2024)" in ch["attention"].dating
-    assert ch["init"].year >= 2019 and "a return to gpt1-117m's choice (2018)" in ch["init"].dating
+    # a return to GPT-1's N(0, 0.02): dated by GPT-1, which documents it, and said to be a return
+    assert (ch["init"].year, ch["init"].introduced_by) == (2018, "gpt1-117m")
+    assert "a return: gpt2-1.5b (2019) had moved away from gpt1-117m's choice" in ch["init"].dating
     assert ch["init"].to_dict()["dating"] == ch["init"].dating
     for c in ch.values():  # the introducing entry documents the value, or the dating says it does not
         e = registry.get(c.introduced_by)

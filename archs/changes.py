@@ -7,14 +7,11 @@ lists the groups whose values differ; a spec or recipe field that differs and th
 covers becomes a change of its own, named after the field, so the list is always complete and a
 ladder of all changes ends exactly at the target's choices.
 
-Each change is labelled with the year and the first registry entry that introduced it: the
-earliest entry (by year, then registry order) that takes the target's values AND documents them
-(an assumed value never introduces a change). A change is dated by its idea (GQA at any ratio;
-IDEA), naming the first entry with exactly the target's value where that came later; a return to a
-choice older than the base (GPT-2 -> Llama 3's N(0, 0.02) init, GPT-1's) says it is one; `dating`
-says which rule applied. A change
-that needs another one (RoPE's theta needs RoPE) says so (`requires`, as data: the features that
-must already take the target's values) and is refused alone.
+Each change is labelled with the year and the first registry entry that introduced it, by
+llmhist.archs.dating: the earliest entry that takes the target's values AND documents them (an
+assumed value never introduces a change); `dating` says how. A change that needs another one
+(RoPE's theta needs RoPE) says so (`requires`, as data: the features that must already take the
+target's values) and is refused alone.
 
 `variant_spec(variant, d_model, n_layers, n_heads, vocab_size, ctx_len)` builds the base family at
 a requested size (registry.build_spec) and applies the listed changes, deriving shape fields at
@@ -27,13 +24,12 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 
 from llmhist.errors import UserError
 
-from . import registry
-from .catalogue import Entry, Recipe, is_assumed
+from . import dating, registry
+from .catalogue import Recipe
 from .spec import Arch, SpecError
 
 MLP_ROUND = 32  # resize() rounds custom-size MLP widths up to a multiple of 32; so do we
@@ -100,7 +96,7 @@ NOT_CHOICES = {
     "window", "rope_scaling", "query_scale", "rotary_dim", "n_enc_layers", "moe", "attn_width",
 }
 RECIPE_NOT_CHOICES = {"source", "sources", "aux_loss", "objective"}
-MISSING = object()
+MISSING = dating.MISSING  # one sentinel: the spec or recipe has no such field
 
 
 # ----------------------------------------------------------------------- derived features
@@ -237,7 +233,7 @@ class Change:
     year: int
     introduced_by: str
     requires: tuple[str, ...] = ()  # names of changes this one needs (those that differ)
-    dating: str = ""  # how year and introduced_by were chosen (_dated)
+    dating: str = ""  # how year and introduced_by were chosen (llmhist.archs.dating)
 
     def summary(self) -> str:
         def fmt(d):
@@ -290,62 +286,6 @@ def _values(d: ChangeDef, a: Arch, r) -> dict:
     return out
 
 
-# The registry fields whose sources vouch for a derived feature's value (the fields it is computed from).
-SOURCE_KEYS: dict[str, tuple[str, ...]] = {
-    "kv_ratio": ("n_heads", "n_kv_heads"), "mlp_ratio": ("d_ff",), "rope_scaling_kind": ("rope_scaling",),
-    "window_frac": ("window", "attn_pattern"), "head_ratio": ("head_dim",), "query_scale_rule": ("query_scale",),
-    "rotary_frac": ("rotary_dim",),
-}
-# What counts as the same idea when a change is dated: GQA at any ratio is GQA (Llama 2 34B/70B, 2023, at
-# 8:1), even where the target's exact ratio came later (whose first entry the dating then names too).
-IDEA: dict[str, Callable] = {"kv_ratio": lambda v: "GQA" if isinstance(v, int) and v > 1 else v}
-
-
-def _documents(e: Entry, kind: str, feats) -> bool:
-    """Whether an entry documents these values: no source behind them is an assumption (a field
-    without a source of its own is the spec's default, not an assumption)."""
-    srcs = e.sources if kind == "arch" else e.recipe.sources
-    return not any(is_assumed(srcs.get(k, "")) for f in feats for k in SOURCE_KEYS.get(f, (f,)))
-
-
-def _first(d: ChangeDef, want: dict, req_want: dict, exact: bool, since: int | None = None) -> Entry | None:
-    """The earliest entry (year, then registry order; from year `since` on) that documents the target's
-    values (or, exact=False, the same idea of them) and meets the change's requirements."""
-    def same(f, got, v):
-        return got == v if exact else got is not MISSING and IDEA.get(f, _same)(got) == IDEA.get(f, _same)(v)
-
-    order = sorted(range(len(registry.ENTRIES)), key=lambda i: (registry.ENTRIES[i].year, i))
-    for e in (registry.ENTRIES[i] for i in order):
-        if e.arch is None or (since is not None and e.year < since):
-            continue
-        got = _values(d, e.arch, e.recipe if d.kind == "recipe" else None)
-        if all(same(k, got.get(k, MISSING), v) for k, v in want.items()) and \
-                all(arch_value(e.arch, k) == v for k, v in req_want.items()) and _documents(e, d.kind, want):
-            return e
-    return None
-
-
-def _same(v):
-    return v
-
-
-def _dated(d: ChangeDef, want: dict, req_want: dict, base: Entry, target: Entry) -> tuple[int, str, str]:
-    """(year, entry, how it was dated): the first entry that documents the change's idea. An assumed
-    value never dates a change; a value no entry documents is dated by the target; a return to a
-    choice older than the base keeps its first documented use and says it is a return."""
-    notes = [] if _documents(target, d.kind, want) else [f"{target.name}'s value is assumed"]
-    first = _first(d, want, req_want, exact=False)
-    if first is None:
-        notes.append("no entry documents it; dated by the target")
-        return target.year, target.name, "; ".join(notes)
-    if first.year < base.year:
-        notes.append(f"a return: {base.name} ({base.year}) had moved away from {first.name}'s choice")
-    exact = _first(d, want, req_want, exact=True)
-    if exact is not None and exact.name != first.name:
-        notes.append(f"exactly this value first in {exact.name} ({exact.year})")
-    return first.year, first.name, "; ".join(notes) or "first entry that documents this value"
-
-
 def resolve(name: str) -> Arch:
     """A registry entry or family name -> the spec whose proportions its custom sizes keep
     (registry.template: a family's template, an entry's own shape), so that a ladder of all
@@ -382,8 +322,10 @@ def _derive(base_name: str, target_name: str) -> tuple[Change, ...]:
         if not diff:
             continue
         req_want = {f: arch_value(target, f) for f in d.requires}
-        dated = _dated(d, {f: vt[f] for f in diff}, req_want, registry.BY_NAME[base.name],
-                       registry.BY_NAME[target.name])
+        dated = dating.dated(d.kind, {f: vt[f] for f in diff},
+                             lambda e, d=d: _values(d, e.arch, e.recipe if d.kind == "recipe" else None),
+                             lambda e, rw=req_want: all(arch_value(e.arch, k) == v for k, v in rw.items()),
+                             registry.BY_NAME[base.name], registry.BY_NAME[target.name])
         found.append((d, diff, vb, vt, dated))
     # a requirement is a dependency when the feature differs between base and target
     covering = {f: d.name for d, *_ in found for f in d.fields}

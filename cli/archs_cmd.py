@@ -137,8 +137,7 @@ def show(
     for law, o in d["compute_optimal"].items():
         t.add_row(f"D_opt for this N ({law})", human(o["D_opt_for_N"]) + m("params"))
         if "N_opt" in o:
-            t.add_row(f"N_opt at its compute ({law})", f"{human(o['N_opt'])} (N/N_opt {o['N_over_N_opt']:.2f})"
-                      + m("tokens"))
+            t.add_row(f"N_opt at its compute ({law})", f"{human(o['N_opt'])} (N/N_opt {o['N_over_N_opt']:.2f}){m('tokens')}")
     console.print(t)
     used = sorted({k for v in rest.values() for k in v})
     for k in used:

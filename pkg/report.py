@@ -178,6 +178,25 @@ def compare(names: Sequence[str], fits: Sequence[str] = ()) -> tuple[list[Entry]
     return entries, compare_rows(entries, fits)
 
 
+def _optimality_rows(add: Callable, rows: list[dict], section: str, law, N: list, D: list) -> None:
+    """compare's rows judging each model (N active parameters, D tokens) under one law: the optimum
+    at its compute, and where the law's runs do not reach that compute, a short warning cell (the
+    full warning as the row's note)."""
+    from llmhist.scaling import laws
+
+    opt = [laws.compute_optimality(n, d, law) if d else None for n, d in zip(N, D)]
+    add(section, "N_opt at its C", [o and o["N_opt"] for o in opt], human, rests="tokens")
+    add(section, "D_opt at its C", [o and o["D_opt"] for o in opt], human, rests="tokens")
+    add(section, "N / N_opt (>1 undertrained)", [o and o["N_over_N_opt"] for o in opt],
+        lambda v: "n/a" if v is None else f"{v:.2f}x", rests="tokens")
+    add(section, "D_opt for its N", [law.d_opt_for_n(n) for n in N], human, rests="params")
+    if any(o and o.get("outside") for o in opt):  # a law judging a run far outside its data
+        add(section, "warning", [o and o.get("warning") for o in opt], lambda v: "-" if not v else "yes")
+        rows[-1]["shown"] = [", ".join(f"{x['quantity']} {laws.times(x['factor'])} {x['side']}" for x in o["outside"])
+                             if o and o.get("outside") else "-" for o in opt]
+        rows[-1]["note"] = next(o["warning"] for o in opt if o and o.get("warning"))
+
+
 def compare_rows(entries: Sequence[Entry], fits: Sequence[str] = ()) -> list[dict]:
     """Rows for `compare`: raw values (for --json), formatted ones, and per model the assumed
     values each row rests on."""
@@ -238,18 +257,6 @@ def compare_rows(entries: Sequence[Entry], fits: Sequence[str] = ()) -> list[dic
         lambda v: "n/a" if v is None else f"{v:.1f}", rests="tokens")
     chosen = [(n, laws.PUBLISHED[n]) for n in LAWS] + [(Path(f).stem, laws.load(f)) for f in fits]
     for name, law in chosen:
-        opt = [laws.compute_optimality(p.active, d, law) if d else None for p, d in zip(ps, D)]
-        add(f"compute-optimal ({name})", "N_opt at its C", [o and o["N_opt"] for o in opt], human, rests="tokens")
-        add(f"compute-optimal ({name})", "D_opt at its C", [o and o["D_opt"] for o in opt], human, rests="tokens")
-        add(f"compute-optimal ({name})", "N / N_opt (>1 undertrained)", [o and o["N_over_N_opt"] for o in opt],
-            lambda v: "n/a" if v is None else f"{v:.2f}x", rests="tokens")
-        add(f"compute-optimal ({name})", "D_opt for its N", [law.d_opt_for_n(p.active) for p in ps], human,
-            rests="params")
-        if any(o and o.get("outside") for o in opt):  # a law judging a run far outside its data
-            add(f"compute-optimal ({name})", "warning", [o and o.get("warning") for o in opt],
-                lambda v: "-" if not v else "yes")
-            rows[-1]["shown"] = [", ".join(f"{x['quantity']} {laws.times(x['factor'])} {x['side']}"
-                                           for x in o["outside"]) if o and o.get("outside") else "-" for o in opt]
-            rows[-1]["note"] = next(o["warning"] for o in opt if o and o.get("warning"))
+        _optimality_rows(add, rows, f"compute-optimal ({name})", law, [p.active for p in ps], D)
     add("compute-optimal (20 tok/param)", "D for its N", [laws.tokens_20x(p.active) for p in ps], human, rests="params")
     return rows

@@ -6,6 +6,7 @@ import pytest
 
 from llmhist.archs import accounting, registry
 from llmhist.archs import changes as CH
+from llmhist.archs import dating as DT
 from llmhist.archs.spec import Arch
 
 V = {"d_model": 64, "n_layers": 2, "n_heads": 8, "vocab_size": 256, "ctx_len": 64}
@@ -35,11 +36,10 @@ def test_introduced_by_is_the_earliest_entry_documenting_the_value():
         e = registry.get(c.introduced_by)
         assert e.year == c.year and c.dating
         if c.kind == "arch" and "dated by the target" not in c.dating:
-            assert CH._documents(e, "arch", c.after), c.name  # never an assumed value
+            assert DT.documents(e, "arch", c.after), c.name  # never an assumed value
             same = [x for x in registry.ENTRIES if x.arch is not None and x.year < c.year
-                    and CH._documents(x, "arch", c.after)
-                    and all(CH.IDEA.get(f, CH._same)(CH.arch_value(x.arch, f)) == CH.IDEA.get(f, CH._same)(v)
-                            for f, v in c.after.items())]
+                    and DT.documents(x, "arch", c.after)
+                    and all(DT.idea(f, CH.arch_value(x.arch, f)) == DT.idea(f, v) for f, v in c.after.items())]
             assert not same, (c.name, [x.name for x in same])
 
 
@@ -57,7 +57,7 @@ def test_history_is_dated_by_documented_values_not_assumptions():
     assert ch["init"].to_dict()["dating"] == ch["init"].dating
     for c in ch.values():  # the introducing entry documents the value, or the dating says it does not
         e = registry.get(c.introduced_by)
-        assert CH._documents(e, c.kind, c.after) or "dated by the target" in c.dating, c.name
+        assert DT.documents(e, c.kind, c.after) or "dated by the target" in c.dating, c.name
 
 
 def test_ladder_is_historical_and_dependencies_come_first():

@@ -163,11 +163,9 @@ def shown_arch_values(a: Arch) -> dict[str, object]:
             continue
         if k == "attn_width" and v == "heads":
             continue
-        if k == "rope_theta" and a.positions != "rope":
-            continue
         if k == "qk_norm_width" and (not a.qk_norm or v == "head") or k in RECENT_DEFAULTS and v == RECENT_DEFAULTS[k]:
             continue
-        if k in ("rel_buckets", "rel_max_distance") and a.positions != "t5_bias":
+        if not applies(a, k):
             continue
         out[k] = v
     return out
@@ -175,6 +173,19 @@ def shown_arch_values(a: Arch) -> dict[str, object]:
 
 # the recent families' fields, left out at their defaults (no such feature)
 RECENT_DEFAULTS = {"mtp_depth": 0, "nope_every": 0, "nope_temp_floor": 0, "nope_temp_scale": 0.0, "attn_sinks": False}
+
+
+# fields that mean something only with one position encoding (a learned-position model's rope_theta
+# holds the spec's default, which it never uses)
+APPLIES_WITH = {"rope_theta": "rope", "rope_interleaved": "rope", "rope_scaling": "rope", "rotary_dim": "rope",
+                "rel_buckets": "t5_bias", "rel_max_distance": "t5_bias"}
+
+
+def applies(a: Arch, name: str) -> bool:
+    """Whether a spec field applies to this spec (show and compare print `-` where it does not)."""
+    return name not in APPLIES_WITH or a.positions == APPLIES_WITH[name]
+
+
 OPTIONAL_FEATURES = frozenset({"qk_norm", "parallel_block", "rope_interleaved", "lm_head_bias", "embed_scale",
                                "output_scale"})
 
@@ -188,7 +199,8 @@ DEPENDS: dict[str, tuple[str, ...]] = {
     "kv_cache": ("n_layers", "n_kv_heads", "head_dim", "attn_width", "window", "attn_pattern", "ctx_len", "mla"),
     "activations": ("d_model", "n_layers", "d_ff", "mlp", "moe", "n_heads", "n_kv_heads", "head_dim", "attn_width",
                     "n_enc_layers"),
-    "tokens": ("train_tokens",),
+    "D": ("train_tokens",),  # the training tokens alone
+    "tokens": ("train_tokens",),  # with N (as every name starting with "tokens"): tokens/param, 6ND, optimality
 }
 
 

@@ -7,10 +7,11 @@ lists the groups whose values differ; a spec or recipe field that differs and th
 covers becomes a change of its own, named after the field, so the list is always complete and a
 ladder of all changes ends exactly at the target's choices.
 
-Each change is labelled with the year and the first registry entry that introduced it: the
-earliest entry (by year, then registry order) whose fields take the target's values. A change
-that needs another one (RoPE's theta needs RoPE) says so (`requires`, as data: the features that
-must already take the target's values) and is refused alone.
+Each change is labelled with the year and the first registry entry that introduced it, by
+llmhist.archs.dating: the earliest entry that takes the target's values AND documents them (an
+assumed value never introduces a change); `dating` says how. A change that needs another one
+(RoPE's theta needs RoPE) says so (`requires`, as data: the features that must already take the
+target's values) and is refused alone.
 
 `variant_spec(variant, d_model, n_layers, n_heads, vocab_size, ctx_len)` builds the base family at
 a requested size (registry.build_spec) and applies the listed changes, deriving shape fields at
@@ -28,7 +29,7 @@ from dataclasses import dataclass, fields, replace
 
 from llmhist.errors import UserError
 
-from . import registry
+from . import dating, registry
 from .catalogue import Recipe
 from .recent import RECENT_CHANGES, ablatable, mla_kind, moe_layout, moe_router, scaling_kind
 from .spec import Arch, SpecError
@@ -99,7 +100,7 @@ NOT_CHOICES = {
     "window", "rope_scaling", "query_scale", "rotary_dim", "n_enc_layers", "moe", "attn_width",
 }
 RECIPE_NOT_CHOICES = {"source", "sources", "aux_loss", "objective"}
-MISSING = object()
+MISSING = dating.MISSING  # one sentinel: the spec or recipe has no such field
 
 
 # ----------------------------------------------------------------------- derived features
@@ -248,6 +249,7 @@ class Change:
     year: int
     introduced_by: str
     requires: tuple[str, ...] = ()  # names of changes this one needs (those that differ)
+    dating: str = ""  # how year and introduced_by were chosen (llmhist.archs.dating)
 
     def summary(self) -> str:
         def fmt(d):
@@ -258,7 +260,7 @@ class Change:
         return {"name": self.name, "kind": self.kind, "year": self.year, "introduced_by": self.introduced_by,
                 "description": self.description, "from": {k: _jsonable(v) for k, v in self.before.items()},
                 "to": {k: _jsonable(v) for k, v in self.after.items()}, "requires": list(self.requires),
-                "not_ablatable": ablatable(self.name)}
+                "not_ablatable": ablatable(self.name), "dating": self.dating}
 
 
 def _fmt(v) -> str:
@@ -300,28 +302,12 @@ def _values(d: ChangeDef, a: Arch, r) -> dict:
     return out
 
 
-def _introduced(d: ChangeDef, want: dict, req_want: dict) -> tuple[int, str]:
-    """The earliest entry (year, then registry order) whose fields take the target's values."""
-    order = sorted(range(len(registry.ENTRIES)), key=lambda i: (registry.ENTRIES[i].year, i))
-    for i in order:
-        e = registry.ENTRIES[i]
-        a = e.arch
-        if a is None:
-            continue
-        r = e.recipe if d.kind == "recipe" else None
-        got = _values(d, a, r)
-        if all(got.get(k, MISSING) == v for k, v in want.items()) and \
-                all(arch_value(a, k) == v for k, v in req_want.items()):
-            return e.year, e.name
-    raise AssertionError("the target itself takes its own values")  # pragma: no cover
-
-
 def resolve(name: str) -> Arch:
     """A registry entry or family name -> the spec whose proportions its custom sizes keep
     (registry.template: a family's template, an entry's own shape), so that a ladder of all
     changes ends exactly at build_spec(target) at any size. Shape known; decoder-only (a MoE or MLA
     model's changes are listed; variant_spec refuses those ablatable() marks)."""
-    a = registry.get(name).arch and registry.template(name)
+    a = registry.get(name, buildable=True).arch and registry.template(name)
     if a is None:
         raise ChangeError(f"{name}: its shape was never published, so it cannot be ablated; "
                           "pick a published model (`llmhist archs`)")
@@ -350,16 +336,19 @@ def _derive(base_name: str, target_name: str) -> tuple[Change, ...]:
         if not diff:
             continue
         req_want = {f: arch_value(target, f) for f in d.requires}
-        year, who = _introduced(d, {f: vt[f] for f in diff}, req_want)
-        found.append((d, diff, vb, vt, year, who))
+        dated = dating.dated(d.kind, {f: vt[f] for f in diff},
+                             lambda e, d=d: _values(d, e.arch, e.recipe if d.kind == "recipe" else None),
+                             lambda e, rw=req_want: all(arch_value(e.arch, k) == v for k, v in rw.items()),
+                             registry.BY_NAME[base.name], registry.BY_NAME[target.name])
+        found.append((d, diff, vb, vt, dated))
     # a requirement is a dependency when the feature differs between base and target
     covering = {f: d.name for d, *_ in found for f in d.fields}
     out = []
-    for d, diff, vb, vt, year, who in found:
+    for d, diff, vb, vt, (year, who, how) in found:
         deps = tuple(dict.fromkeys(covering[f] for f in d.requires
                                    if f in covering and arch_value(base, f) != arch_value(target, f)))
         out.append(Change(d.name, d.kind, d.description, tuple(diff), {f: vb.get(f) for f in diff},
-                          {f: vt[f] for f in diff}, year, who, deps))
+                          {f: vt[f] for f in diff}, year, who, deps, how))
     if not out:
         raise ChangeError(f"{base_name} ({base.name}) and {target_name} ({target.name}) make the same choices: "
                           "there is no change to measure; pick two models that differ (`llmhist compare A B`)")

@@ -1065,8 +1065,9 @@ class UnknownArch(UserError, KeyError):
         return self.args[0]
 
 
-def get(name: str) -> Entry:
-    """The catalogue entry for a name or alias (case-insensitive); a bare family name is its flagship."""
+def get(name: str, buildable: bool = False) -> Entry:
+    """The catalogue entry for a name or alias (case-insensitive); a bare family name is its flagship.
+    An unknown name is refused with suggestions (only buildable ones where a shape is needed)."""
     key = name.strip().lower()
     if key in BY_NAME:
         return BY_NAME[key]
@@ -1075,11 +1076,19 @@ def get(name: str) -> Entry:
     flag = [e for e in ENTRIES if e.family == key and e.flagship]
     if flag:
         return flag[0]
-    pool = list(dict.fromkeys(list(BY_NAME) + list(ALIASES) + FAMILIES))
-    matches = difflib.get_close_matches(key, pool, n=8, cutoff=0.5)
-    # show each entry once, under its canonical name
-    canon = list(dict.fromkeys(ALIASES.get(m, m) for m in matches))
-    raise UnknownArch(name, canon[:4])
+    raise UnknownArch(name, suggestions(key, buildable))
+
+
+def suggestions(key: str, buildable: bool = False, n: int = 4) -> list[str]:
+    """Close names for a mistyped one: a family first (`lama3` -> llama3, the family), then entries
+    under their canonical names; with buildable, none whose shape was never published (gpt4)."""
+    def ok(entry_name: str) -> bool:
+        return not buildable or BY_NAME[entry_name].arch is not None
+
+    fams = [f for f in difflib.get_close_matches(key, FAMILIES, n=3, cutoff=0.5) if ok(FAMILY_TEMPLATE[f])]
+    pool = list(dict.fromkeys(list(BY_NAME) + list(ALIASES)))
+    names = [ALIASES.get(m, m) for m in difflib.get_close_matches(key, pool, n=12, cutoff=0.5)]
+    return list(dict.fromkeys(fams + [x for x in names if ok(x)]))[:n]
 
 
 def arch(name: str) -> Arch:
@@ -1100,7 +1109,7 @@ def template(family_or_name: str) -> Arch:
     key = family_or_name.strip().lower()
     if key in FAMILY_TEMPLATE:
         return BY_NAME[FAMILY_TEMPLATE[key]].require_arch()
-    e = get(family_or_name)
+    e = get(family_or_name, buildable=True)
     e.require_arch()
     return BY_NAME[e.template].require_arch()
 
@@ -1116,6 +1125,7 @@ def build_spec(
 ) -> Arch:
     """Resolve a CLI-style request to a buildable Arch: a registry name, a named small size
     (nano..base) or a registry name of the same family as --size, or an explicit shape."""
+    get(arch, buildable=True)  # an unknown name is refused with names that can be built
     shape = (d_model, n_layers, n_heads)
     given = any(v is not None for v in shape)
     for flag, v in zip(("--d-model", "--n-layers", "--n-heads"), shape):
@@ -1145,15 +1155,40 @@ RESIZED = ("d_model", "n_layers", "n_heads", "n_kv_heads", "head_dim", "d_ff", "
            "n_enc_layers", "window", "rope_scaling", "query_scale", "rotary_dim", "moe", "attn_width")
 
 
+def template_note(family_or_name: str) -> str:
+    """Why custom sizes keep this template's proportions: the family's flagship, its one published
+    shape, or the template the family names, with what its flagship does differently. Named sizes fix
+    width, depth and heads, not parameters: an MoE or a wide FFN has more at the same size name."""
+    t = template(family_or_name)
+    flag = next((e for e in ENTRIES if e.family == t.family and e.flagship), None)
+    built = [e for e in ENTRIES if e.family == t.family and e.arch is not None]
+    if len(built) == 1:
+        why = "the family's one published shape"
+    elif flag is None or flag.name == t.name:
+        why = "the family's flagship"
+    else:
+        f = flag.require_arch()
+        # the proportions resize() keeps from a template
+        kept = {"attention": lambda a: "MHA" if a.kv_heads == a.n_heads else "MQA" if a.kv_heads == 1
+                else f"GQA {a.n_heads // a.kv_heads}:1",
+                "FFN": lambda a: f"{a.d_ff / a.d_model:.3g} d_model",
+                "head width": lambda a: f"{a.head_dim / (a.d_model / a.n_heads):.3g} d_model/n_heads"}
+        diff = [f"{k} {fn(t)}, flagship {fn(f)}" for k, fn in kept.items() if fn(t) != fn(f)]
+        why = f"the family's named template, not its flagship {flag.name}" + (f": {'; '.join(diff)}"
+                                                                             if diff else "")
+    return f"{t.name}'s proportions ({why})"
+
+
 def custom_entry(a: Arch, requested: str, how: str) -> Entry:
     """A catalogue-style record for a custom size, so `show` can give every value a source: the
     choices keep their template's sources; the resized values say how they were chosen."""
     t = get(template(requested).name)
-    chosen = f"chosen: {how} ({t.name}'s proportions)"
+    chosen = f"chosen: {how}; {template_note(requested)}"
     sources = {k: v for k, v in t.sources.items() if k not in RESIZED and k not in ("published_params",
                                                                                   "train_tokens", "train_ctx_len")}
     sources.update({k: chosen for k in RESIZED})
     sources["vocab_size"] = sources["tokenizer"] = "chosen: llmhist trains on bytes (256) by default"
     return Entry(name=a.name, family=a.family, year=t.year, paper=t.paper, arch=a, sources=sources,
                  recipe=t.recipe, template=t.name, optimizer=t.optimizer, tokenizer=f"bytes ({a.vocab_size})",
-                 notes=f"{t.family} choices at a custom size (from {t.name})")
+                 notes=f"{t.family} choices at a custom size: {template_note(requested)}. A named size fixes "
+                       "width, depth and heads, not the parameter count (an MoE or a wide FFN has more).")

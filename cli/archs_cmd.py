@@ -5,14 +5,16 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.table import Table
+from rich.text import Text
 
-from llmhist.numbers import human, nbytes, sci
+from llmhist.numbers import human, nbytes, sci, tokens_len
 
 from .common import console, print_json, say, user_errors
 
 JSON = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-SIZE = Annotated[str | None, typer.Option("--size", help="Named small size (nano, micro, mini, small, base) or a registry name.")]
+SIZE = Annotated[str | None, typer.Option("--size", help="Named small size (nano, micro, mini, small, base: width, depth and heads, so parameters differ by family) or a registry name.")]
 DM = Annotated[int | None, typer.Option("--d-model", help="Explicit width (with --n-layers, --n-heads).")]
 NL = Annotated[int | None, typer.Option("--n-layers")]
 NH = Annotated[int | None, typer.Option("--n-heads")]
@@ -41,24 +43,55 @@ def archs_(
     as_json: JSON = False,
 ) -> None:
     """The registry as a timeline: year, name, parameters, tokens, key choices."""
-    from llmhist.report import list_archs
+    from llmhist.report import list_archs, no_rows_note
 
     with user_errors():
         rows = list_archs(family, since, until)
     if as_json:
         return print_json(rows)
-    t = Table(title="LLM architectures, oldest first", header_style="bold")
-    for c in ("year", "name", "params", "active", "tokens", "tok/param", "ctx", "choices"):
-        t.add_column(c, justify="left" if c in ("name", "choices") else "right",
-                     no_wrap=c in ("name", "params", "tokens"))
+    if not rows:
+        return say(no_rows_note(family, since, until))
+    console.print(_timeline(rows))
+
+
+def _timeline(rows: list[dict]) -> Table:
+    """The timeline at any width (80 columns and pipes too): numbers never wrap, the choices wrap
+    between choices (never inside one), a column no row fills is left out, GQA reads query/KV heads."""
+    moe = any(r["params_active"] != r["params_total"] for r in rows)
+    cols = [c for c in ("year", "name", "params", "active", "tokens", "tok/param", "ctx", "choices")
+            if c != "active" or moe]
+    cells = []
     for r in rows:
-        P = r["params_total"] or r["params_published"]
-        tpp = r["train_tokens"] / r["params_active"] if (r["train_tokens"] and r["params_active"]) else None
-        t.add_row(str(r["year"]), r["name"], human(P),
-                  human(r["params_active"]) if r["params_active"] != r["params_total"] else "",
-                  human(r["train_tokens"]), f"{tpp:.1f}" if tpp else "n/a",
-                  f"{r['ctx_len']:,}" if r["ctx_len"] else "n/a", r["choices"])
-    console.print(t)
+        tpp = r["tokens_per_param"]
+        cells.append({"year": str(r["year"]), "name": r["name"],
+                      "params": human(r["params_total"] or r["params_published"]),
+                      "active": human(r["params_active"]) if r["params_active"] != r["params_total"] else "",
+                      "tokens": human(r["train_tokens"]),
+                      "tok/param": "n/a" if tpp is None else f"{tpp:.1f}" if tpp < 100 else f"{tpp:,.0f}",
+                      "ctx": tokens_len(r["ctx_len"]), "choices": r["choices"]})
+    fixed = sum(max(len(c), *(len(x[c]) for x in cells)) + 1 for c in cols if c != "choices")
+    width = max(20, console.width - fixed)
+    t = Table(title="LLM architectures, oldest first", header_style="bold", box=box.SIMPLE_HEAD, padding=0,
+              show_edge=False, caption="active: per token (MoE); GQA q/kv: query/KV heads; ctx: k = 1,024 tokens",
+              caption_justify="left")
+    for c in cols:
+        t.add_column(c, justify="left" if c in ("name", "choices") else "right", no_wrap=True, overflow="fold")
+    for x in cells:
+        x["choices"] = _wrap(x["choices"].split(", "), width)
+        t.add_row(*(x[c] for c in cols))
+    return t
+
+
+def _wrap(parts: list[str], width: int) -> str:
+    """Choices joined by ', ' in lines of at most `width`, breaking only between choices."""
+    lines = [""]
+    for i, p in enumerate(parts):
+        word = p + ("," if i < len(parts) - 1 else "")
+        if lines[-1] and len(lines[-1]) + 1 + len(word) > width:
+            lines.append(word)
+        else:
+            lines[-1] = f"{lines[-1]} {word}" if lines[-1] else word
+    return "\n".join(lines)
 
 
 @app.command("show")
@@ -88,7 +121,7 @@ def show(
     for k, v in e.shown().items():
         src = e.sources[k]
         mark = " [yellow]*[/]" if is_assumed(src) else ""
-        t.add_row(k, fmt_value(v) + mark, src)
+        t.add_row(k, fmt_value(v, k) + mark, src)
     console.print(t)
     if e.notes:
         console.print(f"[dim]{e.notes}[/]")
@@ -114,19 +147,19 @@ def show(
               + m("activations"))
     t.add_row(f"KV cache per token (bf16, T = {e.ctx_len:,})", nbytes(s["kv_cache_bytes_per_token_bf16"])
               + m("kv_cache"))
-    t.add_row("training tokens D", human(s["D"]) + m("tokens"))
+    t.add_row("training tokens D", human(s["D"]) + (m("D") if s["D"] else ""))
     t.add_row("training compute 6ND", sci(s["C_6ND"]) + (m("tokens") if s["C_6ND"] else ""))
-    t.add_row("tokens per parameter", f"{s['tokens_per_param']:.1f}" if s["tokens_per_param"] else "n/a")
-    t.add_row("20 tokens/param rule", human(d["tokens_20x"]))
+    t.add_row("tokens per parameter", f"{s['tokens_per_param']:.1f}{m('tokens')}" if s["tokens_per_param"] else "n/a")
+    t.add_row("20 tokens/param rule", human(d["tokens_20x"]) + m("params"))
     for law, o in d["compute_optimal"].items():
-        t.add_row(f"D_opt for this N ({law})", human(o["D_opt_for_N"]))
+        t.add_row(f"D_opt for this N ({law})", human(o["D_opt_for_N"]) + m("params"))
         if "N_opt" in o:
-            t.add_row(f"N_opt at its compute ({law})", f"{human(o['N_opt'])} (N/N_opt {o['N_over_N_opt']:.2f})")
+            t.add_row(f"N_opt at its compute ({law})", f"{human(o['N_opt'])} (N/N_opt {o['N_over_N_opt']:.2f}){m('tokens')}")
     console.print(t)
     _print_parallel(d.get("parallel"), rest)
     used = sorted({k for v in rest.values() for k in v})
     for k in used:
-        console.print(f"[yellow]*[/] {k} = {fmt_value(e.shown()[k])}: {e.sources[k]}")
+        console.print(f"[yellow]*[/] {k} = {fmt_value(e.shown()[k], k)}: {e.sources[k]}")
 
 
 def _print_parallel(est: dict | None, rest: dict) -> None:
@@ -196,6 +229,9 @@ def compare(
         else:
             for e, fl in zip(entries, r["values"]):
                 _print_how_and_flags({}, fl, e.name)
+    for r in rows:  # word-wrapped: a note never breaks inside a word at 80 columns
+        if r.get("note"):
+            console.print(Text(f"warning: {r['note']}"))
     for e in entries:
         for k, src in e.assumed().items():
-            console.print(f"* {e.name}: {k} = {fmt_value(e.shown()[k])}: {src}")
+            console.print(f"* {e.name}: {k} = {fmt_value(e.shown()[k], k)}: {src}")

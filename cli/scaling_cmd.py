@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from llmhist.numbers import human, nbytes, sci
 
@@ -26,24 +27,28 @@ def _iv(r: dict, key: str, fmt: Callable[[float], str] = human) -> str:
     return v
 
 
+NUM = "Numbers as 1e21, 2.5e20 or 1_000e18."
+
+
 @app.command("recommend")
 def recommend_(
-    flops: Annotated[float | None, typer.Option("--flops", help="Training compute C in FLOPs.")] = None,
-    gpu_hours: Annotated[float | None, typer.Option("--gpu-hours", help="Budget in GPU-hours (with --gpu, --mfu).")] = None,
-    gpu: Annotated[str | None, typer.Option("--gpu", help="Device of --gpu-hours (and of --gpus): h100, a100, h200, ...")] = None,
+    flops: Annotated[str | None, typer.Option("--flops", metavar="C", help=f"Training compute C in FLOPs. {NUM}")] = None,
+    gpu_hours: Annotated[str | None, typer.Option("--gpu-hours", metavar="H", help="Budget in GPU-hours (with --gpu, --mfu).")] = None,
+    gpu: Annotated[str | None, typer.Option("--gpu", help="Device of --gpu-hours (and of --gpus): h100, a100, h200, ... (the hardware table's names; the peak used is printed).")] = None,
     mfu: Annotated[float, typer.Option("--mfu", help="Model FLOPs utilisation for --gpu-hours.")] = 0.4,
-    params_: Annotated[float | None, typer.Option("--params", help="Model size N: the budget at which N is optimal.")] = None,
-    tokens: Annotated[float | None, typer.Option("--tokens", help="Data D: the budget at which D is optimal.")] = None,
+    params_: Annotated[str | None, typer.Option("--params", metavar="N", help="Model size N: the budget at which N is optimal.")] = None,
+    tokens: Annotated[str | None, typer.Option("--tokens", metavar="D", help="Data D: the budget at which D is optimal.")] = None,
     law: Annotated[list[str] | None, typer.Option("--law", help="Published law(s) to use (default: all).")] = None,
     fit: Annotated[list[str] | None, typer.Option("--fit", help="Fit JSON file(s) written by `llmhist fit`.")] = None,
-    inference_tokens: Annotated[float | None, typer.Option("--inference-tokens", help="Tokens the model will serve (Sardana & Frankle 2023).")] = None,
+    inference_tokens: Annotated[str | None, typer.Option("--inference-tokens", metavar="D_INF", help="Tokens the model will serve (Sardana & Frankle 2023).")] = None,
     gpus: Annotated[int | None, typer.Option("--gpus", help="Spread N_opt over this many --gpu devices: model state per GPU, days.")] = None,
     tp: Annotated[int | None, typer.Option("--tp", help="With --gpus: tensor-parallel degree (default 1).")] = None,
     pp: Annotated[int | None, typer.Option("--pp", help="With --gpus: pipeline stages (default 1).")] = None,
     zero: Annotated[int | None, typer.Option("--zero", help="With --gpus: ZeRO stage 0-3 (default 0).")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Compute-optimal N, D, tokens/param and predicted loss under each law, side by side."""
+    """Compute-optimal N, D, tokens/param and predicted loss under each law, side by side; a law used
+    far outside the runs it was fitted on says so."""
     from llmhist.archs.parallel import layout_from
     from llmhist.scaling.recommend import loss_data_note, recommendations
 
@@ -61,22 +66,26 @@ def recommend_(
                   _iv(r, "tokens_per_param", lambda v: f"{v:.1f}"), _iv(r, "loss", lambda v: f"{v:.3f}"))
         if "as_written" in r:
             w = r["as_written"]
-            t.add_row(f"  {r['law']} (C_min = C)", "", human(w["N_opt"]), human(w["D_opt"]),
-                      f"{w['D_opt'] / w['N_opt']:.1f}", "")
+            t.add_row(f"  {r['law']} (C_min = C)", sci(w["C"]) if w["C"] != r["C"] else "", human(w["N_opt"]),
+                      human(w["D_opt"]), f"{w['D_opt'] / w['N_opt']:.1f}", "")
+    if rows and "budget" in rows[0]:
+        _note(rows[0]["budget"]["note"])
     console.print(t)
     for r in rows:
         if "convention" in r:
-            console.print(f"{r['law']}: {r['convention']}; the (C_min = C) row reads Kaplan's formula as written.",
-                          soft_wrap=True)
-        if r.get("warning"):
-            console.print(f"[yellow]warning:[/] {r['warning']}", soft_wrap=True)
+            _note(f"{r['law']}: {r['convention']}; the (C_min = C) row reads Kaplan's formula as written"
+                  + (" for the same fixed N or D." if r["as_written"]["C"] != r["C"] else "."))
+        for w in (r.get("warning"), r.get("as_written", {}).get("warning")):
+            if w:
+                _note(f"warning: {w}", "yellow")
     if rows and "per_gpu" in rows[0]:
         _print_per_gpu(rows)
     note = loss_data_note(rows)
     if note:
-        console.print(note, soft_wrap=True)
+        _note(note)
     if inf:
-        t = Table(title=f"inference-aware: same loss, serving {human(inference_tokens)} tokens", header_style="bold")
+        t = Table(title=f"inference-aware: same loss, serving {human(inf[0]['inference_tokens'])} tokens",
+                  header_style="bold")
         for c in ("law", "N", "D_train", "tokens/param", "N vs Chinchilla", "total FLOPs saved"):
             t.add_column(c, justify="right")
         for r in inf:
@@ -99,6 +108,11 @@ def _print_per_gpu(rows: list[dict]) -> None:
     console.print(t)
     say(f"how: {g['how']}")
     say(f"FLAG {g['flag']}", style="yellow")
+
+
+def _note(text: str, style: str = "") -> None:
+    """A line under a table, wrapped between words at the terminal's width (never inside a word)."""
+    console.print(Text(text, style=style))
 
 
 @app.command("fit")

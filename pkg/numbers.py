@@ -1,5 +1,5 @@
-"""Numbers as people read them: 1.23M parameters, 3.1e+21 FLOPs, 4.5 GiB. Used by report rows
-(llmhist.archs.report) and by the command line alike. No heavy imports."""
+"""Numbers as people read them: 1.23M parameters, 3.1e+21 FLOPs, 4.5 GiB, RoPE 5e5, a 128k context.
+Used by report rows (llmhist.report) and by the command line alike. No heavy imports."""
 
 from __future__ import annotations
 
@@ -27,3 +27,18 @@ def nbytes(x: float | None) -> str:
         if x >= div:
             return f"{x / div:.3g} {suf}"
     return f"{x:.0f} B"
+
+
+def short_sci(x: float) -> str:
+    """500000 -> '5e5', 12500 -> '1.25e4', 64 -> '64' (up to 3 significant digits; no '+', no zeros)."""
+    if x == 0 or 0.1 <= abs(x) < 1000:
+        return f"{x:.3g}"
+    mantissa, exp = f"{x:.2e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exp)}"
+
+
+def tokens_len(n: int | None) -> str:
+    """A context length as people say it: 2048 -> '2k', 131072 -> '128k' (binary k), 512 -> '512'."""
+    if n is None:
+        return "n/a"
+    return f"{n // 1024}k" if n >= 1024 and n % 1024 == 0 else f"{n:,}"

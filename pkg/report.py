@@ -14,22 +14,32 @@ from typing import Any
 
 from llmhist.archs.catalogue import Entry
 from llmhist.archs.spec import Arch, SpecError
-from llmhist.numbers import human, nbytes, sci
+from llmhist.numbers import human, nbytes, sci, short_sci
 
 LAWS = ("hoffmann2022-unrounded", "epoch2024")
 
 
+NORM = {"layernorm": "LN", "rmsnorm": "RMSNorm", "rmsnorm_1p": "RMSNorm(1+w)"}
+MLP = {"gelu": "GELU", "gelu_tanh": "GELU", "relu": "ReLU", "swiglu": "SwiGLU", "geglu": "GeGLU"}
+
+
+def attention(a: Arch) -> str:
+    """MHA, MQA, or GQA as query heads / KV heads (`GQA 32/8`: 32 query heads share 8 KV heads)."""
+    if a.kv_heads == a.n_heads:
+        return "MHA"
+    return "MQA" if a.kv_heads == 1 else f"GQA {a.n_heads}/{a.kv_heads}"
+
+
 def choices(a: Arch | None) -> str:
-    """One short line of the key architectural choices (a is an Arch, or None: shape unpublished)."""
+    """One short line of the key architectural choices (a is an Arch, or None: shape unpublished),
+    words separated by spaces so that a narrow table wraps it between choices."""
     if a is None:
         return "shape not published"
-    from llmhist.archs.spec import attention_kind
-
-    pos = {"rope": f"RoPE {a.rope_theta:g}" + (" scaled" if a.rope_scaling else "")
+    pos = {"rope": f"RoPE {short_sci(a.rope_theta)}" + (" scaled" if a.rope_scaling else "")
                    + (f" partial {a.rotary_dim}" if a.rotary_dim else ""),
            "learned": "learned pos", "xl_relative": "XL rel pos", "t5_bias": "T5 rel bias",
            "sinusoidal": "sinusoidal"}.get(a.positions, a.positions)
-    parts = [f"{a.norm_placement}-{a.norm}", pos, attention_kind(a).replace(":1", ""), a.mlp]
+    parts = [f"{a.norm_placement}-{NORM.get(a.norm, a.norm)}", pos, attention(a), MLP.get(a.mlp, a.mlp)]
     if "local" in a.attn_pattern:
         parts.append("local/global" if a.attn_pattern[0] == "local" else "dense/banded")
     if a.moe:
@@ -55,6 +65,9 @@ def row(e: Entry) -> dict:
         out.update(params_total=p.total, params_non_embedding=p.non_embedding, params_active=p.active)
     else:
         out.update(params_total=None, params_non_embedding=None, params_active=None)
+    # per active parameter; a model whose shape was never published counts its published figure
+    N = (params(e.arch).active if e.arch is not None else None) or e.published_params
+    out["tokens_per_param"] = e.train_tokens / N if e.train_tokens and N else None
     return out
 
 
@@ -69,6 +82,19 @@ def list_archs(family: str | None = None, since: int | None = None, until: int |
     es = [e for e in ENTRIES if (not family or e.family == family.lower())
           and (since is None or e.year >= since) and (until is None or e.year <= until)]
     return [row(e) for e in sorted(es, key=lambda e: (e.year, e.family, e.published_params or 0))]
+
+
+def no_rows_note(family: str | None = None, since: int | None = None, until: int | None = None) -> str:
+    """What `archs` says when its filters leave no model: which filter, and the years the registry spans."""
+    from llmhist.archs.registry import ENTRIES
+
+    pool = [e.year for e in ENTRIES if not family or e.family == family.lower()]
+    what = f"no {family.lower()} model" if family else "no model"
+    when = " and ".join(x for x in (f"from {since} on" if since is not None else "",
+                                     f"up to {until}" if until is not None else "") if x)
+    span = f"{min(pool)}" if min(pool) == max(pool) else f"{min(pool)}-{max(pool)}"
+    return (f"{what} {when}: the registry's {family.lower() + ' ' if family else ''}models span {span} "
+            f"(`llmhist archs{' --family ' + family.lower() if family else ''}` lists them)")
 
 
 def resolve(name: str, size: str | None = None, d_model: int | None = None, n_layers: int | None = None,
@@ -131,9 +157,18 @@ def describe(e: Entry, layout: Any = None) -> dict:
     return out
 
 
-def fmt_value(v: Any) -> str:
-    if isinstance(v, float) and (abs(v) >= 1e6 or 0 < abs(v) < 1e-3):
-        return f"{v:.4g}"
+COUNTS = ("published_params", "train_tokens")  # counts a paper prints rounded (70B, 1.4T)
+
+
+def fmt_value(v: Any, key: str | None = None) -> str:
+    """A shown value as people read it: a rounded published count as 70B, an exact one as
+    6,053,381,344; other floats to 4 significant digits (0.1768, 1e-05); whole floats as integers."""
+    if isinstance(v, bool) or v is None:
+        return str(v)
+    if key in COUNTS and isinstance(v, (int, float)):
+        return f"{v:,}" if isinstance(v, int) else human(v)
+    if isinstance(v, float):
+        return f"{v:,.0f}" if v.is_integer() and abs(v) < 1e15 else f"{v:.4g}"
     if isinstance(v, tuple):
         return ", ".join(map(str, v))
     return str(v)
@@ -149,6 +184,25 @@ def compare(names: Sequence[str], fits: Sequence[str] = (), layout: Any = None) 
     return entries, compare_rows(entries, fits, layout)
 
 
+def _optimality_rows(add: Callable, rows: list[dict], section: str, law, N: list, D: list) -> None:
+    """compare's rows judging each model (N active parameters, D tokens) under one law: the optimum
+    at its compute, and where the law's runs do not reach that compute, a short warning cell (the
+    full warning as the row's note)."""
+    from llmhist.scaling import laws
+
+    opt = [laws.compute_optimality(n, d, law) if d else None for n, d in zip(N, D)]
+    add(section, "N_opt at its C", [o and o["N_opt"] for o in opt], human, rests="tokens")
+    add(section, "D_opt at its C", [o and o["D_opt"] for o in opt], human, rests="tokens")
+    add(section, "N / N_opt (>1 undertrained)", [o and o["N_over_N_opt"] for o in opt],
+        lambda v: "n/a" if v is None else f"{v:.2f}x", rests="tokens")
+    add(section, "D_opt for its N", [law.d_opt_for_n(n) for n in N], human, rests="params")
+    if any(o and o.get("outside") for o in opt):  # a law judging a run far outside its data
+        add(section, "warning", [o and o.get("warning") for o in opt], lambda v: "-" if not v else "yes")
+        rows[-1]["shown"] = [", ".join(f"{x['quantity']} {laws.times(x['factor'])} {x['side']}" for x in o["outside"])
+                             if o and o.get("outside") else "-" for o in opt]
+        rows[-1]["note"] = next(o["warning"] for o in opt if o and o.get("warning"))
+
+
 def compare_rows(entries: Sequence[Entry], fits: Sequence[str] = (), layout: Any = None) -> list[dict]:
     """Rows for `compare`: raw values (for --json), formatted ones, and per model the assumed
     values each row rests on."""
@@ -159,7 +213,7 @@ def compare_rows(entries: Sequence[Entry], fits: Sequence[str] = (), layout: Any
         params,
         weight_bytes,
     )
-    from llmhist.archs.catalogue import FLOPS_RESTS, rests_on_assumed
+    from llmhist.archs.catalogue import FLOPS_RESTS, applies, rests_on_assumed
     from llmhist.scaling import laws
 
     rows: list[dict] = []
@@ -183,7 +237,8 @@ def compare_rows(entries: Sequence[Entry], fits: Sequence[str] = (), layout: Any
     add("shape", "n_enc_layers", [a.n_enc_layers for a in specs])
     for k in ("norm", "norm_placement", "final_norm", "positions", "rope_theta", "mlp", "bias", "tied_embeddings",
               "parallel_block", "attn_pattern", "window", "attn_softcap", "final_softcap", "embed_scale", "qk_norm"):
-        add("choices", k, [getattr(a, k) for a in specs], lambda v: "-" if v is None else (", ".join(v) if isinstance(v, tuple) else str(v)))
+        add("choices", k, [getattr(a, k) if applies(a, k) else None for a in specs],
+            lambda v: "-" if v is None else (", ".join(v) if isinstance(v, tuple) else fmt_value(v)))
     add("choices", "MoE", [f"{a.moe.n_experts}x top-{a.moe.top_k}" if a.moe else "-" for a in specs])
     add("choices", "optimizer", [e.optimizer for e in entries])
     add("choices", "tokenizer", [e.tokenizer for e in entries])
@@ -202,21 +257,13 @@ def compare_rows(entries: Sequence[Entry], fits: Sequence[str] = (), layout: Any
     add("memory", "KV cache at ctx_len", [kv_cache_bytes_per_token(a) * a.ctx_len for a in specs], nbytes,
         rests="kv_cache")
     D = [e.train_tokens for e in entries]
-    add("training", "tokens D", D, human, rests="tokens")
+    add("training", "tokens D", D, human, rests="D")
     add("training", "compute C = 6ND", [6 * p.active * d if d else None for p, d in zip(ps, D)], sci, rests="tokens")
     add("training", "tokens / parameter", [d / p.active if d else None for p, d in zip(ps, D)],
         lambda v: "n/a" if v is None else f"{v:.1f}", rests="tokens")
     chosen = [(n, laws.PUBLISHED[n]) for n in LAWS] + [(Path(f).stem, laws.load(f)) for f in fits]
     for name, law in chosen:
-        opt = [laws.compute_optimality(p.active, d, law) if d else None for p, d in zip(ps, D)]
-        add(f"compute-optimal ({name})", "N_opt at its C", [o and o["N_opt"] for o in opt], human, rests="tokens")
-        add(f"compute-optimal ({name})", "D_opt at its C", [o and o["D_opt"] for o in opt], human, rests="tokens")
-        add(f"compute-optimal ({name})", "N / N_opt (>1 undertrained)", [o and o["N_over_N_opt"] for o in opt],
-            lambda v: "n/a" if v is None else f"{v:.2f}x", rests="tokens")
-        add(f"compute-optimal ({name})", "D_opt for its N", [law.d_opt_for_n(p.active) for p in ps], human,
-            rests="params")
-        if any(o and o.get("warning") for o in opt):  # a fit judged far outside its data
-            add(f"compute-optimal ({name})", "warning", [o and o.get("warning") for o in opt], lambda v: v or "-")
+        _optimality_rows(add, rows, f"compute-optimal ({name})", law, [p.active for p in ps], D)
     add("compute-optimal (20 tok/param)", "D for its N", [laws.tokens_20x(p.active) for p in ps], human, rests="params")
     rows += _parallel_compare_rows(entries, layout)
     return rows

@@ -16,6 +16,11 @@ they are not comparable across laws (loss_data names it).
 
 Fitted laws are JSON files (scaling.fit writes them); `load` turns one into a law object, so
 recommendations read fitted constants from files rather than retyped numbers.
+
+Every law knows the range of the data it was fitted on (a fit's points; for a published law the
+paper's runs, PUBLISHED_RANGES, with sources): `range_check` / `range_warning` say when a budget, or
+the N and D a law gives for it, lies far outside (EXTRAPOLATION_WARN), and `allocation_warning` does
+the same for the allocation CEG, which scores Kaplan's allocation and the optimum under one law.
 """
 
 from __future__ import annotations
@@ -67,16 +72,9 @@ class _Allocation:
         raise NotImplementedError
 
     def extrapolation(self, C: float) -> str | None:
-        """A warning naming the fitted compute range when C lies far outside it (fitted laws only)."""
-        r = getattr(self, "fitted_range", None)
-        if not r or "C" not in r:
-            return None
-        lo, hi = r["C"]
-        if C > EXTRAPOLATION_WARN * hi or C < lo / EXTRAPOLATION_WARN:
-            factor = C / hi if C > hi else lo / C
-            return (f"{self.name}: C = {C:.3g} FLOPs is {factor:.2g}x outside the range this law was fitted on "
-                    f"({lo:.3g}-{hi:.3g} FLOPs); the extrapolation is not tested by its data")
-        return None
+        """A warning naming the fitted range when budget C, or the N_opt or D_opt it gives, lies far
+        outside the data the law was fitted on (a fit's points; a published law's runs)."""
+        return range_warning(self, C=C, N=self.n_opt(C), D=self.d_opt(C))
 
     def d_opt_for_n(self, N: float) -> float:
         return self.d_opt(self.c_opt_for_n(N))
@@ -248,6 +246,83 @@ PUBLISHED = {
 DEFAULT_LAWS = ("hoffmann2022", "hoffmann2022-unrounded", "epoch2024", "kaplan2020")
 
 
+# The runs each published law was fitted on: N in the law's own convention, D tokens, C FLOPs, each
+# with its source. Outside them a law's number is an extrapolation (range_warning says so).
+_CHINCHILLA_RUNS = {
+    "N": [70e6, 16e9], "D": [5e9, 500e9], "C": [6e18, 3e21],
+    "source": "Hoffmann et al. 2022 abstract: 70M to over 16B parameters on 5B to 500B tokens; §3.2: isoFLOP "
+              "budgets 6e18-3e21"}
+PUBLISHED_RANGES: dict[str, dict] = {
+    "hoffmann2022": _CHINCHILLA_RUNS, "hoffmann2022-unrounded": _CHINCHILLA_RUNS,
+    "epoch2024": {**_CHINCHILLA_RUNS, "source": "Besiroglu et al. 2024: Chinchilla's runs, read off Hoffmann et al. "
+                                                "2022 Fig. 4 (70M-16B parameters, 5B-500B tokens)"},
+    "kaplan2020": {"N": [768, 1.5e9], "D": [22e6, 23e9],
+                   "source": "Kaplan et al. 2020 §3: 768 to 1.5B non-embedding parameters, 22M to 23B tokens "
+                             "(secondary)"},
+}
+for _name, _range in PUBLISHED_RANGES.items():
+    object.__setattr__(PUBLISHED[_name], "fitted_range", _range)  # frozen dataclasses: set once, here
+UNITS = {"C": "FLOPs", "N": "parameters", "D": "tokens"}
+
+
+def range_check(law, C: float | None = None, N: float | None = None, D: float | None = None) -> list[dict]:
+    """Each given quantity lying more than EXTRAPOLATION_WARN outside the law's fitted range:
+    {"quantity", "value", "range", "factor", "side"}; [] inside it, or for a law without a range.
+    Pure: the ablation's allocation CEG at its budgets (law at N and D, Kaplan at C) can call it too."""
+    r = getattr(law, "fitted_range", None) or {}
+    out = []
+    for q, v in (("C", C), ("N", N), ("D", D)):
+        if v is None or q not in r or not v > 0:
+            continue
+        lo, hi = r[q]
+        if v > EXTRAPOLATION_WARN * hi or v < lo / EXTRAPOLATION_WARN:
+            out.append({"quantity": q, "value": v, "range": [lo, hi], "factor": v / hi if v > hi else lo / v,
+                        "side": "above" if v > hi else "below"})
+    return out
+
+
+def range_warning(law, C: float | None = None, N: float | None = None, D: float | None = None) -> str | None:
+    """range_check as one line: how far outside the fitted range each quantity is, and the range's source."""
+    far = range_check(law, C, N, D)
+    return _warning(law, ", ".join(map(_describe, far)), "the extrapolation is not tested by its data") if far \
+        else None
+
+
+def allocation_warning(law, C: float, kaplan=None) -> str | None:
+    """The range check for the allocation CEG at budget C (scaling.ceg.allocation_ceg): `law` scores
+    Kaplan's allocation (N = 1.3e9 (C_min/PF-day)^0.73, D = C/6N) and its own optimum, so the budget and
+    both points must lie inside the runs it was fitted on. The ablation report's line "allocation vs
+    Kaplan's ... 103x at 1e+11" should carry it (train.ablate.allocation_rows, once per budget and law)."""
+    kaplan = kaplan or PUBLISHED["kaplan2020"]
+    Nk = kaplan.n_opt(C)
+    parts = [_describe(x) for x in range_check(law, C=C)]
+    parts += [_describe(x, "Kaplan's allocation ") for x in range_check(law, N=Nk, D=C / (6 * Nk))]
+    parts += [_describe(x, "its own optimum ") for x in range_check(law, N=law.n_opt(C), D=law.d_opt(C))]
+    return _warning(law, ", ".join(parts), "the allocation CEG is an extrapolation") if parts else None
+
+
+def _describe(x: dict, label: str = "") -> str:
+    from llmhist.numbers import human
+
+    q, (lo, hi) = x["quantity"], x["range"]
+    span = f"{lo:.3g}-{hi:.3g} FLOPs" if q == "C" else f"{human(lo)}-{human(hi)}"
+    value = f"{x['value']:.3g} FLOPs" if q == "C" else human(x["value"])
+    return f"{label}{q} = {value} is {times(x['factor'])} {x['side']} {span}"
+
+
+def _warning(law, parts: str, conclusion: str) -> str:
+    src = (getattr(law, "fitted_range", None) or {}).get("source")
+    return (f"{law.name}: {parts}: outside the range this law was fitted on" + (f" [{src}]" if src else "")
+            + f"; {conclusion}")
+
+
+def times(factor: float) -> str:
+    """157 -> '157x', 6e5 -> '6e5x': how many times outside."""
+    from llmhist.numbers import short_sci
+
+    return f"{factor:.0f}x" if factor < 1000 else f"{short_sci(float(f'{factor:.2g}'))}x"
+
+
 def tokens_20x(N: float) -> float:
     """The '~20 tokens per parameter' rule (Chinchilla Table 3, Approach 1)."""
     return 20.0 * N
@@ -292,4 +367,5 @@ def compute_optimality(N: float, D: float, law) -> dict:
         "tokens_per_param": D / N, "tokens_per_param_opt": D_opt / N_opt,
         "D_opt_for_N": law.d_opt_for_n(N),
         "warning": law.extrapolation(C),
+        "outside": range_check(law, C, N_opt, D_opt),  # the warning's numbers, for a short table cell
     }

@@ -17,30 +17,79 @@ class BudgetError(laws.LawError):
     """A budget option that is not a positive finite number, or given with the wrong companions."""
 
 
+EXAMPLES = {"--params": "7e9", "--tokens": "2e12", "--gpu-hours": "1000", "--inference-tokens": "1e13"}
+
+
+def number(value, option: str) -> float:
+    """value (a number, or the text a user typed) as a float, or a BudgetError naming the option and,
+    where the text says what it meant (10**21, 1,000,000, 1e21FLOPs), how to write it."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        pass
+    meant = _meant(str(value))
+    how = f"write {option} {meant}" if meant else f"e.g. {option} {EXAMPLES.get(option, '1e21')}"
+    raise BudgetError(f"{option} {value!r}: not a number; {how} (scientific notation: 1e21, 2.5e20)") from None
+
+
+def _meant(text: str) -> str | None:
+    """The number a user meant by a power (10**21, 10^21), thousands separators (1,000,000) or a unit
+    suffix (1e21FLOPs), written the way the option takes it; None where the text says nothing clear."""
+    import re
+
+    from llmhist.numbers import short_sci
+
+    t = text.strip().replace(" ", "")
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(?:\*\*|\^)(\d+)", t)
+    if m:
+        v = float(m.group(1)) ** int(m.group(2))
+    elif re.fullmatch(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?", t):
+        v = float(t.replace(",", ""))
+    elif re.fullmatch(r"[-+.\deE_]+[A-Za-z/]+", t) and re.sub(r"[A-Za-z/]+$", "", t):
+        try:
+            v = float(re.sub(r"[A-Za-z/]+$", "", t))
+        except ValueError:
+            return None
+    else:
+        return None
+    return short_sci(v) if math.isfinite(v) else None
+
+
 def positive(value, option: str) -> float:
     """value as a positive finite float, or a BudgetError naming the option."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise BudgetError(f"{option} {value!r}: give a positive number") from None
+    v = number(value, option)
     if not math.isfinite(v) or v <= 0:
-        example = {"--params": "7e9", "--tokens": "2e12", "--gpu-hours": "1000"}.get(option, "1e21")
-        raise BudgetError(f"{option} {value:g}: must be a positive finite number (e.g. {option} {example})")
+        raise BudgetError(f"{option} {v:g}: must be a positive finite number (e.g. {option} "
+                          f"{EXAMPLES.get(option, '1e21')})")
     return v
 
 
 def budget_from(flops=None, gpu_hours=None, gpu=None, mfu=0.4, dtype="bf16") -> float:
     """C in FLOPs from --flops, or --gpu-hours on --gpu at --mfu (the peak from the one hardware table)."""
-    from llmhist.train.hardware import gpu_peak
+    return budget(flops, gpu_hours, gpu, mfu, dtype)["C"]
+
+
+def budget(flops=None, gpu_hours=None, gpu=None, mfu=0.4, dtype="bf16") -> dict:
+    """The budget and how it was reached: {"C"} from --flops; from --gpu-hours also the device the
+    --gpu name was read as, its dense peak with the peak's source, the MFU, and a line saying all that."""
+    from llmhist.train import hardware
 
     if flops is not None:
-        return positive(flops, "--flops")
+        return {"C": positive(flops, "--flops")}
     if gpu_hours is not None:
         h = positive(gpu_hours, "--gpu-hours")
-        peak = gpu_peak(gpu, dtype)
+        peak = hardware.gpu_peak(gpu, dtype)
         if not (0 < mfu <= 1):
             raise BudgetError(f"--mfu {mfu}: must be in (0, 1]")
-        return h * 3600 * peak * mfu
+        name = str(gpu)  # gpu_peak refused a missing or unknown name
+        key = name.lower() if name.lower() in hardware.PEAK else str(hardware.match(name))
+        source = hardware.PEAK[key][dtype][1]
+        read = "" if key == name.lower() else f"--gpu {gpu} read as the table's {key}; "
+        C = h * 3600 * peak * mfu
+        return {"C": C, "gpu_hours": h, "gpu": gpu, "device": key, "dtype": dtype, "peak_flops": peak,
+                "peak_source": source, "mfu": mfu,
+                "note": f"{read}C = {h:g} GPU-h x 3600 s x {peak:.3g} FLOP/s ({key} {dtype} dense peak: {source}) "
+                        f"x MFU {mfu:g} = {C:.3g} FLOPs"}
     if gpu is not None:
         raise BudgetError(f"--gpu {gpu} needs --gpu-hours H (the budget is hours on that device)")
     raise BudgetError("give a budget: --flops C, or --gpu-hours H --gpu NAME [--mfu 0.4], or --params N, or --tokens D")
@@ -96,8 +145,10 @@ def recommend(law, C: float | None = None, N: float | None = None, D: float | No
             out[key + "_interval"] = iv
     if law.kind == "kaplan" and getattr(law, "c_min_over_c", 1.0) != 1.0:
         w = law.as_written()
-        out["as_written"] = {"convention": "C_min = C (Kaplan's formula applied to C as it stands)",
-                             "N_opt": w.n_opt(C), "D_opt": w.d_opt(C)}
+        # the same question under the other reading: a fixed N or D stays fixed, its budget moves
+        Cw = w.c_opt_for_n(N) if N is not None else _c_for_d(w, D) if D is not None else C
+        out["as_written"] = {"convention": "C_min = C (Kaplan's formula applied to C as it stands)", "C": Cw,
+                             "N_opt": w.n_opt(Cw), "D_opt": w.d_opt(Cw), "warning": w.extrapolation(Cw)}
         out["convention"] = (f"C_min = {law.c_min_over_c:g} C (training at the critical batch costs 2 C_min; "
                              "Hoffmann et al. 2022 App. D.4 read Kaplan this way)")
     return out
@@ -140,7 +191,8 @@ def inference_aware(law, C: float, inference_tokens: float) -> dict:
                           options={"xatol": 1e-6})
     N = math.exp(res.x)
     D = d_for(N)
-    return {"law": law.name, "target_loss": target, "N": N, "D_train": D, "tokens_per_param": D / N,
+    return {"law": law.name, "inference_tokens": inference_tokens, "target_loss": target, "N": N, "D_train": D,
+            "tokens_per_param": D / N,
             "N_vs_chinchilla": N / N0, "D_vs_chinchilla": D / D0,
             "total_flops": 6 * N * D + 2 * N * inference_tokens,
             "chinchilla_total_flops": 6 * N0 * D0 + 2 * N0 * inference_tokens}
@@ -166,10 +218,13 @@ def on_gpus(rows: list[dict], layout, mfu: float) -> None:
                                 "counts them for an architecture"}
 
 
-def recommendations(laws_: list[str] | None = None, fits: list[str] | None = None, flops: float | None = None,
-                    gpu_hours: float | None = None, gpu: str | None = None, mfu: float = 0.4,
-                    N: float | None = None, D: float | None = None,
-                    inference_tokens: float | None = None, layout=None) -> tuple[list[dict], list[dict] | None]:
+Number = float | str  # a number, or the text a user typed for one (parsed by `number`)
+
+
+def recommendations(laws_: list[str] | None = None, fits: list[str] | None = None, flops: Number | None = None,
+                    gpu_hours: Number | None = None, gpu: str | None = None, mfu: float = 0.4,
+                    N: Number | None = None, D: Number | None = None,
+                    inference_tokens: Number | None = None, layout=None) -> tuple[list[dict], list[dict] | None]:
     """`llmhist recommend` as a library function: one row per law (published names, then fit JSON
     files) for one budget, and with inference_tokens the inference-aware rows (Chinchilla-form laws);
     with a parallel layout (--gpus, ...) each row's model state per GPU and the days on those GPUs.
@@ -177,8 +232,12 @@ def recommendations(laws_: list[str] | None = None, fits: list[str] | None = Non
     chosen = [laws.get(n) for n in (laws_ or laws.DEFAULT_LAWS)] + [laws.load(f) for f in (fits or [])]
     if sum(x is not None for x in (flops, gpu_hours, N, D)) > 1:
         raise BudgetError("give one budget: --flops, --gpu-hours, --params or --tokens")
-    if inference_tokens is not None and not inference_tokens >= 0:
-        raise BudgetError(f"--inference-tokens {inference_tokens}: must be >= 0 (tokens the model will serve)")
+    if inference_tokens is not None:
+        inference_tokens = number(inference_tokens, "--inference-tokens")
+        if not inference_tokens >= 0 or not math.isfinite(inference_tokens):
+            raise BudgetError(f"--inference-tokens {inference_tokens:g}: must be >= 0 (tokens the model will serve)")
+    N = None if N is None else positive(N, "--params")
+    D = None if D is None else positive(D, "--tokens")
     if layout is not None:
         from llmhist.train.hardware import gpu_device
 
@@ -187,8 +246,11 @@ def recommendations(laws_: list[str] | None = None, fits: list[str] | None = Non
         gpu_device(gpu or layout.gpu)  # an unknown device fails here, before any work
         layout = replace(layout, gpu=gpu or layout.gpu)
     budget_gpu = gpu if layout is None or gpu_hours is not None else None  # --gpu names the devices of --gpus
-    C = budget_from(flops, gpu_hours, budget_gpu, mfu) if N is None and D is None else None
-    rows = [recommend(l, C=C, N=N, D=D) for l in chosen]
+    b = budget(flops, gpu_hours, budget_gpu, mfu) if N is None and D is None else {}
+    rows = [recommend(l, C=b.get("C"), N=N, D=D) for l in chosen]
+    for r in rows:
+        if "note" in b:
+            r["budget"] = b  # how --gpu-hours became C: device, peak and its source, MFU
     if layout is not None:
         on_gpus(rows, layout, mfu)
     if inference_tokens is None:

@@ -6,6 +6,7 @@ import pytest
 
 from llmhist.archs import accounting, registry
 from llmhist.archs import changes as CH
+from llmhist.archs import dating as DT
 from llmhist.archs.spec import Arch
 
 V = {"d_model": 64, "n_layers": 2, "n_heads": 8, "vocab_size": 256, "ctx_len": 64}
@@ -30,15 +31,33 @@ def test_gpt2_to_llama3_changes_are_the_differing_fields():
     assert "norm_placement" not in ch  # both are pre-norm
 
 
-def test_introduced_by_is_the_earliest_entry_taking_the_value():
+def test_introduced_by_is_the_earliest_entry_documenting_the_value():
     for c in CH.derive("gpt2", "llama3"):
         e = registry.get(c.introduced_by)
-        assert e.year == c.year
-        if c.kind == "arch":
-            for f, v in c.after.items():
-                assert CH.arch_value(e.require_arch(), f) == v
-            earlier = [x.arch for x in registry.ENTRIES if x.arch is not None and x.year < c.year]
-            assert not any(all(CH.arch_value(x, f) == v for f, v in c.after.items()) for x in earlier), c.name
+        assert e.year == c.year and c.dating
+        if c.kind == "arch" and "dated by the target" not in c.dating:
+            assert DT.documents(e, "arch", c.after), c.name  # never an assumed value
+            same = [x for x in registry.ENTRIES if x.arch is not None and x.year < c.year
+                    and DT.documents(x, "arch", c.after)
+                    and all(DT.idea(f, CH.arch_value(x.arch, f)) == DT.idea(f, v) for f, v in c.after.items())]
+            assert not same, (c.name, [x.name for x in same])
+
+
+def test_history_is_dated_by_documented_values_not_assumptions():
+    """W1: an assumed recipe value never introduces a change; GQA dates from Llama 2 (2023) and names
+    Llama 3's exact ratio; a return to GPT-1's init says it is one."""
+    ch = {c.name: c for c in CH.derive("gpt2", "llama3")}
+    assert registry.get("t5-small").recipe.sources["min_lr_ratio"].startswith("assumed")  # the trap
+    assert (ch["schedule"].year, ch["schedule"].introduced_by) == (2020, "gpt3-125m")
+    assert (ch["attention"].year, ch["attention"].introduced_by) == (2023, "llama2-34b")
+    assert "exactly this value first in llama3-8b (2024)" in ch["attention"].dating
+    # a return to GPT-1's N(0, 0.02): dated by GPT-1, which documents it, and said to be a return
+    assert (ch["init"].year, ch["init"].introduced_by) == (2018, "gpt1-117m")
+    assert "a return: gpt2-1.5b (2019) had moved away from gpt1-117m's choice" in ch["init"].dating
+    assert ch["init"].to_dict()["dating"] == ch["init"].dating
+    for c in ch.values():  # the introducing entry documents the value, or the dating says it does not
+        e = registry.get(c.introduced_by)
+        assert DT.documents(e, c.kind, c.after) or "dated by the target" in c.dating, c.name
 
 
 def test_ladder_is_historical_and_dependencies_come_first():

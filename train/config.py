@@ -424,7 +424,7 @@ def _recipe_and_width(cfg: TrainConfig) -> tuple[Recipe, int]:
             raise RunError("an ablation variant needs an explicit shape: give d_model, n_layers and n_heads")
         return variant_recipe(cfg.variant), cfg.d_model
     try:
-        registry.get(cfg.arch)
+        registry.get(cfg.arch, buildable=True)  # suggest only buildable names
     except registry.UnknownArch as e:
         raise RunError(f"--arch {e}") from None
     shaped = cfg.size is not None or any(v is not None for v in (cfg.d_model, cfg.n_layers, cfg.n_heads))

@@ -1,33 +1,42 @@
-"""The package list, derived: each top-level folder of the design card is mapped into the one
-`llmhist` namespace, and every folder below it that holds an __init__.py is a subpackage.
+"""The package list, derived: the checkout's root is the `llmhist` package (package_dir maps
+llmhist -> "."), and every folder below it whose chain of folders up to the root holds __init__.py
+is a subpackage (tests/, runs/, scripts/, build/ hold none, so they are not shipped).
 
-pyproject.toml cannot derive a list across remapped folders (setuptools' find: searches one
-tree), and a hand-kept list let a new subpackage pass every test through the editable install
-while missing from the wheel; tests/test_package.py builds the wheel and checks it.
+With the root as the package, a file's folder is its package for every tool, installed or not:
+imports inside the package are relative and resolve from a plain checkout (jedi, pyright, mypy).
+pyproject.toml cannot derive this list (setuptools' find: does not map a root package), and a
+hand-kept list let a new subpackage pass every test through the editable install while missing
+from the wheel; tests/test_package.py builds the wheel and checks it.
 """
 
+import os
 from pathlib import Path
 
 from setuptools import setup
+from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).parent
-# namespace -> folder. pkg/ holds the namespace's own modules (errors, files, __main__).
-ROOTS = {"llmhist": "pkg", "llmhist.cli": "cli", "llmhist.archs": "archs", "llmhist.scaling": "scaling",
-         "llmhist.train": "train"}
+NS = "llmhist"
 
 
-def packages() -> tuple[list[str], dict[str, str]]:
-    names, dirs = [], {}
-    for ns, folder in ROOTS.items():
-        for init in sorted((HERE / folder).rglob("__init__.py")):
-            rel = init.parent.relative_to(HERE / folder)
-            if any(p.startswith((".", "__")) for p in rel.parts):
-                continue
-            name = ".".join((ns, *rel.parts))
-            names.append(name)
-            dirs[name] = str(Path(folder, *rel.parts))
-    return names, dirs
+def packages() -> list[str]:
+    names = []
+    for folder, dirs, files in os.walk(HERE):
+        if "__init__.py" not in files:
+            dirs.clear()  # not a package: nothing below it is one either
+            continue
+        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "__")))
+        rel = Path(folder).relative_to(HERE)
+        names.append(".".join((NS, *rel.parts)))
+    return names
 
 
-PACKAGES, PACKAGE_DIR = packages()
-setup(packages=PACKAGES, package_dir=PACKAGE_DIR)
+class BuildPy(build_py):
+    """This setup.py sits in the root package's folder: it is the build script, not a module."""
+
+    def find_package_modules(self, package, package_dir):
+        mods = super().find_package_modules(package, package_dir)
+        return [m for m in mods if Path(m[2]).resolve() != Path(__file__).resolve()]
+
+
+setup(packages=packages(), package_dir={NS: "."}, cmdclass={"build_py": BuildPy})

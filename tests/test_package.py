@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FOLDERS = {"pkg": "llmhist", "cli": "llmhist/cli", "archs": "llmhist/archs", "scaling": "llmhist/scaling",
-           "train": "llmhist/train"}
-BARE = {"pkg", "cli", "archs", "scaling", "train", "tests"}
+NS = "llmhist"
+# the top-level folders: importing one by its bare name (`import archs`) gives a second copy
+BARE = {d.name for d in ROOT.iterdir() if (d / "__init__.py").exists()} | {"tests"}
 
 
-def _tracked() -> list[str]:
+def tracked() -> list[str]:
     if not (ROOT / ".git").exists():
         pytest.skip("not a git checkout: the tracked file list is unknown")
     out = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
@@ -46,31 +46,35 @@ def _build_wheel(src: Path, dest: Path) -> set[str]:
         return {n for n in z.namelist() if n.endswith(".py")}
 
 
-def _copy_tracked(dest: Path) -> None:
-    for p in _tracked():
+def copy_tracked(dest: Path) -> None:
+    for p in tracked():
         (dest / p).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / p, dest / p)
 
 
+def is_package_file(rel: str, root: Path = ROOT) -> bool:
+    """A module of llmhist: a root-level .py but setup.py, or a .py whose every folder up to the root
+    holds an __init__.py (the rule setup.py derives the package list by)."""
+    parts = Path(rel).parts
+    if not rel.endswith(".py") or rel == "setup.py":
+        return False
+    return all((root.joinpath(*parts[:i]) / "__init__.py").exists() for i in range(1, len(parts)))
+
+
 def _expected(files) -> set[str]:
-    want = set()
-    for p in files:
-        folder, _, rest = p.partition("/")
-        if folder in FOLDERS and p.endswith(".py"):
-            want.add(f"{FOLDERS[folder]}/{rest}")
-    return want
+    return {f"{NS}/{p}" for p in files if is_package_file(p)}
 
 
 def test_wheel_holds_exactly_the_tracked_modules(tmp_path):
     src = tmp_path / "src"
-    _copy_tracked(src)
+    copy_tracked(src)
     got = _build_wheel(src, tmp_path / "dist")
-    assert got == _expected(_tracked())
+    assert got == _expected(tracked())
 
 
 def test_a_new_subpackage_reaches_the_wheel_without_an_edit(tmp_path):
     src = tmp_path / "src"
-    _copy_tracked(src)
+    copy_tracked(src)
     planted = src / "train" / "planted"
     planted.mkdir()
     (planted / "__init__.py").write_text("")
@@ -92,7 +96,7 @@ def _bare_imports(path: Path, root: Path = ROOT) -> list[str]:
 
 
 def test_no_bare_imports_of_the_top_level_folders():
-    files = [ROOT / p for p in _tracked() if p.endswith(".py")]
+    files = [ROOT / p for p in tracked() if p.endswith(".py")]
     assert files
     bad = [b for f in files for b in _bare_imports(f)]
     assert not bad, "import these as llmhist.<folder> instead:\n" + "\n".join(bad)
@@ -102,3 +106,4 @@ def test_the_bare_import_check_finds_one(tmp_path):
     f = tmp_path / "planted.py"
     f.write_text("from archs.spec import Arch\nimport llmhist.archs\nimport cli\n")
     assert _bare_imports(f, tmp_path) == ["planted.py:1: import archs.spec", "planted.py:3: import cli"]
+

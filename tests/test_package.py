@@ -1,6 +1,11 @@
 """The package is what the tests test: the wheel holds every tracked module under its llmhist.*
 name, a new subpackage lands in it without an edit, and no code imports a top-level folder by its
-bare name (that gives a second copy of a module, so `except SpecError` could silently miss)."""
+bare name (that gives a second copy of a module, so `except SpecError` could silently miss).
+
+The checkout's root is the llmhist package (setup.py), so package code imports relatively and
+static tools resolve every such import from a plain checkout: the absolute `llmhist.*` spelling is
+refused inside the package, and jedi, given a copy of the tree that is not installed, must resolve
+each project import to a file of that copy. Tests keep `llmhist.*`: they are not in the package."""
 
 from __future__ import annotations
 
@@ -107,3 +112,92 @@ def test_the_bare_import_check_finds_one(tmp_path):
     f.write_text("from archs.spec import Arch\nimport llmhist.archs\nimport cli\n")
     assert _bare_imports(f, tmp_path) == ["planted.py:1: import archs.spec", "planted.py:3: import cli"]
 
+
+def _absolute_imports(path: Path, root: Path = ROOT) -> list[str]:
+    """`import llmhist...` / `from llmhist... import` statements, also inside functions."""
+    bad = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names = [node.module or ""]
+        else:
+            continue
+        bad += [f"{path.relative_to(root)}:{node.lineno}: {n}" for n in names if n.split(".")[0] == NS]
+    return bad
+
+
+def test_package_code_imports_the_package_relatively():
+    files = [ROOT / p for p in tracked() if is_package_file(p)]
+    assert len(files) > 10
+    bad = [b for f in files for b in _absolute_imports(f)]
+    assert not bad, ("inside the package, import relatively (`from ..core.errors import UserError`): "
+                     "static tools cannot resolve llmhist.* without an install:\n" + "\n".join(bad))
+
+
+def test_the_absolute_import_check_finds_one(tmp_path):
+    f = tmp_path / "planted.py"
+    f.write_text("from .spec import Arch\nimport llmhistx\n\n\ndef f():\n    from llmhist.core import files\n"
+                 "    import llmhist.archs.spec\n")
+    assert _absolute_imports(f, tmp_path) == ["planted.py:6: llmhist.core", "planted.py:7: llmhist.archs.spec"]
+
+
+def _project_imports(path: Path) -> list[tuple[int, int, str]]:
+    """(line, column, name) of each name that a package file imports from the package."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").split(".")[0] == NS):
+            out += [(a.lineno, a.col_offset, a.name) for a in node.names if a.name != "*"]
+        elif isinstance(node, ast.Import):
+            out += [(a.lineno, a.col_offset + len(a.name) - 1, a.name) for a in node.names
+                    if a.name.split(".")[0] == NS]
+    return out
+
+
+def resolve_statically(checkout: Path) -> tuple[int, list[str]]:
+    """Resolve every project import of `checkout` with jedi, as an IDE's go-to-definition does: the
+    number of names imported, and those that do not land in a file of the checkout. Call it in a
+    Python started without `site` (see _resolve_in_clean_python): jedi consults the interpreter's
+    import hooks, and the editable install's hook would find llmhist without the checkout's help."""
+    import sysconfig
+
+    import jedi
+
+    project = jedi.Project(checkout, sys_path=[sysconfig.get_paths()["stdlib"]])
+    env = jedi.InterpreterEnvironment()
+    probe = jedi.Script("import llmhist\n", path=checkout / "probe.py", project=project, environment=env)
+    assert not probe.goto(1, 8), "jedi finds an installed llmhist: the check would not prove anything"
+    total, bad = 0, []
+    for rel in (p.relative_to(checkout).as_posix() for p in sorted(checkout.rglob("*.py"))):
+        if not is_package_file(rel, checkout):
+            continue
+        script = jedi.Script(path=checkout / rel, project=project, environment=env)
+        for line, col, name in _project_imports(checkout / rel):
+            total += 1
+            found = [d.module_path for d in script.goto(line, col, follow_imports=True)]
+            if not found or not all(p and checkout in Path(p).parents for p in found):
+                bad.append(f"{rel}:{line}: {name} -> {[str(p) for p in found] or 'nothing'}")
+    return total, bad
+
+
+def _resolve_in_clean_python(checkout: Path) -> tuple[int, list[str]]:
+    """resolve_statically in `python -S`: no site, so no .pth file installs the editable hook; jedi
+    and its dependencies are found through the library folder added by hand."""
+    import json
+    import sysconfig
+
+    code = ("import json, sys; from pathlib import Path; sys.path[:0] = sys.argv[1:3]; import test_package as T; "
+            "print(json.dumps(T.resolve_statically(Path(sys.argv[3]))))")
+    r = subprocess.run([sys.executable, "-S", "-c", code, sysconfig.get_paths()["purelib"], str(ROOT / "tests"),
+                        str(checkout)], capture_output=True, text=True, cwd=checkout)
+    assert r.returncode == 0, r.stderr[-4000:]
+    total, bad = json.loads(r.stdout.splitlines()[-1])
+    return total, bad
+
+
+def test_every_project_import_resolves_statically_from_a_plain_checkout(tmp_path):
+    src = tmp_path / "checkout"
+    copy_tracked(src)
+    total, bad = _resolve_in_clean_python(src)
+    assert total > 100
+    assert not bad, f"{len(bad)} of {total} project imports do not resolve without an install:\n" + "\n".join(bad)

@@ -39,4 +39,5 @@ class BuildPy(build_py):
         return [m for m in mods if Path(m[2]).resolve() != Path(__file__).resolve()]
 
 
-setup(packages=packages(), package_dir={NS: "."}, cmdclass={"build_py": BuildPy})
+if __name__ == "__main__":  # the build runs it as a script; the editable install could import it as llmhist.setup
+    setup(packages=packages(), package_dir={NS: "."}, cmdclass={"build_py": BuildPy})

@@ -201,3 +201,20 @@ def test_every_project_import_resolves_statically_from_a_plain_checkout(tmp_path
     total, bad = _resolve_in_clean_python(src)
     assert total > 100
     assert not bad, f"{len(bad)} of {total} project imports do not resolve without an install:\n" + "\n".join(bad)
+
+
+def test_the_root_init_imports_nothing_and_hands_out_the_version():
+    """pytest imports the root __init__.py under the checkout folder's name (it sees a package above
+    tests/): run there, it must import nothing, or it would fail or load a second copy of a module."""
+    code = ("import importlib.util, sys; s = importlib.util.spec_from_file_location('elsewhere', sys.argv[1]); "
+            "s.loader.exec_module(importlib.util.module_from_spec(s)); "
+            "print(sorted(n for n in sys.modules if n.startswith('llmhist')))")
+    r = subprocess.run([sys.executable, "-S", "-c", code, str(ROOT / "__init__.py")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.strip() == "[]"
+    from importlib.metadata import version
+
+    import llmhist
+    import llmhist.core
+
+    assert llmhist.__version__ == llmhist.core.__version__ == version(NS)

@@ -27,8 +27,7 @@ import functools
 import math
 from dataclasses import dataclass, fields, replace
 
-from llmhist.errors import UserError
-
+from ..core.errors import UserError
 from . import dating, registry
 from .catalogue import Recipe
 from .recent import RECENT_CHANGES, ablatable, mla_kind, moe_layout, moe_router, scaling_kind

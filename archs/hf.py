@@ -7,8 +7,7 @@ transformers is imported only inside the functions (it is a test/export extra).
 
 from __future__ import annotations
 
-from llmhist.errors import UserError
-
+from ..core.errors import UserError
 from .spec import Arch
 
 

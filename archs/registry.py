@@ -16,8 +16,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field, fields, replace
 
-from llmhist.errors import UserError
-
+from ..core.errors import UserError
 from .catalogue import ASSUMED, Entry, Recipe, objective_for
 from .recipes import SWITCH_AUX
 from .spec import MLA, Arch, MoE, RopeScaling, SpecError, resize, small

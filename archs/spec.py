@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, fields, replace
 from typing import Literal
 
-from llmhist.errors import UserError
+from ..core.errors import UserError
 
 Norm = Literal["layernorm", "rmsnorm", "rmsnorm_1p"]  # rmsnorm_1p: Gemma's x * (1 + w)
 # post: LN(x + f(x)); sandwich: pre + post norm; output: x + LN(f(x)), a norm on each sublayer's output

@@ -150,7 +150,7 @@ PlotOpt = Annotated[str | None, typer.Option(help="png, svg or terminal")]
 
 def _request(o: dict, folder: Path):
     """The PlanRequest of a command's options (click's parameter dict), validated on construction."""
-    from llmhist.train import ablate as A
+    from ..train import ablate as A
 
     if o.get("old_tokens_per_param") is not None:
         raise A.AblationError(f"--tokens-per-param {o['old_tokens_per_param']:g}: in `ablate` the sizes' centre is "
@@ -170,7 +170,7 @@ def _folder(out: Path | None, base: str, target: str) -> Path:
 @ablate_app.command("list")
 def ablate_list(base: BaseArg, target: TargetArg, json_out: JsonOpt = False) -> None:
     """The changes from BASE to TARGET, in historical order (year, introduced by, from -> to)."""
-    from llmhist.archs import changes as CH
+    from ..archs import changes as CH
 
     with user_errors():
         ch = [c.to_dict() for c in CH.derive(base, target)]
@@ -189,7 +189,7 @@ def ablate_plan(
     tokenizer: TokenizerOpt = "bytes", seed: SeedOpt = 0, out: OutOpt = None, json_out: JsonOpt = False,
 ) -> None:
     """The plan (variants, runs, estimated time at an assumed CPU peak) without running anything."""
-    from llmhist.train import ablate as A
+    from ..train import ablate as A
 
     folder = _folder(out, base, target)
     with user_errors():
@@ -215,8 +215,8 @@ def ablate_run(
     dry_run: Annotated[bool, typer.Option(help="`ablate plan`: print the plan only")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    from llmhist.train import ablate as A
-    from llmhist.train.sweep import check_launch
+    from ..train import ablate as A
+    from ..train.sweep import check_launch
 
     folder = _folder(out, base, target)
     with user_errors():
@@ -261,7 +261,7 @@ def ablate_report(
 
 
 def _check_report_options(plot: str | None, bootstrap: int) -> None:
-    from llmhist.train.ablate import AblationError
+    from ..train.ablate import AblationError
 
     if plot not in (None, "png", "svg", "terminal"):
         raise AblationError(f"--plot {plot!r}: png, svg or terminal")
@@ -290,7 +290,7 @@ def _show_plan(p: dict, folder: Path, json_out: bool, dry_run: bool) -> bool:
 
 def _report(folder: Path, bootstrap: int, plot: str | None, json_out: bool, laws=None) -> None:
     """The report of the finished runs in `folder` (llmhist.scaling.ablation.report), printed or as JSON."""
-    from llmhist.scaling import ablation, ablation_plots
+    from ..scaling import ablation, ablation_plots
 
     with user_errors():
         res = ablation.report(folder, n_boot=bootstrap, laws=tuple(laws or ("hoffmann2022", "epoch2024")))

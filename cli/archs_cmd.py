@@ -1,4 +1,4 @@
-"""`llmhist archs`, `show`, `compare`: render the rows of llmhist.report (pure Python, no torch)."""
+"""`llmhist archs`, `show`, `compare`: render the rows of llmhist.core.report (pure Python, no torch)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from llmhist.numbers import human, nbytes, sci, tokens_len
-
+from ..core.numbers import human, nbytes, sci, tokens_len
 from .common import console, print_json, say, user_errors
 
 JSON = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -43,7 +42,7 @@ def archs_(
     as_json: JSON = False,
 ) -> None:
     """The registry as a timeline: year, name, parameters, tokens, key choices."""
-    from llmhist.report import list_archs, no_rows_note
+    from ..core.report import list_archs, no_rows_note
 
     with user_errors():
         rows = list_archs(family, since, until)
@@ -104,9 +103,9 @@ def show(
 ) -> None:
     """Everything about one model, with the source of each value (assumed values and the
     numbers resting on them are marked *); with --gpus/--tp/--pp/--zero/... its memory per GPU."""
-    from llmhist.archs.catalogue import FLOPS_RESTS, is_assumed
-    from llmhist.archs.parallel import layout_from
-    from llmhist.report import describe, fmt_value, resolve
+    from ..archs.catalogue import FLOPS_RESTS, is_assumed
+    from ..archs.parallel import layout_from
+    from ..core.report import describe, fmt_value, resolve
 
     with user_errors():
         layout = layout_from(gpus, tp, pp, zero, micro_batch, global_batch, recompute, seq_parallel, ctx, gpu, mfu)
@@ -164,7 +163,7 @@ def show(
 
 def _print_parallel(est: dict | None, rest: dict) -> None:
     """show's per-GPU table (with a layout), then the formula behind each number and the flags."""
-    from llmhist.report import layout_label, parallel_rows
+    from ..core.report import layout_label, parallel_rows
 
     if est is None:
         return
@@ -196,9 +195,9 @@ def compare(
 ) -> None:
     """Side by side: shapes, choices, parameters, FLOPs, memory, KV cache, tokens, optimality
     (* marks a number resting on an assumed value)."""
-    from llmhist.archs.parallel import layout_from
-    from llmhist.report import compare as compare_entries
-    from llmhist.report import fmt_value
+    from ..archs.parallel import layout_from
+    from ..core.report import compare as compare_entries
+    from ..core.report import fmt_value
 
     with user_errors():
         layout = layout_from(gpus, tp, pp, zero, micro_batch, global_batch, recompute, seq_parallel, ctx, gpu, mfu)

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
 
-from llmhist.numbers import human, nbytes, sci  # noqa: F401  (re-exported for the commands)
+from ..core.numbers import human, nbytes, sci  # noqa: F401  (re-exported for the commands)
 
 # The launch options `sweep` and `ablate` share (each command keeps its own default); checked by
 # llmhist.train.sweep.check_launch before any work.
@@ -50,7 +50,7 @@ def floats(s: str | None, what: str) -> list[float]:
     """Comma-separated numbers of option `what` ([] for none); a RunError naming the option otherwise."""
     import math
 
-    from llmhist.train.config import RunError
+    from ..train.config import RunError
 
     if not s:
         return []
@@ -134,9 +134,9 @@ def error_text(e: BaseException) -> str:
 
 @contextmanager
 def user_errors():
-    """Turn input errors (llmhist.errors.UserError, with its exit code) and failed file operations
+    """Turn input errors (llmhist.core.errors.UserError, with its exit code) and failed file operations
     (OSError) into one clear line; anything else is a bug and keeps its traceback (exit 1)."""
-    from llmhist.errors import UserError
+    from ..core.errors import UserError
 
     try:
         yield

@@ -56,7 +56,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        from llmhist import __version__
+        from ..core import __version__
 
         typer.echo(f"llmhist {__version__}")
         raise typer.Exit()

@@ -65,8 +65,8 @@ class Progress:
         return self
 
     def tick(self):
-        from llmhist.errors import UserError
-        from llmhist.train import sweep as S
+        from ..core.errors import UserError
+        from ..train import sweep as S
 
         try:
             rows = S.status(self.folder)

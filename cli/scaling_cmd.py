@@ -10,8 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from llmhist.numbers import human, nbytes, sci
-
+from ..core.numbers import human, nbytes, sci
 from .common import JsonOpt, console, note, print_json, say, user_errors
 
 app = typer.Typer()
@@ -49,8 +48,8 @@ def recommend_(
 ) -> None:
     """Compute-optimal N, D, tokens/param and predicted loss under each law, side by side; a law used
     far outside the runs it was fitted on says so."""
-    from llmhist.archs.parallel import layout_from
-    from llmhist.scaling.recommend import loss_data_note, recommendations
+    from ..archs.parallel import layout_from
+    from ..scaling.recommend import loss_data_note, recommendations
 
     with user_errors():
         layout = layout_from(gpus, tp, pp, zero)
@@ -137,9 +136,9 @@ def fit_(
     as_json: JsonOpt = False,
 ) -> None:
     """Fit scaling laws to runs or a table, with bootstrap intervals and flags; one JSON per law, and plots."""
-    from llmhist.scaling.fit import Window
-    from llmhist.scaling.pipeline import Options, left_out_runs, report, run_fits, terminal_plots, write_group_plots
-    from llmhist.scaling.points import Columns, Conventions
+    from ..scaling.fit import Window
+    from ..scaling.pipeline import Options, left_out_runs, report, run_fits, terminal_plots, write_group_plots
+    from ..scaling.points import Columns, Conventions
 
     with user_errors():
         opt = Options(laws=tuple(law or ()), bootstrap=bootstrap, seed=seed, holdout=holdout,
@@ -168,7 +167,7 @@ def fit_(
 
 
 def _print_comparison(fits) -> None:
-    from llmhist.scaling.pipeline import comparison
+    from ..scaling.pipeline import comparison
 
     t = Table(title="comparison across groups", header_style="bold")
     for c in ("group", "law", "points", "a [10-90%]", "E [10-90%]", "C range", "flags"):
@@ -190,7 +189,7 @@ def _with_iv(v: float | None, iv: list | tuple | None) -> str:
 def _print_group(g, opt) -> None:
     """One group's fits: where they come from and go, each law's table (its file on a line of its
     own), why a table has no intervals, and every FLAG; sentences wrap on words."""
-    from llmhist.scaling.pipeline import group_notes
+    from ..scaling.pipeline import group_notes
 
     pts = g.points
     head = f"{pts.group_label}: " if pts.group_label else ""

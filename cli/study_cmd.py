@@ -13,8 +13,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from llmhist.train import defaults as D
-
+from ..train import defaults as D
 from .common import console, say, user_errors
 
 app = typer.Typer()
@@ -42,8 +41,7 @@ def study(
     threads: Annotated[int | None, typer.Option(help="threads per process (default: measured best split)")] = None,
 ) -> None:
     """A small scaling study end to end: sweep, fits, recommendation, plots (minutes on a laptop CPU)."""
-    from llmhist.scaling import study as lib
-
+    from ..scaling import study as lib
     from .common import floats
 
     with user_errors():  # every option is checked here, before any run starts

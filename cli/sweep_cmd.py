@@ -68,7 +68,7 @@ def sweep_run(
     json_out: Annotated[bool, typer.Option("--json", help="print the plan / final status as JSON")] = False,
 ) -> None:
     """Plan a sweep, print it, and run it (idempotent: the same command again resumes)."""
-    from llmhist.train import sweep as S
+    from ..train import sweep as S
 
     with user_errors():
         S.check_launch(launcher, workers, threads)
@@ -105,7 +105,7 @@ def _show_plan(plan, secs: list[float], how: str, folder: Path, json_out: bool) 
 
 def _run_here(folder: Path, plan, secs: list[float], workers, threads, retry_failed: bool, json_out: bool) -> list:
     """The local queue at the measured (or given) processes x threads, with the live progress display."""
-    from llmhist.train import sweep as S
+    from ..train import sweep as S
 
     w, t, note = S.choose_split(plan, workers, threads, gpus())
     if note != "given":
@@ -132,7 +132,7 @@ def sweep_status(
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Every run's state, progress and error, whichever launcher ran it."""
-    from llmhist.train import sweep as S
+    from ..train import sweep as S
 
     with user_errors():
         rows = S.status(folder)

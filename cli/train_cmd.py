@@ -8,15 +8,14 @@ from typing import Annotated, Any
 
 import typer
 
-from llmhist.train import defaults as D
-
+from ..train import defaults as D
 from .common import console, fail, print_json, say, user_errors
 
 
 def _opt(name: str) -> Any:
     """The typer.Option of TrainConfig field `name`: its flag(s) and help text, declared once there
     (tests/test_config.py checks that these parameters are exactly the fields, with their defaults)."""
-    from llmhist.train.config import option_meta
+    from ..train.config import option_meta
 
     m = option_meta(name)
     return typer.Option(*([m["flag"]] + ([m["short"]] if m.get("short") else [])), help=m["help"])
@@ -62,14 +61,14 @@ def train(
     """Train one model with its family's recipe; resumable (the same command continues a killed run)."""
     opts = dict(locals())  # first: the options above, by name, which are TrainConfig's fields
     del opts["json_out"]
-    from llmhist.train.config import TrainConfig
+    from ..train.config import TrainConfig
 
     opts["out"] = out or default_out(arch, size, d_model, n_layers, n_heads, seed)
     with user_errors():
         cfg = TrainConfig(**opts)  # every check happens here, as for a grid or a Python caller
-        from llmhist.train.loop import Diverged
-        from llmhist.train.loop import train as run_train
-        from llmhist.train.runfolder import EXIT_DIVERGED, EXIT_INTERRUPTED
+        from ..train.loop import Diverged
+        from ..train.loop import train as run_train
+        from ..train.runfolder import EXIT_DIVERGED, EXIT_INTERRUPTED
 
         try:
             summary = run_train(cfg, console=None if json_out else console)
@@ -94,7 +93,7 @@ def export(
     out_dir: Annotated[Path, typer.Argument(help="where to write the transformers folder")],
 ) -> None:
     """Write a folder transformers' AutoModelForCausalLM.from_pretrained loads (config.json + model.safetensors)."""
-    from llmhist.train.export import export as do_export
+    from ..train.export import export as do_export
 
     with user_errors():
         info = do_export(run_dir, out_dir)
@@ -120,7 +119,7 @@ def bench(
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Training-step tokens/s and MFU here, against transformers' implementation of the same model."""
-    from llmhist.train.bench import bench as do_bench
+    from ..train.bench import bench as do_bench
 
     with user_errors():  # every option is checked by the library before any work
         res = do_bench(arch, size=size, d_model=d_model, n_layers=n_layers, n_heads=n_heads, ctx=ctx, batch=batch,

@@ -10,11 +10,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from llmhist.files import write_json
-from llmhist.train import runfolder as rf
-from llmhist.train.ablate import AblationError, load
-from llmhist.train.runstate import run_state
-
+from ..core.files import write_json
+from ..train import runfolder as rf
+from ..train.ablate import AblationError, load
+from ..train.runstate import run_state
 from .points import FitError
 
 

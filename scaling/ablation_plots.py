@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llmhist.train.ablate import AblationError
+from ..train.ablate import AblationError
 
 
 # ----------------------------------------------------------------------- plots
@@ -64,7 +64,7 @@ def write_plots(result: dict, out: str | Path, fmt: str = "png") -> list[str]:
 
 def _save_fig(plt, fig, p: Path, fmt: str) -> str:
     """Write one figure atomically (the temporary keeps the suffix) and close it."""
-    from llmhist.files import atomic_path
+    from ..core.files import atomic_path
 
     with atomic_path(p) as tmp:
         fig.savefig(tmp, format=fmt, dpi=130, bbox_inches="tight")

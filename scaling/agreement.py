@@ -8,7 +8,7 @@ the grid's edge, a parametric form that does not fit) that no single interval sh
 
 from __future__ import annotations
 
-from llmhist.numbers import human
+from ..core.numbers import human
 
 
 def disjoint_pairs(rows: list[dict], key: str = "N_opt") -> list[tuple[dict, dict]]:

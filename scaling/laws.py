@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from llmhist.errors import UserError
+from ..core.errors import UserError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -302,7 +302,7 @@ def allocation_warning(law, C: float, kaplan=None) -> str | None:
 
 
 def _describe(x: dict, label: str = "") -> str:
-    from llmhist.numbers import human
+    from ..core.numbers import human
 
     q, (lo, hi) = x["quantity"], x["range"]
     span = f"{lo:.3g}-{hi:.3g} FLOPs" if q == "C" else f"{human(lo)}-{human(hi)}"
@@ -318,7 +318,7 @@ def _warning(law, parts: str, conclusion: str) -> str:
 
 def times(factor: float) -> str:
     """157 -> '157x', 6e5 -> '6e5x': how many times outside."""
-    from llmhist.numbers import short_sci
+    from ..core.numbers import short_sci
 
     return f"{factor:.0f}x" if factor < 1000 else f"{short_sci(float(f'{factor:.2g}'))}x"
 

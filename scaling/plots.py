@@ -10,15 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
-from llmhist.files import atomic_path
-
+from ..core.files import atomic_path
 from . import laws as L
 
 
 def _registry_points() -> list[tuple[str, float, float]]:
     """(name, N, D) of the registry's flagship models with published N and D."""
-    from llmhist.archs.accounting import params
-    from llmhist.archs.registry import ENTRIES
+    from ..archs.accounting import params
+    from ..archs.registry import ENTRIES
 
     out = []
     for e in ENTRIES:  # catalogue entries: published figures, and .arch (None where unpublished)

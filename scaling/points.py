@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from llmhist.errors import UserError
+from ..core.errors import UserError
 
 
 class FitError(UserError, ValueError):
@@ -228,7 +228,7 @@ def check_values(N, D, L, where="points"):
 def _run_budget(run: Path) -> float:
     """The nominal isoFLOP budget the run's request names (a sweep's or an ablation's plan), NaN
     when it names none (a foreign folder, `llmhist train`, an older sweep)."""
-    from llmhist.train import runfolder as rf
+    from ..train import runfolder as rf
 
     try:
         budget = rf.read_request(run).budget
@@ -240,8 +240,8 @@ def _run_budget(run: Path) -> float:
 def _read_run(run: Path, conventions: Conventions) -> tuple[dict | None, str | None]:
     """One finished causal-LM run's values ({N, D, loss, cfg, summary, n_conv}) or why it is left out
     (the run folder's one reader says where it stands; a damaged file is named)."""
-    from llmhist.train import runfolder as rf
-    from llmhist.train.runstate import run_state
+    from ..train import runfolder as rf
+    from ..train.runstate import run_state
 
     st = run_state(run)
     if st.state != "finished" or st.summary is None:
@@ -273,7 +273,7 @@ def _read_run(run: Path, conventions: Conventions) -> tuple[dict | None, str | N
 
 def _add_run(g: dict, run: Path, r: dict) -> None:
     """A run's point, data facts, nominal budget and training curve into its spec group."""
-    from llmhist.train.runfolder import check_metrics
+    from ..train.runfolder import check_metrics
 
     s, N, D = r["summary"], r["N"], r["D"]
     g["rows"].append((N, D, r["loss"]))
@@ -378,6 +378,6 @@ def load(source, conventions: Conventions = Conventions(), columns: Columns = Co
 
 
 def save_fit(path: str | Path, doc: dict) -> None:
-    from llmhist.files import write_json
+    from ..core.files import write_json
 
     write_json(path, doc)

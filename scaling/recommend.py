@@ -37,7 +37,7 @@ def _meant(text: str) -> str | None:
     suffix (1e21FLOPs), written the way the option takes it; None where the text says nothing clear."""
     import re
 
-    from llmhist.numbers import short_sci
+    from ..core.numbers import short_sci
 
     t = text.strip().replace(" ", "")
     m = re.fullmatch(r"(\d+(?:\.\d+)?)(?:\*\*|\^)(\d+)", t)
@@ -72,7 +72,7 @@ def budget_from(flops=None, gpu_hours=None, gpu=None, mfu=0.4, dtype="bf16") -> 
 def budget(flops=None, gpu_hours=None, gpu=None, mfu=0.4, dtype="bf16") -> dict:
     """The budget and how it was reached: {"C"} from --flops; from --gpu-hours also the device the
     --gpu name was read as, its dense peak with the peak's source, the MFU, and a line saying all that."""
-    from llmhist.train import hardware
+    from ..train import hardware
 
     if flops is not None:
         return {"C": positive(flops, "--flops")}
@@ -202,8 +202,8 @@ def on_gpus(rows: list[dict], layout, mfu: float) -> None:
     """With --gpus: each row's N_opt spread over the layout on its --gpu: ZeRO's model state per GPU
     (llmhist.archs.parallel.model_state_bytes, N_opt / (tp x pp) on each GPU before data-parallel
     sharding), whether that fits the GPU's memory, and the days C takes at the MFU."""
-    from llmhist.archs.parallel import model_state_bytes
-    from llmhist.train.hardware import gpu_device
+    from ..archs.parallel import model_state_bytes
+    from ..train.hardware import gpu_device
 
     key, _, peak, memory = gpu_device(layout.gpu)
     n = layout.n_gpus
@@ -239,7 +239,7 @@ def recommendations(laws_: list[str] | None = None, fits: list[str] | None = Non
     N = None if N is None else positive(N, "--params")
     D = None if D is None else positive(D, "--tokens")
     if layout is not None:
-        from llmhist.train.hardware import gpu_device
+        from ..train.hardware import gpu_device
 
         if not (0 < mfu <= 1):
             raise BudgetError(f"--mfu {mfu}: must be in (0, 1]")

@@ -26,8 +26,8 @@ def _ratio(x, y, nd=1):
 
 def _template_d_ff(arch: dict) -> int | None:
     """d_ff the family's template gives at this run's d_model, n_layers, n_heads (None if unknown)."""
-    from llmhist.archs.registry import build_spec
-    from llmhist.errors import UserError
+    from ..archs.registry import build_spec
+    from ..core.errors import UserError
 
     try:
         return build_spec(str(arch.get("family")), None, d_model=arch.get("d_model"), n_layers=arch.get("n_layers"),
@@ -83,7 +83,7 @@ def variant_label(v: dict, default: str = "unknown") -> str:
         return base
     parts = list(changes)
     try:
-        from llmhist.archs import changes as CH
+        from ..archs import changes as CH
 
         derived = CH.derive(base, str(target))
         for kind in ("recipe", "arch"):

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmhist.train import defaults as D
-from llmhist.train.config import RunError
+from ..train import defaults as D
+from ..train.config import RunError
 
 MAX_FLOPS = 1e30  # a typo guard for --flops
 
@@ -38,8 +38,8 @@ class Study:
     threads: int | None = None
 
     def __post_init__(self) -> None:
-        from llmhist.train import sweep as S
-        from llmhist.train.config import usable_cores
+        from ..train import sweep as S
+        from ..train.config import usable_cores
 
         if self.plot not in D.PLOTS:
             raise RunError(f"--plot {self.plot!r}: use {', '.join(D.PLOTS)}")
@@ -67,7 +67,7 @@ class Study:
 
 def plan(study: Study) -> tuple[Any, list[float], str]:
     """(the isoFLOP sweep plan, estimated seconds per run, how they were estimated)."""
-    from llmhist.train import sweep as S
+    from ..train import sweep as S
 
     p = S.plan_isoflop([study.arch], list(study.budgets), study.points, D.STUDY_SPREAD, study.ctx, study.batch,
                        common={"data": study.data, "tokenizer": D.TOKENIZER, "seed": D.SEED})
@@ -77,7 +77,7 @@ def plan(study: Study) -> tuple[Any, list[float], str]:
 
 def split(study: Study, sweep_plan: Any, gpus: list[int]) -> tuple[int, int | None, str]:
     """(worker processes, threads each, how they were chosen) for the local queue."""
-    from llmhist.train import sweep as S
+    from ..train import sweep as S
 
     return S.choose_split(sweep_plan, study.workers, study.threads, gpus)
 
@@ -85,7 +85,7 @@ def split(study: Study, sweep_plan: Any, gpus: list[int]) -> tuple[int, int | No
 def run(study: Study, sweep_plan: Any, secs: list[float], workers: int, threads: int | None, gpus: list[int],
         on_tick=None) -> list[dict]:
     """Run (or resume) the sweep on this machine; every run's status row."""
-    from llmhist.train import sweep as S
+    from ..train import sweep as S
 
     return S.run_local(study.folder, sweep_plan, workers, threads, on_tick=on_tick, gpus=gpus,
                        est={r.name: s for r, s in zip(sweep_plan.runs, secs) if s == s})
@@ -93,7 +93,7 @@ def run(study: Study, sweep_plan: Any, secs: list[float], workers: int, threads:
 
 def fit(study: Study) -> tuple[Any, list]:
     """(the fit options, the fitted groups) of the study's folder, written under fits/."""
-    from llmhist.scaling.pipeline import Options, run_fits
+    from .pipeline import Options, run_fits
 
     opt = Options(bootstrap=study.bootstrap)
     return opt, run_fits(str(study.folder), opt, out=str(study.fits_dir))
@@ -103,7 +103,7 @@ def plots(study: Study, group: Any) -> tuple[list[str], str | None]:
     """(plot files written, a terminal plot or None) of one fitted group, as --plot asks."""
     if study.plot == "none" or not any(r.path for r in group.results):
         return [], None
-    from llmhist.scaling.plots import terminal_plot, write_plots
+    from .plots import terminal_plot, write_plots
 
     done = [r.to_dict() for r in group.results]
     files = write_plots(done, group.points, group.out)
@@ -112,8 +112,8 @@ def plots(study: Study, group: Any) -> tuple[list[str], str | None]:
 
 def recommend(study: Study, fits: list) -> list[dict]:
     """The compute-optimal allocation at study.C of the published laws and of the fitted ones."""
-    from llmhist.scaling import laws as L
-    from llmhist.scaling.recommend import recommend as rec
+    from . import laws as L
+    from .recommend import recommend as rec
 
     fit_files = [Path(r.path) for g in fits for r in g.results
                  if r.path and r.law in ("chinchilla", "isoflop", "envelope")]

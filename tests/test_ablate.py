@@ -13,7 +13,7 @@ import pytest
 
 from llmhist.archs import accounting
 from llmhist.archs import changes as CH
-from llmhist.errors import UserError
+from llmhist.core.errors import UserError
 from llmhist.scaling import ablation, ablation_plots
 from llmhist.train import ablate as A
 from llmhist.train import runfolder as rf

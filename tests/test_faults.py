@@ -1,4 +1,4 @@
-"""Fault injection: a real training process is SIGKILLed at each named event (llmhist.files.fault),
+"""Fault injection: a real training process is SIGKILLed at each named event (llmhist.core.files.fault),
 the run is started again, and its files must equal an uninterrupted run's byte for byte where they
 are deterministic (weights; metrics and summary without timing fields). Then damaged files, a full
 disk, two processes on one folder and Ctrl-C. Everything is a nano model of a few steps."""
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from llmhist.files import Locked, exclusive_lock
+from llmhist.core.files import Locked, exclusive_lock
 from llmhist.train import data as datamod
 from llmhist.train import loop, runstate
 from llmhist.train import runfolder as rf

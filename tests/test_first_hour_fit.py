@@ -305,7 +305,7 @@ def test_a_full_disk_names_the_file_it_was_writing(tmp_path, monkeypatch):
     from pathlib import Path
 
     from llmhist.cli.common import oserror_message
-    from llmhist.files import write_json
+    from llmhist.core.files import write_json
 
     def full(self, *a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")

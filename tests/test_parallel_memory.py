@@ -20,7 +20,7 @@ from llmhist.archs.parallel import (
     stage_params,
 )
 from llmhist.cli.main import app
-from llmhist.report import parallel
+from llmhist.core.report import parallel
 from llmhist.train.hardware import MEMORY, PEAK
 
 GB = 1e9

@@ -220,7 +220,7 @@ def test_gptj_count_equals_transformers_from_the_released_config():
 
 
 def test_new_rows_are_in_the_timeline():
-    from llmhist.report import list_archs
+    from llmhist.core.report import list_archs
 
     rows = list_archs()
     names = [r["name"] for r in rows]

@@ -338,7 +338,7 @@ def _children_running(out: Path, timeout=120) -> list[int]:
 
 def test_two_sweeps_on_one_folder_the_second_is_refused_naming_the_first(tmp_path):
     grid, out = _grid(tmp_path, n=2, tokens=4000), tmp_path / "sw"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from llmhist.files import exclusive_lock\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from llmhist.core.files import exclusive_lock\n"
                                f"with exclusive_lock({str(out)!r}, 'llmhist sweep'):\n    print('held', flush=True); "
                                "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
     try:
@@ -347,7 +347,7 @@ def test_two_sweeps_on_one_folder_the_second_is_refused_naming_the_first(tmp_pat
                                 "--threads", "1"])
         assert r.exit_code == 2 and f"pid {holder.pid}" in r.output and "llmhist sweep" in r.output, r.output
         assert not (out / "plan.json").exists()  # nothing written while the other one holds it
-        from llmhist.files import Locked
+        from llmhist.core.files import Locked
 
         with pytest.raises(Locked):
             S.run_local(out, S.plan_grid(grid), workers=1, threads=1)

@@ -12,7 +12,7 @@ import torch
 from typer.testing import CliRunner
 
 from llmhist.cli.main import app
-from llmhist.files import write_json
+from llmhist.core.files import write_json
 from llmhist.train.config import RunError, TrainConfig
 from llmhist.train.loop import train
 from llmhist.train.runfolder import read_metrics

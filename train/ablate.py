@@ -44,11 +44,10 @@ import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from llmhist.archs import accounting
-from llmhist.archs import changes as CH
-from llmhist.archs.spec import SpecError
-from llmhist.errors import UserError
-
+from ..archs import accounting
+from ..archs import changes as CH
+from ..archs.spec import SpecError
+from ..core.errors import UserError
 from . import sweep as S
 from .config import TrainConfig, usable_cores
 from .sweep import shapes as SH
@@ -372,7 +371,7 @@ def _seed_repeats(req: PlanRequest, ref_runs: list[dict]) -> list[dict]:
 def plan(req: PlanRequest, peak: float | None = None, peak_how: str | None = None) -> dict:
     """Plan an ablation: variants x budgets x shapes, plus seed repeats of the reference; its time
     estimated at `peak` FLOP/s (ASSUMED_PEAK without one; `estimate` again with a measured one)."""
-    from llmhist.archs import registry
+    from ..archs import registry
 
     V = variants(req.base, req.target, req.mode, req.changes)
     first, shapes = _shapes(req)
@@ -462,7 +461,7 @@ def load(folder: str | Path) -> dict:
 def prepare(plan_doc: dict, out: str | Path, threads: int | None = None) -> list[Path]:
     """Write plan.json (or check the folder holds this plan, as `llmhist sweep` does) and each
     unfinished run's run.json; return those run folders."""
-    from llmhist.files import exclusive_lock
+    from ..core.files import exclusive_lock
 
     out = Path(out)
     sp = sweep_plan(plan_doc)

@@ -14,10 +14,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from llmhist.archs import accounting
-from llmhist.archs.registry import build_spec
-from llmhist.archs.spec import SpecError
-
+from ..archs import accounting
+from ..archs.registry import build_spec
+from ..archs.spec import SpecError
 from . import defaults as D
 from . import device as devmod
 
@@ -45,7 +44,7 @@ def check(arch: str, size: str | None, d_model: int | None, n_layers: int | None
           batch: int, steps: int, repeats: int, device: str, threads: int | None, peak_flops: float | None) -> None:
     """Every option checked before any work: those bench shares with a run get the run's checks
     (shape, --ctx, --device, --threads, ...); a bad one raises a RunError/SpecError naming it."""
-    from llmhist.train.config import RunError, TrainConfig
+    from .config import RunError, TrainConfig
 
     TrainConfig(arch=arch, size=size, d_model=d_model, n_layers=n_layers, n_heads=n_heads, ctx=ctx, batch=batch,
                 device=device, threads=threads, peak_flops=peak_flops, out="bench")
@@ -71,7 +70,7 @@ def bench(arch: str, size: str | None = None, d_model: int | None = D.BENCH_D_MO
     if a.is_encoder_decoder:
         raise SpecError(f"--arch {arch}: bench times decoder-only language models and {a.name} is an "
                         "encoder-decoder; pick a decoder-only --arch (gpt2, llama, ...)")
-    from llmhist.archs.model import build
+    from ..archs.model import build
 
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
@@ -90,7 +89,7 @@ def bench(arch: str, size: str | None = None, d_model: int | None = D.BENCH_D_MO
     skipped = None
     if hf:
         try:
-            from llmhist.archs import hf as hfmap
+            from ..archs import hf as hfmap
 
             ref = hfmap.hf_model(a, str(dev))
             ref.config._attn_implementation = "sdpa"

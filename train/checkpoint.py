@@ -20,8 +20,7 @@ from pathlib import Path
 
 import torch
 
-from llmhist.files import FILE_MODE, atomic_path, fault, fsync_path
-
+from ..core.files import FILE_MODE, atomic_path, fault, fsync_path
 from . import runfolder as rf
 from .config import RunError
 

@@ -27,13 +27,12 @@ import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, Literal
 
-from llmhist.errors import UserError
-
+from ..core.errors import UserError
 from . import defaults as D
 from .schedule import SCHEDULES, Schedule
 
 if typing.TYPE_CHECKING:
-    from llmhist.archs.catalogue import Recipe
+    from ..archs.catalogue import Recipe
 
 MAX_TOKENS = 1e15  # far beyond any run this tool makes; a typo guard (1e30 is a typo)
 MAX_FLOPS = 1e27
@@ -156,7 +155,7 @@ class TrainConfig:
                            "(it divides the per-process batch)")
         if not self.data.strip():
             raise RunError("--data '': give stdlib, prose, markov, a text file/folder or token files")
-        from llmhist.train.corpora import check_source  # parquet / JSON lines / saved or Hub datasets
+        from .corpora import check_source  # parquet / JSON lines / saved or Hub datasets
 
         if (self.data not in ("stdlib", "prose", "markov") and not self.data.startswith("markov:")
                 and not check_source(self.data)):
@@ -411,12 +410,12 @@ def resolve(cfg: TrainConfig) -> ResolvedRun:
 
 def _recipe_and_width(cfg: TrainConfig) -> tuple[Recipe, int]:
     """(recipe, d_model) of the request; the shape is checked by the registry (llmhist.archs.registry)."""
-    from llmhist.archs import registry
-    from llmhist.archs.recipes import recipe_for
-    from llmhist.archs.spec import SpecError
+    from ..archs import registry
+    from ..archs.recipes import recipe_for
+    from ..archs.spec import SpecError
 
     if cfg.variant is not None:
-        from llmhist.archs.changes import variant_recipe
+        from ..archs.changes import variant_recipe
 
         if not isinstance(cfg.variant, dict) or not {"base", "target"} <= set(cfg.variant):
             raise RunError(f"variant {cfg.variant!r}: give a table with base, target and changes")

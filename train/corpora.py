@@ -42,7 +42,7 @@ ROW_BATCH = 128  # rows per parquet / saved-dataset batch: bounded memory for lo
 
 
 def data_error(msg: str) -> Exception:
-    from llmhist.train.data import DataError
+    from .data import DataError
 
     return DataError(msg)
 
@@ -95,7 +95,7 @@ def _local_kind(target: str) -> str | None:
         return None
     if any((p / m).exists() for m in SAVED_MARKERS):
         return "saved"
-    from llmhist.train.data import text_files
+    from .data import text_files
 
     return "files" if any(_is_table(f) for f in text_files(p, None)) else None
 
@@ -130,7 +130,7 @@ def parse(data: str) -> Source | None:
 def list_files(src: Source) -> list[Path]:
     """The files a local source reads, sorted (a folder: walked as text folders are, so test/ and
     hidden folders are skipped; a saved dataset: the arrow files of its chosen split)."""
-    from llmhist.train.data import text_files
+    from .data import text_files
 
     p = Path(src.target).expanduser()
     if src.kind == "saved":  # the arrow files of the chosen split
@@ -309,7 +309,7 @@ def documents(src: Source, files: list[Path], counts: dict[str, int]) -> Iterato
 
 
 def is_val(doc: bytes) -> bool:
-    from llmhist.train.data import VAL_EVERY
+    from .data import VAL_EVERY
 
     return int.from_bytes(hashlib.blake2b(doc, digest_size=8).digest(), "little") % VAL_EVERY == 0
 

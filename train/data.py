@@ -32,9 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from llmhist.errors import UserError
-from llmhist.files import atomic_path, fault
-
+from ..core.errors import UserError
+from ..core.files import atomic_path, fault
 from .config import bpe_vocab
 
 VAL_EVERY = 20  # 1 file in 20 (by a hash of its path) goes to validation: a deterministic ~5% split
@@ -77,7 +76,7 @@ class Corpus:
 
     def report(self) -> str:
         """What was read, in one line: files, rows, bytes and the train/val split."""
-        from llmhist.numbers import nbytes
+        from ..core.numbers import nbytes
 
         m = self.meta or {}
         read = []
@@ -533,7 +532,7 @@ def _stamp(data: str):
     p = Path(data).expanduser()
     if data in ("stdlib", "prose") or data.startswith("markov"):
         return None
-    from llmhist.train.corpora import stamp
+    from .corpora import stamp
 
     table = stamp(data)  # a glob or folder of parquet / JSON lines: every file it reads
     if table is not None:
@@ -557,10 +556,10 @@ def _load(data: str, tokenizer: str, token_dtype: str, vocab_size: int | None) -
         if tokenizer != "bytes":
             raise DataError("the synthetic markov source is already tokenised: leave --tokenizer as bytes")
         return markov_corpus(data)
-    from llmhist.train.corpora import parse
+    from .corpora import parse
 
     if parse(data) is not None:  # parquet / JSON lines (files, globs, folders), a saved or a Hub dataset
-        from llmhist.train.tokencache import load_table
+        from .tokencache import load_table
 
         return load_table(data, tokenizer)
     p = Path(data).expanduser()

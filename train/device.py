@@ -14,8 +14,7 @@ from pathlib import Path
 
 import torch
 
-from llmhist.files import write_json
-
+from ..core.files import write_json
 from . import hardware
 from .config import usable_cores  # noqa: F401  (one definition, torch-free; re-exported)
 from .data import cache_dir
@@ -191,7 +190,7 @@ def mfu(flops_per_s: float | None, peak: float | None, dev: torch.device | None 
 def environment(dev: torch.device) -> dict:
     import numpy as np
 
-    from llmhist import __version__
+    from ..core import __version__
 
     return {
         "device": str(dev), "device_name": device_name(dev), "threads": torch.get_num_threads(),

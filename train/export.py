@@ -12,10 +12,9 @@ import json
 import os
 from pathlib import Path
 
-from llmhist.archs import hf
-from llmhist.archs.spec import Arch
-from llmhist.errors import UserError
-
+from ..archs import hf
+from ..archs.spec import Arch
+from ..core.errors import UserError
 from . import runfolder as rf
 from .checkpoint import staged_folder
 
@@ -29,7 +28,7 @@ def load_run(run_dir: str | Path):
     """(spec, model) of a run folder's final weights."""
     from safetensors.torch import load_model
 
-    from llmhist.archs.model import build
+    from ..archs.model import build
 
     run_dir = Path(run_dir)
     cfg, weights = run_dir / rf.CONFIG, run_dir / rf.WEIGHTS

@@ -7,7 +7,7 @@ Dense means without 2:4 structured sparsity (datasheets print the sparse figure 
 
 from __future__ import annotations
 
-from llmhist.errors import UserError
+from ..core.errors import UserError
 
 NV = "NVIDIA datasheet"
 # device key -> {dtype: (dense peak FLOP/s, source)}

@@ -31,8 +31,7 @@ import torch
 import torch.distributed as tdist
 import torch.nn.functional as F
 
-from llmhist.files import exclusive_lock, fault
-
+from ..core.files import exclusive_lock, fault
 from . import checkpoint as ckpt
 from . import data as datamod
 from . import device as devmod

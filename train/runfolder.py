@@ -36,8 +36,7 @@ import shutil
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from llmhist.files import atomic_write, write_json
-
+from ..core.files import atomic_write, write_json
 from .config import RunError  # the one error class of a run (re-exported for readers)
 
 RUN = "run.json"
@@ -385,7 +384,7 @@ def comparable_summary(summary: dict) -> dict:
 
 def stale_temporaries(run_dir: str | Path, old: bool = True) -> list[Path]:
     """Temporary files and folders a killed writer left behind: `.checkpoint.PID.tmp/`,
-    `.NAME.PID.tmp.SUFFIX` (llmhist.files.atomic_path), and (old=True) `checkpoint.old/` when
+    `.NAME.PID.tmp.SUFFIX` (llmhist.core.files.atomic_path), and (old=True) `checkpoint.old/` when
     `checkpoint/` exists (call that only once the checkpoint has been loaded or superseded: a damaged
     checkpoint falls back to it). Only call this while holding the folder's lock (then no live
     process owns them)."""

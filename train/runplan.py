@@ -17,11 +17,10 @@ from pathlib import Path
 
 import torch
 
-from llmhist.archs import accounting
-from llmhist.archs.catalogue import Recipe
-from llmhist.archs.registry import build_spec
-from llmhist.archs.spec import Arch
-
+from ..archs import accounting
+from ..archs.catalogue import Recipe
+from ..archs.registry import build_spec
+from ..archs.spec import Arch
 from . import data as datamod
 from . import defaults as D
 from .config import ResolvedRun, RunError, TrainConfig
@@ -54,7 +53,7 @@ def resolve_spec(cfg: TrainConfig, vocab_size: int) -> Arch:
     """The run's architecture at vocabulary `vocab_size`: a registry family at the requested size,
     or an ablation variant (archs/changes.py: a base architecture with some changes applied)."""
     if cfg.variant:
-        from llmhist.archs.changes import variant_spec
+        from ..archs.changes import variant_spec
 
         assert cfg.d_model is not None and cfg.n_layers is not None and cfg.n_heads is not None  # resolve checks
         a = variant_spec(cfg.variant, d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads,

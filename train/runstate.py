@@ -10,8 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmhist.files import lock_holder
-
+from ..core.files import lock_holder
 from .config import RunError
 from .runfolder import FAILED, Summary, read_progress, read_summary_record
 

@@ -22,8 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from llmhist.files import atomic_path, fault, write_json
-from llmhist.train.corpora import (
+from ..core.files import atomic_path, fault, write_json
+from .corpora import (
     PARQUET_SUFFIXES,
     Source,
     check_file,
@@ -40,7 +40,7 @@ CHUNK_BYTES = 1 << 20  # text tokenised and written per chunk (and read per bloc
 
 def content_hash(p: Path) -> str:
     """sha256 of a file's bytes, streamed; memoised under the cache per (path, size, mtime, inode)."""
-    from llmhist.train.data import cache_dir
+    from .data import cache_dir
 
     st = p.stat()
     key = hashlib.sha256(f"{p.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}".encode()).hexdigest()
@@ -61,7 +61,7 @@ def content_hash(p: Path) -> str:
 
 
 def fingerprint(src: Source, files: list[Path]) -> str:
-    from llmhist.train.data import VAL_EVERY
+    from .data import VAL_EVERY
 
     h = hashlib.sha256(f"corpora-v{STREAM_VERSION}\ncolumn={src.column}\nrows={src.rows}\n"
                        f"split=text-hash-mod-{VAL_EVERY}\n".encode())
@@ -86,7 +86,7 @@ class _Writer:
         self.pending = self.rows = self.bytes = self.fed = self.tokens = 0
 
     def add(self, doc: bytes) -> None:
-        from llmhist.train.data import SEPARATOR
+        from .data import SEPARATOR
 
         self.buf += (doc, SEPARATOR)  # documents end with the separator text folders use between files
         self.pending += len(doc) + len(SEPARATOR)
@@ -178,7 +178,7 @@ def _building(d: Path):
 def _corpus(src: Source, d: Path, meta: dict, tok, fp: str):
     import numpy as np
 
-    from llmhist.train.data import VAL_EVERY, Corpus
+    from .data import VAL_EVERY, Corpus
 
     dt = np.dtype(meta["dtype"])
     arr = {k: np.memmap(d / f"{k}.bin", dtype=dt, mode="r") if meta[f"{k}_tokens"] else np.zeros(0, dt)
@@ -203,7 +203,7 @@ def _corpus(src: Source, d: Path, meta: dict, tok, fp: str):
 def load_table(data: str, tokenizer: str = "bytes"):
     """The Corpus of a parquet / JSON-lines / saved / Hub source: from the token cache when its
     fingerprint is there, else streamed into it (a BPE is first trained on the training rows, streamed)."""
-    from llmhist.train.data import cache_dir, tokenizer_for
+    from .data import cache_dir, tokenizer_for
 
     src = parse(data)
     if src is None:

@@ -63,7 +63,7 @@ def checkpoint_blocks(model: torch.nn.Module) -> None:
     state-dict names do not change (the wrapper strips its prefix), so checkpoints are the same."""
     from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoint_wrapper
 
-    from llmhist.archs.model import Stack
+    from ..archs.model import Stack
 
     for stack in [m for m in model.modules() if isinstance(m, Stack)]:
         for i, blk in enumerate(stack.blocks):
@@ -112,7 +112,7 @@ def make_model(plan: Plan, cfg: TrainConfig, dev: torch.device,
                dist: bool) -> tuple[torch.nn.Module, torch.nn.Module]:
     """(the model, initialised by its recipe's scheme from the run's seed; what the loop runs: the
     same, DDP-wrapped when distributed)."""
-    from llmhist.archs.model import build
+    from ..archs.model import build
 
     torch.manual_seed(cfg.seed)
     model = build(plan.spec, dev, init=plan.recipe.init, embed_std=plan.recipe.embed_std)

@@ -20,9 +20,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from llmhist.errors import UserError
-from llmhist.files import Locked, write_json
-
+from ..core.errors import UserError
+from ..core.files import Locked, write_json
 from . import runfolder as rf
 from .config import TrainConfig
 from .runfolder import EXIT_BUG, EXIT_DIVERGED, EXIT_OK, EXIT_USER

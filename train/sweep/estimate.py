@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import math
 
-from llmhist.archs import accounting
-from llmhist.archs.registry import build_spec
-
+from ...archs import accounting
+from ...archs.registry import build_spec
 from .plan import RunSpec, SweepPlan
 
 
 def _spec_of(r: RunSpec, ctx: int, vocab: int = 256):
     """The spec a run trains: its family at its shape, or its ablation variant (options["variant"])."""
     if r.options.get("variant"):
-        from llmhist.archs.changes import variant_spec
+        from ...archs.changes import variant_spec
 
         return variant_spec(r.options["variant"], r.d_model, r.n_layers, r.n_heads, vocab, ctx)
     return build_spec(r.arch, d_model=r.d_model, n_layers=r.n_layers, n_heads=r.n_heads, vocab_size=vocab,

@@ -17,8 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from llmhist.files import exclusive_lock, write_json
-
+from ...core.files import exclusive_lock, write_json
 from .. import runstate
 from ..config import RunError
 from ..runfolder import EXITS, Interrupted

@@ -14,8 +14,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from llmhist.files import write_json
-
+from ...core.files import write_json
 from .. import runfolder as rf
 from .. import runstate
 from ..config import RunError, TrainConfig

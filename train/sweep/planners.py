@@ -9,10 +9,9 @@ import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from llmhist.archs import accounting
-from llmhist.archs.registry import build_spec
-from llmhist.archs.spec import SpecError
-
+from ...archs import accounting
+from ...archs.registry import build_spec
+from ...archs.spec import SpecError
 from ..config import RunError, TrainConfig
 from . import shapes as SH
 from .plan import LOGS, MIN_STEPS, PLAN, RunSpec, SweepPlan, check_common

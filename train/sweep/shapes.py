@@ -14,9 +14,9 @@ import math
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
-from llmhist.archs import accounting
-from llmhist.archs.registry import build_spec, template
-from llmhist.archs.spec import Arch, SpecError
+from ...archs import accounting
+from ...archs.registry import build_spec, template
+from ...archs.spec import Arch, SpecError
 
 MIN_LAYERS, MAX_LAYERS = 1, 48
 WIDTHS = (16, 24, *range(32, 257, 16), *range(288, 1025, 32))

@@ -8,8 +8,7 @@ import os
 import time
 from pathlib import Path
 
-from llmhist.files import exclusive_lock, write_json
-
+from ...core.files import exclusive_lock, write_json
 from ..config import RunError
 from .local import owner
 from .plan import LOGS, SweepPlan, prepare, runs_to_launch, write_requests

@@ -3,7 +3,7 @@ side (`compare`), each judged against published scaling laws, and with a paralle
 per GPU and step time (llmhist.archs.parallel on a device of the hardware table). Pure Python, no
 torch; the CLI (llmhist.cli.archs_cmd) only renders these rows.
 
-It lives at the top of the namespace (llmhist.report, in pkg/) because it joins llmhist.archs with
+It lives in core/ (llmhist.core.report), beside archs/ and scaling/, because it joins llmhist.archs with
 llmhist.scaling: inside archs/ it would make archs and scaling import each other."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from llmhist.archs.catalogue import Entry
-from llmhist.archs.spec import Arch, SpecError
-from llmhist.numbers import human, nbytes, sci, short_sci
+from ..archs.catalogue import Entry
+from ..archs.spec import Arch, SpecError
+from .numbers import human, nbytes, sci, short_sci
 
 LAWS = ("hoffmann2022-unrounded", "epoch2024")
 
@@ -55,7 +55,7 @@ def choices(a: Arch | None) -> str:
 
 def row(e: Entry) -> dict:
     """One catalogue entry as a timeline row."""
-    from llmhist.archs.accounting import params
+    from ..archs.accounting import params
 
     out = {"name": e.name, "family": e.family, "year": e.year, "paper": e.paper,
            "shape_known": e.arch is not None, "train_tokens": e.train_tokens, "train_ctx_len": e.train_ctx_len,
@@ -72,7 +72,7 @@ def row(e: Entry) -> dict:
 
 
 def list_archs(family: str | None = None, since: int | None = None, until: int | None = None) -> list[dict]:
-    from llmhist.archs.registry import ENTRIES, FAMILIES, UnknownArch
+    from ..archs.registry import ENTRIES, FAMILIES, UnknownArch
 
     if family and family.lower() not in FAMILIES:
         import difflib
@@ -86,7 +86,7 @@ def list_archs(family: str | None = None, since: int | None = None, until: int |
 
 def no_rows_note(family: str | None = None, since: int | None = None, until: int | None = None) -> str:
     """What `archs` says when its filters leave no model: which filter, and the years the registry spans."""
-    from llmhist.archs.registry import ENTRIES
+    from ..archs.registry import ENTRIES
 
     pool = [e.year for e in ENTRIES if not family or e.family == family.lower()]
     what = f"no {family.lower()} model" if family else "no model"
@@ -100,7 +100,7 @@ def no_rows_note(family: str | None = None, since: int | None = None, until: int
 def resolve(name: str, size: str | None = None, d_model: int | None = None, n_layers: int | None = None,
             n_heads: int | None = None, need_shape: bool = True) -> Entry:
     """The catalogue entry to show: a registry entry, or a custom size described as one."""
-    from llmhist.archs.registry import build_spec, custom_entry, get
+    from ..archs.registry import build_spec, custom_entry, get
 
     if size is not None or any(v is not None for v in (d_model, n_layers, n_heads)):
         a = build_spec(name, size, d_model=d_model, n_layers=n_layers, n_heads=n_heads)
@@ -115,7 +115,7 @@ def resolve(name: str, size: str | None = None, d_model: int | None = None, n_la
 
 
 def _is_entry(name: str) -> bool:
-    from llmhist.archs.registry import BY_NAME
+    from ..archs.registry import BY_NAME
 
     return name in BY_NAME
 
@@ -124,9 +124,9 @@ def describe(e: Entry, layout: Any = None) -> dict:
     """Everything known about one entry: each value with its source, accounting, optimality, and
     which derived numbers rest on an assumed value; with a parallel layout (llmhist.archs.parallel.Layout)
     also the per-GPU memory and step time under it ("parallel")."""
-    from llmhist.archs.accounting import summary
-    from llmhist.archs.catalogue import CATALOGUE_SOURCED, DEPENDS, rests_on_assumed
-    from llmhist.scaling import laws
+    from ..archs.accounting import summary
+    from ..archs.catalogue import CATALOGUE_SOURCED, DEPENDS, rests_on_assumed
+    from ..scaling import laws
 
     shown = e.shown()
     out = {"name": e.name, "family": e.family, "year": e.year, "paper": e.paper, "notes": e.notes,
@@ -188,7 +188,7 @@ def _optimality_rows(add: Callable, rows: list[dict], section: str, law, N: list
     """compare's rows judging each model (N active parameters, D tokens) under one law: the optimum
     at its compute, and where the law's runs do not reach that compute, a short warning cell (the
     full warning as the row's note)."""
-    from llmhist.scaling import laws
+    from ..scaling import laws
 
     opt = [laws.compute_optimality(n, d, law) if d else None for n, d in zip(N, D)]
     add(section, "N_opt at its C", [o and o["N_opt"] for o in opt], human, rests="tokens")
@@ -206,15 +206,15 @@ def _optimality_rows(add: Callable, rows: list[dict], section: str, law, N: list
 def compare_rows(entries: Sequence[Entry], fits: Sequence[str] = (), layout: Any = None) -> list[dict]:
     """Rows for `compare`: raw values (for --json), formatted ones, and per model the assumed
     values each row rests on."""
-    from llmhist.archs.accounting import (
+    from ..archs.accounting import (
         activation_bytes_per_token,
         flops_per_token,
         kv_cache_bytes_per_token,
         params,
         weight_bytes,
     )
-    from llmhist.archs.catalogue import FLOPS_RESTS, applies, rests_on_assumed
-    from llmhist.scaling import laws
+    from ..archs.catalogue import FLOPS_RESTS, applies, rests_on_assumed
+    from ..scaling import laws
 
     rows: list[dict] = []
     specs = [e.require_arch() for e in entries]
@@ -273,8 +273,8 @@ def compare_rows(entries: Sequence[Entry], fits: Sequence[str] = (), layout: Any
 def parallel(e: Entry, layout: Any) -> dict:
     """Per-GPU memory by part, whether it fits, and the step time of an entry under a parallel layout
     (llmhist.archs.parallel) on a named GPU of the one hardware table, with that table's sources."""
-    from llmhist.archs.parallel import estimate
-    from llmhist.train.hardware import MEMORY, PEAK, gpu_device
+    from ..archs.parallel import estimate
+    from ..train.hardware import MEMORY, PEAK, gpu_device
 
     layout.check()
     key, dtype, peak, memory = gpu_device(layout.gpu)
@@ -329,7 +329,7 @@ def parallel_rows(ests: Sequence[dict]) -> list[dict]:
 def _parallel_compare_rows(entries: Sequence[Entry], layout: Any) -> list[dict]:
     """compare's per-GPU section (none without a layout); its formulas and flags ride in two rows printed
     under the table."""
-    from llmhist.archs.catalogue import rests_on_assumed
+    from ..archs.catalogue import rests_on_assumed
 
     if layout is None:
         return []

@@ -8,7 +8,7 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
-from llmhist.errors import UserError
+from .errors import UserError
 
 
 def fault(event: str) -> None:

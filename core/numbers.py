@@ -1,5 +1,5 @@
 """Numbers as people read them: 1.23M parameters, 3.1e+21 FLOPs, 4.5 GiB, RoPE 5e5, a 128k context.
-Used by report rows (llmhist.report) and by the command line alike. No heavy imports."""
+Used by report rows (llmhist.core.report) and by the command line alike. No heavy imports."""
 
 from __future__ import annotations
 

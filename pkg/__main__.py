@@ -1,3 +1,0 @@
-from llmhist.cli.main import run
-
-run()

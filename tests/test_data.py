@@ -130,7 +130,7 @@ def test_bpe_tokenizer_trained_locally_reports_bytes_per_token(tmp_path):
     assert c.vocab_size == 300 and c.tokenizer == "bpe300"
     assert c.bytes_per_token > 1.5  # merges make tokens longer than a byte
     assert int(np.max(c.train)) < 300
-    with pytest.raises(data.DataError, match="bytes' or 'bpe"):
+    with pytest.raises(data.DataError, match="use bytes or bpeN"):
         data.load(str(tmp_path), tokenizer="wordpiece")
 
 

@@ -252,7 +252,10 @@ def tokenizer_for(tokenizer: str, fp: str, train: bytes | Callable[[], Iterable[
     split, or a function streaming its texts) and cached under the corpus fingerprint."""
     if tokenizer == "bytes":
         return ByteTokenizer()
-    size = bpe_vocab(tokenizer)  # the one check of a --tokenizer value (TrainConfig makes it too)
+    try:
+        size = bpe_vocab(tokenizer)  # the one check of a --tokenizer value (TrainConfig makes it too)
+    except UserError as e:
+        raise DataError(str(e)) from None
     assert size is not None  # "bytes" returned above
     return BPETokenizer(size, train, cache_dir() / "tokenizers" / f"{fp[:16]}-bpe{size}-v{BPE_CACHE_VERSION}.json")
 

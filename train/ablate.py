@@ -229,6 +229,7 @@ class PlanRequest:
     out: str | None = None
     eval_batches: int = DEFAULT_EVAL_BATCHES
     centre_tokens_per_param: float = DEFAULT_CENTRE_TOKENS_PER_PARAM
+    logger: str = "none"  # --logger of every run (llmhist.train.tracking)
 
     def __post_init__(self):
         budgets = tuple(sorted(float(c) for c in (self.budgets or DEFAULT_BUDGETS)))
@@ -390,7 +391,7 @@ def plan(req: PlanRequest, peak: float | None = None, peak_how: str | None = Non
         "points": req.points, "spread": req.spread, "centre_tokens_per_param": req.centre_tokens_per_param,
         "seeds": req.seeds, "seed": req.seed,
         "common": {"data": req.data, "tokenizer": req.tokenizer, "ctx": req.ctx, "batch": req.batch,
-                   "eval_batches": req.eval_batches},
+                   "eval_batches": req.eval_batches, **({"logger": req.logger} if req.logger != "none" else {})},
         "vocab": req.vocab, "out": req.out, **V, "convention": CONVENTION, "estimate": None, "estimated_wall_s": None,
         "n_runs": sum(len(v["runs"]) for v in V["variants"]),
     }

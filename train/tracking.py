@@ -5,8 +5,9 @@ A tracker is a small protocol (Tracker: start(config, run_id) -> run_id, log(ste
 one class per tracker, each importing its package only when asked for. `Mirror` is what the trainer
 holds: it starts each tracker with the run's resolved config (config.json) and, for a run of a sweep
 or an ablation, the sweep folder's name as the group; keeps each tracker's run id and the last step it
-was sent in the run folder (runfolder.TRACKERS), so a resumed run continues the same tracker run and
-sends only the rows after that step (a row recomputed after a kill is not sent twice); and turns a
+surely has (Tracker.durable) in the run folder (runfolder.TRACKERS), so a resumed run continues the
+same tracker run and sends only the rows after that step (a row recomputed after a kill is not sent
+twice to TensorBoard; W&B's own step rule drops the ones it has); and turns a
 tracker's exception into a warning, that tracker disabled for the rest of the run (a local row is
 never lost). A missing package is refused when the run config is built, before any work (`check`).
 No heavy imports at module level.
@@ -53,6 +54,12 @@ def check(spec: str) -> str:
 
 class Tracker(Protocol):
     name: str
+    # True: a row is on disk when log() returns (TensorBoard flushes each), so its step is recorded as sent
+    # at once. False (W&B, trackio: a separate service process buffers it, and a SIGKILL loses the whole
+    # segment, measured): the step is recorded only after finish(), so a killed run sends the rows again
+    # on resume, and the tracker's own resume + step semantics drop any it already has (W&B drops a
+    # step below the resumed run's step, online or at `wandb sync`)
+    durable: bool
 
     def start(self, config: dict, run_id: str | None) -> str: ...
 
@@ -72,6 +79,7 @@ class TensorBoard:
     id is ours (TensorBoard has none); the config goes in as text at the start of a fresh run."""
 
     name = "tensorboard"
+    durable = True
 
     def __init__(self, out: Path, group: str | None):
         self.out, self.group, self.writer = out, group, None
@@ -79,12 +87,12 @@ class TensorBoard:
     def start(self, config: dict, run_id: str | None) -> str:
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(log_dir=str(self.out / TB_DIR))
+        self.writer = writer = SummaryWriter(log_dir=str(self.out / TB_DIR))
         if run_id is None:
             run_id = uuid.uuid4().hex[:12]
-            self.writer.add_text("config", "```\n" + json.dumps(config, indent=1, default=str) + "\n```")
+            writer.add_text("config", "```\n" + json.dumps(config, indent=1, default=str) + "\n```")
             if self.group:
-                self.writer.add_text("group", self.group)
+                writer.add_text("group", self.group)
         return run_id
 
     def log(self, step: int, row: dict) -> None:
@@ -104,19 +112,22 @@ class WandB:
 
     name = "wandb"
     module = "wandb"
+    durable = False
 
     def __init__(self, out: Path, group: str | None):
-        self.out, self.group, self.run = out, group, None
+        self.out, self.group, self.run, self.floor = out, group, None, 0
 
     def start(self, config: dict, run_id: str | None) -> str:
         lib = importlib.import_module(self.module)
-        self.run = lib.init(project=os.environ.get("WANDB_PROJECT", "llmhist"), name=self.out.name, group=self.group,
-                            id=run_id, resume="allow", config=config, dir=str(self.out))
-        return str(self.run.id)
+        self.run = run = lib.init(project=os.environ.get("WANDB_PROJECT", "llmhist"), name=self.out.name,
+                                  group=self.group, id=run_id, resume="allow", config=config, dir=str(self.out))
+        self.floor = int(getattr(run, "step", 0) or 0)  # resumed online: the steps it has are below this
+        return str(run.id)
 
     def log(self, step: int, row: dict) -> None:
         assert self.run is not None
-        self.run.log(_scalars(row), step=step)
+        if step >= self.floor:
+            self.run.log(_scalars(row), step=step)
 
     def finish(self) -> None:
         if self.run is not None:
@@ -144,7 +155,8 @@ class Mirror:
 
     def __init__(self, out: Path, trackers: list, note: Callable[[str], None]):
         self.out, self.trackers, self.note = out, trackers, note
-        self.record = rf.read_trackers(out)
+        self.record = rf.read_trackers(out)  # what trackers.json says: the steps each tracker surely has
+        self.sent: dict[str, int | None] = {}  # the last step sent in this process
 
     def start(self, config: dict) -> None:
         for t in list(self.trackers):
@@ -152,25 +164,29 @@ class Mirror:
             run_id = self._call(t, "start", config, had.get("run_id"))
             if run_id is not None:
                 self.record[t.name] = {"run_id": run_id, "last_step": had.get("last_step")}
+                self.sent[t.name] = had.get("last_step")
         self._save()
 
     def log(self, rows: list[dict]) -> None:
         """Send each tracker the rows after the last step it has (all rows at a start or resume)."""
-        sent = False
+        durable = False
         for t in list(self.trackers):
-            last = self.record[t.name].get("last_step")
+            last = self.sent[t.name]
             for row in rows:
                 if (last is None or row["step"] > last) and t in self.trackers:
                     if self._call(t, "log", row["step"], row) is not False:
-                        self.record[t.name]["last_step"] = last = row["step"]
-                        sent = True
-        if sent:
+                        self.sent[t.name] = last = row["step"]
+                        durable |= t.durable
+        if durable:
             self._save()
 
     def finish(self) -> None:
+        """Each tracker's finish; then every step sent is recorded as had."""
         for t in list(self.trackers):
-            self._call(t, "finish")
+            if self._call(t, "finish") is not False:
+                self.record[t.name]["last_step"] = self.sent[t.name]
         self.trackers = []
+        self._save()
 
     def _call(self, t, what: str, *args):
         try:
@@ -183,6 +199,9 @@ class Mirror:
             return False
 
     def _save(self) -> None:
+        for t in self.trackers:
+            if t.durable:
+                self.record[t.name]["last_step"] = self.sent[t.name]
         if self.record:
             rf.write_trackers(self.out, self.record)
 

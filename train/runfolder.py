@@ -459,6 +459,8 @@ def readme_table() -> str:
                            "loss and every metrics row so far; loaded with weights_only=True). Written to a "
                            "temporary folder and renamed; the previous one is kept as checkpoint.old/ until then")),
         (WEIGHTS, "final weights"),
+        (TRACKERS, ("with `--logger`: each tracker's run id and the last step it surely has (llmhist.train.tracking), so "
+                    "a resumed run continues the same tracker run; `tb/` and `wandb/` hold TensorBoard's and W&B's files")),
         (BRANCHES + "/step-B/", "WSD: the stable-phase checkpoint a decay branch starts from"),
         ("wsd-F/", "WSD: the branch ending at fraction F of the budget, itself a run folder"),
     ]

@@ -56,16 +56,19 @@ def init(project=None, name=None, group=None, id=None, resume=None, config=None,
 @pytest.fixture
 def fake_wandb(tmp_path, monkeypatch):
     """The fake `wandb` importable here and in the processes started from here; returns its call log."""
-    pkg = tmp_path / "fakes" / "wandb"
-    pkg.mkdir(parents=True)
-    (pkg / "__init__.py").write_text(textwrap.dedent(FAKE_WANDB))
+    for name in ("wandb", "trackio"):  # trackio follows W&B's API
+        pkg = tmp_path / "fakes" / name
+        pkg.mkdir(parents=True)
+        (pkg / "__init__.py").write_text(textwrap.dedent(FAKE_WANDB))
     monkeypatch.syspath_prepend(str(tmp_path / "fakes"))
     sys.modules.pop("wandb", None)
+    sys.modules.pop("trackio", None)
     log = tmp_path / "wandb-calls.jsonl"
     monkeypatch.setenv("FAKE_WANDB_LOG", str(log))
     monkeypatch.setenv("WANDB_MODE", "offline")
     yield log
     sys.modules.pop("wandb", None)
+    sys.modules.pop("trackio", None)
 
 
 def _calls(log: Path) -> list[dict]:
@@ -170,6 +173,15 @@ def test_two_trackers_at_once_and_a_sweep_run_grouped_by_its_folder(tmp_path, fa
     assert init["group"] == "isoflop-llama"
     assert set(rf.read_trackers(run)) == {"tensorboard", "wandb"}
     assert sorted(s for s, _ in _tb_scalars(run, "val_loss")) == EVAL_STEPS
+
+
+def test_trackio_runs_are_named_by_the_folder_and_resumed_by_that_name(tmp_path, fake_wandb, capsys):
+    run = tmp_path / "r"
+    train(TrainConfig(**BASE, logger="trackio", out=str(run)))
+    (init,) = [c for c in _calls(fake_wandb) if c["call"] == "init"]
+    assert init["name"] == "r" and init["resume"] == "allow"
+    assert rf.read_trackers(run)["trackio"] == {"run_id": "r", "last_step": 16}
+    assert [c["step"] for c in _calls(fake_wandb) if c["call"] == "log"] == EVAL_STEPS
 
 
 def test_a_tracker_failing_while_logging_is_a_warning_and_loses_no_row(tmp_path, fake_wandb, monkeypatch, capsys):

@@ -15,10 +15,12 @@ No heavy imports at module level.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import math
 import os
+import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -190,7 +192,8 @@ class Mirror:
 
     def _call(self, t, what: str, *args):
         try:
-            got = getattr(t, what)(*args)
+            with contextlib.redirect_stdout(sys.stderr):  # trackio prints banners; stdout may hold --json
+                got = getattr(t, what)(*args)
             return True if got is None else got
         except Exception as e:  # a tracker's failure never stops the run or loses a local row
             self.trackers.remove(t)

@@ -258,3 +258,13 @@ def test_help_text_and_commands_import_no_tracker():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_ablate_gives_every_run_the_logger(tmp_path):
+    pytest.importorskip("tensorboard")
+    from llmhist.train import ablate as A
+
+    p = A.plan(A.PlanRequest("gpt2", "llama3", logger="tensorboard", out=str(tmp_path / "a")))
+    plan = A.sweep_plan(p)
+    assert {plan.config(tmp_path / "a", r).logger for r in plan.runs} == {"tensorboard"}
+    assert plan.hash() == A.sweep_plan(A.plan(A.PlanRequest("gpt2", "llama3", out=str(tmp_path / "a")))).hash()

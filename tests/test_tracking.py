@@ -268,3 +268,10 @@ def test_ablate_gives_every_run_the_logger(tmp_path):
     plan = A.sweep_plan(p)
     assert {plan.config(tmp_path / "a", r).logger for r in plan.runs} == {"tensorboard"}
     assert plan.hash() == A.sweep_plan(A.plan(A.PlanRequest("gpt2", "llama3", out=str(tmp_path / "a")))).hash()
+
+
+def test_ablate_refuses_a_bad_logger_before_planning():
+    from llmhist.train import ablate as A
+
+    with pytest.raises(RunError, match="--logger 'foo': unknown tracker"):
+        A.PlanRequest("gpt2", "llama3", logger="foo")

@@ -52,6 +52,7 @@ from llmhist.errors import UserError
 from . import sweep as S
 from .config import TrainConfig, usable_cores
 from .sweep import shapes as SH
+from .tracking import check as check_logger
 
 DEFAULT_BUDGETS = (3e11, 1e12, 3e12)
 DEFAULT_POINTS = 4
@@ -235,6 +236,7 @@ class PlanRequest:
         budgets = tuple(sorted(float(c) for c in (self.budgets or DEFAULT_BUDGETS)))
         object.__setattr__(self, "budgets", budgets)
         object.__setattr__(self, "out", str(Path(self.out or f"runs/ablate-{self.base}-{self.target}")))
+        object.__setattr__(self, "logger", check_logger(self.logger))  # llmhist.train.tracking
         if len(budgets) < 2 or any(not (c > 0 and math.isfinite(c)) for c in budgets):
             raise AblationError(f"--budgets {list(budgets)}: give at least two positive FLOP budgets (a frontier "
                                 "needs two), e.g. 1e12,3e12")

@@ -17,6 +17,7 @@ from .common import (
     DefaultGroup,
     GpusPerJobOpt,
     LauncherOpt,
+    LoggerOpt,
     MaxConcurrentOpt,
     PartitionOpt,
     RetryFailedOpt,
@@ -160,7 +161,7 @@ def _request(o: dict, folder: Path):
                          budgets=tuple(floats(o["budgets"], "--budgets")), points=o["points"], spread=o["spread"],
                          seeds=o["seeds"], ctx=o["ctx"], batch=o["batch"], data=o["data"], tokenizer=o["tokenizer"],
                          seed=o["seed"], out=str(folder), eval_batches=o["eval_batches"],
-                         centre_tokens_per_param=o["centre_tokens_per_param"])
+                         centre_tokens_per_param=o["centre_tokens_per_param"], logger=o.get("logger") or "none")
 
 
 def _folder(out: Path | None, base: str, target: str) -> Path:
@@ -204,7 +205,7 @@ def ablate_run(
     centre_tokens_per_param: CentreOpt = 100.0, old_tokens_per_param: OldTppOpt = None, seeds: SeedsOpt = DEFAULT_SEEDS,
     ctx: CtxOpt = 128, batch: BatchOpt = 16, eval_batches: EvalBatchesOpt = 16, data: DataOpt = "stdlib",
     tokenizer: TokenizerOpt = "bytes", seed: SeedOpt = 0, out: OutOpt = None,
-    launcher: LauncherOpt = "local", workers: WorkersOpt = None, threads: ThreadsOpt = None,
+    logger: LoggerOpt = "none", launcher: LauncherOpt = "local", workers: WorkersOpt = None, threads: ThreadsOpt = None,
     retry_failed: RetryFailedOpt = False, partition: PartitionOpt = None, time_min: TimeOpt = 60,
     gpus_per_job: GpusPerJobOpt = 0, cpus_per_job: CpusPerJobOpt = None, max_concurrent: MaxConcurrentOpt = 32,
     bootstrap: BootstrapOpt = 1000, law: LawOpt = None, plot: PlotOpt = None,

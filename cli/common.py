@@ -27,6 +27,10 @@ TimeOpt = Annotated[int, typer.Option("--time", help="slurm time limit per run, 
 GpusPerJobOpt = Annotated[int, typer.Option(help="slurm GPUs per run")]
 CpusPerJobOpt = Annotated[int | None, typer.Option(help="slurm CPUs per run")]
 MaxConcurrentOpt = Annotated[int, typer.Option(help="slurm array: runs at once")]
+# --logger of train, sweep and ablate: the help text is TrainConfig's field (llmhist.train.config, no heavy imports)
+LOGGER_HELP = ("mirror metrics to experiment trackers: none (default), tensorboard, wandb, trackio, or several joined "
+               "by commas (extras of the same names; metrics.csv stays the record)")
+LoggerOpt = Annotated[str, typer.Option(help=LOGGER_HELP)]
 JSON_HELP = "print JSON only (no tables) on stdout"  # the one meaning of --json (main.py gives it to any bare --json)
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 

@@ -14,6 +14,7 @@ from .common import (
     DefaultGroup,
     GpusPerJobOpt,
     LauncherOpt,
+    LoggerOpt,
     MaxConcurrentOpt,
     PartitionOpt,
     RetryFailedOpt,
@@ -54,6 +55,7 @@ def sweep_run(
     tokenizer: Annotated[str, typer.Option(help="as for `llmhist train`")] = "bytes",
     seed: Annotated[int, typer.Option(help="one seed for every run")] = 0,
     out: Annotated[Path | None, typer.Option(help="sweep folder (default runs/<kind>-<arch>)")] = None,
+    logger: LoggerOpt = "none",
     launcher: LauncherOpt = "local",
     workers: WorkersOpt = None,
     threads: ThreadsOpt = None,
@@ -75,7 +77,8 @@ def sweep_run(
         archs = [a.strip() for a in arch.split(",") if a.strip()]
         plan = S.plan_sweep(archs, floats(budgets, "--budgets") or None, points, spread, floats(sizes, "--sizes"),
                             floats(tokens_per_param, "--tokens-per-param"), schedule, grid, ctx, batch,
-                            common={"data": data, "tokenizer": tokenizer, "seed": seed})
+                            common={"data": data, "tokenizer": tokenizer, "seed": seed,
+                                    **({"logger": logger} if logger != "none" else {})})
         folder = out or Path("runs") / f"{plan.kind}-{'-'.join(archs) if not grid else grid.stem}"
         secs, how = S.estimate_seconds(plan)
     if json_out and dry_run:

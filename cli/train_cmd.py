@@ -56,6 +56,7 @@ def train(
     remat: Annotated[bool, _opt("remat")] = False,
     peak_flops: Annotated[float | None, _opt("peak_flops")] = None,
     out: Annotated[str | None, _opt("out")] = None,
+    logger: Annotated[str, _opt("logger")] = "none",
     json_out: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
     """Train one model with its family's recipe; resumable (the same command continues a killed run)."""

@@ -51,6 +51,7 @@ from ..core.errors import UserError
 from . import sweep as S
 from .config import TrainConfig, usable_cores
 from .sweep import shapes as SH
+from .tracking import check as check_logger
 
 DEFAULT_BUDGETS = (3e11, 1e12, 3e12)
 DEFAULT_POINTS = 4
@@ -228,11 +229,13 @@ class PlanRequest:
     out: str | None = None
     eval_batches: int = DEFAULT_EVAL_BATCHES
     centre_tokens_per_param: float = DEFAULT_CENTRE_TOKENS_PER_PARAM
+    logger: str = "none"  # --logger of every run (llmhist.train.tracking)
 
     def __post_init__(self):
         budgets = tuple(sorted(float(c) for c in (self.budgets or DEFAULT_BUDGETS)))
         object.__setattr__(self, "budgets", budgets)
         object.__setattr__(self, "out", str(Path(self.out or f"runs/ablate-{self.base}-{self.target}")))
+        object.__setattr__(self, "logger", check_logger(self.logger))  # llmhist.train.tracking
         if len(budgets) < 2 or any(not (c > 0 and math.isfinite(c)) for c in budgets):
             raise AblationError(f"--budgets {list(budgets)}: give at least two positive FLOP budgets (a frontier "
                                 "needs two), e.g. 1e12,3e12")
@@ -389,7 +392,7 @@ def plan(req: PlanRequest, peak: float | None = None, peak_how: str | None = Non
         "points": req.points, "spread": req.spread, "centre_tokens_per_param": req.centre_tokens_per_param,
         "seeds": req.seeds, "seed": req.seed,
         "common": {"data": req.data, "tokenizer": req.tokenizer, "ctx": req.ctx, "batch": req.batch,
-                   "eval_batches": req.eval_batches},
+                   "eval_batches": req.eval_batches, **({"logger": req.logger} if req.logger != "none" else {})},
         "vocab": req.vocab, "out": req.out, **V, "convention": CONVENTION, "estimate": None, "estimated_wall_s": None,
         "n_runs": sum(len(v["runs"]) for v in V["variants"]),
     }

@@ -129,6 +129,9 @@ class TrainConfig:
     peak_flops: float | None = opt(None, "override the MFU denominator (FLOP/s)", gt=0, runtime=True)
     out: str = opt(f"{D.OUT_ROOT}/default", f"run folder (default: {D.OUT_ROOT}/<arch>-<size>-s<seed>)",
                    runtime=True, cli_default=None)
+    logger: str = opt("none", "mirror metrics to experiment trackers: none (default), tensorboard, wandb, trackio, or "
+                              "several joined by commas (extras of the same names; metrics.csv stays the record)",
+                      runtime=True)  # the same text as cli/common.py's LOGGER_HELP (tests/test_tracking.py)
     variant: dict | None = opt(None, "an ablation variant {base, target, changes} (see llmhist.archs.changes)",
                                cli=False)
 
@@ -171,6 +174,9 @@ class TrainConfig:
         if not self.out.strip():
             raise RunError("--out '': give a run folder")
         bpe_vocab(self.tokenizer)
+        from llmhist.train.tracking import check as check_logger
+
+        self.logger = check_logger(self.logger)
         self._check_branches()
         self._check_device()
 

@@ -36,6 +36,7 @@ from . import checkpoint as ckpt
 from . import data as datamod
 from . import device as devmod
 from . import runfolder as rf
+from . import tracking
 from .config import TrainConfig
 from .runfolder import EXIT_DIVERGED, Interrupted, RunError
 from .schedule import EVAL_SUBSET, branch_points, lr_at
@@ -100,6 +101,7 @@ class Trainer:
         self.rank = int(os.environ.get("RANK", "0"))
         self.main = self.rank == 0
         self.dist = self.world > 1
+        self.mirror: tracking.Mirror | tracking.NoMirror = tracking.NoMirror()  # --logger (tracking.py)
 
     # ---------------------------------------------------------------- the run
     def run(self) -> dict:
@@ -126,6 +128,8 @@ class Trainer:
                 self.resume(st, status)
                 if self.main:
                     rf.remove_stale(self.out)
+                    self.mirror = tracking.open_mirror(self.out, self.cfg.logger, st.config_doc, self.note)
+                    self.mirror.log(st.rows)  # a resumed run: the rows its trackers have not had
                 st.phase_s["startup"] = time.perf_counter() - t0
                 try:
                     summary = self.train_loop(st)
@@ -368,6 +372,7 @@ class Trainer:
         if not self.main:
             return
         rf.write_metrics(self.out, st.rows, durable=False)
+        self.mirror.log(st.rows)
         rf.write_progress(self.out, status="running", step=done, steps=plan.steps, val_loss=val, train_loss=loss)
         if self.console is not None and not self.console.is_terminal:  # no live bar: a line per evaluation
             mfu = st.rows[-1]["mfu"]
@@ -402,6 +407,7 @@ class Trainer:
             rf.write_summary(self.out, rf.Summary.from_json(summary, str(self.out), strict=True))
             rf.write_progress(self.out, status="finished", step=st.step, steps=st.plan.steps,
                               val_loss=summary["val_loss"])
+            self.mirror.finish()
         if self.dist:
             tdist.barrier()
         return summary
@@ -417,6 +423,7 @@ class Trainer:
             rf.write_metrics(self.out, st.rows)
             rf.write_summary(self.out, rf.Summary.from_json(summary, str(self.out), strict=True))
             rf.write_progress(self.out, status="diverged", step=step, steps=st.plan.steps, error=msg)
+            self.mirror.finish()
         raise Diverged(msg)
 
     def _summary(self, st: TrainState, status: str) -> dict:

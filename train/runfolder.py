@@ -14,6 +14,8 @@ Files (runs/README.md is generated from the same facts; `readme_table()` prints 
     metrics.csv        one row per evaluation, columns METRIC_COLUMNS
     summary.json       written last (Summary): SUMMARY_KEYS; "status" is "finished" or "diverged"
     progress.json      (Progress) status, step, losses, pid/host and time of the last update
+    trackers.json      with --logger: {TRACKER: {"run_id", "last_step"}} (read_trackers; llmhist.train.tracking),
+                       so a resumed run continues the same tracker run; tb/ and wandb/ hold the trackers' files
     checkpoint/        model.safetensors + state.pt (step, optimizer, RNG, smoothed loss and every metrics
                        row so far): metrics.csv is rebuilt from it on resume, so the two cannot disagree
     model.safetensors  final weights
@@ -50,6 +52,7 @@ WEIGHTS = "model.safetensors"
 STATE = "state.pt"
 LOCK = ".lock"
 BRANCHES = "branches"
+TRACKERS = "trackers.json"
 
 METRIC_COLUMNS = ["step", "tokens", "flops", "train_loss", "val_loss", "val_bpb", "lr", "tokens_per_s", "mfu", "wall_s"]
 # columns and summary keys that depend on the machine and the moment, not on the run's numbers
@@ -62,7 +65,7 @@ TIMING_COLUMNS = ("tokens_per_s", "mfu", "wall_s")
 SUMMARY_TIMING_KEYS = ("tokens_per_s", "mfu", "peak_flops", "mfu_note", "wall_s", "environment", "overhead_s")
 STATUSES = ("finished", "diverged")
 # names a run folder may hold besides its own files (anything else means it is not a run folder)
-KNOWN = {RUN, CONFIG, METRICS, SUMMARY, PROGRESS, CHECKPOINT, CHECKPOINT_OLD, WEIGHTS, BRANCHES}
+KNOWN = {RUN, CONFIG, METRICS, SUMMARY, PROGRESS, CHECKPOINT, CHECKPOINT_OLD, WEIGHTS, BRANCHES, TRACKERS, "tb", "wandb"}
 
 
 
@@ -263,6 +266,24 @@ def write_summary(run_dir: str | Path, summary: Summary | dict) -> None:
     write_json(p, rec.to_json())
 
 
+def read_trackers(run_dir: str | Path) -> dict[str, dict]:
+    """trackers.json: {TRACKER: {"run_id": str, "last_step": int | None}}; {} when there is none yet."""
+    path = Path(run_dir) / TRACKERS
+    try:
+        doc = read_json_object(path, "tracker record")
+    except FileNotFoundError:
+        return {}
+    for name, rec in doc.items():
+        if not isinstance(rec, dict):
+            raise RunError(f"{path}: {name!r} must be an object; this is not a file llmhist wrote (move it away)")
+        _check_types(rec, {"run_id": (str,), "last_step": (int,)}, f"{path} ({name})")
+    return doc
+
+
+def write_trackers(run_dir: str | Path, doc: dict[str, dict]) -> None:
+    write_json(Path(run_dir) / TRACKERS, doc)
+
+
 @dataclass
 class Progress:
     """progress.json: advisory, rewritten at every evaluation (sweep status reads it)."""
@@ -437,6 +458,8 @@ def readme_table() -> str:
                            "loss and every metrics row so far; loaded with weights_only=True). Written to a "
                            "temporary folder and renamed; the previous one is kept as checkpoint.old/ until then")),
         (WEIGHTS, "final weights"),
+        (TRACKERS, ("with `--logger`: each tracker's run id and the last step it surely has (llmhist.train.tracking), so "
+                    "a resumed run continues the same tracker run; `tb/` and `wandb/` hold TensorBoard's and W&B's files")),
         (BRANCHES + "/step-B/", "WSD: the stable-phase checkpoint a decay branch starts from"),
         ("wsd-F/", "WSD: the branch ending at fraction F of the budget, itself a run folder"),
     ]

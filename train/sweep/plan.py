@@ -67,7 +67,8 @@ class SweepPlan:
     meta: dict = field(default_factory=dict)
 
     def hash(self) -> str:
-        d = {"version": PLAN_VERSION, "kind": self.kind, "common": self.common,
+        common = {k: v for k, v in self.common.items() if k != "logger"}  # --logger changes no number
+        d = {"version": PLAN_VERSION, "kind": self.kind, "common": common,
              "runs": [_spec_dict(r, hashed=True) for r in self.runs]}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 

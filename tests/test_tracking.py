@@ -82,7 +82,7 @@ def _child(cfg: dict, env: dict, path: list[str]) -> None:
 
 
 def _kill_at(cfg: TrainConfig, event: str) -> int:
-    """A real training process SIGKILLed at `event` (llmhist.files.fault)."""
+    """A real training process SIGKILLed at `event` (llmhist.core.files.fault)."""
     import multiprocessing as mp
 
     env = {k: os.environ[k] for k in ("LLMHIST_CACHE", "FAKE_WANDB_LOG", "WANDB_MODE") if k in os.environ}

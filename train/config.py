@@ -174,7 +174,7 @@ class TrainConfig:
         if not self.out.strip():
             raise RunError("--out '': give a run folder")
         bpe_vocab(self.tokenizer)
-        from llmhist.train.tracking import check as check_logger
+        from .tracking import check as check_logger
 
         self.logger = check_logger(self.logger)
         self._check_branches()

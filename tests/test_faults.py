@@ -463,6 +463,130 @@ def test_a_damaged_plan_json_says_how_to_recover_without_deleting_finished_runs(
             call()
         msg = str(e.value)
         assert "plan.json" in msg and "delete" not in msg and "move it away" in msg and "intact" in msg
+    (tmp_path / "plan.json").write_text("{}")  # damaged, not "another sweep plan (hash None)"
+    with pytest.raises(rf.RunError, match="unreadable .it lacks the plan's hash and runs") as e:
+        S.prepare(tmp_path, plan)
+    assert "another" not in str(e.value) and "delete" not in str(e.value)
     (tmp_path / "plan.json").rename(tmp_path.parent / "plan.json.damaged")
     S.prepare(tmp_path, plan)  # the same plan again: accepted, the finished run kept
     assert [r.name for r in S.runs_to_launch(tmp_path, plan)] == [r.name for r in plan.runs[1:]]
+
+
+# ------------------------------------------------------------------------------ sweep workers stopped by a signal
+
+
+def _requests(tmp_path, n: int) -> list[Path]:
+    from llmhist.train import worker
+
+    dirs = [tmp_path / f"r{i}" for i in range(n)]
+    for d in dirs:
+        worker.write_request(d, _config(d, branches=None, schedule="cosine", tokens=32 * 8 * 6))
+    return dirs
+
+
+def test_a_worker_interrupted_by_sigint_exits_130_and_fails_nothing(tmp_path, monkeypatch):
+    """Reliability F2: Ctrl-C in a worker exits 130 (not 0), leaves no .failed marker, and the runs
+    after it stay pending, so the same sweep command resumes them all."""
+    from llmhist.train import worker
+
+    dirs, logs = _requests(tmp_path, 2), tmp_path / "logs"
+    real = loop.Trainer.train_step
+
+    def interrupted(self, st, step, lr):
+        if step == 2:
+            raise KeyboardInterrupt
+        return real(self, st, step, lr)
+
+    monkeypatch.setattr(loop.Trainer, "train_step", interrupted)
+    assert worker.run_dirs(dirs, logs) == rf.EXIT_INTERRUPTED
+    assert not list(logs.glob("*.failed"))
+    assert "interrupted" in (logs / "r0.log").read_text()
+    assert [runstate.run_state(d).state for d in dirs] == ["interrupted", "pending"]
+    assert not (dirs[1] / "config.json").exists()  # never started: the interrupt stopped the worker
+    monkeypatch.undo()
+    assert worker.run_dirs(dirs, logs) == rf.EXIT_OK
+    assert [runstate.run_state(d).state for d in dirs] == ["finished", "finished"]
+
+
+def test_a_sigkilled_sweep_worker_leaves_its_runs_resumable(tmp_path, monkeypatch):
+    """Reliability F1: a worker killed by SIGKILL (an OOM kill) marks none of its runs failed, those
+    it never started included, and the same command launches every one of them again."""
+    import subprocess
+    import sys
+
+    from llmhist.train import sweep as S
+    from llmhist.train.sweep import local
+
+    plan = S.plan_isoflop(["llama"], [3e10], points=3)
+    real = subprocess.Popen
+
+    def killed(args, **kw):  # the worker dies at once, as by `kill -9`
+        return real([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"], **kw)
+
+    monkeypatch.setattr(local.subprocess, "Popen", killed)
+    rows = S.run_local(tmp_path, plan, workers=1, threads=1)
+    assert {r["state"] for r in rows} == {"pending"}, rows
+    assert not list((tmp_path / "logs").glob("*.failed"))
+    assert [r.name for r in S.runs_to_launch(tmp_path, plan)] == [r.name for r in plan.runs]
+    wlog = "".join(p.read_text() for p in (tmp_path / "logs").glob("worker-*.log"))
+    assert "SIGKILL" in wlog and "interrupted, not failed" in wlog
+
+
+# ------------------------------------------------------------------------------ Ctrl-C before the first checkpoint
+
+
+def test_ctrl_c_before_the_first_checkpoint_writes_one_and_loses_nothing(tmp_path, monkeypatch):
+    """First-hour C14: a SIGINT stops the run at the end of its step with a checkpoint (the timed
+    ones come every ckpt_seconds), progress.json says interrupted (not running with a dead pid), and
+    the same command resumes to an uninterrupted run's files."""
+    kw = dict(branches=None, schedule="cosine", tokens=32 * 8 * 6, ckpt_seconds=1e6)
+    out, real = tmp_path / "r", loop.Trainer.train_step
+
+    def ctrl_c(self, st, step, lr):
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # handled between bytecodes: the step still completes
+        return real(self, st, step, lr)
+
+    monkeypatch.setattr(loop.Trainer, "train_step", ctrl_c)
+    with pytest.raises(loop.Interrupted, match="resumable from step 3"):
+        train(_config(out, **kw))
+    assert (out / "checkpoint" / "state.pt").exists()
+    assert json.loads((out / "progress.json").read_text())["status"] == "interrupted"
+    assert runstate.run_state(out).state == "interrupted"
+    monkeypatch.undo()
+    train(_config(out, **kw))
+    assert snapshot(out) == snapshot(_finished(tmp_path, "ref", ckpt_seconds=1e6))
+
+
+def test_a_rerun_without_a_checkpoint_says_so_and_not_rebuilt_from_it(tmp_path, monkeypatch):
+    """Reliability F13: no "resuming at step 0" or "rebuilt from the checkpoint" when there is none."""
+    import io
+
+    from rich.console import Console
+
+    kw = dict(branches=None, schedule="cosine", tokens=32 * 8 * 6, ckpt_seconds=1e6)
+    out, real = tmp_path / "r", loop.Trainer.train_step
+
+    def killed(self, st, step, lr):  # inside the first step: no state worth a checkpoint
+        if step == 0:
+            raise KeyboardInterrupt
+        return real(self, st, step, lr)
+
+    monkeypatch.setattr(loop.Trainer, "train_step", killed)
+    with pytest.raises(loop.Interrupted, match="resumable from the start"):
+        train(_config(out, **kw))
+    assert not (out / "checkpoint").exists() and (out / "config.json").exists()
+    monkeypatch.undo()
+    buf = io.StringIO()
+    train(_config(out, **kw), console=Console(file=buf, width=200))
+    said = buf.getvalue()
+    assert "no checkpoint yet" in said and "starting again from step 0" in said
+    assert "resuming" not in said and "rebuilt from the checkpoint" not in said
+
+
+def test_sweep_status_of_a_folder_that_does_not_exist_says_so(tmp_path):
+    """Reliability F15: `sweep status nope` is "no such folder", not "no plan.json"."""
+    from llmhist.train import sweep as S
+
+    with pytest.raises(rf.RunError, match="no such folder"):
+        S.status(tmp_path / "nope")

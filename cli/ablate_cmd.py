@@ -24,6 +24,7 @@ from .common import (
     TimeOpt,
     WorkersOpt,
     console,
+    err_console,
     floats,
     human,
     print_json,
@@ -240,12 +241,14 @@ def ablate_run(
         rows = A.run_plan(p, folder, workers=workers, threads=threads, launcher=launcher, slurm=slurm,
                           retry_failed=retry_failed, on_tick=prog.tick)
     if launcher == "slurm":
-        return console.print(f"submitted to Slurm; `llmhist sweep status {folder}` follows it, and `llmhist ablate "
-                             f"report {folder}` reports once the runs are done", soft_wrap=True)
+        return (err_console if json_out else console).print(
+            f"submitted to Slurm; `llmhist sweep status {folder}` follows it, and `llmhist ablate report {folder}` "
+            "reports once the runs are done", soft_wrap=True)
     bad = [r for r in rows if r["state"] != "finished"]
     if bad:
-        console.print(f"[yellow]{len(bad)} run(s) not finished ({', '.join(r['run'] for r in bad[:3])}...); "
-                      "the same command resumes; the report uses the finished runs[/]")
+        (err_console if json_out else console).print(
+            f"[yellow]{len(bad)} run(s) not finished ({', '.join(r['run'] for r in bad[:3])}...); "
+            "the same command resumes; the report uses the finished runs[/]")
     _report(folder, bootstrap, plot, json_out, law)
 
 
@@ -281,10 +284,11 @@ def _show_plan(p: dict, folder: Path, json_out: bool, dry_run: bool) -> bool:
             "comparisons": p["comparisons"], "convention": p["convention"], "estimate": p["estimate"],
             "estimated_wall_s": p["estimated_wall_s"], "out": str(folder)})
         return True
-    console.print(_plan_table(p))
-    console.print(f"FLOP convention: {p['convention']}", soft_wrap=True)
-    console.print(f"estimated wall time {p['estimated_wall_s'] / 60:.1f} min ({p['estimate']['how']}) -> {folder}",
-                  soft_wrap=True)
+    out = err_console if json_out else console  # with --json, stdout holds the JSON only
+    out.print(_plan_table(p))
+    out.print(f"FLOP convention: {p['convention']}", soft_wrap=True)
+    out.print(f"estimated wall time {p['estimated_wall_s'] / 60:.1f} min ({p['estimate']['how']}) -> {folder}",
+              soft_wrap=True)
     return dry_run
 
 

@@ -23,8 +23,8 @@ def _opt(name: str) -> Any:
 
 
 def default_out(arch: str, size: str | None, d_model: int | None, n_layers: int | None, n_heads: int | None,
-                seed: int) -> str:
-    shape = f"d{d_model}-l{n_layers}-h{n_heads}" if d_model else D.SIZE
+                seed: int, n_kv_heads: int | None = None) -> str:
+    shape = f"d{d_model}-l{n_layers}-h{n_heads}" + (f"-kv{n_kv_heads}" if n_kv_heads else "") if d_model else D.SIZE
     return str(Path(D.OUT_ROOT) / f"{arch}-{size or shape}-s{seed}")
 
 
@@ -34,6 +34,7 @@ def train(
     d_model: Annotated[int | None, _opt("d_model")] = None,
     n_layers: Annotated[int | None, _opt("n_layers")] = None,
     n_heads: Annotated[int | None, _opt("n_heads")] = None,
+    n_kv_heads: Annotated[int | None, _opt("n_kv_heads")] = None,
     tokens: Annotated[float | None, _opt("tokens")] = None,
     flops: Annotated[float | None, _opt("flops")] = None,
     data: Annotated[str, _opt("data")] = D.DATA,
@@ -64,7 +65,7 @@ def train(
     del opts["json_out"]
     from llmhist.train.config import TrainConfig
 
-    opts["out"] = out or default_out(arch, size, d_model, n_layers, n_heads, seed)
+    opts["out"] = out or default_out(arch, size, d_model, n_layers, n_heads, seed, n_kv_heads)
     with user_errors():
         cfg = TrainConfig(**opts)  # every check happens here, as for a grid or a Python caller
         from llmhist.train.loop import Diverged
@@ -83,10 +84,9 @@ def train(
     if json_out:
         print_json(summary)
     elif not summary.get("already"):
-        bpb = summary.get("val_bpb")
-        say(f"done {cfg.out}: val loss {summary['val_loss']:.4f} nats/token"
-            + (f" ({bpb:.3f} bits/byte)" if bpb else "")
-            + f", N {summary['N']:,}, D {summary['D']:,}, {summary['wall_s']:.1f} s", style="green")
+        from llmhist.train.worker import summary_line
+
+        say(summary_line(cfg, summary), style="green")
 
 
 def export(

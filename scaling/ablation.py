@@ -99,6 +99,16 @@ def _spec_groups(folder: Path, doc: dict) -> list[dict]:
     return warn
 
 
+def _check_started(folder: Path, doc: dict, pts: dict) -> None:
+    """Refuse a report while some variant has no finished run at all (reliability F10): there is
+    nothing to compare it with yet, and the same command finishes it."""
+    empty = [v for v in doc["variants"] if not pts[v["id"]]["loss"]]
+    if empty:
+        said = "; ".join(f"{v['id']} has no finished runs yet (0 of {len(v['runs'])})" for v in empty)
+        raise AblationError(f"{folder}: {said}; run the same command to finish them (`llmhist sweep status "
+                            f"{folder}` shows where each run stands)")
+
+
 def allocation_rows(budgets, laws_=("hoffmann2022", "epoch2024")) -> list[dict]:
     """CEG of compute-optimal allocation against Kaplan's at each budget, per law (no training)."""
     from . import laws as LW
@@ -126,6 +136,7 @@ def report(folder: str | Path, n_boot: int = 1000, level: float = 0.9, method: s
     folder = Path(folder)
     doc = load(folder)
     pts, seeds, left = _read_points(folder, doc)
+    _check_started(folder, doc, pts)
     left += _spec_groups(folder, doc)
     seed_rows = [s for s in seeds.values() if len(s["losses"]) >= 2]
     seed_sd = G.seed_noise(seed_rows[0]["losses"]) if seed_rows else 0.0

@@ -270,3 +270,37 @@ def test_subcommands_are_the_old_flags():
         r.invoke(app, ["ablate", "gpt2", "llama3", "--list"]).output
     missing = r.invoke(app, ["ablate", "report", "/nonexistent/abl"])
     assert missing.exit_code == 2 and "plan.json" in missing.output
+
+
+def test_a_report_while_a_variant_has_no_finished_runs_says_so_and_fails(tmp_path):
+    """Reliability F10: not an internal error in a table cell with exit 0, but which variant has no
+    finished runs (of how many), how to finish them, and a non-zero exit; nothing is written."""
+    p = plan("gpt2", "llama3", budgets=[1e12, 3e12], points=3, seeds=1, out=tmp_path, changes="recipe")
+    A.prepare(p, tmp_path)
+    base, variant = p["variants"][0], p["variants"][1]
+    _fake_finished({"variants": [base]}, tmp_path, {base["id"]: 1.0}, 0.0, np.random.default_rng(0))
+    with pytest.raises(UserError) as e:
+        ablation.report(tmp_path, n_boot=50)
+    msg = str(e.value)
+    assert f"{variant['id']} has no finished runs yet (0 of {len(variant['runs'])})" in msg
+    assert "run the same command" in msg and base["id"] not in msg.split(";")[0].split(":", 1)[1]
+    assert not (tmp_path / "fits").exists()
+    cli = subprocess.run([sys.executable, "-m", "llmhist", "ablate", "report", str(tmp_path), "--bootstrap", "50"],
+                         capture_output=True, text=True)
+    assert cli.returncode == 2 and "no finished runs yet" in cli.stdout + cli.stderr
+    assert "Traceback" not in cli.stderr
+
+
+def test_json_holds_the_whole_stdout_of_an_ablation_run(tmp_path):
+    """With --json, the plan's table and notes go to stderr: stdout parses as one JSON document."""
+    p = plan("gpt2", "llama3", budgets=[1e12, 3e12], points=3, seeds=1, out=tmp_path, changes="recipe")
+    A.prepare(p, tmp_path)
+    _fake_finished(p, tmp_path, {v["id"]: 1.0 for v in p["variants"]}, 0.0, np.random.default_rng(0))
+    cli = subprocess.run([sys.executable, "-m", "llmhist", "ablate", "gpt2", "llama3", "--changes", "recipe",
+                          "--budgets", "1e12,3e12", "--points", "3", "--seeds", "1", "--out", str(tmp_path),
+                          "--yes", "--json", "--bootstrap", "50", "--workers", "1", "--threads", "1"],
+                         capture_output=True, text=True)
+    assert cli.returncode == 0, cli.stderr
+    doc = json.loads(cli.stdout)  # nothing but the JSON
+    assert [r["change"] for r in doc["comparisons"]] == ["recipe"]
+    assert "FLOP convention" in cli.stderr

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -274,7 +275,17 @@ CASES: dict[str, Case] = {
     "recommend gpus tp": Case("recommend --flops 1e21 --gpus 10 --tp 4", ("--gpus 10", "--tp 4")),
     "recommend gpus zero": Case("recommend --flops 1e21 --gpus 8 --zero 5", ("--zero 5", "0-3")),
     "recommend gpus gpu": Case("recommend --flops 1e21 --gpus 8 --gpu tpu9", ("--gpu 'tpu9'", "h100")),
+    # issue 22: the GQA hint's --n-kv-heads exists and is checked; a folder that is not there
+    "train n-kv-heads divide": Case("train --arch llama3 --d-model 48 --n-layers 2 --n-heads 4 --n-kv-heads 3 "
+                                    "--out {new}", ("--n-kv-heads 3", "must divide --n-heads 4")),
+    "train n-kv-heads with size": Case("train --size nano --n-kv-heads 1 --out {new}",
+                                       ("--n-kv-heads 1", "explicit shape")),
+    "train one step past the request": Case("train --size nano --tokens 1e5 --ctx 100000 --out {new}",
+                                            ("--tokens", "less than one step", "16x the tokens", "--ctx")),
+    "sweep status nope": Case("sweep status {new}", ("no such folder",)),
 }
+if sys.platform != "darwin":  # first-hour C3: --device mps off macOS was a traceback
+    CASES["train device mps"] = Case(f"train --device mps {TINY}", ("--device mps", "macOS only"))
 
 
 def _snapshot(*folders: Path) -> dict:

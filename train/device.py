@@ -17,7 +17,7 @@ import torch
 from llmhist.files import write_json
 
 from . import hardware
-from .config import usable_cores  # noqa: F401  (one definition, torch-free; re-exported)
+from .config import RunError, usable_cores  # noqa: F401  (usable_cores: one definition, torch-free; re-exported)
 from .data import cache_dir
 
 PROBE_DISAGREE = 1.25  # a quick probe this much above the cached peak: the cache was measured under load
@@ -34,11 +34,12 @@ def pick(device: str = "auto") -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError as e:
-        raise ValueError(f"--device {device!r}: {e}; use auto, cpu, cuda, cuda:N or mps") from e
+        raise RunError(f"--device {device!r}: {e}; use auto, cpu, cuda, cuda:N or mps") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA GPU is visible to torch; use --device cpu or auto")
+        raise RunError("--device cuda: no CUDA GPU is visible to torch; use --device cpu or auto")
     if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("--device mps: no Apple GPU is available; use --device cpu or auto")
+        raise RunError("--device mps: no Apple GPU is available to torch here (mps is macOS only); use --device cpu "
+                       "or auto")
     return dev
 
 

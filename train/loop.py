@@ -111,8 +111,9 @@ class Trainer:
             status = self.folder_status()
             if status == "finished":
                 summary = rf.read_summary(self.out) or {}
-                self.log(f"[yellow]{self.out}: this run already finished (val loss {summary.get('val_loss')}); "
-                         "nothing to do[/]")
+                val = summary.get("val_loss")
+                self.log(f"[yellow]{self.out}: this run already finished (val loss "
+                         f"{val if not isinstance(val, float) else f'{val:.4f}'}); nothing to do[/]")
                 summary["already"] = True
             elif status == "diverged":
                 raise Diverged((rf.read_summary(self.out) or {}).get("error") or f"{self.out}: this run diverged")
@@ -129,16 +130,26 @@ class Trainer:
                     rf.remove_stale(self.out)
                 st.phase_s["startup"] = time.perf_counter() - t0
                 try:
-                    summary = self.train_loop(st)
+                    with _StopAtStepEnd(self.note) as stop:
+                        summary = self.train_loop(st, stop)
                 except KeyboardInterrupt:
-                    at = f"step {st.ckpt_step}" if st.ckpt_step >= 0 else "the start"
-                    raise Interrupted(f"interrupted at step {st.step}; {self.out} is resumable from {at}: "
-                                      f"run `{resume_command()}` again") from None
+                    raise self.interrupted(st) from None
                 if self.main:
                     rf.remove_stale(self.out)
             if self.cfg.branches and summary.get("status") == "finished":
                 summary["branches"] = self._run_branches()
         return summary
+
+    def interrupted(self, st: TrainState) -> Interrupted:
+        """Stopped by Ctrl-C: at a step boundary the state is saved as a checkpoint first (so a run
+        stopped before its first timed checkpoint loses nothing); progress.json says interrupted."""
+        if self.main and st.at_boundary and st.step > max(st.ckpt_step, 0):
+            self.save_checkpoint(st)
+        if self.main:
+            rf.write_progress(self.out, status="interrupted", step=st.step, steps=st.plan.steps)
+        at = f"step {st.ckpt_step}" if st.ckpt_step > 0 else "the start"
+        return Interrupted(f"interrupted at step {st.step}; {self.out} is resumable from {at}: "
+                           f"run `{resume_command()}` again")
 
     def folder_status(self) -> str | None:
         """'finished' / 'diverged' / 'resume' / None (fresh). Refuses a folder of another run."""
@@ -187,7 +198,8 @@ class Trainer:
         The checkpoint's metrics rows are the truth: metrics.csv is rewritten from them."""
         got, source = None, None
         if status == "resume":
-            got, source = self.load_checkpoint(st, self.out / rf.CHECKPOINT, own=True), "checkpoint"
+            got = self.load_checkpoint(st, self.out / rf.CHECKPOINT, own=True)
+            source = "checkpoint" if got is not None else None  # none yet: "starting again from step 0"
         if got is None and self.init_from is not None:
             got, source = self.load_checkpoint(st, self.init_from), "branch"
             if got is None:
@@ -203,7 +215,8 @@ class Trainer:
             self.log(f"[cyan]{self.out}: no checkpoint yet (they are written every {self.cfg.ckpt_seconds:g} s); "
                      "starting again from step 0[/]")
         self.log(st.corpus.report())
-        self.log(f"{a.name}: N {plan.params.total:,} parameters, D {plan.tokens:,} tokens "
+        active = f" ({plan.params.active:,} active per token)" if plan.params.active != plan.params.total else ""
+        self.log(f"{a.name}: N {plan.params.total:,} parameters{active}, D {plan.tokens:,} tokens "
                  f"({plan.tokens / plan.params.total:.1f} per parameter), {plan.steps:,} steps of "
                  f"{plan.tokens_per_step:,} tokens on {devmod.device_name(st.dev)} -> {self.out}")
         if not self.main:
@@ -238,7 +251,7 @@ class Trainer:
         return ckpt.load(ck, st.model, st.opt, own=own, note=self.note)
 
     # ---------------------------------------------------------------- the loop
-    def train_loop(self, st: TrainState) -> dict:
+    def train_loop(self, st: TrainState, stop: _StopAtStepEnd | None = None) -> dict:
         cfg, plan = self.cfg, st.plan
         st.model.train()
         st.t_start = time.time()
@@ -248,6 +261,9 @@ class Trainer:
         task = prog.add_task(plan.spec.name, total=plan.steps, completed=st.step, info="")
         with prog:
             for step in range(st.step, plan.steps):
+                if stop is not None and stop.asked:
+                    raise KeyboardInterrupt  # at a step boundary: interrupted() saves the checkpoint
+                st.at_boundary = False
                 lr = lr_at(step, plan.steps, plan.lr, plan.warmup, plan.schedule, plan.recipe.min_lr_ratio, cfg.decay)
                 t0 = time.perf_counter()
                 loss = self.train_step(st, step, lr)
@@ -275,6 +291,7 @@ class Trainer:
                     prog.update(task, completed=st.step, info=f"loss {loss:.3f} val "
                                 f"{last.get('val_loss') or float('nan'):.3f} {(last.get('tokens_per_s') or 0):,.0f} "
                                 f"tok/s MFU {'n/a' if mfu is None else f'{mfu:.0%}'}")
+                st.at_boundary = True
         return self.finish(st)
 
     def train_step(self, st: TrainState, step: int, lr: float) -> float:
@@ -477,6 +494,36 @@ class Trainer:
             results.append(Trainer(bcfg, self.console, init_from=snap,
                                    branch_of={"run": str(self.out), "step": b, "fraction": f}).run())
         return results
+
+
+class _StopAtStepEnd:
+    """The first Ctrl-C (in the main thread) asks the loop to stop at the end of the step, where it
+    writes a checkpoint; a second one stops at once (KeyboardInterrupt, the last checkpoint kept)."""
+
+    def __init__(self, note) -> None:
+        self.note, self.asked, self.old = note, False, None
+
+    def __enter__(self) -> _StopAtStepEnd:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self.old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.asked:
+            raise KeyboardInterrupt
+        self.asked = True
+        self.note("interrupted: stopping at the end of this step with a checkpoint (Ctrl-C again to stop at once)")
+
+    def __exit__(self, *exc) -> bool:
+        import signal
+
+        if self.old is not None:
+            signal.signal(signal.SIGINT, self.old)
+        return False
 
 
 def train(cfg: TrainConfig, console=None) -> dict:

@@ -268,7 +268,7 @@ def write_summary(run_dir: str | Path, summary: Summary | dict) -> None:
 class Progress:
     """progress.json: advisory, rewritten at every evaluation (sweep status reads it)."""
 
-    status: str  # running | finished | diverged
+    status: str  # running | interrupted (Ctrl-C) | finished | diverged
     step: int = 0
     steps: int | None = None
     val_loss: float | None = None

@@ -132,6 +132,8 @@ def _read_plan_json(pj: Path) -> dict:
     try:
         doc = json.loads(pj.read_text())
         why = None if isinstance(doc, dict) else f"a JSON {type(doc).__name__}, not an object"
+        if why is None and not {"hash", "runs"} <= set(doc):  # `{}` is a damaged plan, not another one
+            why = "it lacks the plan's " + " and ".join(k for k in ("hash", "runs") if k not in doc)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         why = str(e)
     if why is None:
@@ -166,6 +168,8 @@ def prepare(folder: Path, plan: SweepPlan) -> dict:
 
 def load_plan(folder: Path) -> SweepPlan:
     pj = Path(folder) / PLAN
+    if not Path(folder).is_dir():
+        raise RunError(f"{folder}: no such folder; give a folder `llmhist sweep` (or `ablate`, `study`) wrote")
     if not pj.exists():
         raise RunError(f"{folder}: no plan.json; give a folder `llmhist sweep` wrote")
     return SweepPlan.from_dict(_read_plan_json(pj), source=str(pj))

@@ -76,7 +76,7 @@ def _plan_table(p: dict):
         Ns = [r["N"] for r in v["runs"]]
         seeds = sum(r["role"] == "seed_repeat" for r in v["runs"])
         t.add_row(v["id"], v["label"] if v["changes"] else "(base)",
-                  f"{len(v['runs'])}" + (f" ({seeds} seeds)" if seeds else ""),
+                  f"{len(v['runs'])}" + (f" (incl. {seeds} seed repeat{'s' if seeds > 1 else ''})" if seeds else ""),
                   f"{human(min(Ns))}-{human(max(Ns))}", f"{v['flops']:.3g}", f"{v['estimated_wall_s']:.0f} s")
     return t
 
@@ -217,12 +217,13 @@ def ablate_run(
     json_out: JsonOpt = False,
 ) -> None:
     from llmhist.train import ablate as A
-    from llmhist.train.sweep import check_launch
+    from llmhist.train.sweep import check_folder, check_launch
 
     folder = _folder(out, base, target)
     with user_errors():
         _check_report_options(plot, bootstrap)
         check_launch(launcher, workers, threads)
+        check_folder(folder)
     if list_:
         return ablate_list(base, target, json_out)
     if report_only:

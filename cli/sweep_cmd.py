@@ -77,6 +77,7 @@ def sweep_run(
                             floats(tokens_per_param, "--tokens-per-param"), schedule, grid, ctx, batch,
                             common={"data": data, "tokenizer": tokenizer, "seed": seed})
         folder = out or Path("runs") / f"{plan.kind}-{'-'.join(archs) if not grid else grid.stem}"
+        S.check_folder(folder)
         secs, how = S.estimate_seconds(plan)
     if json_out and dry_run:
         return print_json({**plan.to_dict(), "est_seconds": secs, "out": str(folder)})

@@ -93,12 +93,14 @@ def export(
     run_dir: Annotated[Path, typer.Argument(help="a finished run folder")],
     out_dir: Annotated[Path, typer.Argument(help="where to write the transformers folder")],
 ) -> None:
-    """Write a folder transformers' AutoModelForCausalLM.from_pretrained loads (config.json + model.safetensors)."""
+    """Write a folder transformers loads (config.json + model.safetensors): AutoModelForCausalLM.from_pretrained,
+    or AutoModelForSeq2SeqLM for T5."""
     from llmhist.train.export import export as do_export
 
     with user_errors():
         info = do_export(run_dir, out_dir)
-    say(f"exported {run_dir} -> {out_dir} ({info['model_type']}, {info['params']:,} parameters)", style="green")
+    say(f"exported {run_dir} -> {out_dir} ({info['model_type']}, {info['params']:,} parameters); load it with "
+        f"transformers.{info['loader']}.from_pretrained({str(out_dir)!r})", style="green")
 
 
 def bench(

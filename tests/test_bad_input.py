@@ -282,6 +282,10 @@ CASES: dict[str, Case] = {
                                        ("--n-kv-heads 1", "explicit shape")),
     "train one step past the request": Case("train --size nano --tokens 1e5 --ctx 100000 --out {new}",
                                             ("--tokens", "less than one step", "16x the tokens", "--ctx")),
+    "sweep out a file": Case("sweep --budgets 3e10,1e11 --points 3 --yes --workers 1 --threads 1 --out "
+                             "{table:small}", ("--out", "small.csv", "a file, not a folder")),
+    "ablate out a file": Case("ablate gpt2 llama3 --yes --workers 1 --threads 1 --out {table:small}",
+                              ("--out", "small.csv", "a file, not a folder")),
     "sweep status nope": Case("sweep status {new}", ("no such folder",)),
 }
 if sys.platform != "darwin":  # first-hour C3: --device mps off macOS was a traceback

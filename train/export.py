@@ -82,8 +82,20 @@ def export(run_dir: str | Path, out_dir: str | Path) -> dict:
             ref.save_pretrained(t, safe_serialization=True)
             (t / "llmhist.json").write_text(json.dumps({"run": str(Path(run_dir).resolve()), "arch": a.name},
                                                        indent=2))
+            mode = 0o666 & ~_umask()  # as a plain file of the user's (safetensors' atomic write makes 0600)
+            for f in t.iterdir():
+                if f.is_file():
+                    f.chmod(mode)
     except OSError as e:  # a read-only folder, a full disk: nothing is left half-written
         raise ExportError(f"{out_dir}: cannot write the export ({e.strerror or e}); "
                           + ("free space and run export again" if e.errno in (28, 122) else
                              "give a folder you can write to")) from e
-    return {"model_type": mt, "params": sum(p.numel() for p in model.parameters()), "out": str(out_dir)}
+    loader = "AutoModelForSeq2SeqLM" if getattr(ref.config, "is_encoder_decoder", False) else "AutoModelForCausalLM"
+    return {"model_type": mt, "params": sum(p.numel() for p in model.parameters()), "out": str(out_dir),
+            "loader": loader}
+
+
+def _umask() -> int:
+    old = os.umask(0o22)
+    os.umask(old)
+    return old

@@ -25,6 +25,7 @@ import sys
 import time
 from contextlib import ExitStack, nullcontext
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -501,7 +502,8 @@ class _StopAtStepEnd:
     writes a checkpoint; a second one stops at once (KeyboardInterrupt, the last checkpoint kept)."""
 
     def __init__(self, note) -> None:
-        self.note, self.asked, self.old = note, False, None
+        self.note, self.asked = note, False
+        self.old: Any = None
 
     def __enter__(self) -> _StopAtStepEnd:
         import signal
@@ -518,12 +520,11 @@ class _StopAtStepEnd:
         self.asked = True
         self.note("interrupted: stopping at the end of this step with a checkpoint (Ctrl-C again to stop at once)")
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc) -> None:
         import signal
 
         if self.old is not None:
             signal.signal(signal.SIGINT, self.old)
-        return False
 
 
 def train(cfg: TrainConfig, console=None) -> dict:

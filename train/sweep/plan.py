@@ -166,6 +166,12 @@ def prepare(folder: Path, plan: SweepPlan) -> dict:
     return d
 
 
+def check_folder(folder: Path) -> None:
+    """A sweep's --out, checked before any work (reliability F14): a folder, or a path not there yet."""
+    if Path(folder).exists() and not Path(folder).is_dir():
+        raise RunError(f"--out {folder}: a file, not a folder; give a new folder (or a sweep folder to resume)")
+
+
 def load_plan(folder: Path) -> SweepPlan:
     pj = Path(folder) / PLAN
     if not Path(folder).is_dir():

@@ -47,7 +47,8 @@ def _iv(b: dict) -> str:
         return "inf" if x == math.inf else f"{x:.3g}"
 
     if b["verdict"].startswith("no gain"):
-        return f"no gain detectable [{fmt(lo)}, {fmt(hi)}]" + (" (extrap.)" if b["extrapolated"] else "")
+        return f"{fmt(b['ceg'])}x, no gain detectable [{fmt(lo)}, {fmt(hi)}]" + \
+            (" (extrap.)" if b["extrapolated"] else "")
     return f"{fmt(b['ceg'])}x [{fmt(lo)}, {fmt(hi)}]" + (" (extrap.)" if b["extrapolated"] else "")
 
 
@@ -96,9 +97,9 @@ def _report_table(res: dict):
         who = ", ".join(dict.fromkeys(c["introduced_by"] for c in r["changes"]))
         if r.get("total"):
             who = "-"
-        cells = [r["change"], f"{ys[0]}" + (f"-{ys[-1]}" if len(ys) > 1 else ""), who if len(who) < 40 else who[:37] + "..."]
+        cells = [r["change"], f"{ys[0]}" + (f"-{ys[-1]}" if len(ys) > 1 else ""), who]  # folded, never cut (C2)
         if "error" in r:
-            cells += [r["error"][:60]] + [""] * len(budgets)
+            cells += [r["error"]] + [""] * len(budgets)
         else:
             by = {round(math.log10(b["C"]), 2): b for b in r["budgets"]}
             cells += [_iv(by[round(math.log10(c), 2)]) if round(math.log10(c), 2) in by else "-" for c in budgets]
@@ -313,6 +314,13 @@ def _report(folder: Path, bootstrap: int, plot: str | None, json_out: bool, laws
             cells.append(f"{b['ceg']:.3g}x{iv} at {b['C']:.2g}")
         console.print(f"compute-optimal allocation vs Kaplan's (N ~ C^0.73), under {a['law']}: " + ", ".join(cells)
                       + " (a recipe change; from the law, no training)", soft_wrap=True)
+    for vid, fb in res["frontiers"].items():  # first-hour W9: a frontier at the grid's edge is said
+        for C, edge in zip(fb.get("C", []), fb.get("edge") or []):
+            if edge:
+                console.print(f"[yellow]FLAG[/] {vid}: at C={C:.2g} the frontier is the {edge} run (the grid's edge, "
+                              "not a bracketed minimum): its loss is an upper bound and the CEG there is uncertain; "
+                              f"{'lower' if edge == 'smallest' else 'raise'} --centre-tokens-per-param or widen "
+                              "--spread", soft_wrap=True)
     r0 = next((r for r in res["comparisons"] if "method" in r), None)
     if r0:
         console.print(f"frontier: {r0['method']['frontier']} ({r0['method']['points']}); interval: "

@@ -77,8 +77,24 @@ def frontier_band(P: dict, n_boot: int = 200, seed_sd: float = 0.0, rng_seed: in
         raise FitError(f"every one of {n_boot} re-draws gave a frontier loss <= 0: seed noise {seed_sd:.3g} over "
                        f"{seed_dof} degree(s) of freedom is too wide to draw a band; run more seeds (--seeds)")
     reps = np.array(samples)
-    return {"C": Cb.tolist(), "loss": Lb.tolist(), "how": how, "band": [np.percentile(reps, 5, 0).tolist(),
-                                                                      np.percentile(reps, 95, 0).tolist()]}
+    return {"C": Cb.tolist(), "loss": Lb.tolist(), "how": how, "edge": grid_edges(p, how),
+            "band": [np.percentile(reps, 5, 0).tolist(), np.percentile(reps, 95, 0).tolist()]}
+
+
+def grid_edges(p: tuple, how: list[str]) -> list[str | None]:
+    """Per budget (in budget order): "smallest" / "largest" where the frontier is the lowest run and
+    that run is the grid's smallest or largest model (the grid does not bracket the minimum: the
+    frontier loss there is an upper bound), else None (first-hour W9)."""
+    import numpy as np
+
+    C, N, L, budget = p
+    out: list[str | None] = []
+    for b, h in zip(np.unique(budget), how):
+        sel = budget == b
+        n_best = N[sel][int(np.argmin(L[sel]))]
+        edge = "smallest" if n_best == N[sel].min() else "largest" if n_best == N[sel].max() else None
+        out.append(edge if h == "lowest" else None)
+    return out
 
 
 def _spec_groups(folder: Path, doc: dict) -> list[dict]:

@@ -304,3 +304,36 @@ def test_json_holds_the_whole_stdout_of_an_ablation_run(tmp_path):
     doc = json.loads(cli.stdout)  # nothing but the JSON
     assert [r["change"] for r in doc["comparisons"]] == ["recipe"]
     assert "FLOP convention" in cli.stderr
+
+
+def test_a_frontier_at_the_grid_edge_is_flagged_and_no_gain_keeps_its_estimate(tmp_path):
+    """First-hour W9: where a budget's lowest run is the grid's smallest (or largest) model the report
+    says so; C17: "no gain detectable" stands beside the point estimate, not instead of it."""
+    from llmhist.cli import ablate_cmd
+
+    N = np.array([1e5, 2e5, 4e5, 1e5, 2e5, 4e5, 1e5, 2e5, 4e5])
+    L = np.array([3.0, 3.1, 3.2, 3.0, 2.9, 3.0, 3.3, 3.2, 3.1])  # rising, bracketed, falling with N
+    budget = np.repeat([1e11, 3e11, 1e12], 3)
+    p = (budget, N, L, budget)
+    assert ablation.grid_edges(p, ["lowest", "parabola", "lowest"]) == ["smallest", None, "largest"]
+    res = {"frontiers": {"v00-base": {"C": [1e11, 3e11, 1e12], "edge": ["smallest", None, "largest"]}},
+           "left_out": [], "comparisons": [], "allocation": [], "paths": [], "base": "gpt2", "target": "llama3",
+           "mode": "each", "seed_sd": 0.0, "budgets": [1e11, 3e11, 1e12]}
+    import typer
+    from typer.testing import CliRunner
+
+    monkey = typer.Typer()
+
+    @monkey.command()
+    def show():
+        ablate_cmd._report(tmp_path, 50, None, False)
+
+    import unittest.mock as mock
+
+    with mock.patch.object(ablation, "report", return_value=res):
+        out = " ".join(CliRunner().invoke(monkey, []).output.split())
+    assert "v00-base: at C=1e+11 the frontier is the smallest run" in out
+    assert "at C=1e+12 the frontier is the largest run" in out and "C=3e+11 the frontier" not in out
+    cell = ablate_cmd._iv({"ceg": 0.869, "interval": [0.777, 654.0], "verdict": "no gain detectable at this scale",
+                           "extrapolated": False})
+    assert cell.startswith("0.869x") and "no gain detectable [0.777, 654]" in cell

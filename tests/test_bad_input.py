@@ -286,6 +286,10 @@ CASES: dict[str, Case] = {
                              "{table:small}", ("--out", "small.csv", "a file, not a folder")),
     "ablate out a file": Case("ablate gpt2 llama3 --yes --workers 1 --threads 1 --out {table:small}",
                               ("--out", "small.csv", "a file, not a folder")),
+    "ablate points 1000": Case("ablate gpt2 llama3 --points 1000 --dry-run", ("--points 1000", "at most 50")),
+    "ablate points 40": Case("ablate gpt2 llama3 --points 40 --dry-run", ("--points 40", "distinct shapes",
+                                                                            "--spread")),
+    "ablate budgets negative": Case("ablate gpt2 llama3 --budgets -3e11 --dry-run", ("--budgets -3e+11",)),
     "sweep status nope": Case("sweep status {new}", ("no such folder",)),
 }
 if sys.platform != "darwin":  # first-hour C3: --device mps off macOS was a traceback

@@ -66,6 +66,8 @@ def sweep_run(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
     dry_run: Annotated[bool, typer.Option(help="print the plan only")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="print the plan / final status as JSON")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="also print the time model behind the "
+                                                                  "estimates")] = False,
 ) -> None:
     """Plan a sweep, print it, and run it (idempotent: the same command again resumes)."""
     from llmhist.train import sweep as S
@@ -81,7 +83,7 @@ def sweep_run(
         secs, how = S.estimate_seconds(plan)
     if json_out and dry_run:
         return print_json({**plan.to_dict(), "est_seconds": secs, "out": str(folder)})
-    _show_plan(plan, secs, how, folder, json_out)
+    _show_plan(plan, secs, how if verbose else None, folder, json_out)
     if dry_run:
         return
     if not yes and not typer.confirm("run this sweep?", default=True):
@@ -96,12 +98,14 @@ def sweep_run(
     _show_done(rows, folder, json_out)
 
 
-def _show_plan(plan, secs: list[float], how: str, folder: Path, json_out: bool) -> None:
+def _show_plan(plan, secs: list[float], how: str | None, folder: Path, json_out: bool) -> None:
     (err_console if json_out else console).print(plan_table(plan, secs, how))  # with --json, stdout holds the JSON
     finite = [s for s in secs if s == s]
     if finite:
         say(f"total compute {sum(r.C for r in plan.runs):.3g} FLOPs, about {sum(finite) / 60:.1f} min of one device "
             f"-> {folder}", err=json_out)
+    if how:
+        say(f"time model: {how}", err=json_out)
 
 
 def _run_here(folder: Path, plan, secs: list[float], workers, threads, retry_failed: bool, json_out: bool) -> list:

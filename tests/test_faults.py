@@ -590,3 +590,16 @@ def test_sweep_status_of_a_folder_that_does_not_exist_says_so(tmp_path):
 
     with pytest.raises(rf.RunError, match="no such folder"):
         S.status(tmp_path / "nope")
+
+
+def test_a_finished_run_with_a_truncated_metrics_file_is_rebuilt_from_its_checkpoint(tmp_path, capsys):
+    """Reliability F8: not "already finished; nothing to do" over a curve that lost its last rows."""
+    out = _finished(tmp_path)
+    want = snapshot(out)
+    m = out / "metrics.csv"
+    m.write_bytes(m.read_bytes()[: int(m.stat().st_size * 0.6)])
+    train(_config(out, branches=None, schedule="cosine", tokens=32 * 8 * 6))
+    assert "rebuilt from the checkpoint" in capsys.readouterr().err
+    assert snapshot(out) == want
+    train(_config(out, branches=None, schedule="cosine", tokens=32 * 8 * 6))  # whole again: nothing to do
+    assert snapshot(out) == want

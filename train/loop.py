@@ -173,6 +173,10 @@ class Trainer:
         status = summary.get("status", "finished")
         if status == "finished" and not (self.out / rf.WEIGHTS).exists():
             return "resume"  # the final weights were lost: rewritten from the last checkpoint
+        if status == "finished" and (self.out / rf.CHECKPOINT).is_dir():
+            rows, problem = rf.check_metrics(self.out / rf.METRICS)
+            if problem or not rows or rows[-1].get("step") != summary.get("steps"):
+                return "resume"  # a damaged curve (reliability F8): rebuilt from the final checkpoint's rows
         return status
 
     def log(self, msg: str) -> None:

@@ -23,9 +23,14 @@ def _opt(name: str) -> Any:
 
 
 def default_out(arch: str, size: str | None, d_model: int | None, n_layers: int | None, n_heads: int | None,
-                seed: int, n_kv_heads: int | None = None) -> str:
+                seed: int, n_kv_heads: int | None = None, data: str = D.DATA) -> str:
+    """runs/ARCH-SIZE-sSEED, with the data when it is not the default (first-hour C16: a run on
+    other data gets its own folder instead of "holds a different run")."""
+    import re
+
     shape = f"d{d_model}-l{n_layers}-h{n_heads}" + (f"-kv{n_kv_heads}" if n_kv_heads else "") if d_model else D.SIZE
-    return str(Path(D.OUT_ROOT) / f"{arch}-{size or shape}-s{seed}")
+    slug = "" if data == D.DATA else "-" + (re.sub(r"[^A-Za-z0-9.=]+", "-", data).strip("-.")[:40] or "data")
+    return str(Path(D.OUT_ROOT) / f"{arch}-{size or shape}-s{seed}{slug}")
 
 
 def train(
@@ -65,7 +70,7 @@ def train(
     del opts["json_out"]
     from llmhist.train.config import TrainConfig
 
-    opts["out"] = out or default_out(arch, size, d_model, n_layers, n_heads, seed, n_kv_heads)
+    opts["out"] = out or default_out(arch, size, d_model, n_layers, n_heads, seed, n_kv_heads, data)
     with user_errors():
         cfg = TrainConfig(**opts)  # every check happens here, as for a grid or a Python caller
         from llmhist.train.loop import Diverged

@@ -3,7 +3,8 @@
 
 The `--flag` spellings are collected from the string literals of every `raise` in the package (the
 UserError messages and their f-strings), and each is parsed against the click command of the
-commands that module's refusals reach (the Typer app's registered commands)."""
+commands that module's refusals reach (the Typer app's registered commands). Also the default run
+folder's name, which spares a user the "holds a different run" refusal."""
 
 from __future__ import annotations
 
@@ -109,3 +110,14 @@ def test_the_gqa_hint_works_as_given(tmp_path):
                                       "--n-heads", "4", "--n-kv-heads", "3", "--out", str(tmp_path / "x")])
     assert result.exit_code == 2 and "must divide --n-heads 4" in result.output
     assert "No such option" not in result.output
+
+
+def test_the_default_run_folder_names_data_that_is_not_the_default():
+    """First-hour C16: `train --data mytext/` after a stdlib run gets its own folder."""
+    from llmhist.cli.train_cmd import default_out
+
+    assert default_out("llama", "nano", None, None, None, 0) == "runs/llama-nano-s0"
+    assert default_out("llama", "nano", None, None, None, 0, data="mytext/") == "runs/llama-nano-s0-mytext"
+    assert default_out("llama", "nano", None, None, None, 0, data="markov:order=2") == \
+        "runs/llama-nano-s0-markov-order=2"
+    assert default_out("llama", None, 48, 2, 4, 1, n_kv_heads=2) == "runs/llama-d48-l2-h4-kv2-s1"

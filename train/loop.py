@@ -220,6 +220,8 @@ class Trainer:
             self.log(f"[cyan]{self.out}: no checkpoint yet (they are written every {self.cfg.ckpt_seconds:g} s); "
                      "starting again from step 0[/]")
         self.log(st.corpus.report())
+        if st.dev.type == "cpu" and (busy := devmod.load_warning()):
+            self.note(busy)
         active = f" ({plan.params.active:,} active per token)" if plan.params.active != plan.params.total else ""
         self.log(f"{a.name}: N {plan.params.total:,} parameters{active}, D {plan.tokens:,} tokens "
                  f"({plan.tokens / plan.params.total:.1f} per parameter), {plan.steps:,} steps of "

@@ -44,7 +44,8 @@ def sweep_run(
     points: Annotated[int, typer.Option(help="model sizes per budget (exactly this many distinct sizes)")] = 7,
     spread: Annotated[float, typer.Option(help="largest/smallest N per budget, centred on N ~ sqrt(C/120)")] = 16.0,
     sizes: Annotated[str | None, typer.Option(help="ladder (Approach 1): target N values, e.g. 2e5,8e5,3e6")] = None,
-    tokens_per_param: Annotated[str, typer.Option(help="ladder horizons in tokens per parameter")] = "20",
+    tokens_per_param: Annotated[str | None, typer.Option(help="ladder horizons in tokens per parameter (with "
+                                                                "--sizes; default 20)")] = None,
     schedule: Annotated[str, typer.Option(help="ladder: cosine (a run per horizon) or wsd (one run per size, "
                                                "shorter horizons as decay branches)")] = "cosine",
     grid: Annotated[Path | None, typer.Option(help="TOML file of arbitrary runs ([defaults] + [[run]])")] = None,
@@ -76,7 +77,7 @@ def sweep_run(
         S.check_launch(launcher, workers, threads)
         archs = [a.strip() for a in arch.split(",") if a.strip()]
         plan = S.plan_sweep(archs, floats(budgets, "--budgets") or None, points, spread, floats(sizes, "--sizes"),
-                            floats(tokens_per_param, "--tokens-per-param"), schedule, grid, ctx, batch,
+                            floats(tokens_per_param, "--tokens-per-param") or None, schedule, grid, ctx, batch,
                             common={"data": data, "tokenizer": tokenizer, "seed": seed})
         folder = out or Path("runs") / f"{plan.kind}-{'-'.join(archs) if not grid else grid.stem}"
         S.check_folder(folder)

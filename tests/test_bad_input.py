@@ -177,7 +177,8 @@ CASES: dict[str, Case] = {
                              ("another sweep plan",)),
     "sweep folder of a run": Case("sweep --budgets 1e11 --points 3 --out {run} --yes --workers 1 --threads 1",
                                   ("no plan.json",)),
-    "sweep status missing": Case("sweep status {tmp}/nope", ("nope", "no plan.json")),
+    "sweep status missing": Case("sweep status {tmp}/nope", ("nope", "no such folder")),  # F15
+    "sweep status no plan": Case("sweep status {tmp}", ("no plan.json",)),
     "sweep status corrupt plan": Case("sweep status {corrupt}", ("plan.json", "unreadable")),
     # ---- study: every option checked before any work
     "study plot pdf": Case("study --plot pdf --out {new}", ("--plot 'pdf'",)),
@@ -290,7 +291,8 @@ CASES: dict[str, Case] = {
     "ablate points 40": Case("ablate gpt2 llama3 --points 40 --dry-run", ("--points 40", "distinct shapes",
                                                                             "--spread")),
     "ablate budgets negative": Case("ablate gpt2 llama3 --budgets -3e11 --dry-run", ("--budgets -3e+11",)),
-    "sweep status nope": Case("sweep status {new}", ("no such folder",)),
+    "sweep isoflop tokens-per-param": Case("sweep --budgets 3e10,1e11 --tokens-per-param 100 --dry-run",
+                                           ("--tokens-per-param 100", "isoFLOP", "--sizes")),
 }
 if sys.platform != "darwin":  # first-hour C3: --device mps off macOS was a traceback
     CASES["train device mps"] = Case(f"train --device mps {TINY}", ("--device mps", "macOS only"))

@@ -314,6 +314,8 @@ def _report(folder: Path, bootstrap: int, plot: str | None, json_out: bool, laws
             cells.append(f"{b['ceg']:.3g}x{iv} at {b['C']:.2g}")
         console.print(f"compute-optimal allocation vs Kaplan's (N ~ C^0.73), under {a['law']}: " + ", ".join(cells)
                       + " (a recipe change; from the law, no training)", soft_wrap=True)
+        for w in dict.fromkeys(b["warning"] for b in a["budgets"] if b.get("warning")):
+            console.print(f"[yellow]FLAG[/] {w}", soft_wrap=True, highlight=False)
     for vid, fb in res["frontiers"].items():  # first-hour W9: a frontier at the grid's edge is said
         for C, edge in zip(fb.get("C", []), fb.get("edge") or []):
             if edge:

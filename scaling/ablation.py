@@ -138,7 +138,11 @@ def allocation_rows(budgets, laws_=("hoffmann2022", "epoch2024")) -> list[dict]:
             raise AblationError(f"--law {name!r}: {e.args[0]}") from None
         except ValueError as e:
             raise AblationError(f"--law {name!r}: {e}") from None
-        rows.append({"law": law.name, "budgets": [allocation_ceg(law, C) for C in budgets]})
+        # first-hour W6: a law far outside the runs it was fitted on says so at each budget (the range check
+        # laws.allocation_warning where it exists, else the fitted-range check every law has)
+        check = getattr(LW, "allocation_warning", None) or (lambda lw, C: lw.extrapolation(C))
+        rows.append({"law": law.name, "budgets": [{**allocation_ceg(law, C), "warning": check(law, C)}
+                                                  for C in budgets]})
     return rows
 
 

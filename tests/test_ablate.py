@@ -337,3 +337,17 @@ def test_a_frontier_at_the_grid_edge_is_flagged_and_no_gain_keeps_its_estimate(t
     cell = ablate_cmd._iv({"ceg": 0.869, "interval": [0.777, 654.0], "verdict": "no gain detectable at this scale",
                            "extrapolated": False})
     assert cell.startswith("0.869x") and "no gain detectable [0.777, 654]" in cell
+
+
+def test_the_allocation_line_carries_the_laws_range_check(monkeypatch):
+    """First-hour W6: each allocation budget has the law's range warning (None inside its runs), and
+    the report prints it as a FLAG line."""
+    from llmhist.scaling import laws as LW
+
+    monkeypatch.setattr(LW, "allocation_warning", lambda law, C: f"{law.name}: C = {C:.3g} is outside",
+                        raising=False)
+    (row,) = ablation.allocation_rows([1e11, 1e12], ("hoffmann2022",))
+    assert [b["warning"].split(": ", 1)[1] for b in row["budgets"]] == ["C = 1e+11 is outside", "C = 1e+12 is outside"]
+    monkeypatch.delattr(LW, "allocation_warning")
+    (row,) = ablation.allocation_rows([1e11], ("hoffmann2022",))
+    assert "warning" in row["budgets"][0]  # the fitted-range check: None for a law without a range

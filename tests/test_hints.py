@@ -4,7 +4,8 @@
 The `--flag` spellings are collected from the string literals of every `raise` in the package (the
 UserError messages and their f-strings), and each is parsed against the click command of the
 commands that module's refusals reach (the Typer app's registered commands). Also the default run
-folder's name, which spares a user the "holds a different run" refusal."""
+folder's name, which spares a user the "holds a different run" refusal, and the study's FLAG when its
+recommendations disagree."""
 
 from __future__ import annotations
 
@@ -121,3 +122,18 @@ def test_the_default_run_folder_names_data_that_is_not_the_default():
     assert default_out("llama", "nano", None, None, None, 0, data="markov:order=2") == \
         "runs/llama-nano-s0-markov-order=2"
     assert default_out("llama", None, 48, 2, 4, 1, n_kv_heads=2) == "runs/llama-d48-l2-h4-kv2-s1"
+
+
+def test_the_study_flags_recommendations_that_disagree(monkeypatch):
+    """First-hour C7: the study calls the disagreement FLAG once per budget (scaling.agreement's)."""
+    import sys
+    import types
+
+    from llmhist.cli import study_cmd
+
+    fake = types.ModuleType("llmhist.scaling.agreement")
+    fake.disagreement_flag = lambda rows: f"{len(rows)} disagree" if len(rows) > 1 else None  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "llmhist.scaling.agreement", fake)
+    rows = [{"law": "a", "C": 1e11}, {"law": "b", "C": 1e11}, {"law": "c", "C": 1e12}]
+    assert study_cmd._disagreement(rows) == "2 disagree"
+    assert study_cmd._disagreement(rows[2:]) is None

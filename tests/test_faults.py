@@ -246,7 +246,7 @@ def test_a_damaged_checkpoint_falls_back_to_checkpoint_old(tmp_path):
     assert snapshot(out) == want and not (out / "checkpoint.old").exists()
 
 
-@pytest.mark.parametrize("damage", ["truncated_state", "garbage_state", "garbage_weights"])
+@pytest.mark.parametrize("damage", ["truncated_state", "garbage_state", "garbage_weights", "foreign_pickle"])
 def test_a_damaged_checkpoint_without_fallback_is_a_clear_error(tmp_path, damage):
     out = _finished(tmp_path)
     (out / "summary.json").unlink()
@@ -256,6 +256,8 @@ def test_a_damaged_checkpoint_without_fallback_is_a_clear_error(tmp_path, damage
         (ck / "state.pt").write_bytes(b[: len(b) // 2])
     elif damage == "garbage_state":
         (ck / "state.pt").write_bytes(os.urandom(4096))
+    elif damage == "foreign_pickle":  # a pickled function: weights_only refuses to load it
+        torch.save({"step": 1, "optimizer": {}, "torch_rng": os.path.join}, ck / "state.pt")
     else:
         (ck / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
     before = _files(out)

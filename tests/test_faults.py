@@ -605,3 +605,13 @@ def test_a_finished_run_with_a_truncated_metrics_file_is_rebuilt_from_its_checkp
     assert snapshot(out) == want
     train(_config(out, branches=None, schedule="cosine", tokens=32 * 8 * 6))  # whole again: nothing to do
     assert snapshot(out) == want
+
+
+def test_a_refused_folder_keeps_no_lock_file(tmp_path):
+    """Cosmetic list: `train --out DIR` on an unrelated folder is refused and leaves no DIR/.lock."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(loop.RunError, match="holds other files but no run"):
+        train(_config(out))
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]

@@ -107,9 +107,15 @@ class Trainer:
     def run(self) -> dict:
         with ExitStack() as held:
             locked = self.main and self.out.is_dir()
+            had_lock = (self.out / rf.LOCK).exists()
             if locked:  # an existing folder: refuse a second process at once
                 held.enter_context(exclusive_lock(self.out, "llmhist train"))
-            status = self.folder_status()
+            try:
+                status = self.folder_status()
+            except RunError:  # a refused folder keeps no lock file of ours
+                if locked and not had_lock:
+                    (self.out / rf.LOCK).unlink(missing_ok=True)
+                raise
             if status == "finished":
                 summary = rf.read_summary(self.out) or {}
                 val = summary.get("val_loss")

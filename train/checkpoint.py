@@ -117,9 +117,9 @@ def load(ck: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, own: bool
 
 
 def _load_from(ck: Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -> dict:
-    from safetensors.torch import load_model
-
     import warnings
+
+    from safetensors.torch import load_model
 
     try:
         with warnings.catch_warnings():  # a foreign pickle's weights_only UserWarning: the RunError below says it

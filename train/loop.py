@@ -12,20 +12,18 @@ family's recipe) and reads top to bottom as: set-up (a TrainState: device, corpu
 optimizer, autocast), resume (one path for a killed run and for a WSD branch's start), train_step,
 evaluate, on_evaluation (metrics row, divergence rule, checkpoint by time, report), finish. Its
 parts live beside it: the plan (runplan.py), the LR and evaluation schedules (schedule.py), the
-checkpoint IO (checkpoint.py); the model initialises itself (archs/model.py) and activation
-checkpointing wraps its blocks from here (checkpoint_blocks).
+checkpoint IO (checkpoint.py), Ctrl-C at a step boundary (stop.py); the model initialises itself
+(archs/model.py) and activation checkpointing wraps its blocks from here (checkpoint_blocks).
 """
 
 from __future__ import annotations
 
 import math
 import os
-import shlex
 import sys
 import time
 from contextlib import ExitStack, nullcontext
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -41,6 +39,7 @@ from . import runfolder as rf
 from .config import TrainConfig
 from .runfolder import EXIT_DIVERGED, Interrupted, RunError
 from .schedule import EVAL_SUBSET, branch_points, lr_at
+from .stop import StopAtStepEnd, resume_command
 from .trainstate import TrainState, make_state
 
 # the divergence rule (see diverged_reason)
@@ -76,19 +75,6 @@ def diverged_reason(val_losses: list[float], vocab_size: int, last: bool = False
                 f"= {floor:.4g} at {run} consecutive evaluation{'s' if run > 1 else ''}"
                 + (" including the last" if last and run < DIVERGE_EVALS else ""))
     return None
-
-
-def resume_command() -> str:
-    """The command line that started this process, as a user would type it again."""
-    argv = sys.argv[:]
-    if not argv or not argv[0] or argv[0] == "-c":
-        return "the same command"
-    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-    if spec is not None and spec.name:  # python -m MODULE
-        head = ["python", "-m", spec.name.removesuffix(".__main__")]
-    else:
-        head = [Path(argv[0]).name if Path(argv[0]).name == "llmhist" else argv[0]]
-    return shlex.join(head + argv[1:])
 
 
 class Trainer:
@@ -137,7 +123,7 @@ class Trainer:
                     rf.remove_stale(self.out)
                 st.phase_s["startup"] = time.perf_counter() - t0
                 try:
-                    with _StopAtStepEnd(self.note) as stop:
+                    with StopAtStepEnd(self.note) as stop:
                         summary = self.train_loop(st, stop)
                 except KeyboardInterrupt:
                     raise self.interrupted(st) from None
@@ -179,10 +165,8 @@ class Trainer:
         status = summary.get("status", "finished")
         if status == "finished" and not (self.out / rf.WEIGHTS).exists():
             return "resume"  # the final weights were lost: rewritten from the last checkpoint
-        if status == "finished" and (self.out / rf.CHECKPOINT).is_dir():
-            rows, problem = rf.check_metrics(self.out / rf.METRICS)
-            if problem or not rows or rows[-1].get("step") != summary.get("steps"):
-                return "resume"  # a damaged curve (reliability F8): rebuilt from the final checkpoint's rows
+        if status == "finished" and (self.out / rf.CHECKPOINT).is_dir() and rf.curve_damaged(self.out, summary):
+            return "resume"  # reliability F8: metrics.csv is rebuilt from the final checkpoint's rows
         return status
 
     def log(self, msg: str) -> None:
@@ -264,7 +248,7 @@ class Trainer:
         return ckpt.load(ck, st.model, st.opt, own=own, note=self.note)
 
     # ---------------------------------------------------------------- the loop
-    def train_loop(self, st: TrainState, stop: _StopAtStepEnd | None = None) -> dict:
+    def train_loop(self, st: TrainState, stop: StopAtStepEnd | None = None) -> dict:
         cfg, plan = self.cfg, st.plan
         st.model.train()
         st.t_start = time.time()
@@ -507,36 +491,6 @@ class Trainer:
             results.append(Trainer(bcfg, self.console, init_from=snap,
                                    branch_of={"run": str(self.out), "step": b, "fraction": f}).run())
         return results
-
-
-class _StopAtStepEnd:
-    """The first Ctrl-C (in the main thread) asks the loop to stop at the end of the step, where it
-    writes a checkpoint; a second one stops at once (KeyboardInterrupt, the last checkpoint kept)."""
-
-    def __init__(self, note) -> None:
-        self.note, self.asked = note, False
-        self.old: Any = None
-
-    def __enter__(self) -> _StopAtStepEnd:
-        import signal
-        import threading
-
-        if threading.current_thread() is threading.main_thread() and \
-                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            self.old = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.asked:
-            raise KeyboardInterrupt
-        self.asked = True
-        self.note("interrupted: stopping at the end of this step with a checkpoint (Ctrl-C again to stop at once)")
-
-    def __exit__(self, *exc) -> None:
-        import signal
-
-        if self.old is not None:
-            signal.signal(signal.SIGINT, self.old)
 
 
 def train(cfg: TrainConfig, console=None) -> dict:

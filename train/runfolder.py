@@ -334,6 +334,13 @@ def _value(key: str, v: str | None):
     return float(v)
 
 
+def curve_damaged(run_dir: str | Path, summary: dict) -> bool:
+    """Whether a finished run's metrics.csv lost rows or holds damaged ones (its last row is not the
+    summary's last step): the training loop rebuilds it from the final checkpoint (reliability F8)."""
+    rows, problem = check_metrics(Path(run_dir) / METRICS)
+    return bool(problem) or not rows or rows[-1].get("step") != summary.get("steps")
+
+
 def check_metrics(path: str | Path) -> tuple[list[dict], str | None]:
     """(the whole rows of metrics.csv, what was wrong or None). Rows that are short, have extra
     fields or hold non-numbers are left out, and the problem is named; never raises for content."""

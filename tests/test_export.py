@@ -127,6 +127,7 @@ def test_export_uses_the_checkpoint_folder_swap_and_leaves_the_users_folders_alo
     (tmp_path / "hf").mkdir()  # an empty folder is exported into
     (tmp_path / "hf.old").mkdir()  # a folder of the user's that a swap's default name would take
     (tmp_path / "hf.old" / "mine.txt").write_text("keep")
+    (tmp_path / ".hf.999999999.tmp").mkdir()  # a killed export's staging folder (cosmetic list): removed
     r = runner.invoke(app, ["export", str(run), str(tmp_path / "hf")])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "hf" / "config.json").exists() and (tmp_path / "hf" / "llmhist.json").exists()

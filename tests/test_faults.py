@@ -341,16 +341,25 @@ def test_a_second_process_on_the_same_folder_is_refused_naming_the_holder(tmp_pa
     assert not (out / "config.json").exists()
 
 
-def test_ctrl_c_says_the_run_is_resumable_and_how(tmp_path, monkeypatch):
-    out = tmp_path / "r"
+def _at_step(monkeypatch, at: int, action) -> None:
+    """Train steps as usual, but call `action()` first at step `at` (raise KeyboardInterrupt, send SIGINT)."""
     real = loop.Trainer.train_step
 
-    def interrupted(self, st, step, lr):
-        if step == 4:
-            raise KeyboardInterrupt
+    def patched(self, st, step, lr):
+        if step == at:
+            action()
         return real(self, st, step, lr)
 
-    monkeypatch.setattr(loop.Trainer, "train_step", interrupted)
+    monkeypatch.setattr(loop.Trainer, "train_step", patched)
+
+
+def _raise_ctrl_c() -> None:
+    raise KeyboardInterrupt
+
+
+def test_ctrl_c_says_the_run_is_resumable_and_how(tmp_path, monkeypatch):
+    out = tmp_path / "r"
+    _at_step(monkeypatch, 4, _raise_ctrl_c)
     with pytest.raises(loop.Interrupted) as e:
         train(_config(out, branches=None, schedule="cosine", tokens=32 * 8 * 6))
     assert e.value.exit_code == 130 and "resumable" in str(e.value) and "again" in str(e.value)
@@ -492,14 +501,7 @@ def test_a_worker_interrupted_by_sigint_exits_130_and_fails_nothing(tmp_path, mo
     from llmhist.train import worker
 
     dirs, logs = _requests(tmp_path, 2), tmp_path / "logs"
-    real = loop.Trainer.train_step
-
-    def interrupted(self, st, step, lr):
-        if step == 2:
-            raise KeyboardInterrupt
-        return real(self, st, step, lr)
-
-    monkeypatch.setattr(loop.Trainer, "train_step", interrupted)
+    _at_step(monkeypatch, 2, _raise_ctrl_c)
     assert worker.run_dirs(dirs, logs) == rf.EXIT_INTERRUPTED
     assert not list(logs.glob("*.failed"))
     assert "interrupted" in (logs / "r0.log").read_text()
@@ -542,14 +544,8 @@ def test_ctrl_c_before_the_first_checkpoint_writes_one_and_loses_nothing(tmp_pat
     ones come every ckpt_seconds), progress.json says interrupted (not running with a dead pid), and
     the same command resumes to an uninterrupted run's files."""
     kw = dict(branches=None, schedule="cosine", tokens=32 * 8 * 6, ckpt_seconds=1e6)
-    out, real = tmp_path / "r", loop.Trainer.train_step
-
-    def ctrl_c(self, st, step, lr):
-        if step == 2:
-            os.kill(os.getpid(), signal.SIGINT)  # handled between bytecodes: the step still completes
-        return real(self, st, step, lr)
-
-    monkeypatch.setattr(loop.Trainer, "train_step", ctrl_c)
+    out = tmp_path / "r"
+    _at_step(monkeypatch, 2, lambda: os.kill(os.getpid(), signal.SIGINT))  # the step still completes
     with pytest.raises(loop.Interrupted, match="resumable from step 3"):
         train(_config(out, **kw))
     assert (out / "checkpoint" / "state.pt").exists()
@@ -567,14 +563,8 @@ def test_a_rerun_without_a_checkpoint_says_so_and_not_rebuilt_from_it(tmp_path, 
     from rich.console import Console
 
     kw = dict(branches=None, schedule="cosine", tokens=32 * 8 * 6, ckpt_seconds=1e6)
-    out, real = tmp_path / "r", loop.Trainer.train_step
-
-    def killed(self, st, step, lr):  # inside the first step: no state worth a checkpoint
-        if step == 0:
-            raise KeyboardInterrupt
-        return real(self, st, step, lr)
-
-    monkeypatch.setattr(loop.Trainer, "train_step", killed)
+    out = tmp_path / "r"
+    _at_step(monkeypatch, 0, _raise_ctrl_c)  # inside the first step: no state worth a checkpoint
     with pytest.raises(loop.Interrupted, match="resumable from the start"):
         train(_config(out, **kw))
     assert not (out / "checkpoint").exists() and (out / "config.json").exists()

@@ -75,6 +75,7 @@ def export(run_dir: str | Path, out_dir: str | Path) -> dict:
             setattr(ref.config, key, None)
             if getattr(ref, "generation_config", None) is not None:
                 setattr(ref.generation_config, key, None)
+    _remove_leftovers(out_dir)
     tmp = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.tmp")
     old = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.old")  # never a folder of the user's
     try:
@@ -93,6 +94,18 @@ def export(run_dir: str | Path, out_dir: str | Path) -> dict:
     loader = "AutoModelForSeq2SeqLM" if getattr(ref.config, "is_encoder_decoder", False) else "AutoModelForCausalLM"
     return {"model_type": mt, "params": sum(p.numel() for p in model.parameters()), "out": str(out_dir),
             "loader": loader}
+
+
+def _remove_leftovers(out_dir: Path) -> None:
+    """The staging folders (.OUT.PID.tmp) of exports to the same OUT whose process is dead (killed)."""
+    import shutil
+
+    from .runstate import _alive
+
+    for p in out_dir.parent.glob(f".{out_dir.name}.*.tmp"):
+        pid = p.name[len(out_dir.name) + 2: -len(".tmp")]
+        if p.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(p, ignore_errors=True)
 
 
 def _umask() -> int:

@@ -122,7 +122,7 @@ def _run_one(run_dir: Path, log_dir: Path | None) -> int:
         console.print(f"skipped: {e}", markup=False, highlight=False)
         return EXIT_OK
     except (Interrupted, KeyboardInterrupt) as e:  # stopped by a signal: resumable, so no failure marker
-        console.print(f"interrupted: {e or 'before training started'}", markup=False, highlight=False)
+        console.print(f"interrupted: {str(e) or 'before training started'}", markup=False, highlight=False)
         return EXIT_INTERRUPTED
     except loop.Diverged as e:
         console.print(f"diverged: {e}", markup=False, highlight=False)  # summary.json says so; not a failure

@@ -25,6 +25,7 @@ from .common import (
     TimeOpt,
     WorkersOpt,
     console,
+    err_console,
     floats,
     human,
     print_json,
@@ -47,7 +48,8 @@ def _iv(b: dict) -> str:
         return "inf" if x == math.inf else f"{x:.3g}"
 
     if b["verdict"].startswith("no gain"):
-        return f"no gain detectable [{fmt(lo)}, {fmt(hi)}]" + (" (extrap.)" if b["extrapolated"] else "")
+        return f"{fmt(b['ceg'])}x, no gain detectable [{fmt(lo)}, {fmt(hi)}]" + \
+            (" (extrap.)" if b["extrapolated"] else "")
     return f"{fmt(b['ceg'])}x [{fmt(lo)}, {fmt(hi)}]" + (" (extrap.)" if b["extrapolated"] else "")
 
 
@@ -76,7 +78,7 @@ def _plan_table(p: dict):
         Ns = [r["N"] for r in v["runs"]]
         seeds = sum(r["role"] == "seed_repeat" for r in v["runs"])
         t.add_row(v["id"], v["label"] if v["changes"] else "(base)",
-                  f"{len(v['runs'])}" + (f" ({seeds} seeds)" if seeds else ""),
+                  f"{len(v['runs'])}" + (f" (incl. {seeds} seed repeat{'s' if seeds > 1 else ''})" if seeds else ""),
                   f"{human(min(Ns))}-{human(max(Ns))}", f"{v['flops']:.3g}", f"{v['estimated_wall_s']:.0f} s")
     return t
 
@@ -96,9 +98,9 @@ def _report_table(res: dict):
         who = ", ".join(dict.fromkeys(c["introduced_by"] for c in r["changes"]))
         if r.get("total"):
             who = "-"
-        cells = [r["change"], f"{ys[0]}" + (f"-{ys[-1]}" if len(ys) > 1 else ""), who if len(who) < 40 else who[:37] + "..."]
+        cells = [r["change"], f"{ys[0]}" + (f"-{ys[-1]}" if len(ys) > 1 else ""), who]  # folded, never cut (C2)
         if "error" in r:
-            cells += [r["error"][:60]] + [""] * len(budgets)
+            cells += [r["error"]] + [""] * len(budgets)
         else:
             by = {round(math.log10(b["C"]), 2): b for b in r["budgets"]}
             cells += [_iv(by[round(math.log10(c), 2)]) if round(math.log10(c), 2) in by else "-" for c in budgets]
@@ -217,12 +219,13 @@ def ablate_run(
     json_out: JsonOpt = False,
 ) -> None:
     from ..train import ablate as A
-    from ..train.sweep import check_launch
+    from ..train.sweep import check_folder, check_launch
 
     folder = _folder(out, base, target)
     with user_errors():
         _check_report_options(plot, bootstrap)
         check_launch(launcher, workers, threads)
+        check_folder(folder)
     if list_:
         return ablate_list(base, target, json_out)
     if report_only:
@@ -241,12 +244,14 @@ def ablate_run(
         rows = A.run_plan(p, folder, workers=workers, threads=threads, launcher=launcher, slurm=slurm,
                           retry_failed=retry_failed, on_tick=prog.tick)
     if launcher == "slurm":
-        return console.print(f"submitted to Slurm; `llmhist sweep status {folder}` follows it, and `llmhist ablate "
-                             f"report {folder}` reports once the runs are done", soft_wrap=True)
+        return (err_console if json_out else console).print(
+            f"submitted to Slurm; `llmhist sweep status {folder}` follows it, and `llmhist ablate report {folder}` "
+            "reports once the runs are done", soft_wrap=True)
     bad = [r for r in rows if r["state"] != "finished"]
     if bad:
-        console.print(f"[yellow]{len(bad)} run(s) not finished ({', '.join(r['run'] for r in bad[:3])}...); "
-                      "the same command resumes; the report uses the finished runs[/]")
+        (err_console if json_out else console).print(
+            f"[yellow]{len(bad)} run(s) not finished ({', '.join(r['run'] for r in bad[:3])}...); "
+            "the same command resumes; the report uses the finished runs[/]")
     _report(folder, bootstrap, plot, json_out, law)
 
 
@@ -282,10 +287,11 @@ def _show_plan(p: dict, folder: Path, json_out: bool, dry_run: bool) -> bool:
             "comparisons": p["comparisons"], "convention": p["convention"], "estimate": p["estimate"],
             "estimated_wall_s": p["estimated_wall_s"], "out": str(folder)})
         return True
-    console.print(_plan_table(p))
-    console.print(f"FLOP convention: {p['convention']}", soft_wrap=True)
-    console.print(f"estimated wall time {p['estimated_wall_s'] / 60:.1f} min ({p['estimate']['how']}) -> {folder}",
-                  soft_wrap=True)
+    out = err_console if json_out else console  # with --json, stdout holds the JSON only
+    out.print(_plan_table(p))
+    out.print(f"FLOP convention: {p['convention']}", soft_wrap=True)
+    out.print(f"estimated wall time {p['estimated_wall_s'] / 60:.1f} min ({p['estimate']['how']}) -> {folder}",
+              soft_wrap=True)
     return dry_run
 
 
@@ -309,6 +315,15 @@ def _report(folder: Path, bootstrap: int, plot: str | None, json_out: bool, laws
             cells.append(f"{b['ceg']:.3g}x{iv} at {b['C']:.2g}")
         console.print(f"compute-optimal allocation vs Kaplan's (N ~ C^0.73), under {a['law']}: " + ", ".join(cells)
                       + " (a recipe change; from the law, no training)", soft_wrap=True)
+        for w in dict.fromkeys(b["warning"] for b in a["budgets"] if b.get("warning")):
+            console.print(f"[yellow]FLAG[/] {w}", soft_wrap=True, highlight=False)
+    for vid, fb in res["frontiers"].items():  # first-hour W9: a frontier at the grid's edge is said
+        for C, edge in zip(fb.get("C", []), fb.get("edge") or []):
+            if edge:
+                console.print(f"[yellow]FLAG[/] {vid}: at C={C:.2g} the frontier is the {edge} run (the grid's edge, "
+                              "not a bracketed minimum): its loss is an upper bound and the CEG there is uncertain; "
+                              f"{'lower' if edge == 'smallest' else 'raise'} --centre-tokens-per-param or widen "
+                              "--spread", soft_wrap=True)
     r0 = next((r for r in res["comparisons"] if "method" in r), None)
     if r0:
         console.print(f"frontier: {r0['method']['frontier']} ({r0['method']['points']}); interval: "

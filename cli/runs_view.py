@@ -20,7 +20,9 @@ STATE_STYLE = {"finished": "green", "running": "cyan", "diverged": "red", "faile
 def plan_table(plan, secs, how):
     from rich.table import Table
 
-    t = Table(title=Text(f"{plan.kind} sweep: {len(plan.runs)} runs (time: {how})"), header_style="bold")
+    finite = [x for x in secs if x == x]  # the time model (`how`) is the sweep's --verbose line (first-hour K1)
+    est = f", est. {sum(finite) / 60:.1f} min" if finite else ""
+    t = Table(title=Text(f"{plan.kind} sweep: {len(plan.runs)} runs{est}"), header_style="bold")
     for c in ("run", "group", "N", "D", "C", "tokens/param", "est. time"):
         t.add_column(c, justify="left" if c in ("run", "group") else "right", no_wrap=c == "run")
     for r, s in zip(plan.runs, secs):

@@ -123,3 +123,22 @@ def _print_recommendations(rows: list[dict]) -> None:
         t.add_row(Text(r["law"]), sci(r["C"]), _iv(r, "N_opt"), _iv(r, "D_opt"),
                   _iv(r, "tokens_per_param", lambda v: f"{v:.1f}"), _iv(r, "loss", lambda v: f"{v:.3f}"))
     console.print(t)
+    flag = _disagreement(rows)
+    if flag:
+        say(f"FLAG {flag}", style="yellow")
+
+
+def _disagreement(rows: list[dict]) -> str | None:
+    """First-hour C7: the study's recommendations disagreeing beyond their intervals are flagged, by
+    llmhist.scaling.agreement.disagreement_flag (h22b's; looked up by name until it is merged here)."""
+    import importlib
+
+    try:
+        flag = importlib.import_module("llmhist.scaling.agreement").disagreement_flag
+    except (ImportError, AttributeError):
+        return None
+    by_budget: dict = {}
+    for r in rows:  # the flag compares the recommendations of one budget
+        by_budget.setdefault(r.get("C"), []).append(r)
+    said = [f for group in by_budget.values() if (f := flag(group))]
+    return "; ".join(said) or None

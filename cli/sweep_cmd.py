@@ -45,7 +45,8 @@ def sweep_run(
     points: Annotated[int, typer.Option(help="model sizes per budget (exactly this many distinct sizes)")] = 7,
     spread: Annotated[float, typer.Option(help="largest/smallest N per budget, centred on N ~ sqrt(C/120)")] = 16.0,
     sizes: Annotated[str | None, typer.Option(help="ladder (Approach 1): target N values, e.g. 2e5,8e5,3e6")] = None,
-    tokens_per_param: Annotated[str, typer.Option(help="ladder horizons in tokens per parameter")] = "20",
+    tokens_per_param: Annotated[str | None, typer.Option(help="ladder horizons in tokens per parameter (with "
+                                                                "--sizes; default 20)")] = None,
     schedule: Annotated[str, typer.Option(help="ladder: cosine (a run per horizon) or wsd (one run per size, "
                                                "shorter horizons as decay branches)")] = "cosine",
     grid: Annotated[Path | None, typer.Option(help="TOML file of arbitrary runs ([defaults] + [[run]])")] = None,
@@ -68,6 +69,8 @@ def sweep_run(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
     dry_run: Annotated[bool, typer.Option(help="print the plan only")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="print the plan / final status as JSON")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="also print the time model behind the "
+                                                                  "estimates")] = False,
 ) -> None:
     """Plan a sweep, print it, and run it (idempotent: the same command again resumes)."""
     from ..train import sweep as S
@@ -76,14 +79,15 @@ def sweep_run(
         S.check_launch(launcher, workers, threads)
         archs = [a.strip() for a in arch.split(",") if a.strip()]
         plan = S.plan_sweep(archs, floats(budgets, "--budgets") or None, points, spread, floats(sizes, "--sizes"),
-                            floats(tokens_per_param, "--tokens-per-param"), schedule, grid, ctx, batch,
+                            floats(tokens_per_param, "--tokens-per-param") or None, schedule, grid, ctx, batch,
                             common={"data": data, "tokenizer": tokenizer, "seed": seed,
                                     **({"logger": logger} if logger != "none" else {})})
         folder = out or Path("runs") / f"{plan.kind}-{'-'.join(archs) if not grid else grid.stem}"
+        S.check_folder(folder)
         secs, how = S.estimate_seconds(plan)
     if json_out and dry_run:
         return print_json({**plan.to_dict(), "est_seconds": secs, "out": str(folder)})
-    _show_plan(plan, secs, how, folder, json_out)
+    _show_plan(plan, secs, how if verbose else None, folder, json_out)
     if dry_run:
         return
     if not yes and not typer.confirm("run this sweep?", default=True):
@@ -98,12 +102,14 @@ def sweep_run(
     _show_done(rows, folder, json_out)
 
 
-def _show_plan(plan, secs: list[float], how: str, folder: Path, json_out: bool) -> None:
+def _show_plan(plan, secs: list[float], how: str | None, folder: Path, json_out: bool) -> None:
     (err_console if json_out else console).print(plan_table(plan, secs, how))  # with --json, stdout holds the JSON
     finite = [s for s in secs if s == s]
     if finite:
         say(f"total compute {sum(r.C for r in plan.runs):.3g} FLOPs, about {sum(finite) / 60:.1f} min of one device "
             f"-> {folder}", err=json_out)
+    if how:
+        say(f"time model: {how}", err=json_out)
 
 
 def _run_here(folder: Path, plan, secs: list[float], workers, threads, retry_failed: bool, json_out: bool) -> list:

@@ -22,9 +22,14 @@ def _opt(name: str) -> Any:
 
 
 def default_out(arch: str, size: str | None, d_model: int | None, n_layers: int | None, n_heads: int | None,
-                seed: int) -> str:
-    shape = f"d{d_model}-l{n_layers}-h{n_heads}" if d_model else D.SIZE
-    return str(Path(D.OUT_ROOT) / f"{arch}-{size or shape}-s{seed}")
+                seed: int, n_kv_heads: int | None = None, data: str = D.DATA) -> str:
+    """runs/ARCH-SIZE-sSEED, with the data when it is not the default (first-hour C16: a run on
+    other data gets its own folder instead of "holds a different run")."""
+    import re
+
+    shape = f"d{d_model}-l{n_layers}-h{n_heads}" + (f"-kv{n_kv_heads}" if n_kv_heads else "") if d_model else D.SIZE
+    slug = "" if data == D.DATA else "-" + (re.sub(r"[^A-Za-z0-9.=]+", "-", data).strip("-.")[:40] or "data")
+    return str(Path(D.OUT_ROOT) / f"{arch}-{size or shape}-s{seed}{slug}")
 
 
 def train(
@@ -33,6 +38,7 @@ def train(
     d_model: Annotated[int | None, _opt("d_model")] = None,
     n_layers: Annotated[int | None, _opt("n_layers")] = None,
     n_heads: Annotated[int | None, _opt("n_heads")] = None,
+    n_kv_heads: Annotated[int | None, _opt("n_kv_heads")] = None,
     tokens: Annotated[float | None, _opt("tokens")] = None,
     flops: Annotated[float | None, _opt("flops")] = None,
     data: Annotated[str, _opt("data")] = D.DATA,
@@ -64,7 +70,7 @@ def train(
     del opts["json_out"]
     from ..train.config import TrainConfig
 
-    opts["out"] = out or default_out(arch, size, d_model, n_layers, n_heads, seed)
+    opts["out"] = out or default_out(arch, size, d_model, n_layers, n_heads, seed, n_kv_heads, data)
     with user_errors():
         cfg = TrainConfig(**opts)  # every check happens here, as for a grid or a Python caller
         from ..train.loop import Diverged
@@ -83,22 +89,23 @@ def train(
     if json_out:
         print_json(summary)
     elif not summary.get("already"):
-        bpb = summary.get("val_bpb")
-        say(f"done {cfg.out}: val loss {summary['val_loss']:.4f} nats/token"
-            + (f" ({bpb:.3f} bits/byte)" if bpb else "")
-            + f", N {summary['N']:,}, D {summary['D']:,}, {summary['wall_s']:.1f} s", style="green")
+        from llmhist.train.worker import summary_line
+
+        say(summary_line(cfg, summary), style="green")
 
 
 def export(
     run_dir: Annotated[Path, typer.Argument(help="a finished run folder")],
     out_dir: Annotated[Path, typer.Argument(help="where to write the transformers folder")],
 ) -> None:
-    """Write a folder transformers' AutoModelForCausalLM.from_pretrained loads (config.json + model.safetensors)."""
+    """Write a folder transformers loads (config.json + model.safetensors): AutoModelForCausalLM.from_pretrained,
+    or AutoModelForSeq2SeqLM for T5."""
     from ..train.export import export as do_export
 
     with user_errors():
         info = do_export(run_dir, out_dir)
-    say(f"exported {run_dir} -> {out_dir} ({info['model_type']}, {info['params']:,} parameters)", style="green")
+    say(f"exported {run_dir} -> {out_dir} ({info['model_type']}, {info['params']:,} parameters); load it with "
+        f"transformers.{info['loader']}.from_pretrained({str(out_dir)!r})", style="green")
 
 
 def bench(

@@ -76,8 +76,24 @@ def frontier_band(P: dict, n_boot: int = 200, seed_sd: float = 0.0, rng_seed: in
         raise FitError(f"every one of {n_boot} re-draws gave a frontier loss <= 0: seed noise {seed_sd:.3g} over "
                        f"{seed_dof} degree(s) of freedom is too wide to draw a band; run more seeds (--seeds)")
     reps = np.array(samples)
-    return {"C": Cb.tolist(), "loss": Lb.tolist(), "how": how, "band": [np.percentile(reps, 5, 0).tolist(),
-                                                                      np.percentile(reps, 95, 0).tolist()]}
+    return {"C": Cb.tolist(), "loss": Lb.tolist(), "how": how, "edge": grid_edges(p, how),
+            "band": [np.percentile(reps, 5, 0).tolist(), np.percentile(reps, 95, 0).tolist()]}
+
+
+def grid_edges(p: tuple, how: list[str]) -> list[str | None]:
+    """Per budget (in budget order): "smallest" / "largest" where the frontier is the lowest run and
+    that run is the grid's smallest or largest model (the grid does not bracket the minimum: the
+    frontier loss there is an upper bound), else None (first-hour W9)."""
+    import numpy as np
+
+    C, N, L, budget = p
+    out: list[str | None] = []
+    for b, h in zip(np.unique(budget), how):
+        sel = budget == b
+        n_best = N[sel][int(np.argmin(L[sel]))]
+        edge = "smallest" if n_best == N[sel].min() else "largest" if n_best == N[sel].max() else None
+        out.append(edge if h == "lowest" else None)
+    return out
 
 
 def _spec_groups(folder: Path, doc: dict) -> list[dict]:
@@ -98,6 +114,16 @@ def _spec_groups(folder: Path, doc: dict) -> list[dict]:
     return warn
 
 
+def _check_started(folder: Path, doc: dict, pts: dict) -> None:
+    """Refuse a report while some variant has no finished run at all (reliability F10): there is
+    nothing to compare it with yet, and the same command finishes it."""
+    empty = [v for v in doc["variants"] if not pts[v["id"]]["loss"]]
+    if empty:
+        said = "; ".join(f"{v['id']} has no finished runs yet (0 of {len(v['runs'])})" for v in empty)
+        raise AblationError(f"{folder}: {said}; run the same command to finish them (`llmhist sweep status "
+                            f"{folder}` shows where each run stands)")
+
+
 def allocation_rows(budgets, laws_=("hoffmann2022", "epoch2024")) -> list[dict]:
     """CEG of compute-optimal allocation against Kaplan's at each budget, per law (no training)."""
     from . import laws as LW
@@ -111,7 +137,11 @@ def allocation_rows(budgets, laws_=("hoffmann2022", "epoch2024")) -> list[dict]:
             raise AblationError(f"--law {name!r}: {e.args[0]}") from None
         except ValueError as e:
             raise AblationError(f"--law {name!r}: {e}") from None
-        rows.append({"law": law.name, "budgets": [allocation_ceg(law, C) for C in budgets]})
+        # first-hour W6: a law far outside the runs it was fitted on says so at each budget (the range check
+        # laws.allocation_warning where it exists, else the fitted-range check every law has)
+        check = getattr(LW, "allocation_warning", None) or (lambda lw, C: lw.extrapolation(C))
+        rows.append({"law": law.name, "budgets": [{**allocation_ceg(law, C), "warning": check(law, C)}
+                                                  for C in budgets]})
     return rows
 
 
@@ -125,6 +155,7 @@ def report(folder: str | Path, n_boot: int = 1000, level: float = 0.9, method: s
     folder = Path(folder)
     doc = load(folder)
     pts, seeds, left = _read_points(folder, doc)
+    _check_started(folder, doc, pts)
     left += _spec_groups(folder, doc)
     seed_rows = [s for s in seeds.values() if len(s["losses"]) >= 2]
     seed_sd = G.seed_noise(seed_rows[0]["losses"]) if seed_rows else 0.0

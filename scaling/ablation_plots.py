@@ -50,7 +50,8 @@ def write_plots(result: dict, out: str | Path, fmt: str = "png") -> list[str]:
                     lo.append(max(b["ceg"] - b["interval"][0], 0))
                     hi.append(max(b["interval"][1] - b["ceg"], 0))
             C = rows[0]["budgets"][j]["C"] if j < len(rows[0]["budgets"]) else None
-            ax.bar(xs, ys, w, yerr=[lo, hi], capsize=3, label=f"C={C:.2g}" if C else None, bottom=0)
+            # bars grow from the 1x line (no gain), up for a gain and down for a loss (first-hour C17)
+            ax.bar(xs, [y - 1 for y in ys], w, yerr=[lo, hi], capsize=3, label=f"C={C:.2g}" if C else None, bottom=1)
         ax.axhline(1, color="k", lw=0.8)
         ax.set_yscale("log")
         ax.set_xticks(range(len(rows)))

@@ -270,3 +270,84 @@ def test_subcommands_are_the_old_flags():
         r.invoke(app, ["ablate", "gpt2", "llama3", "--list"]).output
     missing = r.invoke(app, ["ablate", "report", "/nonexistent/abl"])
     assert missing.exit_code == 2 and "plan.json" in missing.output
+
+
+def test_a_report_while_a_variant_has_no_finished_runs_says_so_and_fails(tmp_path):
+    """Reliability F10: not an internal error in a table cell with exit 0, but which variant has no
+    finished runs (of how many), how to finish them, and a non-zero exit; nothing is written."""
+    p = plan("gpt2", "llama3", budgets=[1e12, 3e12], points=3, seeds=1, out=tmp_path, changes="recipe")
+    A.prepare(p, tmp_path)
+    base, variant = p["variants"][0], p["variants"][1]
+    _fake_finished({"variants": [base]}, tmp_path, {base["id"]: 1.0}, 0.0, np.random.default_rng(0))
+    with pytest.raises(UserError) as e:
+        ablation.report(tmp_path, n_boot=50)
+    msg = str(e.value)
+    assert f"{variant['id']} has no finished runs yet (0 of {len(variant['runs'])})" in msg
+    assert "run the same command" in msg and base["id"] not in msg.split(";")[0].split(":", 1)[1]
+    assert not (tmp_path / "fits").exists()
+    cli = subprocess.run([sys.executable, "-m", "llmhist", "ablate", "report", str(tmp_path), "--bootstrap", "50"],
+                         capture_output=True, text=True)
+    assert cli.returncode == 2 and "no finished runs yet" in cli.stdout + cli.stderr
+    assert "Traceback" not in cli.stderr
+
+
+def test_json_holds_the_whole_stdout_of_an_ablation_run(tmp_path):
+    """With --json, the plan's table and notes go to stderr: stdout parses as one JSON document."""
+    p = plan("gpt2", "llama3", budgets=[1e12, 3e12], points=3, seeds=1, out=tmp_path, changes="recipe")
+    A.prepare(p, tmp_path)
+    _fake_finished(p, tmp_path, {v["id"]: 1.0 for v in p["variants"]}, 0.0, np.random.default_rng(0))
+    cli = subprocess.run([sys.executable, "-m", "llmhist", "ablate", "gpt2", "llama3", "--changes", "recipe",
+                          "--budgets", "1e12,3e12", "--points", "3", "--seeds", "1", "--out", str(tmp_path),
+                          "--yes", "--json", "--bootstrap", "50", "--workers", "1", "--threads", "1"],
+                         capture_output=True, text=True)
+    assert cli.returncode == 0, cli.stderr
+    doc = json.loads(cli.stdout)  # nothing but the JSON
+    assert [r["change"] for r in doc["comparisons"]] == ["recipe"]
+    assert "FLOP convention" in cli.stderr
+
+
+def test_a_frontier_at_the_grid_edge_is_flagged_and_no_gain_keeps_its_estimate(tmp_path):
+    """First-hour W9: where a budget's lowest run is the grid's smallest (or largest) model the report
+    says so; C17: "no gain detectable" stands beside the point estimate, not instead of it."""
+    from llmhist.cli import ablate_cmd
+
+    N = np.array([1e5, 2e5, 4e5, 1e5, 2e5, 4e5, 1e5, 2e5, 4e5])
+    L = np.array([3.0, 3.1, 3.2, 3.0, 2.9, 3.0, 3.3, 3.2, 3.1])  # rising, bracketed, falling with N
+    budget = np.repeat([1e11, 3e11, 1e12], 3)
+    p = (budget, N, L, budget)
+    assert ablation.grid_edges(p, ["lowest", "parabola", "lowest"]) == ["smallest", None, "largest"]
+    res = {"frontiers": {"v00-base": {"C": [1e11, 3e11, 1e12], "edge": ["smallest", None, "largest"]}},
+           "left_out": [], "comparisons": [], "allocation": [], "paths": [], "base": "gpt2", "target": "llama3",
+           "mode": "each", "seed_sd": 0.0, "budgets": [1e11, 3e11, 1e12]}
+    import typer
+    from typer.testing import CliRunner
+
+    monkey = typer.Typer()
+
+    @monkey.command()
+    def show():
+        ablate_cmd._report(tmp_path, 50, None, False)
+
+    import unittest.mock as mock
+
+    with mock.patch.object(ablation, "report", return_value=res):
+        out = " ".join(CliRunner().invoke(monkey, []).output.split())
+    assert "v00-base: at C=1e+11 the frontier is the smallest run" in out
+    assert "at C=1e+12 the frontier is the largest run" in out and "C=3e+11 the frontier" not in out
+    cell = ablate_cmd._iv({"ceg": 0.869, "interval": [0.777, 654.0], "verdict": "no gain detectable at this scale",
+                           "extrapolated": False})
+    assert cell.startswith("0.869x") and "no gain detectable [0.777, 654]" in cell
+
+
+def test_the_allocation_line_carries_the_laws_range_check(monkeypatch):
+    """First-hour W6: each allocation budget has the law's range warning (None inside its runs), and
+    the report prints it as a FLAG line."""
+    from llmhist.scaling import laws as LW
+
+    monkeypatch.setattr(LW, "allocation_warning", lambda law, C: f"{law.name}: C = {C:.3g} is outside",
+                        raising=False)
+    (row,) = ablation.allocation_rows([1e11, 1e12], ("hoffmann2022",))
+    assert [b["warning"].split(": ", 1)[1] for b in row["budgets"]] == ["C = 1e+11 is outside", "C = 1e+12 is outside"]
+    monkeypatch.delattr(LW, "allocation_warning")
+    (row,) = ablation.allocation_rows([1e11], ("hoffmann2022",))
+    assert "warning" in row["budgets"][0]  # the fitted-range check: None for a law without a range

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,7 +181,8 @@ CASES: dict[str, Case] = {
                              ("another sweep plan",)),
     "sweep folder of a run": Case("sweep --budgets 1e11 --points 3 --out {run} --yes --workers 1 --threads 1",
                                   ("no plan.json",)),
-    "sweep status missing": Case("sweep status {tmp}/nope", ("nope", "no plan.json")),
+    "sweep status missing": Case("sweep status {tmp}/nope", ("nope", "no such folder")),  # F15
+    "sweep status no plan": Case("sweep status {tmp}", ("no plan.json",)),
     "sweep status corrupt plan": Case("sweep status {corrupt}", ("plan.json", "unreadable")),
     # ---- study: every option checked before any work
     "study plot pdf": Case("study --plot pdf --out {new}", ("--plot 'pdf'",)),
@@ -288,7 +290,26 @@ CASES: dict[str, Case] = {
     "recommend gpus tp": Case("recommend --flops 1e21 --gpus 10 --tp 4", ("--gpus 10", "--tp 4")),
     "recommend gpus zero": Case("recommend --flops 1e21 --gpus 8 --zero 5", ("--zero 5", "0-3")),
     "recommend gpus gpu": Case("recommend --flops 1e21 --gpus 8 --gpu tpu9", ("--gpu 'tpu9'", "h100")),
+    # issue 22: the GQA hint's --n-kv-heads exists and is checked; a folder that is not there
+    "train n-kv-heads divide": Case("train --arch llama3 --d-model 48 --n-layers 2 --n-heads 4 --n-kv-heads 3 "
+                                    "--out {new}", ("--n-kv-heads 3", "must divide --n-heads 4")),
+    "train n-kv-heads with size": Case("train --size nano --n-kv-heads 1 --out {new}",
+                                       ("--n-kv-heads 1", "explicit shape")),
+    "train one step past the request": Case("train --size nano --tokens 1e5 --ctx 100000 --out {new}",
+                                            ("--tokens", "less than one step", "16x the tokens", "--ctx")),
+    "sweep out a file": Case("sweep --budgets 3e10,1e11 --points 3 --yes --workers 1 --threads 1 --out "
+                             "{table:small}", ("--out", "small.csv", "a file, not a folder")),
+    "ablate out a file": Case("ablate gpt2 llama3 --yes --workers 1 --threads 1 --out {table:small}",
+                              ("--out", "small.csv", "a file, not a folder")),
+    "ablate points 1000": Case("ablate gpt2 llama3 --points 1000 --dry-run", ("--points 1000", "at most 50")),
+    "ablate points 40": Case("ablate gpt2 llama3 --points 40 --dry-run", ("--points 40", "distinct shapes",
+                                                                            "--spread")),
+    "ablate budgets negative": Case("ablate gpt2 llama3 --budgets -3e11 --dry-run", ("--budgets -3e+11",)),
+    "sweep isoflop tokens-per-param": Case("sweep --budgets 3e10,1e11 --tokens-per-param 100 --dry-run",
+                                           ("--tokens-per-param 100", "isoFLOP", "--sizes")),
 }
+if sys.platform != "darwin":  # first-hour C3: --device mps off macOS was a traceback
+    CASES["train device mps"] = Case(f"train --device mps {TINY}", ("--device mps", "macOS only"))
 
 
 def _snapshot(*folders: Path) -> dict:

@@ -10,6 +10,7 @@ from llmhist.train import device
 
 def test_a_poisoned_cpu_peak_is_measured_again_and_dated(tmp_path, monkeypatch):
     monkeypatch.setenv("LLMHIST_CACHE", str(tmp_path))
+    monkeypatch.setattr(device, "WIDE_SPREAD", float("inf"))  # cached whatever the load (the next test: not so)
     assert device.cpu_peak_cache_path() == tmp_path / "cpu_peak.json"
     key = device._cpu_key(1)
     (tmp_path / "cpu_peak.json").write_text(json.dumps({key: 1e6}))  # the old format, far too low
@@ -22,6 +23,22 @@ def test_a_poisoned_cpu_peak_is_measured_again_and_dated(tmp_path, monkeypatch):
     # an implausible MFU on a CPU measures the peak again (once), and never shows above 100%
     v, _, note = device.mfu(peak * 50, peak / 100, torch.device("cpu"))
     assert v <= 1.0 and note and "implausible" in note
+
+
+def test_a_peak_measured_with_a_wide_spread_is_not_cached_and_a_loaded_machine_is_said(tmp_path, monkeypatch):
+    """First-hour C13: a busy machine's probe (rounds 3x apart) is used once, never cached for later
+    runs; a narrow one is cached. A load average above the cores gives one warning line."""
+    monkeypatch.setenv("LLMHIST_CACHE", str(tmp_path))
+    monkeypatch.setattr(device, "_probe", lambda threads, sizes=(), rounds=0: (3e10, [1e10, 2e10, 3e10]))
+    assert device.cpu_matmul_peak(threads=1) == 3e10
+    assert not (tmp_path / "cpu_peak.json").exists()
+    monkeypatch.setattr(device, "_probe", lambda threads, sizes=(), rounds=0: (3e10, [2.8e10, 3e10]))
+    assert device.cpu_matmul_peak(threads=1) == 3e10
+    assert json.loads((tmp_path / "cpu_peak.json").read_text())[device._cpu_key(1)]["flops"] == 3e10
+    monkeypatch.setattr(device.os, "getloadavg", lambda: (20.0, 20.0, 20.0))
+    assert "loaded (load average 20.0 on 2 cores)" in device.load_warning(cores=2)
+    monkeypatch.setattr(device.os, "getloadavg", lambda: (1.0, 1.0, 1.0))
+    assert device.load_warning(cores=2) is None
 
 
 def test_the_loop_reports_mfu_only_through_device_mfu(tmp_path, monkeypatch):

@@ -46,10 +46,23 @@ def test_export_round_trips_through_transformers(family, tmp_path):
     run = tmp_path / "run"
     train(TrainConfig(arch=family, size="nano", ctx=32, batch=8, tokens=32 * 8 * 2, data="markov:tokens=20000",
                       out=str(run)))
-    r = runner.invoke(app, ["export", str(run), str(tmp_path / "hf")])
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        r = runner.invoke(app, ["export", str(run), str(tmp_path / "hf")])
+    finally:
+        os.umask(umask)
     assert r.exit_code == 0, r.output
+    # first-hour C21: the success line names the class that loads it; K14: files 0644 like config.json
+    loader = "AutoModelForSeq2SeqLM" if family == "t5" else "AutoModelForCausalLM"
+    assert loader in " ".join(r.output.split())
+    assert {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "hf").iterdir()}["model.safetensors"] == 0o644
     cfg = json.loads((tmp_path / "hf" / "config.json").read_text())
     assert "hidden_size" in cfg or "n_embd" in cfg or "d_model" in cfg
+    vocab = cfg.get("vocab_size")
+    for key in ("bos_token_id", "eos_token_id", "pad_token_id"):  # C20: ids inside the byte vocabulary
+        assert cfg.get(key) is None or not isinstance(cfg[key], int) or cfg[key] < vocab, (key, cfg[key])
     a, ours = load_run(run)
     x = torch.randint(0, 256, (2, 24))
     if family == "t5":
@@ -114,6 +127,7 @@ def test_export_uses_the_checkpoint_folder_swap_and_leaves_the_users_folders_alo
     (tmp_path / "hf").mkdir()  # an empty folder is exported into
     (tmp_path / "hf.old").mkdir()  # a folder of the user's that a swap's default name would take
     (tmp_path / "hf.old" / "mine.txt").write_text("keep")
+    (tmp_path / ".hf.999999999.tmp").mkdir()  # a killed export's staging folder (cosmetic list): removed
     r = runner.invoke(app, ["export", str(run), str(tmp_path / "hf")])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "hf" / "config.json").exists() and (tmp_path / "hf" / "llmhist.json").exists()

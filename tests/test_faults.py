@@ -246,7 +246,7 @@ def test_a_damaged_checkpoint_falls_back_to_checkpoint_old(tmp_path):
     assert snapshot(out) == want and not (out / "checkpoint.old").exists()
 
 
-@pytest.mark.parametrize("damage", ["truncated_state", "garbage_state", "garbage_weights"])
+@pytest.mark.parametrize("damage", ["truncated_state", "garbage_state", "garbage_weights", "foreign_pickle"])
 def test_a_damaged_checkpoint_without_fallback_is_a_clear_error(tmp_path, damage):
     out = _finished(tmp_path)
     (out / "summary.json").unlink()
@@ -256,6 +256,8 @@ def test_a_damaged_checkpoint_without_fallback_is_a_clear_error(tmp_path, damage
         (ck / "state.pt").write_bytes(b[: len(b) // 2])
     elif damage == "garbage_state":
         (ck / "state.pt").write_bytes(os.urandom(4096))
+    elif damage == "foreign_pickle":  # a pickled function: weights_only refuses to load it
+        torch.save({"step": 1, "optimizer": {}, "torch_rng": os.path.join}, ck / "state.pt")
     else:
         (ck / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
     before = _files(out)
@@ -339,16 +341,25 @@ def test_a_second_process_on_the_same_folder_is_refused_naming_the_holder(tmp_pa
     assert not (out / "config.json").exists()
 
 
-def test_ctrl_c_says_the_run_is_resumable_and_how(tmp_path, monkeypatch):
-    out = tmp_path / "r"
+def _at_step(monkeypatch, at: int, action) -> None:
+    """Train steps as usual, but call `action()` first at step `at` (raise KeyboardInterrupt, send SIGINT)."""
     real = loop.Trainer.train_step
 
-    def interrupted(self, st, step, lr):
-        if step == 4:
-            raise KeyboardInterrupt
+    def patched(self, st, step, lr):
+        if step == at:
+            action()
         return real(self, st, step, lr)
 
-    monkeypatch.setattr(loop.Trainer, "train_step", interrupted)
+    monkeypatch.setattr(loop.Trainer, "train_step", patched)
+
+
+def _raise_ctrl_c() -> None:
+    raise KeyboardInterrupt
+
+
+def test_ctrl_c_says_the_run_is_resumable_and_how(tmp_path, monkeypatch):
+    out = tmp_path / "r"
+    _at_step(monkeypatch, 4, _raise_ctrl_c)
     with pytest.raises(loop.Interrupted) as e:
         train(_config(out, branches=None, schedule="cosine", tokens=32 * 8 * 6))
     assert e.value.exit_code == 130 and "resumable" in str(e.value) and "again" in str(e.value)
@@ -463,6 +474,134 @@ def test_a_damaged_plan_json_says_how_to_recover_without_deleting_finished_runs(
             call()
         msg = str(e.value)
         assert "plan.json" in msg and "delete" not in msg and "move it away" in msg and "intact" in msg
+    (tmp_path / "plan.json").write_text("{}")  # damaged, not "another sweep plan (hash None)"
+    with pytest.raises(rf.RunError, match="unreadable .it lacks the plan's hash and runs") as e:
+        S.prepare(tmp_path, plan)
+    assert "another" not in str(e.value) and "delete" not in str(e.value)
     (tmp_path / "plan.json").rename(tmp_path.parent / "plan.json.damaged")
     S.prepare(tmp_path, plan)  # the same plan again: accepted, the finished run kept
     assert [r.name for r in S.runs_to_launch(tmp_path, plan)] == [r.name for r in plan.runs[1:]]
+
+
+# ------------------------------------------------------------------------------ sweep workers stopped by a signal
+
+
+def _requests(tmp_path, n: int) -> list[Path]:
+    from llmhist.train import worker
+
+    dirs = [tmp_path / f"r{i}" for i in range(n)]
+    for d in dirs:
+        worker.write_request(d, _config(d, branches=None, schedule="cosine", tokens=32 * 8 * 6))
+    return dirs
+
+
+def test_a_worker_interrupted_by_sigint_exits_130_and_fails_nothing(tmp_path, monkeypatch):
+    """Reliability F2: Ctrl-C in a worker exits 130 (not 0), leaves no .failed marker, and the runs
+    after it stay pending, so the same sweep command resumes them all."""
+    from llmhist.train import worker
+
+    dirs, logs = _requests(tmp_path, 2), tmp_path / "logs"
+    _at_step(monkeypatch, 2, _raise_ctrl_c)
+    assert worker.run_dirs(dirs, logs) == rf.EXIT_INTERRUPTED
+    assert not list(logs.glob("*.failed"))
+    assert "interrupted" in (logs / "r0.log").read_text()
+    assert [runstate.run_state(d).state for d in dirs] == ["interrupted", "pending"]
+    assert not (dirs[1] / "config.json").exists()  # never started: the interrupt stopped the worker
+    monkeypatch.undo()
+    assert worker.run_dirs(dirs, logs) == rf.EXIT_OK
+    assert [runstate.run_state(d).state for d in dirs] == ["finished", "finished"]
+
+
+def test_a_sigkilled_sweep_worker_leaves_its_runs_resumable(tmp_path, monkeypatch):
+    """Reliability F1: a worker killed by SIGKILL (an OOM kill) marks none of its runs failed, those
+    it never started included, and the same command launches every one of them again."""
+    import subprocess
+    import sys
+
+    from llmhist.train import sweep as S
+    from llmhist.train.sweep import local
+
+    plan = S.plan_isoflop(["llama"], [3e10], points=3)
+    real = subprocess.Popen
+
+    def killed(args, **kw):  # the worker dies at once, as by `kill -9`
+        return real([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"], **kw)
+
+    monkeypatch.setattr(local.subprocess, "Popen", killed)
+    rows = S.run_local(tmp_path, plan, workers=1, threads=1)
+    assert {r["state"] for r in rows} == {"pending"}, rows
+    assert not list((tmp_path / "logs").glob("*.failed"))
+    assert [r.name for r in S.runs_to_launch(tmp_path, plan)] == [r.name for r in plan.runs]
+    wlog = "".join(p.read_text() for p in (tmp_path / "logs").glob("worker-*.log"))
+    assert "SIGKILL" in wlog and "interrupted, not failed" in wlog
+
+
+# ------------------------------------------------------------------------------ Ctrl-C before the first checkpoint
+
+
+def test_ctrl_c_before_the_first_checkpoint_writes_one_and_loses_nothing(tmp_path, monkeypatch):
+    """First-hour C14: a SIGINT stops the run at the end of its step with a checkpoint (the timed
+    ones come every ckpt_seconds), progress.json says interrupted (not running with a dead pid), and
+    the same command resumes to an uninterrupted run's files."""
+    kw = dict(branches=None, schedule="cosine", tokens=32 * 8 * 6, ckpt_seconds=1e6)
+    out = tmp_path / "r"
+    _at_step(monkeypatch, 2, lambda: os.kill(os.getpid(), signal.SIGINT))  # the step still completes
+    with pytest.raises(loop.Interrupted, match="resumable from step 3"):
+        train(_config(out, **kw))
+    assert (out / "checkpoint" / "state.pt").exists()
+    assert json.loads((out / "progress.json").read_text())["status"] == "interrupted"
+    assert runstate.run_state(out).state == "interrupted"
+    monkeypatch.undo()
+    train(_config(out, **kw))
+    assert snapshot(out) == snapshot(_finished(tmp_path, "ref", ckpt_seconds=1e6))
+
+
+def test_a_rerun_without_a_checkpoint_says_so_and_not_rebuilt_from_it(tmp_path, monkeypatch):
+    """Reliability F13: no "resuming at step 0" or "rebuilt from the checkpoint" when there is none."""
+    import io
+
+    from rich.console import Console
+
+    kw = dict(branches=None, schedule="cosine", tokens=32 * 8 * 6, ckpt_seconds=1e6)
+    out = tmp_path / "r"
+    _at_step(monkeypatch, 0, _raise_ctrl_c)  # inside the first step: no state worth a checkpoint
+    with pytest.raises(loop.Interrupted, match="resumable from the start"):
+        train(_config(out, **kw))
+    assert not (out / "checkpoint").exists() and (out / "config.json").exists()
+    monkeypatch.undo()
+    buf = io.StringIO()
+    train(_config(out, **kw), console=Console(file=buf, width=200))
+    said = buf.getvalue()
+    assert "no checkpoint yet" in said and "starting again from step 0" in said
+    assert "resuming" not in said and "rebuilt from the checkpoint" not in said
+
+
+def test_sweep_status_of_a_folder_that_does_not_exist_says_so(tmp_path):
+    """Reliability F15: `sweep status nope` is "no such folder", not "no plan.json"."""
+    from llmhist.train import sweep as S
+
+    with pytest.raises(rf.RunError, match="no such folder"):
+        S.status(tmp_path / "nope")
+
+
+def test_a_finished_run_with_a_truncated_metrics_file_is_rebuilt_from_its_checkpoint(tmp_path, capsys):
+    """Reliability F8: not "already finished; nothing to do" over a curve that lost its last rows."""
+    out = _finished(tmp_path)
+    want = snapshot(out)
+    m = out / "metrics.csv"
+    m.write_bytes(m.read_bytes()[: int(m.stat().st_size * 0.6)])
+    train(_config(out, branches=None, schedule="cosine", tokens=32 * 8 * 6))
+    assert "rebuilt from the checkpoint" in capsys.readouterr().err
+    assert snapshot(out) == want
+    train(_config(out, branches=None, schedule="cosine", tokens=32 * 8 * 6))  # whole again: nothing to do
+    assert snapshot(out) == want
+
+
+def test_a_refused_folder_keeps_no_lock_file(tmp_path):
+    """Cosmetic list: `train --out DIR` on an unrelated folder is refused and leaves no DIR/.lock."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(loop.RunError, match="holds other files but no run"):
+        train(_config(out))
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]

@@ -404,3 +404,15 @@ def test_sweep_run_is_the_default_subcommand_and_commands_share_no_private_helpe
         for node in ast.walk(ast.parse((cli / name).read_text())):
             if isinstance(node, ast.ImportFrom) and node.module:
                 assert not node.module.endswith("_cmd"), f"{name} imports from {node.module}"
+
+
+def test_the_plan_title_is_short_and_the_time_model_is_verbose(tmp_path):
+    """First-hour K1: "isoflop sweep: 6 runs, est. N min", the time model only with --verbose."""
+    args = ["sweep", "--budgets", "3e10,1e11", "--points", "3", "--dry-run", "--out", str(tmp_path / "s")]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    first = next(line for line in r.output.splitlines() if "sweep:" in line)
+    assert "6 runs, est. " in first and " min" in first and "FLOP/s" not in r.output
+    assert "time model" not in r.output
+    v = runner.invoke(app, [*args, "--verbose"])
+    assert v.exit_code == 0 and "time model: " in v.output

@@ -237,10 +237,11 @@ class PlanRequest:
         object.__setattr__(self, "out", str(Path(self.out or f"runs/ablate-{self.base}-{self.target}")))
         object.__setattr__(self, "logger", check_logger(self.logger))  # llmhist.train.tracking
         if len(budgets) < 2 or any(not (c > 0 and math.isfinite(c)) for c in budgets):
-            raise AblationError(f"--budgets {list(budgets)}: give at least two positive FLOP budgets (a frontier "
-                                "needs two), e.g. 1e12,3e12")
-        if self.points < 3:
-            raise AblationError(f"--points {self.points}: an isoFLOP minimum needs at least 3 sizes per budget")
+            raise AblationError(f"--budgets {','.join(f'{c:g}' for c in budgets)}: give at least two positive FLOP "
+                                "budgets (a frontier needs two), e.g. 1e12,3e12")
+        if not 3 <= self.points <= 50:
+            raise AblationError(f"--points {self.points}: an isoFLOP minimum needs at least 3 sizes per budget "
+                                "(4-7 is usual; at most 50)")
         if self.spread < 2:
             raise AblationError(f"--spread {self.spread}: sizes must span at least a factor 2")
         if not isinstance(self.eval_batches, int) or self.eval_batches < 1:
@@ -314,6 +315,11 @@ def _shapes(req: PlanRequest) -> tuple[SH.Shape, dict[float, list[SH.Shape]]]:
                 f"N={ladder[0].N:,}). Raise the budgets (from about "
                 f"{SH.budget_at(2 * ladder[0].N, req.centre_tokens_per_param):.1g} for these shapes), lower "
                 "--centre-tokens-per-param, or widen --spread")
+        if len(chosen) < req.points:  # reliability F15: never fewer sizes than asked for without a word
+            raise AblationError(
+                f"--points {req.points} at C={C:.3g}: only {len(chosen)} distinct shapes lie within --spread "
+                f"{req.spread:g} of N~{n_mid:,.0f} for these architectures; give --points {len(chosen)} or fewer, "
+                "or widen --spread")
         out[C] = chosen
     return ladder[0], out
 

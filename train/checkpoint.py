@@ -116,10 +116,14 @@ def load(ck: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, own: bool
 
 
 def _load_from(ck: Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -> dict:
+    import warnings
+
     from safetensors.torch import load_model
 
     try:
-        state = torch.load(ck / rf.STATE, weights_only=True, map_location="cpu")
+        with warnings.catch_warnings():  # a foreign pickle's weights_only UserWarning: the RunError below says it
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(ck / rf.STATE, weights_only=True, map_location="cpu")
         if not isinstance(state, dict) or not {"step", "optimizer", "torch_rng"} <= state.keys():
             raise ValueError("not a checkpoint state")
     except Exception as e:  # a user file: truncated, garbage or foreign; never unpickled as code

@@ -91,6 +91,8 @@ class TrainConfig:
     d_model: int | None = opt(None, "explicit width (with --n-layers, --n-heads)", ge=1)
     n_layers: int | None = opt(None, "explicit depth", ge=1)
     n_heads: int | None = opt(None, "explicit head count", ge=1)
+    n_kv_heads: int | None = opt(None, "explicit key/value head count (with an explicit shape; must divide "
+                                       "--n-heads: 1 is MQA, --n-heads is MHA; default: the family's ratio)", ge=1)
     tokens: int | None = opt(None, f"training tokens D (default: {D.TOKENS_PER_PARAM} per parameter)", gt=0,
                              le=MAX_TOKENS, cli_type=float)
     flops: float | None = opt(None, "compute budget C; D = C / 6N", gt=0, le=MAX_FLOPS)
@@ -414,6 +416,19 @@ def resolve(cfg: TrainConfig) -> ResolvedRun:
                        schedule=schedule, sources=src)
 
 
+def kv_heads(cfg: TrainConfig) -> dict:
+    """{"n_kv_heads": n} for build_spec when --n-kv-heads is given (checked here), else {}."""
+    if cfg.n_kv_heads is None:
+        return {}
+    if cfg.d_model is None or cfg.n_heads is None:
+        raise RunError(f"--n-kv-heads {cfg.n_kv_heads}: needs an explicit shape (--d-model, --n-layers, --n-heads), "
+                       "not --size")
+    if cfg.n_heads % cfg.n_kv_heads:
+        raise RunError(f"--n-kv-heads {cfg.n_kv_heads}: must divide --n-heads {cfg.n_heads} (1 is MQA, "
+                       f"{cfg.n_heads} is MHA)")
+    return {"n_kv_heads": cfg.n_kv_heads}
+
+
 def _recipe_and_width(cfg: TrainConfig) -> tuple[Recipe, int]:
     """(recipe, d_model) of the request; the shape is checked by the registry (llmhist.archs.registry)."""
     from ..archs import registry
@@ -433,9 +448,10 @@ def _recipe_and_width(cfg: TrainConfig) -> tuple[Recipe, int]:
     except registry.UnknownArch as e:
         raise RunError(f"--arch {e}") from None
     shaped = cfg.size is not None or any(v is not None for v in (cfg.d_model, cfg.n_layers, cfg.n_heads))
+    kv = kv_heads(cfg)
     try:  # the shape's checks (size of another family, size and shape both, heads dividing d_model, ...)
         a = registry.build_spec(cfg.arch, cfg.size if shaped else D.SIZE, d_model=cfg.d_model,
-                                n_layers=cfg.n_layers, n_heads=cfg.n_heads, ctx_len=cfg.ctx)
+                                n_layers=cfg.n_layers, n_heads=cfg.n_heads, ctx_len=cfg.ctx, **kv)
     except SpecError as e:
         raise RunError(str(e)) from None
     return recipe_for(a.family, a.moe is not None), a.d_model

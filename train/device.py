@@ -8,6 +8,7 @@ cached; anything else is "n/a", never a guess.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -16,10 +17,11 @@ import torch
 
 from ..core.files import write_json
 from . import hardware
-from .config import usable_cores  # noqa: F401  (one definition, torch-free; re-exported)
+from .config import RunError, usable_cores  # noqa: F401  (usable_cores: one definition, torch-free; re-exported)
 from .data import cache_dir
 
 PROBE_DISAGREE = 1.25  # a quick probe this much above the cached peak: the cache was measured under load
+WIDE_SPREAD = 1.5  # fastest / slowest probe round above this: measured on a busy machine, so never cached
 _rechecked: set = set()  # cache keys re-measured in this process (re-measure at most once each)
 
 
@@ -33,11 +35,12 @@ def pick(device: str = "auto") -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError as e:
-        raise ValueError(f"--device {device!r}: {e}; use auto, cpu, cuda, cuda:N or mps") from e
+        raise RunError(f"--device {device!r}: {e}; use auto, cpu, cuda, cuda:N or mps") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA GPU is visible to torch; use --device cpu or auto")
+        raise RunError("--device cuda: no CUDA GPU is visible to torch; use --device cpu or auto")
     if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("--device mps: no Apple GPU is available; use --device cpu or auto")
+        raise RunError("--device mps: no Apple GPU is available to torch here (mps is macOS only); use --device cpu "
+                       "or auto")
     return dev
 
 
@@ -67,6 +70,20 @@ def device_name(dev: torch.device) -> str:
             pass
         return f"{name} ({torch.get_num_threads()} threads)"
     return dev.type
+
+
+def load_warning(cores: int | None = None) -> str | None:
+    """A warning when the machine is busier than its cores (the 1-minute load average): timings, tok/s
+    and MFU measured now are unreliable (first-hour C13). None where there is no load average."""
+    try:
+        load = os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return None
+    cores = cores or usable_cores()
+    if load <= cores:
+        return None
+    return (f"this machine is loaded (load average {load:.1f} on {cores} cores): tok/s, MFU and time estimates "
+            "measured now are unreliable (the losses are not affected)")
 
 
 def cpu_peak_cache_path() -> Path:
@@ -124,6 +141,8 @@ def cpu_matmul_peak(threads: int | None = None, refresh: bool = False) -> float:
             return float(entry["flops"])
         refresh = True
     best, rates = _probe(threads)
+    if max(rates) > WIDE_SPREAD * min(rates):  # first-hour C13: a busy machine's peak is not kept for later runs
+        return best
     cache[key] = {"flops": best, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                   "spread": [min(rates), max(rates)], "rounds": len(rates), "threads": threads,
                   "note": "best of the rounds; a narrow spread means a quiet machine"}

@@ -74,6 +74,7 @@ def export(run_dir: str | Path, out_dir: str | Path) -> dict:
             setattr(ref.config, key, None)
             if getattr(ref, "generation_config", None) is not None:
                 setattr(ref.generation_config, key, None)
+    _remove_leftovers(out_dir)
     tmp = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.tmp")
     old = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.old")  # never a folder of the user's
     try:
@@ -81,8 +82,32 @@ def export(run_dir: str | Path, out_dir: str | Path) -> dict:
             ref.save_pretrained(t, safe_serialization=True)
             (t / "llmhist.json").write_text(json.dumps({"run": str(Path(run_dir).resolve()), "arch": a.name},
                                                        indent=2))
+            mode = 0o666 & ~_umask()  # as a plain file of the user's (safetensors' atomic write makes 0600)
+            for f in t.iterdir():
+                if f.is_file():
+                    f.chmod(mode)
     except OSError as e:  # a read-only folder, a full disk: nothing is left half-written
         raise ExportError(f"{out_dir}: cannot write the export ({e.strerror or e}); "
                           + ("free space and run export again" if e.errno in (28, 122) else
                              "give a folder you can write to")) from e
-    return {"model_type": mt, "params": sum(p.numel() for p in model.parameters()), "out": str(out_dir)}
+    loader = "AutoModelForSeq2SeqLM" if getattr(ref.config, "is_encoder_decoder", False) else "AutoModelForCausalLM"
+    return {"model_type": mt, "params": sum(p.numel() for p in model.parameters()), "out": str(out_dir),
+            "loader": loader}
+
+
+def _remove_leftovers(out_dir: Path) -> None:
+    """The staging folders (.OUT.PID.tmp) of exports to the same OUT whose process is dead (killed)."""
+    import shutil
+
+    from .runstate import _alive
+
+    for p in out_dir.parent.glob(f".{out_dir.name}.*.tmp"):
+        pid = p.name[len(out_dir.name) + 2: -len(".tmp")]
+        if p.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _umask() -> int:
+    old = os.umask(0o22)
+    os.umask(old)
+    return old

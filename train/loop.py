@@ -12,15 +12,14 @@ family's recipe) and reads top to bottom as: set-up (a TrainState: device, corpu
 optimizer, autocast), resume (one path for a killed run and for a WSD branch's start), train_step,
 evaluate, on_evaluation (metrics row, divergence rule, checkpoint by time, report), finish. Its
 parts live beside it: the plan (runplan.py), the LR and evaluation schedules (schedule.py), the
-checkpoint IO (checkpoint.py); the model initialises itself (archs/model.py) and activation
-checkpointing wraps its blocks from here (checkpoint_blocks).
+checkpoint IO (checkpoint.py), Ctrl-C at a step boundary (stop.py); the model initialises itself
+(archs/model.py) and activation checkpointing wraps its blocks from here (checkpoint_blocks).
 """
 
 from __future__ import annotations
 
 import math
 import os
-import shlex
 import sys
 import time
 from contextlib import ExitStack, nullcontext
@@ -40,6 +39,7 @@ from . import tracking
 from .config import TrainConfig
 from .runfolder import EXIT_DIVERGED, Interrupted, RunError
 from .schedule import EVAL_SUBSET, branch_points, lr_at
+from .stop import StopAtStepEnd, resume_command
 from .trainstate import TrainState, make_state
 
 # the divergence rule (see diverged_reason)
@@ -77,19 +77,6 @@ def diverged_reason(val_losses: list[float], vocab_size: int, last: bool = False
     return None
 
 
-def resume_command() -> str:
-    """The command line that started this process, as a user would type it again."""
-    argv = sys.argv[:]
-    if not argv or not argv[0] or argv[0] == "-c":
-        return "the same command"
-    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-    if spec is not None and spec.name:  # python -m MODULE
-        head = ["python", "-m", spec.name.removesuffix(".__main__")]
-    else:
-        head = [Path(argv[0]).name if Path(argv[0]).name == "llmhist" else argv[0]]
-    return shlex.join(head + argv[1:])
-
-
 class Trainer:
     def __init__(self, cfg: TrainConfig, console=None, init_from: Path | None = None, branch_of: dict | None = None):
         self.cfg = cfg
@@ -107,13 +94,20 @@ class Trainer:
     def run(self) -> dict:
         with ExitStack() as held:
             locked = self.main and self.out.is_dir()
+            had_lock = (self.out / rf.LOCK).exists()
             if locked:  # an existing folder: refuse a second process at once
                 held.enter_context(exclusive_lock(self.out, "llmhist train"))
-            status = self.folder_status()
+            try:
+                status = self.folder_status()
+            except RunError:  # a refused folder keeps no lock file of ours
+                if locked and not had_lock:
+                    (self.out / rf.LOCK).unlink(missing_ok=True)
+                raise
             if status == "finished":
                 summary = rf.read_summary(self.out) or {}
-                self.log(f"[yellow]{self.out}: this run already finished (val loss {summary.get('val_loss')}); "
-                         "nothing to do[/]")
+                val = summary.get("val_loss")
+                self.log(f"[yellow]{self.out}: this run already finished (val loss "
+                         f"{val if not isinstance(val, float) else f'{val:.4f}'}); nothing to do[/]")
                 summary["already"] = True
             elif status == "diverged":
                 raise Diverged((rf.read_summary(self.out) or {}).get("error") or f"{self.out}: this run diverged")
@@ -132,16 +126,26 @@ class Trainer:
                     self.mirror.log(st.rows)  # a resumed run: the rows its trackers have not had
                 st.phase_s["startup"] = time.perf_counter() - t0
                 try:
-                    summary = self.train_loop(st)
+                    with StopAtStepEnd(self.note) as stop:
+                        summary = self.train_loop(st, stop)
                 except KeyboardInterrupt:
-                    at = f"step {st.ckpt_step}" if st.ckpt_step >= 0 else "the start"
-                    raise Interrupted(f"interrupted at step {st.step}; {self.out} is resumable from {at}: "
-                                      f"run `{resume_command()}` again") from None
+                    raise self.interrupted(st) from None
                 if self.main:
                     rf.remove_stale(self.out)
             if self.cfg.branches and summary.get("status") == "finished":
                 summary["branches"] = self._run_branches()
         return summary
+
+    def interrupted(self, st: TrainState) -> Interrupted:
+        """Stopped by Ctrl-C: at a step boundary the state is saved as a checkpoint first (so a run
+        stopped before its first timed checkpoint loses nothing); progress.json says interrupted."""
+        if self.main and st.at_boundary and st.step > max(st.ckpt_step, 0):
+            self.save_checkpoint(st)
+        if self.main:
+            rf.write_progress(self.out, status="interrupted", step=st.step, steps=st.plan.steps)
+        at = f"step {st.ckpt_step}" if st.ckpt_step > 0 else "the start"
+        return Interrupted(f"interrupted at step {st.step}; {self.out} is resumable from {at}: "
+                           f"run `{resume_command()}` again")
 
     def folder_status(self) -> str | None:
         """'finished' / 'diverged' / 'resume' / None (fresh). Refuses a folder of another run."""
@@ -164,6 +168,8 @@ class Trainer:
         status = summary.get("status", "finished")
         if status == "finished" and not (self.out / rf.WEIGHTS).exists():
             return "resume"  # the final weights were lost: rewritten from the last checkpoint
+        if status == "finished" and (self.out / rf.CHECKPOINT).is_dir() and rf.curve_damaged(self.out, summary):
+            return "resume"  # reliability F8: metrics.csv is rebuilt from the final checkpoint's rows
         return status
 
     def log(self, msg: str) -> None:
@@ -190,7 +196,8 @@ class Trainer:
         The checkpoint's metrics rows are the truth: metrics.csv is rewritten from them."""
         got, source = None, None
         if status == "resume":
-            got, source = self.load_checkpoint(st, self.out / rf.CHECKPOINT, own=True), "checkpoint"
+            got = self.load_checkpoint(st, self.out / rf.CHECKPOINT, own=True)
+            source = "checkpoint" if got is not None else None  # none yet: "starting again from step 0"
         if got is None and self.init_from is not None:
             got, source = self.load_checkpoint(st, self.init_from), "branch"
             if got is None:
@@ -206,7 +213,10 @@ class Trainer:
             self.log(f"[cyan]{self.out}: no checkpoint yet (they are written every {self.cfg.ckpt_seconds:g} s); "
                      "starting again from step 0[/]")
         self.log(st.corpus.report())
-        self.log(f"{a.name}: N {plan.params.total:,} parameters, D {plan.tokens:,} tokens "
+        if st.dev.type == "cpu" and (busy := devmod.load_warning()):
+            self.note(busy)
+        active = f" ({plan.params.active:,} active per token)" if plan.params.active != plan.params.total else ""
+        self.log(f"{a.name}: N {plan.params.total:,} parameters{active}, D {plan.tokens:,} tokens "
                  f"({plan.tokens / plan.params.total:.1f} per parameter), {plan.steps:,} steps of "
                  f"{plan.tokens_per_step:,} tokens on {devmod.device_name(st.dev)} -> {self.out}")
         if not self.main:
@@ -241,7 +251,7 @@ class Trainer:
         return ckpt.load(ck, st.model, st.opt, own=own, note=self.note)
 
     # ---------------------------------------------------------------- the loop
-    def train_loop(self, st: TrainState) -> dict:
+    def train_loop(self, st: TrainState, stop: StopAtStepEnd | None = None) -> dict:
         cfg, plan = self.cfg, st.plan
         st.model.train()
         st.t_start = time.time()
@@ -251,6 +261,9 @@ class Trainer:
         task = prog.add_task(plan.spec.name, total=plan.steps, completed=st.step, info="")
         with prog:
             for step in range(st.step, plan.steps):
+                if stop is not None and stop.asked:
+                    raise KeyboardInterrupt  # at a step boundary: interrupted() saves the checkpoint
+                st.at_boundary = False
                 lr = lr_at(step, plan.steps, plan.lr, plan.warmup, plan.schedule, plan.recipe.min_lr_ratio, cfg.decay)
                 t0 = time.perf_counter()
                 loss = self.train_step(st, step, lr)
@@ -278,6 +291,7 @@ class Trainer:
                     prog.update(task, completed=st.step, info=f"loss {loss:.3f} val "
                                 f"{last.get('val_loss') or float('nan'):.3f} {(last.get('tokens_per_s') or 0):,.0f} "
                                 f"tok/s MFU {'n/a' if mfu is None else f'{mfu:.0%}'}")
+                st.at_boundary = True
         return self.finish(st)
 
     def train_step(self, st: TrainState, step: int, lr: float) -> float:

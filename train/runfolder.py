@@ -288,7 +288,7 @@ def write_trackers(run_dir: str | Path, doc: dict[str, dict]) -> None:
 class Progress:
     """progress.json: advisory, rewritten at every evaluation (sweep status reads it)."""
 
-    status: str  # running | finished | diverged
+    status: str  # running | interrupted (Ctrl-C) | finished | diverged
     step: int = 0
     steps: int | None = None
     val_loss: float | None = None
@@ -352,6 +352,13 @@ def _value(key: str, v: str | None):
         except ValueError:  # tables written by other tools may give token counts as floats
             return float(v)
     return float(v)
+
+
+def curve_damaged(run_dir: str | Path, summary: dict) -> bool:
+    """Whether a finished run's metrics.csv lost rows or holds damaged ones (its last row is not the
+    summary's last step): the training loop rebuilds it from the final checkpoint (reliability F8)."""
+    rows, problem = check_metrics(Path(run_dir) / METRICS)
+    return bool(problem) or not rows or rows[-1].get("step") != summary.get("steps")
 
 
 def check_metrics(path: str | Path) -> tuple[list[dict], str | None]:

@@ -23,7 +23,7 @@ from ..archs.registry import build_spec
 from ..archs.spec import Arch
 from . import data as datamod
 from . import defaults as D
-from .config import ResolvedRun, RunError, TrainConfig
+from .config import ResolvedRun, RunError, TrainConfig, kv_heads
 from .schedule import eval_schedule, warmup_steps
 
 T5_SENTINELS = 100  # T5's extra ids
@@ -60,7 +60,8 @@ def resolve_spec(cfg: TrainConfig, vocab_size: int) -> Arch:
                          vocab_size=vocab_size, ctx_len=cfg.ctx)
     else:
         a = build_spec(cfg.arch, cfg.size if (cfg.size or cfg.d_model) else D.SIZE, d_model=cfg.d_model,
-                       n_layers=cfg.n_layers, n_heads=cfg.n_heads, vocab_size=vocab_size, ctx_len=cfg.ctx)
+                       n_layers=cfg.n_layers, n_heads=cfg.n_heads, vocab_size=vocab_size, ctx_len=cfg.ctx,
+                       **kv_heads(cfg))
     if a.ctx_len < cfg.ctx:
         raise RunError(f"{a.name} has a context of {a.ctx_len} tokens; --ctx {cfg.ctx} is longer")
     return a
@@ -87,6 +88,11 @@ def plan_run(run: ResolvedRun, corpus: datamod.Corpus, world: int = 1) -> Plan:
         raise RunError(f"--micro-batch {micro} must divide the per-process batch {per_rank}")
     tps = cfg.batch * cfg.ctx
     steps = max(1, math.ceil(tokens / tps))
+    if steps * tps > 2 * tokens:  # reliability F9: less than one step asked for; D would be many times the request
+        asked = "--tokens" if cfg.tokens is not None else "--flops" if cfg.flops is not None else "the default D"
+        raise RunError(f"{asked}: D = {tokens:,.0f} tokens is less than one step of --batch {cfg.batch} x --ctx "
+                       f"{cfg.ctx} = {tps:,} tokens, so the run would train {steps * tps / tokens:.3g}x the tokens "
+                       f"asked for; lower --batch or --ctx, or ask for at least {tps:,} tokens")
     return Plan(
         spec=a, steps=steps, tokens_per_step=tps, tokens=steps * tps, n_micro=per_rank // micro, micro=micro,
         warmup=warmup_steps(run.warmup, steps), lr=run.lr, eval_every=cfg.eval_every,

@@ -50,6 +50,7 @@ class TrainState:
     rows: list = field(default_factory=list)
     ema: float | None = None
     ckpt_step: int = -1  # the step of the last checkpoint written or loaded
+    at_boundary: bool = True  # between two steps (the state a checkpoint may hold), not inside one
     wall_before: float = 0.0  # wall seconds of earlier processes of this run
     mfu_notes: list = field(default_factory=list)  # why an MFU was re-measured or clamped (device.mfu)
     # wall seconds of this process by phase (summary.json's overhead_s; the issue-10 measurements)

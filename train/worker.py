@@ -8,9 +8,10 @@ its Slurm array both start this module (never the command line), so the small ru
 share one process start-up and one loaded corpus. A run resumes from its own folder.
 
 Exit code: 0 every run finished (or is held by another live process), 3 a run diverged,
-2 a run was refused (bad request: the message says which and why), 1 a bug (traceback kept).
+2 a run was refused (bad request: the message says which and why), 1 a bug (traceback kept),
+130 interrupted (Ctrl-C): the worker stops at once and the run is resumable, not failed.
 With --log-dir, each run's output goes to DIR/NAME.log and a run that fails leaves DIR/NAME.failed
-({"exit", "error", "log_tail"}), which `llmhist sweep status` shows.
+({"exit", "error", "log_tail"}), which `llmhist sweep status` shows; an interrupted run leaves none.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ..core.errors import UserError
 from ..core.files import Locked, write_json
 from . import runfolder as rf
 from .config import TrainConfig
-from .runfolder import EXIT_BUG, EXIT_DIVERGED, EXIT_OK, EXIT_USER
+from .runfolder import EXIT_BUG, EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USER, Interrupted
 
 
 def write_request(run_dir: str | Path, cfg: TrainConfig, **extra) -> Path:
@@ -40,11 +41,19 @@ def read_request(run_dir: str | Path) -> TrainConfig:
 
 
 def summary_line(cfg: TrainConfig, summary: dict) -> str:
-    """The one line a finished run reports (train CLI and worker logs alike)."""
-    bpb = summary.get("val_bpb")
-    return (f"done {cfg.out}: val loss {summary['val_loss']:.4f} nats/token"
+    """The one line a finished run reports (train CLI and worker logs alike): the loss (and, on
+    synthetic data, its floor and the gap to it), N (and the active N of an MoE), D, the time and
+    one throughput: the median tok/s and MFU of the run's evaluations."""
+    s = summary
+    bpb, floor = s.get("val_bpb"), s.get("entropy_eval_nats_per_token") or s.get("entropy_nats_per_token")
+    active = s.get("N_active")
+    tps, mfu = s.get("tokens_per_s"), s.get("mfu")
+    return (f"done {cfg.out}: val loss {s['val_loss']:.4f} nats/token"
             + (f" ({bpb:.3f} bits/byte)" if bpb else "")
-            + f", N {summary['N']:,}, D {summary['D']:,}, {summary['wall_s']:.1f} s")
+            + (f", floor {floor:.3f}, gap {s['val_loss'] - floor:.2f}" if floor else "")
+            + f", N {s['N']:,}" + (f" ({active:,} active)" if active and active != s["N"] else "")
+            + f", D {s['D']:,}, {s['wall_s']:.1f} s"
+            + (f", {tps:,.0f} tok/s" if tps else "") + (f", MFU {mfu:.1%}" if mfu else ""))
 
 
 class _CorpusCache:
@@ -111,6 +120,9 @@ def _run_one(run_dir: Path, log_dir: Path | None) -> int:
     except Locked as e:  # another live process trains this run: it is running, not failed
         console.print(f"skipped: {e}", markup=False, highlight=False)
         return EXIT_OK
+    except (Interrupted, KeyboardInterrupt) as e:  # stopped by a signal: resumable, so no failure marker
+        console.print(f"interrupted: {str(e) or 'before training started'}", markup=False, highlight=False)
+        return EXIT_INTERRUPTED
     except loop.Diverged as e:
         console.print(f"diverged: {e}", markup=False, highlight=False)  # summary.json says so; not a failure
         return EXIT_DIVERGED
@@ -128,11 +140,14 @@ def _run_one(run_dir: Path, log_dir: Path | None) -> int:
 
 def run_dirs(dirs: list[str] | list[Path], log_dir: str | Path | None = None) -> int:
     """Train each requested run in turn in this process; returns the worker's exit code (0 ok,
-    3 a run diverged, 2 a run was refused, 1 a bug). What a Slurm array task calls (submitit pickles it)."""
+    3 a run diverged, 2 a run was refused, 1 a bug, 130 interrupted: the runs after it are left
+    pending). What a Slurm array task calls (submitit pickles it)."""
     codes = []
     with _CorpusCache():
         for d in dirs:
             codes.append(_run_one(Path(d), Path(log_dir) if log_dir is not None else None))
+            if codes[-1] == EXIT_INTERRUPTED:
+                return EXIT_INTERRUPTED
     for code in (EXIT_BUG, EXIT_USER, EXIT_DIVERGED):
         if code in codes:
             return code

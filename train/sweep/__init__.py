@@ -35,6 +35,7 @@ from .plan import (
     RunSpec,
     SweepPlan,
     check_common,
+    check_folder,
     load_plan,
     prepare,
     run_config,
@@ -57,7 +58,8 @@ from .slurm import submit_slurm
 
 __all__ = [
     "DEFAULT_BUDGETS", "EXIT_DIVERGED", "EXIT_INTERRUPTED", "LAUNCHERS", "MIN_STEPS", "PLAN_VERSION", "SWEEP_LOCK",
-    "Interrupted", "RunSpec", "SweepPlan", "best_split", "check_common", "check_launch", "check_run_name",
+    "Interrupted", "RunSpec", "SweepPlan", "best_split", "check_common", "check_folder", "check_launch",
+    "check_run_name",
     "check_workers", "choose_split", "default_budgets", "estimate_seconds", "family_ladder", "isoflop_range",
     "load_plan", "plan_grid", "plan_isoflop", "plan_ladder", "plan_sweep", "prepare", "queue_items", "run_config", "run_local",
     "run_seconds", "runs_to_launch", "status", "submit_slurm", "time_model", "write_requests",

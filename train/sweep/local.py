@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 from ...core.files import exclusive_lock, write_json
-from .. import runstate
 from ..config import RunError
 from ..runfolder import EXITS, Interrupted
 from .plan import LOGS, RunSpec, SweepPlan, prepare, runs_to_launch, status, write_requests
@@ -216,8 +215,8 @@ def _run_queue(folder, plan, workers, threads, retry_failed, on_tick, gpus, est)
                 log.close()
                 if gpu is not None:
                     free_gpus.append(gpu)
-                if proc.returncode not in EXITS:  # killed (OOM, a signal): mark what it left
-                    _mark_crashed(folder, item, proc.returncode)
+                if proc.returncode not in EXITS:  # killed (OOM, a signal) or interrupted: its runs resume
+                    _note_stopped(folder, item, proc.returncode)
             if on_tick:
                 on_tick()
     finally:
@@ -229,10 +228,11 @@ def _run_queue(folder, plan, workers, threads, retry_failed, on_tick, gpus, est)
     return status(folder)
 
 
-def _mark_crashed(folder: Path, item: list[RunSpec], code: int) -> None:
-    wlog = folder / LOGS / f"worker-{item[0].name}.log"
-    tail = wlog.read_text(errors="replace")[-2000:] if wlog.exists() else ""
+def _note_stopped(folder: Path, item: list[RunSpec], code: int) -> None:
+    """A worker stopped by a signal (an OOM kill, a preempted node, Ctrl-C) has failed nothing: each
+    of its runs keeps its last checkpoint (or was never started) and the same command resumes it,
+    so no failure marker is written; the worker's log says what happened."""
     why = f"the worker process ended with {code}" + (f" (signal {signal.Signals(-code).name})" if code < 0 else "")
-    for r in item:
-        if runstate.run_state(folder / r.name).state in ("pending", "interrupted"):
-            write_json(runstate.failed_marker(folder / r.name), {"exit": code, "error": why, "log_tail": tail})
+    with open(folder / LOGS / f"worker-{item[0].name}.log", "a") as log:
+        log.write(f"{why}: its runs ({', '.join(r.name for r in item)}) are interrupted, not failed; "
+                  "the same command resumes them\n")

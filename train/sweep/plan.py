@@ -132,6 +132,8 @@ def _read_plan_json(pj: Path) -> dict:
     try:
         doc = json.loads(pj.read_text())
         why = None if isinstance(doc, dict) else f"a JSON {type(doc).__name__}, not an object"
+        if why is None and not {"hash", "runs"} <= set(doc):  # `{}` is a damaged plan, not another one
+            why = "it lacks the plan's " + " and ".join(k for k in ("hash", "runs") if k not in doc)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         why = str(e)
     if why is None:
@@ -164,8 +166,16 @@ def prepare(folder: Path, plan: SweepPlan) -> dict:
     return d
 
 
+def check_folder(folder: Path) -> None:
+    """A sweep's --out, checked before any work (reliability F14): a folder, or a path not there yet."""
+    if Path(folder).exists() and not Path(folder).is_dir():
+        raise RunError(f"--out {folder}: a file, not a folder; give a new folder (or a sweep folder to resume)")
+
+
 def load_plan(folder: Path) -> SweepPlan:
     pj = Path(folder) / PLAN
+    if not Path(folder).is_dir():
+        raise RunError(f"{folder}: no such folder; give a folder `llmhist sweep` (or `ablate`, `study`) wrote")
     if not pj.exists():
         raise RunError(f"{folder}: no plan.json; give a folder `llmhist sweep` wrote")
     return SweepPlan.from_dict(_read_plan_json(pj), source=str(pj))

@@ -288,6 +288,9 @@ def plan_sweep(archs: list[str], budgets: list[float] | None = None, points: int
         return plan_grid(grid, common)
     if sizes:
         return plan_ladder(archs, sizes, [20.0] if horizons is None else horizons, ctx, batch, schedule=schedule, common=common)
+    if horizons is not None:  # first-hour W7: an option the plan would ignore is refused
+        raise RunError(f"--tokens-per-param {','.join(f'{h:g}' for h in horizons)}: the horizons of a ladder "
+                       "(with --sizes); an isoFLOP plan sets each run's D = C / 6N from its budget, so it takes none")
     check_common(archs, ctx, batch, common)
     chosen = budgets or default_budgets(archs, spread, ctx, batch)
     return plan_isoflop(archs, chosen, points, spread, ctx, batch, common=common)

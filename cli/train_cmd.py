@@ -89,7 +89,7 @@ def train(
     if json_out:
         print_json(summary)
     elif not summary.get("already"):
-        from llmhist.train.worker import summary_line
+        from ..train.worker import summary_line
 
         say(summary_line(cfg, summary), style="green")
 

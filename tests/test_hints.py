@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from llmhist.cli.main import app
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = [p for d in ("archs", "cli", "pkg", "scaling", "train") for p in sorted((ROOT / d).rglob("*.py"))]
+SOURCES = [p for d in ("archs", "cli", "core", "scaling", "train") for p in sorted((ROOT / d).rglob("*.py"))]
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 
 # which commands a module's refusals reach (by path prefix; the first match wins); a module not

@@ -175,7 +175,8 @@ class BPETokenizer:
         try:
             from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
         except ImportError as e:
-            raise DataError("the BPE tokenizer needs the `tokenizers` package: pip install 'llmhist[bpe]'") from e
+            raise DataError("the BPE tokenizer needs the `tokenizers` package: pip install 'llmhist[bpe]' "
+                            "(from a checkout: pip install -e '.[bpe]')") from e
         self.name, self.vocab_size = f"bpe{vocab_size}", vocab_size
         self.tok: Any = None
         if cache.exists():
@@ -465,7 +466,7 @@ def prose_files() -> tuple[Path, Path]:
     spec = importlib.util.find_spec("gensim")
     if spec is None or not spec.submodule_search_locations:
         raise DataError("--data prose reads English text shipped in gensim's wheel: pip install 'llmhist[prose]' "
-                        "(or use --data stdlib, the default)")
+                        "(from a checkout: pip install -e '.[prose]'; or use --data stdlib, the default)")
     d = Path(next(iter(spec.submodule_search_locations))) / "test" / "test_data"
     lee = d / "lee_background.cor"
     wiki = d / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"

@@ -26,7 +26,9 @@ from .common import (
     console,
     floats,
     human,
+    note,
     print_json,
+    say,
     user_errors,
 )
 from .runs_view import Progress
@@ -240,8 +242,8 @@ def ablate_run(
         rows = A.run_plan(p, folder, workers=workers, threads=threads, launcher=launcher, slurm=slurm,
                           retry_failed=retry_failed, on_tick=prog.tick)
     if launcher == "slurm":
-        return console.print(f"submitted to Slurm; `llmhist sweep status {folder}` follows it, and `llmhist ablate "
-                             f"report {folder}` reports once the runs are done", soft_wrap=True)
+        return note(f"submitted to Slurm; `llmhist sweep status {folder}` follows it, and `llmhist ablate "
+                    f"report {folder}` reports once the runs are done")
     bad = [r for r in rows if r["state"] != "finished"]
     if bad:
         console.print(f"[yellow]{len(bad)} run(s) not finished ({', '.join(r['run'] for r in bad[:3])}...); "
@@ -282,9 +284,9 @@ def _show_plan(p: dict, folder: Path, json_out: bool, dry_run: bool) -> bool:
             "estimated_wall_s": p["estimated_wall_s"], "out": str(folder)})
         return True
     console.print(_plan_table(p))
-    console.print(f"FLOP convention: {p['convention']}", soft_wrap=True)
-    console.print(f"estimated wall time {p['estimated_wall_s'] / 60:.1f} min ({p['estimate']['how']}) -> {folder}",
-                  soft_wrap=True)
+    note(f"FLOP convention: {p['convention']}")
+    note(f"estimated wall time {p['estimated_wall_s'] / 60:.1f} min ({p['estimate']['how']})")
+    say(f"  -> {folder}")  # a path on a line of its own
     return dry_run
 
 
@@ -306,14 +308,14 @@ def _report(folder: Path, bootstrap: int, plot: str | None, json_out: bool, laws
         for b in a["budgets"]:
             iv = f" [{b['interval'][0]:.3g}, {b['interval'][1]:.3g}]" if b["interval"] else ""
             cells.append(f"{b['ceg']:.3g}x{iv} at {b['C']:.2g}")
-        console.print(f"compute-optimal allocation vs Kaplan's (N ~ C^0.73), under {a['law']}: " + ", ".join(cells)
-                      + " (a recipe change; from the law, no training)", soft_wrap=True)
+        note(f"compute-optimal allocation vs Kaplan's (N ~ C^0.73), under {a['law']}: " + ", ".join(cells)
+             + " (a recipe change; from the law, no training)")
     r0 = next((r for r in res["comparisons"] if "method" in r), None)
     if r0:
-        console.print(f"frontier: {r0['method']['frontier']} ({r0['method']['points']}); interval: "
-                      f"{r0['method']['interval']}", soft_wrap=True)
-    console.print("small scale, byte-level code corpus: a gain here is a gain at these sizes on this data, "
-                  "not a measurement of what the change bought at scale", soft_wrap=True)
+        note(f"frontier: {r0['method']['frontier']} ({r0['method']['points']}); interval: "
+             f"{r0['method']['interval']}")
+    note("small scale, byte-level code corpus: a gain here is a gain at these sizes on this data, "
+         "not a measurement of what the change bought at scale")
     console.print("fits: " + ", ".join(res["paths"]), soft_wrap=True)
     if plot == "terminal":
         import sys

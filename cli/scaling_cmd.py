@@ -92,8 +92,8 @@ def _print_per_gpu(rows: list[dict]) -> None:
         t.add_row(r["law"], human(r["N_opt"]), nbytes(p["model_state"]), nbytes(p["memory"]),
                   "yes" if p["fits_model_state"] else "NO", f"{p['days']:.3g}")
     console.print(t)
-    say(f"how: {g['how']}")
-    say(f"FLAG {g['flag']}", style="yellow")
+    note(f"how: {g['how']}")
+    note(f"FLAG {g['flag']}", style="yellow")
 
 
 @app.command("fit")

@@ -6,7 +6,8 @@ bootstrap resamples, the budget to recommend for, the folder, plots, worker spli
 on construction before any run starts; its defaults are llmhist.train.defaults'. Then:
 `plan` (the isoFLOP sweep and its time estimate, llmhist.train.sweep), `split` and `run` (the
 local queue; resumable), `fit` (every law the points support, with intervals: llmhist.scaling.pipeline), `plots`
-and `recommend` (the compute-optimal allocation of the published laws and of the fitted ones).
+and `recommend` (the compute-optimal allocation of the published laws and of the fitted ones; a
+fitted law with no allocation, its exponent a <= 0, is left out and the refusal returned).
 """
 
 from __future__ import annotations

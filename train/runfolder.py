@@ -10,7 +10,8 @@ Files (runs/README.md is generated from the same facts; `readme_table()` prints 
                        "plan_hash", "budget", "group"]}, written by whoever asks for the run (train CLI,
                        sweep, study, ablate); the worker reads it; `budget` is the plan's nominal
                        isoFLOP budget, which `llmhist fit` groups by
-    config.json        what the run is: {"train", "arch", "recipe", "data", "plan"[, "branch_of"]}
+    config.json        what the run is: {"train", "resolved", "arch", "recipe", "data", "plan"[, "branch_of"]};
+                       "resolved": every option's {"value", "source"} (llmhist.train.config.ResolvedRun)
     metrics.csv        one row per evaluation, columns METRIC_COLUMNS
     summary.json       written last (Summary): SUMMARY_KEYS; "status" is "finished" or "diverged"
     progress.json      (Progress) status, step, losses, pid/host and time of the last update

@@ -265,58 +265,77 @@ def hf_model(a: Arch, device: str = "cpu"):
 def _pairs(a: Arch) -> list[tuple[str, str]]:
     """(our name, transformers name) for every plain tensor that maps one-to-one."""
     t = model_type(a)
-    P: list[tuple[str, str]] = [("tok_emb.weight", "model.embed_tokens.weight")]
     if t in ("llama", "qwen2", "mixtral", "qwen2_moe", "gemma2", *RECENT):
-        for i in range(a.n_layers):
-            o, h = f"decoder.blocks.{i}.", f"model.layers.{i}."
-            P += _attn_pairs(a, o, h)
-            if t in ("gemma2", "gemma3_text"):
-                P += [(o + "attn_norm.weight", h + "input_layernorm.weight"),
-                      (o + "post_attn_norm.weight", h + "post_attention_layernorm.weight"),
-                      (o + "mlp_norm.weight", h + "pre_feedforward_layernorm.weight"),
-                      (o + "post_mlp_norm.weight", h + "post_feedforward_layernorm.weight")]
-            elif t == "olmo2":  # norms on the sublayers' outputs
-                P += [(o + "attn_norm.weight", h + "post_attention_layernorm.weight"),
-                      (o + "mlp_norm.weight", h + "post_feedforward_layernorm.weight")]
-            else:
-                P += [(o + "attn_norm.weight", h + "input_layernorm.weight"),
-                      (o + "mlp_norm.weight", h + "post_attention_layernorm.weight")]
-            P += _mlp_pairs(a, i, o, h)
-        P.append(("decoder.final_norm.weight", "model.norm.weight"))
-        if not a.tied_embeddings:
-            P.append(("lm_head.weight", "lm_head.weight"))
-        return P
+        return _llama_pairs(a, t)
     if t == "gptj":
-        P = [("tok_emb.weight", "transformer.wte.weight")]
-        for i in range(a.n_layers):
-            o, h = f"decoder.blocks.{i}.", f"transformer.h.{i}."
-            P += [(o + f"attn.{p}.weight", h + f"attn.{q}_proj.weight") for p, q in zip("qkvo", ("q", "k", "v", "out"))]
-            P += [(o + f"attn_norm.{w}", h + f"ln_1.{w}") for w in ("weight", "bias")]
-            P += [(o + f"mlp.{p}.{w}", h + f"mlp.{q}.{w}") for p, q in (("up", "fc_in"), ("down", "fc_out"))
-                  for w in ("weight", "bias")]
-        P += [("decoder.final_norm.weight", "transformer.ln_f.weight"), ("decoder.final_norm.bias", "transformer.ln_f.bias"),
-              ("lm_head.weight", "lm_head.weight"), ("lm_head.bias", "lm_head.bias")]
-        return P
+        return _gptj_pairs(a)
     if t == "t5":
-        P = [("tok_emb.weight", "shared.weight")]
-        for stack, n in (("encoder", a.n_enc_layers), ("decoder", a.n_layers)):
-            for i in range(n):
-                o, h = f"{stack}.blocks.{i}.", f"{stack}.block.{i}.layer."
-                P += [(o + f"attn.{p}.weight", h + f"0.SelfAttention.{p}.weight") for p in "qkvo"]
-                P.append((o + "attn_norm.weight", h + "0.layer_norm.weight"))
-                if i == 0:
-                    P.append((o + "attn.rel_bias.weight", h + "0.SelfAttention.relative_attention_bias.weight"))
-                k = 1
-                if stack == "decoder":
-                    P += [(o + f"cross_attn.{p}.weight", h + f"1.EncDecAttention.{p}.weight") for p in "qkvo"]
-                    P.append((o + "cross_norm.weight", h + "1.layer_norm.weight"))
-                    k = 2
-                P += [(o + "mlp.up.weight", h + f"{k}.DenseReluDense.wi.weight"),
-                      (o + "mlp.down.weight", h + f"{k}.DenseReluDense.wo.weight"),
-                      (o + "mlp_norm.weight", h + f"{k}.layer_norm.weight")]
-            P.append((f"{stack}.final_norm.weight", f"{stack}.final_layer_norm.weight"))
-        return P
-    # openai-gpt / gpt2: transformers stores linears as Conv1D (transposed) with fused qkv
+        return _t5_pairs(a)
+    return _gpt_pairs(a, t)
+
+
+def _llama_pairs(a: Arch, t: str) -> list[tuple[str, str]]:
+    """Llama's layout and its descendants' (model.layers.i.*), with each family's norm names."""
+    P: list[tuple[str, str]] = [("tok_emb.weight", "model.embed_tokens.weight")]
+    for i in range(a.n_layers):
+        o, h = f"decoder.blocks.{i}.", f"model.layers.{i}."
+        P += _attn_pairs(a, o, h)
+        if t in ("gemma2", "gemma3_text"):
+            P += [(o + "attn_norm.weight", h + "input_layernorm.weight"),
+                  (o + "post_attn_norm.weight", h + "post_attention_layernorm.weight"),
+                  (o + "mlp_norm.weight", h + "pre_feedforward_layernorm.weight"),
+                  (o + "post_mlp_norm.weight", h + "post_feedforward_layernorm.weight")]
+        elif t == "olmo2":  # norms on the sublayers' outputs
+            P += [(o + "attn_norm.weight", h + "post_attention_layernorm.weight"),
+                  (o + "mlp_norm.weight", h + "post_feedforward_layernorm.weight")]
+        else:
+            P += [(o + "attn_norm.weight", h + "input_layernorm.weight"),
+                  (o + "mlp_norm.weight", h + "post_attention_layernorm.weight")]
+        P += _mlp_pairs(a, i, o, h)
+    P.append(("decoder.final_norm.weight", "model.norm.weight"))
+    if not a.tied_embeddings:
+        P.append(("lm_head.weight", "lm_head.weight"))
+    return P
+
+
+def _gptj_pairs(a: Arch) -> list[tuple[str, str]]:
+    """GPT-J's layout (transformer.h.i.*: one shared pre-norm, biased MLP and head)."""
+    P = [("tok_emb.weight", "transformer.wte.weight")]
+    for i in range(a.n_layers):
+        o, h = f"decoder.blocks.{i}.", f"transformer.h.{i}."
+        P += [(o + f"attn.{p}.weight", h + f"attn.{q}_proj.weight") for p, q in zip("qkvo", ("q", "k", "v", "out"))]
+        P += [(o + f"attn_norm.{w}", h + f"ln_1.{w}") for w in ("weight", "bias")]
+        P += [(o + f"mlp.{p}.{w}", h + f"mlp.{q}.{w}") for p, q in (("up", "fc_in"), ("down", "fc_out"))
+              for w in ("weight", "bias")]
+    P += [("decoder.final_norm.weight", "transformer.ln_f.weight"), ("decoder.final_norm.bias", "transformer.ln_f.bias"),
+          ("lm_head.weight", "lm_head.weight"), ("lm_head.bias", "lm_head.bias")]
+    return P
+
+
+def _t5_pairs(a: Arch) -> list[tuple[str, str]]:
+    """T5's encoder and decoder stacks (the relative bias lives in each stack's first block)."""
+    P = [("tok_emb.weight", "shared.weight")]
+    for stack, n in (("encoder", a.n_enc_layers), ("decoder", a.n_layers)):
+        for i in range(n):
+            o, h = f"{stack}.blocks.{i}.", f"{stack}.block.{i}.layer."
+            P += [(o + f"attn.{p}.weight", h + f"0.SelfAttention.{p}.weight") for p in "qkvo"]
+            P.append((o + "attn_norm.weight", h + "0.layer_norm.weight"))
+            if i == 0:
+                P.append((o + "attn.rel_bias.weight", h + "0.SelfAttention.relative_attention_bias.weight"))
+            k = 1
+            if stack == "decoder":
+                P += [(o + f"cross_attn.{p}.weight", h + f"1.EncDecAttention.{p}.weight") for p in "qkvo"]
+                P.append((o + "cross_norm.weight", h + "1.layer_norm.weight"))
+                k = 2
+            P += [(o + "mlp.up.weight", h + f"{k}.DenseReluDense.wi.weight"),
+                  (o + "mlp.down.weight", h + f"{k}.DenseReluDense.wo.weight"),
+                  (o + "mlp_norm.weight", h + f"{k}.layer_norm.weight")]
+        P.append((f"{stack}.final_norm.weight", f"{stack}.final_layer_norm.weight"))
+    return P
+
+
+def _gpt_pairs(a: Arch, t: str) -> list[tuple[str, str]]:
+    """openai-gpt / gpt2: transformers stores linears as Conv1D (transposed, see _conv1d) with fused qkv."""
     pre = "transformer."
     emb = ("tokens_embed", "positions_embed") if t == "openai-gpt" else ("wte", "wpe")
     P = [("tok_emb.weight", pre + emb[0] + ".weight"), ("pos_emb.weight", pre + emb[1] + ".weight")]

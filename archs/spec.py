@@ -360,48 +360,12 @@ def resize(
     context. Shapes that break the family's choices raise SpecError saying how to fix them.
     """
     base = arch
-    kind = attention_kind(base)
-    if n_kv_heads is None:
-        if kind == "MQA":
-            n_kv_heads = 1
-        elif kind == "MHA":
-            n_kv_heads = n_heads
-        else:
-            ratio = base.n_heads // base.kv_heads
-            if n_heads % ratio or n_heads < 2 * ratio:
-                raise SpecError(
-                    f"{base.name}: keeps {kind} ({base.n_heads} query heads / {base.kv_heads} KV heads) with at "
-                    f"least two KV heads, so n_heads must be a multiple of {ratio} and at least {2 * ratio}; "
-                    f"got {n_heads}. Use --n-heads {2 * ratio} (or a larger multiple of {ratio}), or pass "
-                    "--n-kv-heads explicitly"
-                )
-            n_kv_heads = n_heads // ratio
-    if d_model % n_heads:
-        raise SpecError(
-            f"d_model {d_model} is not divisible by n_heads {n_heads} (--d-model, --n-heads; resizing {base.name}); "
-            "pick n_heads dividing d_model"
-        )
+    n_kv_heads = _resized_kv_heads(base, d_model, n_heads, n_kv_heads)
     per_head = d_model // n_heads
-    base_per_head = base.d_model / base.n_heads
-    head_dim = per_head if base.head_dim == base_per_head or base.attn_width == "d_model" else \
-        _even(base.head_dim / base_per_head * per_head)
-    rotary_dim = None
-    if base.rotary_dim is not None:
-        rotary_dim = min(head_dim, _even(base.rotary_dim / base.head_dim * head_dim))
-    qs = base.query_scale
-    if qs is not None and qs != 1.0:  # keep the scale's width in proportion to d_model / n_heads
-        qs = (qs**-2 / base_per_head * per_head) ** -0.5
-    ratio_ff = base.d_ff / base.d_model
+    head_dim, rotary_dim, qs = _resized_heads(base, per_head)
     if d_ff is None:
-        d_ff = _round_up(ratio_ff * d_model, 32)
-    moe = base.moe
-    if moe is not None:
-        moe = replace(
-            moe,
-            d_ff_expert=_round_up(moe.d_ff_expert / base.d_model * d_model, 32),
-            d_ff_shared=_round_up(moe.d_ff_shared / base.d_model * d_model, 32) if moe.d_ff_shared else 0,
-        )
-    mla, head_dim, moe = _resize_recent(base, d_model, n_layers, per_head, head_dim, moe)
+        d_ff = _round_up(base.d_ff / base.d_model * d_model, 32)
+    mla, head_dim, moe = _resize_recent(base, d_model, n_layers, per_head, head_dim, _resized_moe(base, d_model))
     ctx = ctx_len or min(base.ctx_len, TOY_CTX)
     if window is None and base.window:
         window = max(1, round(base.window / base.ctx_len * ctx))
@@ -428,6 +392,61 @@ def resize(
         mla=mla,
         nope_every=min(base.nope_every, n_layers),  # at least one NoPE layer where the family has them
     ).check()
+
+
+def _resized_kv_heads(base: Arch, d_model: int, n_heads: int, n_kv_heads: int | None) -> int:
+    """The KV heads (n_kv_heads where given) that keep the family's attention kind at n_heads query
+    heads: MQA one, MHA all, GQA the same query/KV ratio with at least two KV heads; a shape that
+    cannot (or n_heads not dividing d_model) is a SpecError saying how to fix it."""
+    kind = attention_kind(base)
+    if n_kv_heads is None and kind == "MQA":
+        n_kv_heads = 1
+    elif n_kv_heads is None and kind == "MHA":
+        n_kv_heads = n_heads
+    elif n_kv_heads is None:
+        ratio = base.n_heads // base.kv_heads
+        if n_heads % ratio or n_heads < 2 * ratio:
+            raise SpecError(
+                f"{base.name}: keeps {kind} ({base.n_heads} query heads / {base.kv_heads} KV heads) with at "
+                f"least two KV heads, so n_heads must be a multiple of {ratio} and at least {2 * ratio}; "
+                f"got {n_heads}. Use --n-heads {2 * ratio} (or a larger multiple of {ratio}), or pass "
+                "--n-kv-heads explicitly"
+            )
+        n_kv_heads = n_heads // ratio
+    if d_model % n_heads:
+        raise SpecError(
+            f"d_model {d_model} is not divisible by n_heads {n_heads} (--d-model, --n-heads; resizing {base.name}); "
+            "pick n_heads dividing d_model"
+        )
+    return n_kv_heads
+
+
+def _resized_moe(base: Arch, d_model: int) -> MoE | None:
+    """The family's MoE layout at d_model: expert and shared widths as ratios of d_model (multiples of 32)."""
+    moe = base.moe
+    if moe is None:
+        return None
+    return replace(
+        moe,
+        d_ff_expert=_round_up(moe.d_ff_expert / base.d_model * d_model, 32),
+        d_ff_shared=_round_up(moe.d_ff_shared / base.d_model * d_model, 32) if moe.d_ff_shared else 0,
+    )
+
+
+def _resized_heads(base: Arch, per_head: int) -> tuple[int, int | None, float | None]:
+    """(head_dim, rotary_dim, query_scale) at per_head = d_model / n_heads: the head width and the
+    query scale's width kept in proportion to the family's d_model / n_heads, partial rotary as a
+    fraction of the head."""
+    base_per_head = base.d_model / base.n_heads
+    head_dim = per_head if base.head_dim == base_per_head or base.attn_width == "d_model" else \
+        _even(base.head_dim / base_per_head * per_head)
+    rotary_dim = None
+    if base.rotary_dim is not None:
+        rotary_dim = min(head_dim, _even(base.rotary_dim / base.head_dim * head_dim))
+    qs = base.query_scale
+    if qs is not None and qs != 1.0:  # keep the scale's width in proportion to d_model / n_heads
+        qs = (qs**-2 / base_per_head * per_head) ** -0.5
+    return head_dim, rotary_dim, qs
 
 
 def _resize_recent(base: Arch, d_model: int, n_layers: int, per_head: int, head_dim: int,

@@ -28,7 +28,9 @@ from .common import (
     err_console,
     floats,
     human,
+    note,
     print_json,
+    say,
     user_errors,
 )
 from .runs_view import Progress
@@ -244,9 +246,8 @@ def ablate_run(
         rows = A.run_plan(p, folder, workers=workers, threads=threads, launcher=launcher, slurm=slurm,
                           retry_failed=retry_failed, on_tick=prog.tick)
     if launcher == "slurm":
-        return (err_console if json_out else console).print(
-            f"submitted to Slurm; `llmhist sweep status {folder}` follows it, and `llmhist ablate report {folder}` "
-            "reports once the runs are done", soft_wrap=True)
+        return note(f"submitted to Slurm; `llmhist sweep status {folder}` follows it, and `llmhist ablate "
+                    f"report {folder}` reports once the runs are done", err=json_out)
     bad = [r for r in rows if r["state"] != "finished"]
     if bad:
         (err_console if json_out else console).print(
@@ -287,11 +288,10 @@ def _show_plan(p: dict, folder: Path, json_out: bool, dry_run: bool) -> bool:
             "comparisons": p["comparisons"], "convention": p["convention"], "estimate": p["estimate"],
             "estimated_wall_s": p["estimated_wall_s"], "out": str(folder)})
         return True
-    out = err_console if json_out else console  # with --json, stdout holds the JSON only
-    out.print(_plan_table(p))
-    out.print(f"FLOP convention: {p['convention']}", soft_wrap=True)
-    out.print(f"estimated wall time {p['estimated_wall_s'] / 60:.1f} min ({p['estimate']['how']}) -> {folder}",
-              soft_wrap=True)
+    (err_console if json_out else console).print(_plan_table(p))  # with --json, stdout holds the JSON only
+    note(f"FLOP convention: {p['convention']}", err=json_out)
+    note(f"estimated wall time {p['estimated_wall_s'] / 60:.1f} min ({p['estimate']['how']})", err=json_out)
+    say(f"  -> {folder}", err=json_out)  # a path on a line of its own
     return dry_run
 
 
@@ -313,23 +313,23 @@ def _report(folder: Path, bootstrap: int, plot: str | None, json_out: bool, laws
         for b in a["budgets"]:
             iv = f" [{b['interval'][0]:.3g}, {b['interval'][1]:.3g}]" if b["interval"] else ""
             cells.append(f"{b['ceg']:.3g}x{iv} at {b['C']:.2g}")
-        console.print(f"compute-optimal allocation vs Kaplan's (N ~ C^0.73), under {a['law']}: " + ", ".join(cells)
-                      + " (a recipe change; from the law, no training)", soft_wrap=True)
+        note(f"compute-optimal allocation vs Kaplan's (N ~ C^0.73), under {a['law']}: " + ", ".join(cells)
+             + " (a recipe change; from the law, no training)")
         for w in dict.fromkeys(b["warning"] for b in a["budgets"] if b.get("warning")):
-            console.print(f"[yellow]FLAG[/] {w}", soft_wrap=True, highlight=False)
+            note(f"FLAG {w}", style="yellow")
     for vid, fb in res["frontiers"].items():  # first-hour W9: a frontier at the grid's edge is said
         for C, edge in zip(fb.get("C", []), fb.get("edge") or []):
             if edge:
-                console.print(f"[yellow]FLAG[/] {vid}: at C={C:.2g} the frontier is the {edge} run (the grid's edge, "
-                              "not a bracketed minimum): its loss is an upper bound and the CEG there is uncertain; "
-                              f"{'lower' if edge == 'smallest' else 'raise'} --centre-tokens-per-param or widen "
-                              "--spread", soft_wrap=True)
+                note(f"FLAG {vid}: at C={C:.2g} the frontier is the {edge} run (the grid's edge, not a bracketed "
+                     "minimum): its loss is an upper bound and the CEG there is uncertain; "
+                     f"{'lower' if edge == 'smallest' else 'raise'} --centre-tokens-per-param or widen --spread",
+                     style="yellow")
     r0 = next((r for r in res["comparisons"] if "method" in r), None)
     if r0:
-        console.print(f"frontier: {r0['method']['frontier']} ({r0['method']['points']}); interval: "
-                      f"{r0['method']['interval']}", soft_wrap=True)
-    console.print("small scale, byte-level code corpus: a gain here is a gain at these sizes on this data, "
-                  "not a measurement of what the change bought at scale", soft_wrap=True)
+        note(f"frontier: {r0['method']['frontier']} ({r0['method']['points']}); interval: "
+             f"{r0['method']['interval']}")
+    note("small scale, byte-level code corpus: a gain here is a gain at these sizes on this data, "
+         "not a measurement of what the change bought at scale")
     console.print("fits: " + ", ".join(res["paths"]), soft_wrap=True)
     if plot == "terminal":
         import sys

@@ -103,7 +103,7 @@ def show(
 ) -> None:
     """Everything about one model, with the source of each value (assumed values and the
     numbers resting on them are marked *); with --gpus/--tp/--pp/--zero/... its memory per GPU."""
-    from ..archs.catalogue import FLOPS_RESTS, is_assumed
+    from ..archs.catalogue import is_assumed
     from ..archs.parallel import layout_from
     from ..core.report import describe, fmt_value, resolve
 
@@ -127,6 +127,19 @@ def show(
     if "accounting" not in d:
         console.print(f"[yellow]{e.name}: shape never published; no accounting.[/]")
         return
+    rest = d["rests_on_assumed"]
+    console.print(_accounting_table(e, d))
+    _print_parallel(d.get("parallel"), rest)
+    used = sorted({k for v in rest.values() for k in v})
+    for k in used:
+        console.print(f"[yellow]*[/] {k} = {fmt_value(e.shown()[k], k)}: {e.sources[k]}")
+
+
+def _accounting_table(e, d: dict) -> Table:
+    """show's accounting table (parameters, FLOPs, memory, training, compute-optimal), each value
+    resting on an assumed one marked *."""
+    from ..archs.catalogue import FLOPS_RESTS
+
     s, rest = d["accounting"], d["rests_on_assumed"]
 
     def m(q: str) -> str:
@@ -154,11 +167,7 @@ def show(
         t.add_row(f"D_opt for this N ({law})", human(o["D_opt_for_N"]) + m("params"))
         if "N_opt" in o:
             t.add_row(f"N_opt at its compute ({law})", f"{human(o['N_opt'])} (N/N_opt {o['N_over_N_opt']:.2f}){m('tokens')}")
-    console.print(t)
-    _print_parallel(d.get("parallel"), rest)
-    used = sorted({k for v in rest.values() for k in v})
-    for k in used:
-        console.print(f"[yellow]*[/] {k} = {fmt_value(e.shown()[k], k)}: {e.sources[k]}")
+    return t
 
 
 def _print_parallel(est: dict | None, rest: dict) -> None:

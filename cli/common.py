@@ -1,4 +1,6 @@
-"""Shared CLI helpers: number formatting, JSON output, clean errors, the launch options sweep and ablate share, the group whose default command is `run`, comma-separated numbers. No heavy imports."""
+"""Shared CLI helpers: number formatting, JSON output, user text printed literally (`say`) or
+wrapped on words (`note`), clean errors, the launch options sweep and ablate share, the group whose
+default command is `run`, comma-separated numbers. No heavy imports."""
 
 from __future__ import annotations
 

@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from typing import Annotated
 
 import typer
 from rich.table import Table
-from rich.text import Text
 
-from ..core.numbers import human, nbytes, sci
+from ..core.numbers import human, nbytes
 from .common import JsonOpt, console, note, print_json, say, user_errors
+from .fits_view import print_group, recommendation_table, value_interval
 
 app = typer.Typer()
-
-
-def _iv(r: dict, key: str, fmt: Callable[[float], str] = human) -> str:
-    if r.get(key) is None:
-        return "n/a"
-    v = fmt(r[key])
-    if key + "_interval" in r:
-        lo, hi = r[key + "_interval"]
-        v += f" [{fmt(lo)}, {fmt(hi)}]"
-    return v
-
-
 NUM = "Numbers as 1e21, 2.5e20 or 1_000e18."
 
 
@@ -57,41 +44,41 @@ def recommend_(
                                     D=tokens, inference_tokens=inference_tokens, layout=layout)
     if as_json:
         return print_json({"recommendations": rows, "inference_aware": inf})
-    t = Table(title="compute-optimal allocation", header_style="bold")
-    for c in ("law", "C (FLOPs)", "N_opt", "D_opt", "tokens/param", "loss"):
-        t.add_column(c, justify="left" if c == "law" else "right", no_wrap=c in ("law", "C (FLOPs)"))
-    for r in rows:
-        t.add_row(r["law"], sci(r["C"]), _iv(r, "N_opt"), _iv(r, "D_opt"),
-                  _iv(r, "tokens_per_param", lambda v: f"{v:.1f}"), _iv(r, "loss", lambda v: f"{v:.3f}"))
-        if "as_written" in r:
-            w = r["as_written"]
-            t.add_row(f"  {r['law']} (C_min = C)", sci(w["C"]) if w["C"] != r["C"] else "", human(w["N_opt"]),
-                      human(w["D_opt"]), f"{w['D_opt'] / w['N_opt']:.1f}", "")
     if rows and "budget" in rows[0]:
-        _note(rows[0]["budget"]["note"])
-    console.print(t)
-    for r in rows:
-        if "convention" in r:
-            _note(f"{r['law']}: {r['convention']}; the (C_min = C) row reads Kaplan's formula as written"
-                  + (" for the same fixed N or D." if r["as_written"]["C"] != r["C"] else "."))
-        for w in (r.get("warning"), r.get("as_written", {}).get("warning")):
-            if w:
-                _note(f"warning: {w}", "yellow")
+        note(rows[0]["budget"]["note"])
+    console.print(recommendation_table(rows))
+    _print_law_notes(rows)
     if rows and "per_gpu" in rows[0]:
         _print_per_gpu(rows)
-    note = loss_data_note(rows)
-    if note:
-        _note(note)
+    data_note = loss_data_note(rows)
+    if data_note:
+        note(data_note)
     if inf:
-        t = Table(title=f"inference-aware: same loss, serving {human(inf[0]['inference_tokens'])} tokens",
-                  header_style="bold")
-        for c in ("law", "N", "D_train", "tokens/param", "N vs Chinchilla", "total FLOPs saved"):
-            t.add_column(c, justify="right")
-        for r in inf:
-            saved = 1 - r["total_flops"] / r["chinchilla_total_flops"]
-            t.add_row(r["law"], human(r["N"]), human(r["D_train"]), f"{r['tokens_per_param']:.0f}",
-                      f"{r['N_vs_chinchilla']:.2f}x", f"{saved:.1%}")
-        console.print(t)
+        _print_inference(inf)
+
+
+def _print_law_notes(rows: list[dict]) -> None:
+    """Under the table: how each Kaplan row reads its formula, and every law's extrapolation warning."""
+    for r in rows:
+        if "convention" in r:
+            note(f"{r['law']}: {r['convention']}; the (C_min = C) row reads Kaplan's formula as written"
+                 + (" for the same fixed N or D." if r["as_written"]["C"] != r["C"] else "."))
+        for w in (r.get("warning"), r.get("as_written", {}).get("warning")):
+            if w:
+                note(f"warning: {w}", "yellow")
+
+
+def _print_inference(inf: list[dict]) -> None:
+    """The inference-aware table (Sardana & Frankle 2023): the same loss with a smaller N trained longer."""
+    t = Table(title=f"inference-aware: same loss, serving {human(inf[0]['inference_tokens'])} tokens",
+              header_style="bold")
+    for c in ("law", "N", "D_train", "tokens/param", "N vs Chinchilla", "total FLOPs saved"):
+        t.add_column(c, justify="right")
+    for r in inf:
+        saved = 1 - r["total_flops"] / r["chinchilla_total_flops"]
+        t.add_row(r["law"], human(r["N"]), human(r["D_train"]), f"{r['tokens_per_param']:.0f}",
+                  f"{r['N_vs_chinchilla']:.2f}x", f"{saved:.1%}")
+    console.print(t)
 
 
 def _print_per_gpu(rows: list[dict]) -> None:
@@ -105,13 +92,8 @@ def _print_per_gpu(rows: list[dict]) -> None:
         t.add_row(r["law"], human(r["N_opt"]), nbytes(p["model_state"]), nbytes(p["memory"]),
                   "yes" if p["fits_model_state"] else "NO", f"{p['days']:.3g}")
     console.print(t)
-    say(f"how: {g['how']}")
-    say(f"FLAG {g['flag']}", style="yellow")
-
-
-def _note(text: str, style: str = "") -> None:
-    """A line under a table, wrapped between words at the terminal's width (never inside a word)."""
-    console.print(Text(text, style=style))
+    note(f"how: {g['how']}")
+    note(f"FLAG {g['flag']}", style="yellow")
 
 
 @app.command("fit")
@@ -155,7 +137,7 @@ def fit_(
         note(f"{len(fits)} groups in {source}: each is fitted on its own (runs of different architectures, "
              "recipes or data never share a law)", style="bold")
     for g in fits:
-        _print_group(g, opt)
+        print_group(g, opt)
     if len(fits) > 1:
         _print_comparison(fits)
     if plot == "terminal":
@@ -177,81 +159,6 @@ def _print_comparison(fits) -> None:
             t.add_row(row["group"], "-", "-", "-", "-", "-", row["skipped"][:60])
             continue
         cr = row["C_range"]
-        t.add_row(row["group"], row["law"], str(row["n_points"]), _with_iv(row["a"], row["a_interval"]),
-                  _with_iv(row["E"], row["E_interval"]), f"{cr[0]:.2g}-{cr[1]:.2g}" if cr else "", str(row["flags"]))
+        t.add_row(row["group"], row["law"], str(row["n_points"]), value_interval(row["a"], row["a_interval"]),
+                  value_interval(row["E"], row["E_interval"]), f"{cr[0]:.2g}-{cr[1]:.2g}" if cr else "", str(row["flags"]))
     console.print(t)
-
-
-def _with_iv(v: float | None, iv: list | tuple | None) -> str:
-    return "n/a" if v is None else f"{v:.3g}" + (f" [{iv[0]:.3g}, {iv[1]:.3g}]" if iv else "")
-
-
-def _print_group(g, opt) -> None:
-    """One group's fits: where they come from and go, each law's table (its file on a line of its
-    own), why a table has no intervals, and every FLAG; sentences wrap on words."""
-    from ..scaling.pipeline import group_notes
-
-    pts = g.points
-    head = f"{pts.group_label}: " if pts.group_label else ""
-    note(f"{head}{len(pts.N)} points (N: {pts.conventions['N']}, C: {pts.conventions['C']}"
-         + (f", loss: {pts.conventions['loss']}" if pts.curves else "") + ")", style="bold")
-    say(f"  from {pts.source}")
-    say(f"  -> {g.out}")
-    for n in group_notes(g):
-        note(f"note: {n}", style="yellow")
-    note(f"budgets: {pts.budget_note}")
-    for r in g.results:
-        if r.skipped is not None:
-            note(f"{r.law} not fitted: {r.skipped}", style="yellow")
-            continue
-        console.print(_law_table(r))
-        say(f"  -> {r.path}")
-        if r.interval_note():
-            note(f"{r.law}: {r.interval_note()}", style="dim")
-        _print_entropy(r)
-        if r.law == "isoflop":
-            note(f"isoFLOP: {len(r.details['minima'])} budget(s) kept, {len(r.details['refused'])} refused; "
-                 f"parabola window: {r.details['window']}")
-            for ref in r.details.get("refused", []):
-                note(f"budget C={ref['C']:.3g} ({ref['n_points']} points) left out: {ref['reason']}", style="yellow")
-        for fl in r.flags:
-            note(f"FLAG {r.law}: {fl}", style="bold red")
-
-
-def _law_table(r) -> Table:
-    bs = r.bootstrap
-    surv = f", bootstrap {bs['survived']}/{bs['requested']} refits" if bs else ""
-    t = Table(title=f"{r.law} fit ({r.n_points} points{surv})", header_style="bold")
-    # no interval column where there are none (a note under the table says why)
-    for c in ("parameter", "value", "interval (10th-90th pct)")[:3 if r.intervals else 2]:
-        t.add_column(c, justify="right")
-    for k, v in r.params.items():
-        iv = r.intervals.get(k)
-        t.add_row(k, f"{v:.4g}", *([f"[{iv[0]:.4g}, {iv[1]:.4g}]" if iv else "-"] if r.intervals else []))
-    for k, v in r.details.get("goodness", {}).items():
-        t.add_row(k, f"{v:.4g}")
-    for k, v in r.details.get("held_out", {}).items():
-        t.add_row(f"held-out {k}", f"{v:.4g}")
-    ent = r.details.get("entropy")
-    if ent:
-        iv = ent["E_interval"]
-        t.add_row("true entropy H", f"{ent['H_nats_per_token']:.4g}",
-                  *(["inside E's interval" if ent["H_in_E_interval"] else "OUTSIDE E's interval"] if iv else []))
-        if ent.get("eval_floor_nats_per_token") is not None:
-            t.add_row("eval-set floor", f"{ent['eval_floor_nats_per_token']:.4g}",
-                      *(["inside E's interval" if ent["reference_in_E_interval"] else "OUTSIDE E's interval"]
-                        if iv else []))
-    return t
-
-
-def _print_entropy(r) -> None:
-    ent = r.details.get("entropy")
-    if not ent:
-        return
-    iv = ent["E_interval"]
-    note(f"E = {ent['E']:.4f}" + (f" [{iv[0]:.4f}, {iv[1]:.4f}]" if iv else "")
-         + f" against the source's true entropy H = {ent['H_nats_per_token']:.4f} nats/token "
-         f"(E - H = {ent['E_minus_H']:+.4f})"
-         + (f" and the evaluated tokens' exact floor {ent['eval_floor_nats_per_token']:.4f} "
-            f"(E - floor = {ent['E_minus_reference']:+.4f}; E is compared with the floor)"
-            if ent.get("compared_with") == "eval_floor" else ""))

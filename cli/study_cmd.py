@@ -53,8 +53,8 @@ def study(
     fits, plots = _fits(lib, s)
     _rule(f"recommend: C = {s.C:g} FLOPs")
     with user_errors():
-        recs = lib.recommend(s, fits)
-    _print_recommendations(recs)
+        recs, refused = lib.recommend(s, fits)
+    _print_recommendations(recs, refused)
     say("The published laws' losses are for their own data and tokenizer (MassiveText, 32k SentencePiece); only "
         "their N/D split carries over. " + lib.loss_note(data), style="dim")
     _rule("done")
@@ -94,15 +94,16 @@ def _sweep(lib, s, budgets: str) -> None:
 
 def _fits(lib, s) -> tuple[list, list[str]]:
     """Every group's fits, printed, with its plots; (the groups, the plot files)."""
-    from .scaling_cmd import _print_group
+    from ..scaling.pipeline import left_out_runs
+    from .fits_view import print_group
 
     with user_errors():
         opt, fits = lib.fit(s)
     plots: list[str] = []
-    for x in fits[0].points.left_out:
+    for x in left_out_runs(fits):
         say(f"left out {x['run']}: {x['reason']}", style="yellow")
     for g in fits:
-        _print_group(g, opt)
+        print_group(g, opt)  # with the group's notes (scaling.pipeline.group_notes)
         files, terminal = lib.plots(s, g)
         plots += files
         if terminal is not None:
@@ -110,35 +111,16 @@ def _fits(lib, s) -> tuple[list, list[str]]:
     return fits, plots
 
 
-def _print_recommendations(rows: list[dict]) -> None:
-    from rich.table import Table
+def _print_recommendations(rows: list[dict], refused: list[str]) -> None:
+    """The allocation table, each fitted law refused (it goes on without it), and the FLAG when the
+    fitted recommendations disagree beyond their intervals."""
+    from ..scaling.agreement import disagreement_flag
+    from .common import note
+    from .fits_view import recommendation_table
 
-    from .common import sci
-    from .scaling_cmd import _iv
-
-    t = Table(title="compute-optimal allocation", header_style="bold")
-    for c in ("law", "C (FLOPs)", "N_opt", "D_opt", "tokens/param", "loss"):
-        t.add_column(c, justify="left" if c == "law" else "right", no_wrap=c in ("law", "C (FLOPs)"))
-    for r in rows:
-        t.add_row(Text(r["law"]), sci(r["C"]), _iv(r, "N_opt"), _iv(r, "D_opt"),
-                  _iv(r, "tokens_per_param", lambda v: f"{v:.1f}"), _iv(r, "loss", lambda v: f"{v:.3f}"))
-    console.print(t)
-    flag = _disagreement(rows)
+    for why in refused:
+        note(f"left out of the recommendation: {why}", style="yellow")
+    console.print(recommendation_table(rows, as_written=False))
+    flag = disagreement_flag(rows)
     if flag:
-        say(f"FLAG {flag}", style="yellow")
-
-
-def _disagreement(rows: list[dict]) -> str | None:
-    """First-hour C7: the study's recommendations disagreeing beyond their intervals are flagged, by
-    llmhist.scaling.agreement.disagreement_flag (h22b's; looked up by name until it is merged here)."""
-    import importlib
-
-    try:
-        flag = importlib.import_module("llmhist.scaling.agreement").disagreement_flag
-    except (ImportError, AttributeError):
-        return None
-    by_budget: dict = {}
-    for r in rows:  # the flag compares the recommendations of one budget
-        by_budget.setdefault(r.get("C"), []).append(r)
-    said = [f for group in by_budget.values() if (f := flag(group))]
-    return "; ".join(said) or None
+        note(f"FLAG {flag}", style="bold red")

@@ -206,14 +206,8 @@ def _optimality_rows(add: Callable, rows: list[dict], section: str, law, N: list
 def compare_rows(entries: Sequence[Entry], fits: Sequence[str] = (), layout: Any = None) -> list[dict]:
     """Rows for `compare`: raw values (for --json), formatted ones, and per model the assumed
     values each row rests on."""
-    from ..archs.accounting import (
-        activation_bytes_per_token,
-        flops_per_token,
-        kv_cache_bytes_per_token,
-        params,
-        weight_bytes,
-    )
-    from ..archs.catalogue import FLOPS_RESTS, applies, rests_on_assumed
+    from ..archs.accounting import params
+    from ..archs.catalogue import applies, rests_on_assumed
     from ..scaling import laws
 
     rows: list[dict] = []
@@ -242,6 +236,25 @@ def compare_rows(entries: Sequence[Entry], fits: Sequence[str] = (), layout: Any
     add("choices", "MoE", [f"{a.moe.n_experts}x top-{a.moe.top_k}" if a.moe else "-" for a in specs])
     add("choices", "optimizer", [e.optimizer for e in entries])
     add("choices", "tokenizer", [e.tokenizer for e in entries])
+    _accounting_rows(add, entries, specs, ps, T)
+    D = [e.train_tokens for e in entries]
+    add("training", "tokens D", D, human, rests="D")
+    add("training", "compute C = 6ND", [6 * p.active * d if d else None for p, d in zip(ps, D)], sci, rests="tokens")
+    add("training", "tokens / parameter", [d / p.active if d else None for p, d in zip(ps, D)],
+        lambda v: "n/a" if v is None else f"{v:.1f}", rests="tokens")
+    chosen = [(n, laws.PUBLISHED[n]) for n in LAWS] + [(Path(f).stem, laws.load(f)) for f in fits]
+    for name, law in chosen:
+        _optimality_rows(add, rows, f"compute-optimal ({name})", law, [p.active for p in ps], D)
+    add("compute-optimal (20 tok/param)", "D for its N", [laws.tokens_20x(p.active) for p in ps], human, rests="params")
+    rows += _parallel_compare_rows(entries, layout)
+    return rows
+
+
+def _accounting_rows(add: Callable[..., None], entries: Sequence[Entry], specs: list, ps: list, T: list[int]) -> None:
+    """compare's parameter, FLOP and memory rows (each resting on the assumed values it uses)."""
+    from ..archs.accounting import activation_bytes_per_token, flops_per_token, kv_cache_bytes_per_token, weight_bytes
+    from ..archs.catalogue import FLOPS_RESTS
+
     add("parameters", "total", [p.total for p in ps], human, rests="params")
     add("parameters", "non-embedding", [p.non_embedding for p in ps], human, rests="params")
     add("parameters", "active per token", [p.active for p in ps], human, rests="params")
@@ -256,17 +269,6 @@ def compare_rows(entries: Sequence[Entry], fits: Sequence[str] = (), layout: Any
     add("memory", "KV cache / token bf16", [kv_cache_bytes_per_token(a) for a in specs], nbytes, rests="kv_cache")
     add("memory", "KV cache at ctx_len", [kv_cache_bytes_per_token(a) * a.ctx_len for a in specs], nbytes,
         rests="kv_cache")
-    D = [e.train_tokens for e in entries]
-    add("training", "tokens D", D, human, rests="D")
-    add("training", "compute C = 6ND", [6 * p.active * d if d else None for p, d in zip(ps, D)], sci, rests="tokens")
-    add("training", "tokens / parameter", [d / p.active if d else None for p, d in zip(ps, D)],
-        lambda v: "n/a" if v is None else f"{v:.1f}", rests="tokens")
-    chosen = [(n, laws.PUBLISHED[n]) for n in LAWS] + [(Path(f).stem, laws.load(f)) for f in fits]
-    for name, law in chosen:
-        _optimality_rows(add, rows, f"compute-optimal ({name})", law, [p.active for p in ps], D)
-    add("compute-optimal (20 tok/param)", "D for its N", [laws.tokens_20x(p.active) for p in ps], human, rests="params")
-    rows += _parallel_compare_rows(entries, layout)
-    return rows
 
 
 # ------------------------------------------------------------------- per-GPU memory and step time

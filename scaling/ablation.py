@@ -1,7 +1,7 @@
 """An ablation's analysis: each variant's frontier (isoFLOP minima with a band), the CEG of every
 comparison with intervals (llmhist.scaling.ceg), the cumulative product along a ladder, the CEG of
 compute-optimal allocation from published laws, and the fits written as JSON. It reads the runs
-through the run folder's one reader (llmhist.train.runfolder.run_state) and the plan through
+through the run folder's one reader (llmhist.train.runstate.run_state) and the plan through
 llmhist.train.ablate.load; the plots are llmhist.scaling.ablation_plots.
 """
 

@@ -25,7 +25,6 @@ the same for the allocation CEG, which scores Kaplan's allocation and the optimu
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -348,13 +347,7 @@ def load(path: str | Path):
     from .result import FitResult
 
     path = Path(path)
-    try:
-        d = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise LawError(f"{path}: not a readable fit file ({e})") from e
-    if not isinstance(d, dict):
-        raise LawError(f"{path}: not a fit file (expected a JSON object)")
-    return FitResult.from_dict(d).to_law(source=str(path), default_name=path.stem)
+    return FitResult.read(path).to_law(source=str(path), default_name=path.stem)
 
 
 def compute_optimality(N: float, D: float, law) -> dict:

@@ -55,12 +55,20 @@ def _meant(text: str) -> str | None:
     return short_sci(v) if math.isfinite(v) else None
 
 
+# A typo guard, not physics: the largest trained models used ~1e26 FLOPs (Llama 3.1 405B: 3.8e25), so
+# 1e32 leaves a millionfold headroom and still refuses a slipped exponent (1e300).
+MAX_VALUE = 1e32
+
+
 def positive(value, option: str) -> float:
-    """value as a positive finite float, or a BudgetError naming the option."""
+    """value as a positive finite float at most MAX_VALUE, or a BudgetError naming the option."""
     v = number(value, option)
     if not math.isfinite(v) or v <= 0:
         raise BudgetError(f"{option} {v:g}: must be a positive finite number (e.g. {option} "
                           f"{EXAMPLES.get(option, '1e21')})")
+    if v > MAX_VALUE:
+        raise BudgetError(f"{option} {v:g}: above {MAX_VALUE:g}, which no training run comes near (a typo in the "
+                          f"exponent?); e.g. {option} {EXAMPLES.get(option, '1e21')}")
     return v
 
 

@@ -6,7 +6,8 @@ bootstrap resamples, the budget to recommend for, the folder, plots, worker spli
 on construction before any run starts; its defaults are llmhist.train.defaults'. Then:
 `plan` (the isoFLOP sweep and its time estimate, llmhist.train.sweep), `split` and `run` (the
 local queue; resumable), `fit` (every law the points support, with intervals: llmhist.scaling.pipeline), `plots`
-and `recommend` (the compute-optimal allocation of the published laws and of the fitted ones).
+and `recommend` (the compute-optimal allocation of the published laws and of the fitted ones; a
+fitted law with no allocation, its exponent a <= 0, is left out and the refusal returned).
 """
 
 from __future__ import annotations
@@ -110,15 +111,21 @@ def plots(study: Study, group: Any) -> tuple[list[str], str | None]:
     return files, terminal_plot(done, group.points) if study.plot == "terminal" else None
 
 
-def recommend(study: Study, fits: list) -> list[dict]:
-    """The compute-optimal allocation at study.C of the published laws and of the fitted ones."""
+def recommend(study: Study, fits: list) -> tuple[list[dict], list[str]]:
+    """(the compute-optimal allocation at study.C of the published laws and of the fitted ones, the
+    refusals): a fitted law that is no law (its N_opt exponent a <= 0, say) is left out, saying why."""
     from . import laws as L
     from .recommend import recommend as rec
 
     fit_files = [Path(r.path) for g in fits for r in g.results
                  if r.path and r.law in ("chinchilla", "isoflop", "envelope")]
-    chosen = [L.get(n) for n in L.DEFAULT_LAWS] + [L.load(f) for f in fit_files]
-    return [rec(law, C=study.C) for law in chosen]
+    chosen, refused = [L.get(n) for n in L.DEFAULT_LAWS], []
+    for f in fit_files:
+        try:
+            chosen.append(L.load(f))
+        except L.LawError as e:
+            refused.append(str(e))
+    return [rec(law, C=study.C) for law in chosen], refused
 
 
 def loss_note(data: str) -> str:

@@ -65,6 +65,7 @@ TABLES = {
     "abc": ("abc.csv", "N,D,loss\n1e6,2e7,3.1\n2e6,4e7,abc\n"),
     "falling": ("falling.json", '{"law": "kaplan", "params": {"alpha_N": 0.07, "alpha_D": 0.09, "N_c": 8e13, '
                                 '"D_c": 5e13, "n_opt_coef": 1e9, "a": -2.04}}'),
+    "garbage": ("garbage.bin", b"\x80\x81\xfe\xff not utf-8"),  # a binary file given as a fit
 }
 FIT = "--out {new} --bootstrap 0"
 
@@ -255,6 +256,9 @@ CASES: dict[str, Case] = {
     "recommend inference -5": Case("recommend --flops 1e21 --inference-tokens -5", ("--inference-tokens -5",)),
     "recommend fit missing": Case("recommend --flops 1e21 --fit {tmp}/nope.json", ("nope.json", "fit file")),
     "recommend fit broken": Case("recommend --flops 1e21 --fit {table:broken}", ("broken.json", "fit file")),
+    "recommend fit binary": Case("recommend --flops 1e21 --fit {table:garbage}", ("garbage.bin", "fit file")),
+    "recommend flops 1e300": Case("recommend --flops 1e300", ("--flops 1e+300", "above 1e+32")),
+    "recommend params 1e40": Case("recommend --params 1e40", ("--params 1e+40", "above 1e+32")),
     "recommend fit a table": Case("recommend --flops 1e21 --fit {table:small}", ("small.csv", "fit file")),
     "recommend fit not a law": Case("recommend --flops 1e21 --fit {table:not_a_law}", ("not_a_law.json",)),
     "recommend fit falling optimum": Case("recommend --flops 1e19 --fit {table:falling}",
@@ -341,7 +345,7 @@ def world(tmp_path_factory):
     for name, text in GRIDS.items():
         (grids / f"{name}.toml").write_text(text)
     for name, text in TABLES.values():
-        (tmp / name).write_text(text)
+        (tmp / name).write_bytes(text if isinstance(text, bytes) else text.encode())
     fifo = tmp / "pipe.txt"
     os.mkfifo(fifo)
     return {"run": run, "sweep": sweep, "corrupt": corrupt, "grids": grids, "fifo": fifo, "tmp": tmp}

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from llmhist.cli.main import app
-from llmhist.train import corpora, data, tokencache
+from llmhist.train import corpora, data, tokencache, tokenizers
 from llmhist.train.config import TrainConfig
 
 pa = pytest.importorskip("pyarrow")
@@ -99,7 +99,7 @@ def test_bpe_is_trained_on_the_streamed_training_rows(tmp_path):
     c = data.load(str(jsonl_folder(tmp_path / "jl", texts)), tokenizer="bpe300")
     assert c.vocab_size == 300 and c.tokenizer == "bpe300" and c.bytes_per_token > 1.5
     assert int(np.max(c.train)) >= 256  # merges are used
-    tok = data.tokenizer_for("bpe300", c.fingerprint, b"")  # the cached tokenizer (no training input needed)
+    tok = tokenizers.tokenizer_for("bpe300", c.fingerprint, b"")  # the cached tokenizer (no training input needed)
     val_rows = [t for t in texts if corpora.is_val(t.encode())]
     assert tok.decode(c.val) == "".join(t + "\n\n" for t in val_rows)
 

@@ -216,6 +216,37 @@ def test_the_study_recommendations_that_disagree_beyond_their_intervals_get_one_
     assert disagreement_flag(rows[:3]) is None
 
 
+def test_study_leaves_out_a_fit_whose_exponent_is_not_positive_and_goes_on(tmp_path, capsys):
+    """C7: one fitted law with a <= 0 ended the study (exit 2, after its plots); now it is named and left out,
+    the others recommend, and a disagreement beyond the intervals prints its FLAG under the table."""
+    from types import SimpleNamespace
+
+    from llmhist.cli.study_cmd import _print_recommendations
+    from llmhist.scaling import study
+
+    def power_law(name: str, law: str, a: float, k_N: float) -> SimpleNamespace:
+        p = tmp_path / f"{name}.json"  # N_opt = k_N C^a, D_opt = C / (6 N_opt)
+        p.write_text(json.dumps({"law": law, "name": name, "params": {"a": a, "k_N": k_N, "b": 1 - a,
+                                                                     "k_D": 1 / (6 * k_N)}}))
+        return SimpleNamespace(path=str(p), law=law)
+
+    fits = [SimpleNamespace(results=[power_law("good-iso", "isoflop", 0.5, 0.1),
+                                     power_law("bad-env", "envelope", -0.2, 1e9)])]
+    rows, refused = study.recommend(study.Study(out=tmp_path / "s", flops=1e13), fits)
+    assert len(refused) == 1 and "bad-env.json" in refused[0] and "a = -0.2 is not positive" in refused[0]
+    assert len(rows) == len(laws.DEFAULT_LAWS) + 1 and rows[-1]["law"] == "good-iso"
+    assert math.isclose(rows[-1]["N_opt"], 0.1 * 1e13**0.5, rel_tol=1e-9)
+    _print_recommendations(rows, refused)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "left out of the recommendation: " in out and "bad-env.json" in out and "good-iso" in out
+    assert "FLAG the fitted" not in out  # no intervals: nothing to disagree beyond
+    wide = [{"law": "x", "C": 1e13, "N_opt": 1e5, "N_opt_interval": (9e4, 1.1e5), "D_opt": 1e7},
+            {"law": "y", "C": 1e13, "N_opt": 1e6, "N_opt_interval": (9e5, 1.1e6), "D_opt": 1e6}]
+    _print_recommendations(wide, [])
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"FLAG {disagreement_flag(wide)}" in out
+
+
 def test_fit_output_reads_at_80_columns(runs, tmp_path):
     """K2 (paths inside table titles, cut at 100 columns) and K3 (notes cut mid-word)."""
     r = runner.invoke(app, ["fit", str(runs), "--bootstrap", "20", "--plot", "none", "--out", str(tmp_path / "f")],
@@ -230,6 +261,19 @@ def test_fit_output_reads_at_80_columns(runs, tmp_path):
         if not l.startswith(("  -> ", "  from ", "left out ")):
             assert len(l) <= 80, l
     assert "FLAG envelope: one training horizon per model size (28 sizes): Approach 1 needs" in r.output
+
+
+def test_recommend_and_ablate_plan_notes_wrap_on_words_at_80_columns():
+    """K3: ablate's notes were printed with soft_wrap (one long line each); recommend's and ablate's notes go
+    through cli.common.note, so every line but a path's fits 80 columns, broken between words."""
+    for args in (["recommend", "--flops", "1e21", "--gpus", "8", "--gpu", "h100"], ["ablate", "plan", "gpt2", "llama3"]):
+        r = runner.invoke(app, args, env={"COLUMNS": "80"})
+        assert r.exit_code == 0, r.output
+        lines = r.output.splitlines()
+        assert all(len(x) <= 80 for x in lines if not x.startswith("  -> ")), [x for x in lines if len(x) > 80]
+        words = set(" ".join(r.output.split()).split())
+        assert all(x.split()[-1] in words for x in lines if x.strip())  # no word cut at a line's end
+    assert any(x.startswith("estimated wall time") for x in lines) and "  -> runs/ablate-gpt2-llama3" in lines
 
 
 def _help_pages():

@@ -232,6 +232,10 @@ def test_config_json_records_the_resolved_run_and_old_folders_still_resume(tmp_p
     s = train(cfg)
     doc = json.loads((out / "config.json").read_text())
     res = doc["resolved"]
+    from llmhist.train import runfolder
+
+    row = next(x for x in runfolder.readme_table().splitlines() if x.startswith("| `config.json`"))
+    assert all(f"`{k}`" in row for k in doc), (sorted(doc), row)  # runs/README.md names every block
     assert set(res) == set(doc["train"]) - {"out"} and doc["train"]["lr"] is None and doc["train"]["warmup"] is None
     assert res["lr"]["value"] == doc["plan"]["peak_lr"] and res["lr"]["source"].startswith("recipe: GPT-3")
     assert res["warmup"] == {"value": recipe_for("gpt2").warmup_frac,

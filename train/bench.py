@@ -86,26 +86,45 @@ def bench(arch: str, size: str | None = None, d_model: int | None = D.BENCH_D_MO
         ours_c = build(a, dev)
         impls["llmhist compiled"] = _step_fn(torch.compile(ours_c), torch.optim.AdamW(ours_c.parameters(), lr=1e-4, **fused),
                                              x, y, amp, False)
-    skipped = None
-    if hf:
-        try:
-            from ..archs import hf as hfmap
+    skipped = _add_transformers(impls, a, dev, x, y, amp, fused, compile) if hf else None
+    times = _time(impls, dev, steps, repeats)
+    fpt = accounting.flops_per_token(a, "palm", ctx)
+    peak = devmod.peak_flops(dev, dtype, peak_flops)
+    res, peak = _results(times, batch * ctx, fpt, peak, dev, peak_flops)  # the peak as re-measured, if it was
+    return {"arch": a.name, "d_model": a.d_model, "n_layers": a.n_layers, "n_heads": a.n_heads, "ctx": ctx,
+            "batch": batch, "device": str(dev), "device_name": devmod.device_name(dev), "dtype": dtype,
+            "flops_per_token": fpt, "peak_flops": peak,
+            "peak_source": "override" if peak_flops else ("measured matmul probe" if dev.type == "cpu" else "datasheet"),
+            "results": res, "hf_skipped": skipped, "torch": torch.__version__}
 
-            ref = hfmap.hf_model(a, str(dev))
-            ref.config._attn_implementation = "sdpa"
-            ref.train()
-            impls["transformers eager (sdpa)"] = _step_fn(
-                ref, torch.optim.AdamW(ref.parameters(), lr=1e-4, **fused), x, y, amp, True)
-            if compile:
-                ref_c = hfmap.hf_model(a, str(dev))
-                ref_c.config._attn_implementation = "sdpa"
-                ref_c.train()
-                impls["transformers compiled"] = _step_fn(
-                    torch.compile(ref_c), torch.optim.AdamW(ref_c.parameters(), lr=1e-4, **fused), x, y, amp, True)
-        except ImportError:
-            skipped = "transformers is not installed (pip install 'llmhist[test]')"
-        except ValueError as e:  # NoHFEquivalent
-            skipped = str(e)
+
+def _add_transformers(impls: dict, a, dev, x, y, amp, fused: dict, compile: bool) -> str | None:
+    """Add transformers' implementation of `a` (sdpa attention; compiled too with `compile`) to
+    impls; why it is skipped (not installed, no equivalent), or None."""
+    try:
+        from ..archs import hf as hfmap
+
+        ref = hfmap.hf_model(a, str(dev))
+        ref.config._attn_implementation = "sdpa"
+        ref.train()
+        impls["transformers eager (sdpa)"] = _step_fn(
+            ref, torch.optim.AdamW(ref.parameters(), lr=1e-4, **fused), x, y, amp, True)
+        if compile:
+            ref_c = hfmap.hf_model(a, str(dev))
+            ref_c.config._attn_implementation = "sdpa"
+            ref_c.train()
+            impls["transformers compiled"] = _step_fn(
+                torch.compile(ref_c), torch.optim.AdamW(ref_c.parameters(), lr=1e-4, **fused), x, y, amp, True)
+    except ImportError:
+        return ("transformers is not installed: pip install 'llmhist[test]' "
+                "(from a checkout: pip install -e '.[test]')")
+    except ValueError as e:  # NoHFEquivalent
+        return str(e)
+    return None
+
+
+def _time(impls: dict[str, Callable[[], object]], dev, steps: int, repeats: int) -> dict[str, list[float]]:
+    """Seconds per step of each implementation, `repeats` times, interleaved (after 3 warm-up steps)."""
     for fn in impls.values():  # warm up (and compile)
         for _ in range(3):
             fn()
@@ -119,13 +138,18 @@ def bench(arch: str, size: str | None = None, d_model: int | None = D.BENCH_D_MO
                 fn()
             _sync(dev)
             times[k].append((time.perf_counter() - t) / steps)
-    fpt = accounting.flops_per_token(a, "palm", ctx)
-    peak = devmod.peak_flops(dev, dtype, peak_flops)
+    return times
+
+
+def _results(times: dict[str, list[float]], tokens_per_step: int, fpt: float, peak, dev,
+             peak_flops: float | None) -> tuple[list[dict[str, Any]], float | None]:
+    """(each implementation's median step, throughput, MFU and throughput against transformers', the
+    peak used: an implausible MFU re-measures a CPU peak)."""
     res: list[dict[str, Any]] = []
     hf_tps = None
     for k, ts in times.items():
         s = statistics.median(ts)
-        tps = batch * ctx / s
+        tps = tokens_per_step / s
         if k.startswith("transformers eager"):
             hf_tps = tps
         mfu, peak, note = devmod.mfu(tps * fpt, peak, dev, peak_flops)  # never above 1 (re-measures a CPU peak)
@@ -133,8 +157,4 @@ def bench(arch: str, size: str | None = None, d_model: int | None = D.BENCH_D_MO
                     "mfu": mfu, "mfu_note": note, "all_ms": [1e3 * t for t in ts]})
     for r in res:
         r["ratio_vs_hf"] = r["tokens_per_s"] / hf_tps if hf_tps else None
-    return {"arch": a.name, "d_model": a.d_model, "n_layers": a.n_layers, "n_heads": a.n_heads, "ctx": ctx,
-            "batch": batch, "device": str(dev), "device_name": devmod.device_name(dev), "dtype": dtype,
-            "flops_per_token": fpt, "peak_flops": peak,
-            "peak_source": "override" if peak_flops else ("measured matmul probe" if dev.type == "cpu" else "datasheet"),
-            "results": res, "hf_skipped": skipped, "torch": torch.__version__}
+    return res, peak

@@ -170,7 +170,8 @@ def _pyarrow_parquet():
     try:
         import pyarrow.parquet as pq
     except ImportError as e:
-        raise data_error("reading parquet needs the `pyarrow` package: pip install 'llmhist[parquet]'") from e
+        raise data_error("reading parquet needs the `pyarrow` package: pip install 'llmhist[parquet]' "
+                         "(from a checkout: pip install -e '.[parquet]')") from e
     return pq
 
 
@@ -238,7 +239,7 @@ def _datasets(data: str):
         import datasets
     except ImportError as e:
         raise data_error(f"--data {data}: reading a saved or Hub dataset needs the `datasets` package: "
-                         "pip install 'llmhist[hub]'") from e
+                         "pip install 'llmhist[hub]' (from a checkout: pip install -e '.[hub]')") from e
     return datasets
 
 

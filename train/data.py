@@ -1,10 +1,11 @@
-"""Training data: where tokens come from, how they are split, tokenised and sampled.
+"""Training data: where tokens come from, how they are split and sampled (tokenisers in
+llmhist.train.tokenizers).
 
 Sources (`--data`):
 - ``stdlib`` (default): the running Python's standard library sources (tests excluded), real
   human-written code, comments and docstrings found via sysconfig, no download.
 - ``prose``: English prose from gensim's wheel (news articles and a Wikipedia extract), when the
-  optional extra ``prose`` is installed;
+  optional extra ``prose`` is installed (llmhist.train.prose);
 - a text file or a folder of text files;
 - pre-tokenised token files as nanoGPT writes them (``train.bin``/``val.bin`` of uint16 or uint32,
   or one ``.bin`` file), memory-mapped and never loaded whole;
@@ -25,7 +26,6 @@ import json
 import math
 import os
 import sysconfig
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,18 +33,12 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import UserError
-from ..core.files import atomic_path, fault
-from .config import bpe_vocab
+from ..core.files import atomic_path
 
 VAL_EVERY = 20  # 1 file in 20 (by a hash of its path) goes to validation: a deterministic ~5% split
 TEXT_SUFFIXES = {".txt", ".md", ".py", ".rst", ".json", ".csv", ".tex", ".html", ".c", ".h", ".js", ".toml", ".yaml", ".yml"}
 SKIP_DIRS = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__", ".git"}
 SEPARATOR = b"\n\n"
-# bumped when BPE training changes, so caches of tokenizers (and their token arrays) from an older
-# trainer are not reused: v2 stopped feeding the trainer overlapping copies of the text
-BPE_CACHE_VERSION = 2
-
-
 class DataError(UserError, ValueError):
     """Unusable data: the message says which path or option and how to fix it."""
 
@@ -149,70 +143,6 @@ def split_text(root: Path, files: list[Path]) -> tuple[bytes, bytes]:
     return SEPARATOR.join(train), SEPARATOR.join(val)
 
 
-# ----------------------------------------------------------------------------- tokenisers
-
-
-class ByteTokenizer:
-    """Raw UTF-8 bytes: vocabulary 256, nothing to train, one byte per token."""
-
-    name = "bytes"
-    vocab_size = 256
-
-    def encode(self, b: bytes) -> np.ndarray:
-        return np.frombuffer(b, dtype=np.uint8).astype(np.uint16)
-
-    def decode(self, ids) -> str:
-        return bytes(int(i) for i in ids if i < 256).decode("utf-8", errors="replace")
-
-
-class BPETokenizer:
-    """Byte-level BPE trained locally on the training split with the `tokenizers` library
-    (its Rust trainer is far faster than anything we would write), cached by corpus fingerprint."""
-
-    def __init__(self, vocab_size: int, train_bytes: bytes | Callable[[], Iterable[str]], cache: Path):
-        """train_bytes: the training split, or a function giving its texts as an iterator (a
-        streamed corpus: the trainer counts words as they come and never holds the text whole)."""
-        try:
-            from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-        except ImportError as e:
-            raise DataError("the BPE tokenizer needs the `tokenizers` package: pip install 'llmhist[bpe]'") from e
-        self.name, self.vocab_size = f"bpe{vocab_size}", vocab_size
-        self.tok: Any = None
-        if cache.exists():
-            try:
-                self.tok = Tokenizer.from_file(str(cache))
-            except Exception:  # noqa: BLE001  (a damaged cache, only a cache: train it again)
-                cache.unlink(missing_ok=True)
-        if self.tok is None:
-            tok = Tokenizer(models.BPE())
-            tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-            tok.decoder = decoders.ByteLevel()
-            trainer = trainers.BpeTrainer(
-                vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
-            )
-            if callable(train_bytes):
-                chunks: Iterable[str] = train_bytes()
-            else:
-                text = train_bytes.decode("utf-8", errors="replace")
-                chunks = (text[i : i + (1 << 20)] for i in range(0, len(text), 1 << 20))
-            tok.train_from_iterator(chunks, trainer=trainer)
-            fault("data/bpe_trained")
-            with atomic_path(cache) as tmp:
-                tok.save(str(tmp))
-            self.tok = tok
-
-    def encode(self, b: bytes) -> np.ndarray:
-        text = b.decode("utf-8", errors="replace")
-        lines = text.splitlines(keepends=True)
-        ids = []
-        for enc in self.tok.encode_batch(["".join(lines[i : i + 256]) for i in range(0, len(lines), 256)]):
-            ids.extend(enc.ids)
-        return np.asarray(ids, dtype=np.uint16 if self.vocab_size <= 65536 else np.uint32)
-
-    def decode(self, ids) -> str:
-        return self.tok.decode([int(i) for i in ids])
-
-
 def cache_dir() -> Path:
     return Path(os.environ.get("LLMHIST_CACHE", Path.home() / ".cache" / "llmhist"))
 
@@ -226,6 +156,8 @@ def _text_corpus(name: str, root: Path, tokenizer: str, suffixes: set[str] | Non
     if len(train_b) == 0 or len(val_b) == 0:
         raise DataError(f"{root}: the data is empty; give a non-empty text file or folder")
     fp = _fingerprint(f"split:file-hash-mod-{VAL_EVERY}\n".encode(), train_b, val_b)
+    from .tokenizers import tokenize
+
     tok, train, val = tokenize(tokenizer, fp, train_b, val_b)
     return Corpus(
         name=name, train=train, val=val, vocab_size=tok.vocab_size, fingerprint=fp,
@@ -236,43 +168,6 @@ def _text_corpus(name: str, root: Path, tokenizer: str, suffixes: set[str] | Non
 
 def _fingerprint(tag: bytes, train_b: bytes, val_b: bytes) -> str:
     return hashlib.sha256(tag + hashlib.sha256(train_b).digest() + hashlib.sha256(val_b).digest()).hexdigest()
-
-
-def tokenize(tokenizer: str, fp: str, train_b: bytes, val_b: bytes):
-    """(tokenizer, train ids, val ids) for a --tokenizer value: bytes, or a BPE trained on the
-    training split and cached with its token arrays under the corpus fingerprint."""
-    tok = tokenizer_for(tokenizer, fp, train_b)
-    if isinstance(tok, ByteTokenizer):
-        return tok, tok.encode(train_b), tok.encode(val_b)
-    return (tok, *_cached_tokens(fp, tok, train_b, val_b))
-
-
-def tokenizer_for(tokenizer: str, fp: str, train: bytes | Callable[[], Iterable[str]]):
-    """The tokenizer a --tokenizer value names: bytes, or a BPE trained on `train` (the training
-    split, or a function streaming its texts) and cached under the corpus fingerprint."""
-    if tokenizer == "bytes":
-        return ByteTokenizer()
-    try:
-        size = bpe_vocab(tokenizer)  # the one check of a --tokenizer value (TrainConfig makes it too)
-    except UserError as e:
-        raise DataError(str(e)) from None
-    assert size is not None  # "bytes" returned above
-    return BPETokenizer(size, train, cache_dir() / "tokenizers" / f"{fp[:16]}-bpe{size}-v{BPE_CACHE_VERSION}.json")
-
-
-def _cached_tokens(fp: str, tok, train_b: bytes, val_b: bytes) -> tuple[np.ndarray, np.ndarray]:
-    d = cache_dir() / "tokens" / f"{fp[:16]}-{tok.name}-v{BPE_CACHE_VERSION}"
-    out = []
-    for split, b in (("train", train_b), ("val", val_b)):
-        p = d / f"{split}.npy"
-        arr = _load_cached(p)
-        if arr is None:
-            fault("data/bpe_encode")
-            with atomic_path(p) as tmp:
-                np.save(tmp, tok.encode(b))
-            arr = np.load(p, mmap_mode="r")
-        out.append(arr)
-    return out[0], out[1]
 
 
 def _load_cached(p: Path) -> np.ndarray | None:
@@ -457,59 +352,6 @@ def markov_corpus(spec: str) -> Corpus:
                   entropy_nats=m.entropy_nats, meta={"markov": dict(m.__dict__)})
 
 
-# ------------------------------------------------------------------------- English prose
-
-
-def prose_files() -> tuple[Path, Path]:
-    """English prose shipped inside gensim's wheel (its test data): the Lee news corpus and a
-    shortened Wikipedia dump. Found without importing gensim (slow, and not needed)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("gensim")
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError("--data prose reads English text shipped in gensim's wheel: pip install 'llmhist[prose]' "
-                        "(or use --data stdlib, the default)")
-    d = Path(next(iter(spec.submodule_search_locations))) / "test" / "test_data"
-    lee = d / "lee_background.cor"
-    wiki = d / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
-    if not lee.exists() or not wiki.exists():
-        raise DataError(f"{d}: this gensim wheel lacks its test data (lee_background.cor, the enwiki extract)")
-    return lee, wiki
-
-
-def prose_documents() -> list[tuple[str, bytes]]:
-    """(name, text) per document: 300 news articles and each Wikipedia article's wikitext."""
-    import bz2
-    import xml.etree.ElementTree as ET
-
-    lee, wiki = prose_files()
-    docs = [(f"lee/{i}", line.strip().encode()) for i, line in enumerate(lee.read_text(errors="replace").splitlines())
-            if line.strip()]
-    title = None
-    with bz2.open(wiki) as f:
-        for _, el in ET.iterparse(f):
-            tag = el.tag.rsplit("}", 1)[-1]
-            if tag == "title":
-                title = el.text
-            elif tag == "text" and el.text and not el.text.lstrip().lower().startswith("#redirect"):
-                docs.append((f"wiki/{title}", el.text.encode()))
-            if tag == "page":
-                el.clear()
-    return docs
-
-
-def prose_corpus(tokenizer: str) -> Corpus:
-    docs = prose_documents()
-    train_b = SEPARATOR.join(b for n, b in docs if not _is_val(n))
-    val_b = SEPARATOR.join(b for n, b in docs if _is_val(n))
-    fp = _fingerprint(b"prose-v1", train_b, val_b)
-    tok, train, val = tokenize(tokenizer, fp, train_b, val_b)
-    return Corpus(name="prose (gensim test data: Lee news corpus + Wikipedia extract)", train=train, val=val,
-                  vocab_size=tok.vocab_size, fingerprint=fp, bytes_per_token=len(val_b) / max(1, len(val)),
-                  tokenizer=tok.name, meta={"documents": len(docs), "train_bytes": len(train_b),
-                                            "val_bytes": len(val_b)})
-
-
 # ------------------------------------------------------------------------------ loading
 
 
@@ -554,6 +396,8 @@ def _load(data: str, tokenizer: str, token_dtype: str, vocab_size: int | None) -
             raise DataError(f"the standard library sources were not found at {root}; give --data PATH")
         return _text_corpus("stdlib", root, tokenizer, {".py"})
     if data == "prose":
+        from .prose import prose_corpus
+
         return prose_corpus(tokenizer)
     if data == "markov" or data.startswith("markov:"):
         if tokenizer != "bytes":

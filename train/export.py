@@ -64,7 +64,8 @@ def export(run_dir: str | Path, out_dir: str | Path) -> dict:
     try:
         import transformers  # noqa: F401
     except ImportError as e:
-        raise ExportError("export needs transformers: pip install 'llmhist[export]'") from e
+        raise ExportError("export needs transformers: pip install 'llmhist[export]' "
+                          "(from a checkout: pip install -e '.[export]')") from e
     ref = hf.hf_model(a)
     hf.load_into_hf(a, model, ref)
     ref.config._attn_implementation = "sdpa"

@@ -13,7 +13,7 @@ optimizer, autocast), resume (one path for a killed run and for a WSD branch's s
 evaluate, on_evaluation (metrics row, divergence rule, checkpoint by time, report), finish. Its
 parts live beside it: the plan (runplan.py), the LR and evaluation schedules (schedule.py), the
 checkpoint IO (checkpoint.py), Ctrl-C at a step boundary (stop.py); the model initialises itself
-(archs/model.py) and activation checkpointing wraps its blocks from here (checkpoint_blocks).
+(archs/model.py) and activation checkpointing wraps its blocks from outside it (trainstate.checkpoint_blocks).
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ Files (runs/README.md is generated from the same facts; `readme_table()` prints 
                        "plan_hash", "budget", "group"]}, written by whoever asks for the run (train CLI,
                        sweep, study, ablate); the worker reads it; `budget` is the plan's nominal
                        isoFLOP budget, which `llmhist fit` groups by
-    config.json        what the run is: {"train", "arch", "recipe", "data", "plan"[, "branch_of"]}
+    config.json        what the run is: {"train", "resolved", "arch", "recipe", "data", "plan"[, "branch_of"]};
+                       "resolved": every option's {"value", "source"} (llmhist.train.config.ResolvedRun)
     metrics.csv        one row per evaluation, columns METRIC_COLUMNS
     summary.json       written last (Summary): SUMMARY_KEYS; "status" is "finished" or "diverged"
     progress.json      (Progress) status, step, losses, pid/host and time of the last update
@@ -454,8 +455,10 @@ def readme_table() -> str:
               "\"group\"]}`, written by whoever asks for the run (train, sweep, study, ablate); `python -m "
               "llmhist.train.worker RUN_DIR` reads it. `budget` is the plan's nominal isoFLOP budget (FLOPs), "
               "which `llmhist fit` groups the runs by; `group` the plan's label")),
-        (CONFIG, ("what the run is: `train` (the options), `arch` (the full spec), `recipe`, `data` (name, "
-                 "fingerprint, sizes, tokenizer), `plan` (steps, batch, warmup, peak LR), `branch_of` for a WSD branch")),
+        (CONFIG, ("what the run is: `train` (the options as given), `resolved` (every option but out as "
+                 "{\"value\", \"source\"}: the value the run used and where it came from, \"given\", \"default\" "
+                 "or \"recipe: <citation>\"), `arch` (the full spec), `recipe`, `data` (name, fingerprint, "
+                 "sizes, tokenizer), `plan` (steps, batch, warmup, peak LR), `branch_of` for a WSD branch")),
         (METRICS, (f"one row per evaluation; columns {cols} (losses in nats/token; {', '.join(TIMING_COLUMNS)} "
                   "depend on the machine)")),
         (SUMMARY, f"written last; keys {keys}; a diverged run adds error, diverged_at_step, diverged_reason"),

@@ -203,7 +203,8 @@ def _corpus(src: Source, d: Path, meta: dict, tok, fp: str):
 def load_table(data: str, tokenizer: str = "bytes"):
     """The Corpus of a parquet / JSON-lines / saved / Hub source: from the token cache when its
     fingerprint is there, else streamed into it (a BPE is first trained on the training rows, streamed)."""
-    from .data import cache_dir, tokenizer_for
+    from .data import cache_dir
+    from .tokenizers import tokenizer_for
 
     src = parse(data)
     if src is None:

@@ -21,7 +21,8 @@ def submit_slurm(folder: Path, plan: SweepPlan, partition: str | None, time_min:
     try:
         import submitit
     except ImportError as e:
-        raise RunError("--launcher slurm needs submitit: pip install 'llmhist[slurm]'") from e
+        raise RunError("--launcher slurm needs submitit: pip install 'llmhist[slurm]' "
+                       "(from a checkout: pip install -e '.[slurm]')") from e
     for name, v, lo in (("--time", time_min, 1), ("--max-concurrent", max_concurrent, 1), ("--gpus-per-job",
                                                                                             gpus_per_job, 0)):
         if v < lo:

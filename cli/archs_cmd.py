@@ -71,7 +71,7 @@ def _timeline(rows: list[dict]) -> Table:
     fixed = sum(max(len(c), *(len(x[c]) for x in cells)) + 1 for c in cols if c != "choices")
     width = max(20, console.width - fixed)
     t = Table(title="LLM architectures, oldest first", header_style="bold", box=box.SIMPLE_HEAD, padding=0,
-              show_edge=False, caption="active: per token (MoE); GQA q/kv: query/KV heads; ctx: k = 1,024 tokens",
+              show_edge=False, caption="active: per token (MoE); GQA q/kv: query/KV heads; MoE k/E: top-k of E experts; ctx: k = 1,024 tokens",
               caption_justify="left")
     for c in cols:
         t.add_column(c, justify="left" if c in ("name", "choices") else "right", no_wrap=True, overflow="fold")

@@ -38,7 +38,10 @@ def short_sci(x: float) -> str:
 
 
 def tokens_len(n: int | None) -> str:
-    """A context length as people say it: 2048 -> '2k', 131072 -> '128k' (binary k), 512 -> '512'."""
+    """A context length as people say it: 2048 -> '2k', 131072 -> '128k' (binary k), 10485760 -> '10M'
+    (binary M), 512 -> '512'."""
     if n is None:
         return "n/a"
+    if n >= 1 << 20 and n % (1 << 20) == 0:
+        return f"{n >> 20}M"
     return f"{n // 1024}k" if n >= 1024 and n % 1024 == 0 else f"{n:,}"

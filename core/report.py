@@ -20,11 +20,15 @@ LAWS = ("hoffmann2022-unrounded", "epoch2024")
 
 
 NORM = {"layernorm": "LN", "rmsnorm": "RMSNorm", "rmsnorm_1p": "RMSNorm(1+w)"}
-MLP = {"gelu": "GELU", "gelu_tanh": "GELU", "relu": "ReLU", "swiglu": "SwiGLU", "geglu": "GeGLU"}
+MLP = {"gelu": "GELU", "gelu_tanh": "GELU", "relu": "ReLU", "swiglu": "SwiGLU", "geglu": "GeGLU",
+       "swiglu_clamped": "SwiGLU clamped"}
 
 
 def attention(a: Arch) -> str:
-    """MHA, MQA, or GQA as query heads / KV heads (`GQA 32/8`: 32 query heads share 8 KV heads)."""
+    """MHA, MQA, or GQA as query heads / KV heads (`GQA 32/8`: 32 query heads share 8 KV heads); MLA
+    (DeepSeek's latent attention: one compressed latent cached for all heads)."""
+    if a.mla is not None:
+        return "MLA"
     if a.kv_heads == a.n_heads:
         return "MHA"
     return "MQA" if a.kv_heads == 1 else f"GQA {a.n_heads}/{a.kv_heads}"
@@ -43,7 +47,7 @@ def choices(a: Arch | None) -> str:
     if "local" in a.attn_pattern:
         parts.append("local/global" if a.attn_pattern[0] == "local" else "dense/banded")
     if a.moe:
-        parts.append(f"MoE {a.moe.n_experts}x top-{a.moe.top_k}" + (" +shared" if a.moe.d_ff_shared else ""))
+        parts.append(f"MoE {a.moe.top_k}/{a.moe.n_experts}" + (" +shared" if a.moe.d_ff_shared else ""))
     if a.parallel_block:
         parts.append("parallel")
     if a.attn_softcap:

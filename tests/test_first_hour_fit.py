@@ -295,8 +295,8 @@ def test_help_shows_flags_without_a_value_and_help_text_literally():
         json_line = [l for l in r.output.splitlines() if l.strip().startswith("--json")]
         assert not json_line or len(json_line[0].split()) > 1, (path, json_line)  # --json says what it does
     r = runner.invoke(app, ["--help"])
-    assert "Write a folder transformers' AutoModelForCausalLM.from_pretrained" in " ".join(r.output.split())
-    r = runner.invoke(app, ["sweep", "--help"], env={"COLUMNS": "80"})
+    assert "Write a folder transformers loads (config.json + model.safetensors): AutoModelForCausalLM.from_pretrained," in " ".join(r.output.split())
+    r = runner.invoke(app, ["sweep", "run", "--help"], env={"COLUMNS": "80"})  # sweep is a group: run holds --grid
     assert "[[run]]" in r.output and "[defaults]" in r.output
     fit = typer.main.get_command(app).commands["fit"]  # type: ignore[attr-defined]  # a group's commands
     assert all(p.help for p in fit.params if p.name != "help"), [p.name for p in fit.params if not p.help]

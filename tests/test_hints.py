@@ -124,16 +124,18 @@ def test_the_default_run_folder_names_data_that_is_not_the_default():
     assert default_out("llama", None, 48, 2, 4, 1, n_kv_heads=2) == "runs/llama-d48-l2-h4-kv2-s1"
 
 
-def test_the_study_flags_recommendations_that_disagree(monkeypatch):
-    """First-hour C7: the study calls the disagreement FLAG once per budget (scaling.agreement's)."""
+def test_the_study_flags_recommendations_that_disagree(monkeypatch, capsys):
+    """First-hour C7: the study prints scaling.agreement's disagreement FLAG under its table."""
     import sys
     import types
 
     from llmhist.cli import study_cmd
 
     fake = types.ModuleType("llmhist.scaling.agreement")
-    fake.disagreement_flag = lambda rows: f"{len(rows)} disagree" if len(rows) > 1 else None  # type: ignore[attr-defined]
+    fake.disagreement_flag = lambda rows: "planted: the fits disagree"  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "llmhist.scaling.agreement", fake)
-    rows = [{"law": "a", "C": 1e11}, {"law": "b", "C": 1e11}, {"law": "c", "C": 1e12}]
-    assert study_cmd._disagreement(rows) == "2 disagree"
-    assert study_cmd._disagreement(rows[2:]) is None
+    study_cmd._print_recommendations([], [])
+    assert "FLAG planted: the fits disagree" in " ".join(capsys.readouterr().out.split())
+    fake.disagreement_flag = lambda rows: None  # type: ignore[attr-defined]
+    study_cmd._print_recommendations([], [])
+    assert "FLAG" not in capsys.readouterr().out

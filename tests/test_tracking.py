@@ -233,8 +233,8 @@ def test_the_logger_changes_no_sweep_plan():
     pytest.importorskip("tensorboard")
     from llmhist.train import sweep as S
 
-    a = S.plan_sweep(["llama"], [1e11, 3e11], 3, 4.0, [], [20.0], "cosine", None, 32, 8, common={"seed": 0})
-    b = S.plan_sweep(["llama"], [1e11, 3e11], 3, 4.0, [], [20.0], "cosine", None, 32, 8,
+    a = S.plan_sweep(["llama"], [1e11, 3e11], 3, 4.0, [], None, "cosine", None, 32, 8, common={"seed": 0})
+    b = S.plan_sweep(["llama"], [1e11, 3e11], 3, 4.0, [], None, "cosine", None, 32, 8,
                      common={"seed": 0, "logger": "tensorboard"})
     assert a.hash() == b.hash()  # a sweep resumed with or without --logger is the same plan
     assert b.config("f", b.runs[0]).logger == "tensorboard"

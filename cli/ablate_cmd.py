@@ -221,7 +221,7 @@ def ablate_run(
     json_out: JsonOpt = False,
 ) -> None:
     from ..train import ablate as A
-    from ..train.sweep import check_folder, check_launch
+    from ..train.sweep import check_folder, check_launch, measured_peak
 
     folder = _folder(out, base, target)
     with user_errors():
@@ -235,7 +235,7 @@ def ablate_run(
     with user_errors():
         p = A.plan(_request(ctx_.params, folder))  # validates every option before anything is measured or written
         if not dry_run and launcher == "local":
-            A.estimate(p, *A.measured_peak(threads * (workers or 1) if threads else None))
+            A.estimate(p, *measured_peak(threads * (workers or 1) if threads else None))
     if _show_plan(p, folder, json_out, dry_run):
         return
     if not yes and not typer.confirm("run this ablation?", default=True):

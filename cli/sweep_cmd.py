@@ -94,12 +94,18 @@ def sweep_run(
         raise typer.Exit(1)
     with user_errors():
         if launcher == "slurm":
-            ids = S.submit_slurm(folder, plan, partition, time_min, gpus_per_job, max_concurrent, cpus_per_job,
-                                 retry_failed)
-            return say(f"submitted {len(ids)} runs as a Slurm job array ({', '.join(ids[:3])}"
-                       f"{'...' if len(ids) > 3 else ''}); watch with `llmhist sweep status {folder}`")
+            return _submit(folder, plan, partition, time_min, gpus_per_job, max_concurrent, cpus_per_job, retry_failed)
         rows = _run_here(folder, plan, secs, workers, threads, retry_failed, json_out)
     _show_done(rows, folder, json_out)
+
+
+def _submit(folder: Path, plan, *slurm) -> None:
+    """The plan's unfinished runs as one Slurm job array; `sweep status` follows them."""
+    from ..train import sweep as S
+
+    ids = S.submit_slurm(folder, plan, *slurm)
+    say(f"submitted {len(ids)} runs as a Slurm job array ({', '.join(ids[:3])}{'...' if len(ids) > 3 else ''}); "
+        f"watch with `llmhist sweep status {folder}`")
 
 
 def _show_plan(plan, secs: list[float], how: str | None, folder: Path, json_out: bool) -> None:

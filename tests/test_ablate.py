@@ -192,9 +192,10 @@ def test_cli_refuses_with_a_message():
 
 def test_measured_peak_is_the_device_modules(monkeypatch):
     from llmhist.train import device
+    from llmhist.train.sweep import measured_peak
 
     monkeypatch.setattr(device, "cpu_matmul_peak", lambda threads=None, refresh=False: 1.5e11)
-    peak, how = A.measured_peak(threads=2)
+    peak, how = measured_peak(threads=2)
     assert peak == 1.5e11 and "measured" in how and "2 threads" in how
 
 

@@ -426,16 +426,6 @@ def estimate(doc: dict, peak: float | None = None, peak_how: str | None = None) 
     return doc
 
 
-def measured_peak(threads: int | None = None) -> tuple[float, str]:
-    """The CPU's float32 matmul peak with `threads` threads (all usable cores by default), measured
-    and cached by llmhist.train.device (imports torch: call it only when a run is about to start)."""
-    from . import device
-
-    threads = threads or device.usable_cores()
-    pk = device.cpu_matmul_peak(threads)
-    return pk, f"measured CPU peak {pk:.3g} FLOP/s ({threads} threads; {device.cpu_peak_cache_path()})"
-
-
 # ----------------------------------------------------------------------- as a sweep
 def sweep_plan(doc: dict) -> S.SweepPlan:
     """The ablation as a sweep plan (kind "ablation"): one RunSpec per run, its variant, seed and

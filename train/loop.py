@@ -12,7 +12,7 @@ family's recipe) and reads top to bottom as: set-up (a TrainState: device, corpu
 optimizer, autocast), resume (one path for a killed run and for a WSD branch's start), train_step,
 evaluate, on_evaluation (metrics row, divergence rule, checkpoint by time, report), finish. Its
 parts live beside it: the plan (runplan.py), the LR and evaluation schedules (schedule.py), the
-checkpoint IO (checkpoint.py), Ctrl-C at a step boundary (stop.py); the model initialises itself
+checkpoint IO (checkpoint.py), Ctrl-C at a step boundary (stop.py), the divergence rule (divergence.py); the model initialises itself
 (archs/model.py) and activation checkpointing wraps its blocks from outside it (trainstate.checkpoint_blocks).
 """
 
@@ -37,44 +37,11 @@ from . import device as devmod
 from . import runfolder as rf
 from . import tracking
 from .config import TrainConfig
-from .runfolder import EXIT_DIVERGED, Interrupted, RunError
+from .divergence import DIVERGE_EVALS, DIVERGE_MARGIN_NATS, Diverged, diverged_reason
+from .runfolder import Interrupted, RunError
 from .schedule import EVAL_SUBSET, branch_points, lr_at
 from .stop import StopAtStepEnd, resume_command
 from .trainstate import TrainState, make_state
-
-# the divergence rule (see diverged_reason)
-DIVERGE_MARGIN_NATS = 1.0
-DIVERGE_EVALS = 3
-
-
-class Diverged(RunError):
-    """The run diverged (see diverged_reason); its summary says so and it stays out of fits."""
-
-    exit_code = EXIT_DIVERGED
-
-
-def diverged_reason(val_losses: list[float], vocab_size: int, last: bool = False) -> str | None:
-    """The divergence rule, checkable from metrics.csv: a run has diverged when a loss is not
-    finite, or when its validation loss is more than DIVERGE_MARGIN_NATS (1 nat) above the lower of
-    ln(vocab) (the loss of an untrained, uniform model) and its best validation loss so far, at
-    DIVERGE_EVALS (3) consecutive evaluations or at the last evaluation. Returns why, or None."""
-    if not val_losses:
-        return None
-    v = val_losses[-1]
-    if not math.isfinite(v):
-        return f"validation loss became {v}"
-    ref = math.log(vocab_size)
-    run = 0
-    best = math.inf
-    for x in val_losses:
-        best = min(best, x)
-        run = run + 1 if x > min(ref, best) + DIVERGE_MARGIN_NATS else 0
-    if run >= DIVERGE_EVALS or (run and last):
-        floor = min(ref, best)
-        return (f"validation loss {v:.4g} is more than {DIVERGE_MARGIN_NATS:g} nat above min(ln vocab, best so far) "
-                f"= {floor:.4g} at {run} consecutive evaluation{'s' if run > 1 else ''}"
-                + (" including the last" if last and run < DIVERGE_EVALS else ""))
-    return None
 
 
 class Trainer:

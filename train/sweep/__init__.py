@@ -18,7 +18,7 @@ another plan is refused, and a folder another sweep is running is refused (its l
 from __future__ import annotations
 
 from ..runfolder import EXIT_DIVERGED, EXIT_INTERRUPTED, Interrupted
-from .estimate import estimate_seconds, run_seconds, time_model
+from .estimate import estimate_seconds, measured_peak, run_seconds, time_model
 from .local import (
     LAUNCHERS,
     SWEEP_LOCK,
@@ -57,6 +57,7 @@ from .shapes import family_ladder
 from .slurm import submit_slurm
 
 __all__ = [
+    "measured_peak",
     "DEFAULT_BUDGETS", "EXIT_DIVERGED", "EXIT_INTERRUPTED", "LAUNCHERS", "MIN_STEPS", "PLAN_VERSION", "SWEEP_LOCK",
     "Interrupted", "RunSpec", "SweepPlan", "best_split", "check_common", "check_folder", "check_launch",
     "check_run_name",

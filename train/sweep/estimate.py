@@ -69,3 +69,13 @@ def estimate_seconds(plan: SweepPlan) -> tuple[list[float], str]:
     cores = 1 if gpu else devmod.usable_cores()
     out = [run_seconds(_spec_of(r, ctx), r.tokens, ctx, batch, peak, cores, gpu) for r in plan.runs]
     return out, time_model(peak, gpu)
+
+
+def measured_peak(threads: int | None = None) -> tuple[float, str]:
+    """The CPU's float32 matmul peak with `threads` threads (all usable cores by default), measured
+    and cached by llmhist.train.device (imports torch: call it only when a run is about to start)."""
+    from .. import device
+
+    threads = threads or device.usable_cores()
+    pk = device.cpu_matmul_peak(threads)
+    return pk, f"measured CPU peak {pk:.3g} FLOP/s ({threads} threads; {device.cpu_peak_cache_path()})"
